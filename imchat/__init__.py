@@ -1,0 +1,69 @@
+"""imchat: a self-hostable instant-messaging server and web client."""
+import logging
+import os
+
+import click
+from flask import Flask
+
+from imchat.config import load_config
+from imchat.model import define_database
+from imchat.model.engine import bind_database, describe_database_url
+from imchat.service.contact import ContactService
+from imchat.service.user import UserService
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+log = logging.getLogger('imchat')
+
+
+class Services:
+    """Everything one app instance owns: its database and the services over it."""
+
+    def __init__(self, config):
+        self.config = config
+        self.db = define_database()
+        self.db_kind = bind_database(self.db, config['DATABASE_URL'],
+                                     pool_size=config['DB_POOL_SIZE'])
+        # The original's Sync2: create any missing table at start.
+        self.db.generate_mapping(create_tables=True)
+        self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
+                                 config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
+        self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
+
+    def close(self):
+        self.db.disconnect()
+        provider = self.db.provider
+        if provider is not None:
+            provider.pool.disconnect()
+
+
+def configure_logging(level):
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    logging.getLogger('imchat').setLevel(level.upper())
+
+
+def create_app(config=None):
+    settings = load_config(overrides=config)
+    app = Flask(__name__, static_folder=os.path.join(ROOT, 'asset'), static_url_path='/asset',
+                template_folder=os.path.join(ROOT, 'view'))
+    app.config.update(settings)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    configure_logging(app.config['LOG_LEVEL'])
+
+    app.extensions['imchat'] = Services(app.config)
+    log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
+
+    from imchat import ctrl
+    from imchat.ctrl import contact, user
+    ctrl.register_error_handlers(app)
+    app.register_blueprint(user.bp)
+    app.register_blueprint(contact.bp)
+
+    @app.cli.command('init-db')
+    def init_db():
+        """Create any missing table (the server also does this at start)."""
+        click.echo('tables ready in ' + describe_database_url(app.config['DATABASE_URL']))
+
+    return app

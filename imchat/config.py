@@ -1,0 +1,73 @@
+"""Configuration: defaults here, then the environment (`IMCHAT_*`), then what a
+caller of `create_app(config)` passes in. Every variable is listed in the README."""
+import os
+import secrets
+
+_ENV_PREFIX = 'IMCHAT_'
+
+
+def _int(value):
+    return int(value)
+
+
+def _bool(value):
+    return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+# name: (default, parser). The key in app.config is the name without the prefix.
+SETTINGS = {
+    'DATABASE_URL': ('sqlite:///data/imchat.db', str),
+    'HOST': ('127.0.0.1', str),
+    'PORT': (8080, _int),
+    'SECRET_KEY': (None, str),
+    'LOG_LEVEL': ('INFO', str),
+    # Login tokens expire after this many seconds (30 days).
+    'TOKEN_TTL': (30 * 24 * 3600, _int),
+    # scrypt cost as a power of two (14 is OWASP's interactive setting).
+    'PASSWD_COST': (14, _int),
+    # MySQL connections shared by all greenlets; MariaDB allows 151 by default.
+    'DB_POOL_SIZE': (20, _int),
+    'MAX_COMMUNITIES': (5, _int),
+    # Logins allowed per mobile and per client address in LOGIN_WINDOW seconds.
+    'LOGIN_ATTEMPTS': (10, _int),
+    'LOGIN_WINDOW': (300, _int),
+    # WebSocket: server pings this often, and closes a connection silent for longer
+    # than WS_IDLE_TIMEOUT (a ping a client answers counts as a sign of life).
+    'WS_PING_INTERVAL': (25, _int),
+    'WS_IDLE_TIMEOUT': (75, _int),
+    # Frames queued for one connection before it counts as stalled and is cut off.
+    'WS_QUEUE_SIZE': (1024, _int),
+    # Largest frame accepted as a message; larger ones are refused with an ack.
+    'WS_MAX_FRAME': (64 * 1024, _int),
+    # Uploads
+    'STORAGE': ('local', str),
+    'UPLOAD_DIR': ('mnt', str),
+    'UPLOAD_MAX_BYTES': (10 * 1024 * 1024, _int),
+    'OSS_ENDPOINT': ('', str),
+    'OSS_BUCKET': ('', str),
+    'OSS_ACCESS_KEY_ID': ('', str),
+    'OSS_ACCESS_KEY_SECRET': ('', str),
+    'OSS_REGION': ('', str),
+    'OSS_PUBLIC_URL': ('', str),
+}
+
+
+def load_config(environ=None, overrides=None):
+    """Return the settings as a dict of app.config keys."""
+    environ = os.environ if environ is None else environ
+    config = {}
+    for name, (default, parse) in SETTINGS.items():
+        raw = environ.get(_ENV_PREFIX + name)
+        if raw is None or raw == '':
+            config[name] = default
+            continue
+        try:
+            config[name] = parse(raw)
+        except ValueError:
+            raise ValueError('{}{}={!r} is not valid'.format(_ENV_PREFIX, name, raw))
+    config.update(overrides or {})
+    if not config.get('SECRET_KEY'):
+        # Only Flask's own signing uses it (imchat's tokens live in the database), so a
+        # per-process key is safe; set IMCHAT_SECRET_KEY to keep it across restarts.
+        config['SECRET_KEY'] = secrets.token_hex(32)
+    return config

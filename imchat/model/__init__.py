@@ -1,0 +1,131 @@
+"""Pony entities, declared on a fresh `Database` per app.
+
+A Pony `Database` can be bound once, so each `create_app` gets its own: tests build
+many apps on many throw-away databases, and production builds one. Services reach
+the entities as attributes of that database (`db.User`). Models only declare
+columns and small `to_dict` views; services own every transaction.
+"""
+from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
+
+SEX_WOMEN = 'W'
+SEX_MEN = 'M'
+SEX_UNKNOWN = 'U'
+SEXES = (SEX_WOMEN, SEX_MEN, SEX_UNKNOWN)
+
+# Contact.cate: what the contact's dstid names.
+CONTACT_FRIEND = 1
+CONTACT_COMMUNITY = 2
+
+# Message.cmd, as on the wire.
+CMD_HEART = 0
+CMD_ACK = 1
+CMD_SINGLE_MSG = 10
+CMD_ROOM_MSG = 11
+
+MOBILE_MAX = 20
+NICKNAME_MAX = 40
+AVATAR_MAX = 500
+MEMO_MAX = 140
+COMMUNITY_NAME_MAX = 30
+CONTENT_MAX = 4000
+URL_MAX = 1000
+
+
+def define_database():
+    db = Database()
+
+    class User(db.Entity):
+        _table_ = 'user'
+        id = PrimaryKey(int, auto=True, size=64)
+        mobile = Required(str, MOBILE_MAX, unique=True)
+        passwd = Required(str, 200)
+        nickname = Required(str, NICKNAME_MAX)
+        avatar = Optional(str, AVATAR_MAX)
+        sex = Required(str, 2, default=SEX_UNKNOWN)
+        memo = Optional(str, MEMO_MAX)
+        createat = Required(int, size=64)
+        # Highest message id written to any of this user's connections; a connection
+        # that does not say what it already has (`since`) resumes after it.
+        synced_msgid = Required(int, size=64, default=0)
+
+        def to_public(self, online=False):
+            return {'id': self.id, 'nickname': self.nickname, 'avatar': self.avatar,
+                    'sex': self.sex, 'memo': self.memo, 'online': int(bool(online))}
+
+        def to_own(self, online=False):
+            view = self.to_public(online)
+            view['mobile'] = self.mobile
+            view['createat'] = self.createat
+            return view
+
+    class Token(db.Entity):
+        _table_ = 'token'
+        # SHA-256 of the token: the database never holds a usable token.
+        key = PrimaryKey(str, 64)
+        userid = Required(int, size=64, index=True)
+        createat = Required(int, size=64)
+        expireat = Required(int, size=64)
+
+    class Contact(db.Entity):
+        _table_ = 'contact'
+        id = PrimaryKey(int, auto=True, size=64)
+        ownerid = Required(int, size=64)
+        dstid = Required(int, size=64)
+        cate = Required(int)
+        memo = Optional(str, MEMO_MAX)
+        createat = Required(int, size=64)
+        # For a community membership: the highest message id when the member joined;
+        # they receive the group's messages after it.
+        joined_msgid = Required(int, size=64, default=0)
+        composite_key(ownerid, cate, dstid)
+        composite_index(cate, dstid)
+
+    class Community(db.Entity):
+        _table_ = 'community'
+        id = PrimaryKey(int, auto=True, size=64)
+        name = Required(str, COMMUNITY_NAME_MAX)
+        ownerid = Required(int, size=64, index=True)
+        icon = Optional(str, AVATAR_MAX)
+        cate = Required(int, default=0)
+        memo = Optional(str, MEMO_MAX)
+        createat = Required(int, size=64)
+
+        def to_dict(self):
+            return {'id': self.id, 'name': self.name, 'ownerid': self.ownerid,
+                    'icon': self.icon, 'cate': self.cate, 'memo': self.memo,
+                    'createat': self.createat}
+
+    class Message(db.Entity):
+        _table_ = 'message'
+        id = PrimaryKey(int, auto=True, size=64)
+        userid = Required(int, size=64)
+        cmd = Required(int)
+        dstid = Required(int, size=64)
+        media = Required(int)
+        content = Optional(str, CONTENT_MAX)
+        pic = Optional(str, URL_MAX)
+        url = Optional(str, URL_MAX)
+        memo = Optional(str, MEMO_MAX)
+        amount = Required(int, size=64, default=0)
+        createat = Required(int, size=64)
+        composite_index(cmd, dstid, id)
+        composite_index(userid, id)
+
+        def to_wire(self):
+            return message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
+                                self.content, self.pic, self.url, self.memo, self.amount,
+                                self.createat)
+
+    return db
+
+
+def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
+                 createat):
+    """The stored message as recipients see it; empty body fields are left out."""
+    wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
+            'media': media, 'createat': createat}
+    for name, value in (('content', content), ('pic', pic), ('url', url),
+                        ('memo', memo), ('amount', amount)):
+        if value:
+            wire[name] = value
+    return wire

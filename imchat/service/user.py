@@ -1,0 +1,122 @@
+import secrets
+
+from pony.orm import db_session, select
+
+from imchat.model import SEX_UNKNOWN
+from imchat.service.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from imchat.service.ratelimit import SlidingWindow
+from imchat.util.clock import now_ms
+from imchat.util.passwd import check_passwd, make_passwd
+from imchat.util.token import new_token, token_key
+
+
+class UserService:
+    def __init__(self, db, token_ttl, passwd_cost, login_attempts, login_window,
+                 is_online=lambda user_id: False):
+        self.db = db
+        self.token_ttl_ms = token_ttl * 1000
+        self.passwd_cost = passwd_cost
+        self.login_limit = SlidingWindow(login_attempts, login_window)
+        self._dummy_hash = make_passwd(secrets.token_hex(16), passwd_cost)
+        # Replaced by the chat hub once it exists, so profiles show who is connected.
+        self.is_online = is_online
+
+    def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo=''):
+        """Create an account and log it in; returns (own profile, token). Raises Conflict."""
+        # Hash outside the transaction: it is the slow part and needs no database.
+        hashed = make_passwd(passwd, self.passwd_cost)
+        with db_session:
+            User = self.db.User
+            if User.exists(mobile=mobile):
+                raise Conflict('mobile {} is already registered'.format(mobile), field='mobile')
+            user = User(mobile=mobile, passwd=hashed,
+                        nickname=nickname or 'user{:06d}'.format(secrets.randbelow(10 ** 6)),
+                        avatar=avatar or '', sex=sex or SEX_UNKNOWN, memo=memo or '',
+                        createat=now_ms())
+            user.flush()
+            token = self._issue_token(user.id)
+            return user.to_own(), token
+
+    def login(self, mobile, passwd, client_addr=''):
+        """Check the password and issue a new token; returns (own profile, token).
+        Raises Unauthorized, TooManyRequests."""
+        if not (self.login_limit.hit('m:' + mobile) and self.login_limit.hit('a:' + client_addr)):
+            raise TooManyRequests('too many login attempts, try again in a few minutes')
+        with db_session:
+            user = self.db.User.get(mobile=mobile)
+            stored = user.passwd if user else None
+        # The same hashing work whether or not the mobile exists, so timing tells nothing.
+        valid = check_passwd(passwd, stored or self._dummy_hash)
+        if not (valid and stored):
+            raise Unauthorized('wrong mobile or password')
+        self.login_limit.reset('m:' + mobile)
+        with db_session:
+            user = self.db.User[user.id]
+            token = self._issue_token(user.id)
+            return user.to_own(self.is_online(user.id)), token
+
+    def logout(self, token):
+        """End one token's session."""
+        with db_session:
+            self.db.Token.select(lambda t: t.key == token_key(token)).delete(bulk=True)
+
+    def authenticate(self, token):
+        """Return the id of the token's user. Raises Unauthorized."""
+        if not token:
+            raise Unauthorized('a token is required: log in and send it as '
+                               '"Authorization: Bearer <token>"')
+        with db_session:
+            row = self.db.Token.get(key=token_key(token))
+            if row is None:
+                raise Unauthorized('the token is not valid or has been logged out')
+            if row.expireat <= now_ms():
+                row.delete()
+                raise Unauthorized('the token has expired, log in again')
+            return row.userid
+
+    def find(self, user_id, viewer_id):
+        """A user's public profile (with mobile for oneself). Raises NotFound."""
+        with db_session:
+            user = self.db.User.get(id=user_id)
+            if user is None:
+                raise NotFound('no user {}'.format(user_id))
+            online = self.is_online(user.id)
+            return user.to_own(online) if user.id == viewer_id else user.to_public(online)
+
+    def find_by_mobile(self, mobile):
+        """The id of the user with this mobile. Raises NotFound."""
+        with db_session:
+            user = self.db.User.get(mobile=mobile)
+            if user is None:
+                raise NotFound('no user with mobile {}'.format(mobile), field='mobile')
+            return user.id
+
+    def update_profile(self, user_id, changes):
+        """Change one's own nickname, avatar, sex or memo. Raises NotFound."""
+        with db_session:
+            user = self.db.User.get(id=user_id)
+            if user is None:
+                raise NotFound('no user {}'.format(user_id))
+            for name in ('nickname', 'avatar', 'sex', 'memo'):
+                if changes.get(name) is not None:
+                    setattr(user, name, changes[name])
+            return user.to_own(self.is_online(user_id))
+
+    def public_profiles(self, user_ids):
+        """Public profiles of these users, in id order."""
+        with db_session:
+            users = select(u for u in self.db.User if u.id in list(user_ids)).order_by(
+                lambda u: u.id)[:]
+            return [u.to_public(self.is_online(u.id)) for u in users]
+
+    def purge_expired_tokens(self):
+        with db_session:
+            now = now_ms()
+            self.db.Token.select(lambda t: t.expireat <= now).delete(bulk=True)
+
+    def _issue_token(self, user_id):
+        token = new_token()
+        now = now_ms()
+        self.db.Token(key=token_key(token), userid=user_id, createat=now,
+                      expireat=now + self.token_ttl_ms)
+        return token

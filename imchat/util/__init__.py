@@ -1,0 +1,1 @@
+"""Leaf helpers: no Flask, no database."""
