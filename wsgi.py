@@ -9,22 +9,14 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import logging  # noqa: E402
-import os  # noqa: E402
-
 from imchat import create_app  # noqa: E402,F401
 
-log = logging.getLogger('imchat')
 
 
 def main():
-    from gevent.pywsgi import WSGIServer
+    from imchat.server import serve
 
-    app = create_app()
-    host, port = app.config['HOST'], app.config['PORT']
-    server = WSGIServer((host, port), app)
-    log.info('imchat listening on http://%s:%s (pid %s)', host, port, os.getpid())
-    server.serve_forever()
+    serve(create_app())
 
 
 if __name__ == '__main__':

