@@ -52,7 +52,9 @@ class Metrics:
         for name, (kind, help_text) in DECLARED.items():
             lines.append('# HELP {} {}'.format(name, help_text))
             lines.append('# TYPE {} {}'.format(name, kind))
-            series = sorted((dict(labels), v) for (n, labels), v in values.items() if n == name)
-            for labels, value in series or [({}, 0)]:
-                lines.append('{}{} {}'.format(name, _label_text(labels), value))
+            # Sort by the labels' text: dicts do not order, and label values may mix types.
+            series = sorted(((labels, v) for (n, labels), v in values.items() if n == name),
+                            key=lambda item: [(k, str(v)) for k, v in item[0]])
+            for labels, value in series or [((), 0)]:
+                lines.append('{}{} {}'.format(name, _label_text(dict(labels)), value))
         return '\n'.join(lines) + '\n'
