@@ -46,7 +46,8 @@ class Services:
 def configure_logging(level):
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+        # One line per event: time, level, message (the seed's log.log, now with levels).
+        logging.basicConfig(format='%(asctime)s %(levelname)s %(message)s')
     logging.getLogger('imchat').setLevel(level.upper())
 
 
@@ -67,6 +68,9 @@ def create_app(config=None):
     ctrl.register_error_handlers(app)
     app.register_blueprint(user.bp)
     app.register_blueprint(contact.bp)
+    from imchat.ctrl import ops
+    app.register_blueprint(ops.bp)
+    app.after_request(ops.count_response)
 
     @app.cli.command('init-db')
     def init_db():

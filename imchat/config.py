@@ -21,6 +21,10 @@ SETTINGS = {
     'PORT': (8080, _int),
     'SECRET_KEY': (None, str),
     'LOG_LEVEL': ('INFO', str),
+    # One log line per HTTP request (gevent's access log); off when nginx logs them.
+    'ACCESS_LOG': (True, _bool),
+    # On SIGTERM/SIGINT: seconds to close WebSockets and finish storing messages.
+    'SHUTDOWN_TIMEOUT': (5, _int),
     # Login tokens expire after this many seconds (30 days).
     'TOKEN_TTL': (30 * 24 * 3600, _int),
     # scrypt cost as a power of two (14 is OWASP's interactive setting).

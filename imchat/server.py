@@ -5,24 +5,142 @@ Why this wiring: under gevent, simple-websocket (flask-sock's engine) writes fra
 `sendall`. gevent-websocket upgrades the connection itself and hands the app a ready
 socket in `environ['wsgi.websocket']`, which `imchat.ctrl.chat` uses; under the Flask dev
 server there is no such key and the same view falls back to simple-websocket.
+
+`serve(app)` is what `python wsgi.py` (and so `release/run`) runs: it raises the
+open-file limit, logs where it listens and what it stores into, and on SIGTERM or SIGINT
+stops accepting, lets the app close its WebSockets and finish storing messages, and
+returns so the process exits 0.
 """
 import logging
 import os
+import signal
+import sys
+import time
 
-from gevent.pywsgi import WSGIServer
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 log = logging.getLogger('imchat')
+access_log = logging.getLogger('imchat.access')
+
+STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 
 
 def make_server(app, host=None, port=None, **kwargs):
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
-    return WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
+    # Through logging, request and error lines carry a time and level like every other
+    # line of log.log (pywsgi writes bare lines to stderr by default).
+    kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
+    server = WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
+    # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
+    # otherwise make a logger of its own that prints nothing).
+    server.logger = access_log
+    access_log.setLevel(logging.NOTSET if app.config.get('ACCESS_LOG', True)
+                        else logging.WARNING)
+    return server
+
+
+def raise_open_file_limit():
+    """Raise the soft limit on open files to the hard limit and return (soft, hard),
+    or None where the platform has no such limit (Windows).
+
+    Every WebSocket holds a file descriptor, and Linux's usual soft limit of 1024 would
+    cap one server at about a thousand users (the seed's note on Linux file limits).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        # Linux refuses an infinite soft limit for files; its ceiling is fs.nr_open.
+        try:
+            with open('/proc/sys/fs/nr_open') as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = soft
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as error:
+            log.warning('could not raise the open-file limit from %s to %s: %s',
+                        soft, target, error)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def describe_storage(config):
+    """Where uploads go, for logs: never a key or secret."""
+    kind = config.get('STORAGE', 'local')
+    if kind == 'oss':
+        return 'oss bucket {} at {}'.format(config.get('OSS_BUCKET') or '(unset)',
+                                           config.get('OSS_ENDPOINT') or '(unset)')
+    return '{} directory {}'.format(kind, os.path.abspath(config.get('UPLOAD_DIR', 'mnt')))
+
+
+def _url(address):
+    host, port = address[0], address[1]
+    return 'http://{}:{}'.format('[{}]'.format(host) if ':' in host else host, port)
+
+
+def _on_stop_signals(callback):
+    """Call `callback(name)` in a greenlet on SIGTERM or SIGINT; returns the handles."""
+    handles = []
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        try:
+            handles.append(gevent.signal_handler(number, callback, name))
+        except (AttributeError, NotImplementedError, OSError, ValueError):
+            # Windows' event loop has no signal watchers; a plain handler only sets
+            # an event, which is safe from any greenlet.
+            signal.signal(number, lambda signum, frame, name=name: callback(name))
+    return handles
 
 
 def serve(app):
-    server = make_server(app)
-    log.info('imchat listening on http://%s:%s (pid %s)', app.config['HOST'],
-             app.config['PORT'], os.getpid())
-    server.serve_forever()
+    """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
+    config = app.config
+    services = app.extensions['imchat']
+    limits = raise_open_file_limit()
+    if limits is None:
+        log.info('open-file limit: not applicable on %s', sys.platform)
+    else:
+        log.info('open-file limit: %s (hard limit %s)', *limits)
+
+    stop_requested = Event()
+    signals_seen = []
+
+    def request_stop(name):
+        signals_seen.append(name)
+        if len(signals_seen) == 1:
+            log.info('%s received: shutting down', name)
+            stop_requested.set()
+        else:
+            # A second signal means the operator will not wait.
+            log.warning('%s received again: exiting now', name)
+            os._exit(1)
+
+    handles = _on_stop_signals(request_stop)
+    # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
+    server = make_server(app, spawn=Pool())
+    server.start()
+    log.info('imchat listening on %s (pid %s)', _url(server.address), os.getpid())
+    log.info('storage: %s', describe_storage(config))
+
+    stop_requested.wait()
+    deadline = time.monotonic() + config.get('SHUTDOWN_TIMEOUT', 5)
+    server.close()
+    log.info('stopped accepting connections')
+    services.shutdown(timeout=config.get('SHUTDOWN_TIMEOUT', 5))
+    # Requests still running (a long upload, a socket the app did not close) get
+    # what is left of the timeout, then are killed.
+    server.stop(timeout=max(0.5, deadline - time.monotonic()))
+    for handle in handles:
+        handle.cancel()
+    log.info('imchat stopped')
