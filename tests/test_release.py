@@ -1,0 +1,416 @@
+"""The release: build.sh makes it, `run` starts it from anywhere (under nohup too), it
+logs time/level/message lines without secrets, answers /healthz and the login page, and
+stops cleanly on SIGTERM. build.bat cannot run here, so it is compared with build.sh."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD_SH = os.path.join(ROOT, 'build.sh')
+BUILD_BAT = os.path.join(ROOT, 'build.bat')
+LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S')
+SECRET_MARKERS = {'IMCHAT_SECRET_KEY': 'flask-key-marker-5c1f',
+                  'IMCHAT_OSS_ACCESS_KEY_SECRET': 'oss-secret-marker-9a7e'}
+# What the release holds at its top level (deploy/ carries the nginx and systemd samples).
+RELEASE_ENTRIES = {'wsgi.py', 'requirements.txt', 'imchat', 'view', 'asset', 'run', 'run.bat',
+                   'env.sample', 'deploy'}
+
+pytestmark = pytest.mark.skipif(sys.platform == 'win32', reason='build.sh and run need bash')
+
+
+def build(dest, root=ROOT):
+    return subprocess.run(['bash', os.path.join(root, 'build.sh'), str(dest)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope='module')
+def release(tmp_path_factory):
+    dest = tmp_path_factory.mktemp('build') / 'release'
+    result = build(dest)
+    assert result.returncode == 0, result.stderr
+    return dest
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def release_env(port, database_url, **extra):
+    """The environment `run` gets: this suite's virtual environment (so nothing is
+    installed), a free port, the test's database, and secrets that must not be logged."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('IMCHAT_') and k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(SECRET_MARKERS, IMCHAT_VENV=sys.prefix, IMCHAT_PORT=str(port),
+               IMCHAT_DATABASE_URL=database_url, IMCHAT_LOG_LEVEL='INFO', **extra)
+    return env
+
+
+def http(url, data=None, timeout=5):
+    """(status, headers, body); error statuses are answers too."""
+    body = None if data is None else urllib.parse.urlencode(data).encode()
+    try:
+        with urllib.request.urlopen(url, body, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def wait_healthy(base, alive, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert alive(), 'the server exited before it answered'
+        try:
+            status, _, body = http(base + '/healthz', timeout=2)
+            if status == 200:
+                return json.loads(body)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError('no healthy answer from {} in {}s'.format(base, seconds))
+
+
+def process_gone(pid):
+    """True once `pid` has exited (a zombie nobody reaps counts as exited)."""
+    try:
+        with open('/proc/{}/stat'.format(pid)) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except FileNotFoundError:
+        return True
+
+
+def check_log(text, database_url, port):
+    lines = text.splitlines()
+    assert lines, 'the log is empty'
+    for line in lines:
+        assert LOG_LINE.match(line), 'not a time/level/message line: {!r}'.format(line)
+    assert 'listening on http://127.0.0.1:{}'.format(port) in text
+    assert re.search(r' INFO open-file limit: \d+', text)
+    from imchat.model.engine import describe_database_url
+    assert 'database: ' + describe_database_url(database_url) in text
+    assert 'storage: local directory ' in text
+    for marker in SECRET_MARKERS.values():
+        assert marker not in text
+
+
+def test_build_holds_what_the_server_needs(release):
+    assert set(os.listdir(release)) == RELEASE_ENTRIES
+    assert sorted(os.listdir(release / 'deploy')) == ['imchat.service', 'nginx-imchat.conf']
+    assert os.access(release / 'run', os.X_OK)
+    with open(os.path.join(ROOT, 'requirements.txt')) as f:
+        pinned = f.read()
+    assert (release / 'requirements.txt').read_text() == pinned
+    for line in pinned.splitlines():
+        if line.strip() and not line.startswith('#'):
+            assert re.match(r'^[A-Za-z0-9_.\-\[\]]+==[^=\s]+$', line), 'not pinned: ' + line
+    for package in ('ctrl', 'service', 'model', 'util'):
+        assert (release / 'imchat' / package / '__init__.py').is_file()
+    assert not list(release.rglob('__pycache__'))
+    assert not list(release.rglob('*.pyc'))
+
+
+def test_build_replaces_an_old_release(tmp_path):
+    dest = tmp_path / 'release'
+    dest.mkdir()
+    (dest / 'stale.txt').write_text('from an older build')
+    result = build(dest)
+    assert result.returncode == 0, result.stderr
+    assert not (dest / 'stale.txt').exists()
+    assert set(os.listdir(dest)) == RELEASE_ENTRIES
+
+
+def _copy_of_sources(tmp_path, leave_out=()):
+    copy = tmp_path / 'src'
+    copy.mkdir()
+    for name in ['build.sh', 'wsgi.py', 'requirements.txt', 'imchat', 'view', 'asset', 'deploy']:
+        if name in leave_out:
+            continue
+        source = os.path.join(ROOT, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, copy / name)
+        else:
+            shutil.copy2(source, copy / name)
+    return copy
+
+
+def test_build_fails_loudly_on_a_missing_source(tmp_path):
+    sources = _copy_of_sources(tmp_path, leave_out={'view'})
+    dest = tmp_path / 'release'
+    dest.mkdir()
+    (dest / 'keep.txt').write_text('an old release stays until a build can succeed')
+    result = build(dest, root=sources)
+    assert result.returncode != 0
+    assert 'missing' in result.stderr and 'view' in result.stderr
+    assert (dest / 'keep.txt').exists()
+
+
+def test_build_fails_loudly_when_a_copy_fails(tmp_path):
+    sources = _copy_of_sources(tmp_path)
+    # A file where the release's parent folder must be: mkdir fails.
+    (tmp_path / 'file').write_text('not a folder')
+    result = build(tmp_path / 'file' / 'release', root=sources)
+    assert result.returncode != 0
+    assert 'build.sh: failed' in result.stderr
+
+
+@pytest.mark.parametrize('dest', ['.', '..', '/'])
+def test_build_refuses_to_delete_its_sources(tmp_path, dest):
+    sources = _copy_of_sources(tmp_path)
+    result = subprocess.run(['bash', str(sources / 'build.sh'), dest], cwd=sources,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert 'refusing to build into' in result.stderr
+    assert (sources / 'build.sh').exists() and (sources / 'imchat').is_dir()
+
+
+# -- build.bat, which cannot run here: it must copy what build.sh copies. --
+
+def build_sh_copies():
+    """(source, destination) pairs of build.sh's copy commands, paths with '/'."""
+    with open(BUILD_SH) as f:
+        text = f.read()
+    pairs = re.findall(r'^cp (?:-R )?-- (\S+) "\$dest/(\S+)"$', text, re.M)
+    checked = re.search(r'^for source in (.*?); do$', text.replace('\\\n', ' '), re.M | re.S)
+    return set(pairs), set(checked.group(1).split())
+
+
+def build_bat_copies():
+    with open(BUILD_BAT) as f:
+        text = f.read()
+    pairs = re.findall(r'^(?:copy /y|call :tree) (\S+) "%DEST%\\(\S+)"', text, re.M)
+    checked = re.search(r'^for %%s in \((.*?)\) do', text, re.M)
+
+    def unix(path):
+        return path.replace('\\', '/')
+    return ({(unix(s), unix(d)) for s, d in pairs},
+            {unix(path) for path in checked.group(1).split()})
+
+
+def test_build_bat_copies_the_same_files_as_build_sh():
+    sh_pairs, sh_checked = build_sh_copies()
+    bat_pairs, bat_checked = build_bat_copies()
+    assert sh_pairs and sh_checked
+    assert bat_pairs == sh_pairs
+    assert bat_checked == sh_checked
+    # Every source is checked before the old release is removed.
+    assert {source for source, _ in sh_pairs} == sh_checked
+
+
+def test_the_parsed_copy_list_is_what_build_sh_builds(release):
+    sh_pairs, _ = build_sh_copies()
+    assert {dest.split('/')[0] for _, dest in sh_pairs} | {'deploy'} == RELEASE_ENTRIES
+    for source, dest in sh_pairs:
+        assert (release / dest).exists(), dest
+        if os.path.isfile(os.path.join(ROOT, source)):
+            with open(os.path.join(ROOT, source), 'rb') as f:
+                assert (release / dest).read_bytes() == f.read(), dest
+
+
+def test_windows_scripts_have_crlf_line_ends():
+    # cmd.exe mis-reads labels in files with bare LF line ends.
+    for path in (BUILD_BAT, os.path.join(ROOT, 'deploy', 'run.bat')):
+        with open(path, 'rb') as f:
+            data = f.read()
+        assert data.count(b'\n') == data.count(b'\r\n') > 0, path
+
+
+def test_env_sample_lists_every_setting():
+    from imchat.config import SETTINGS
+    with open(os.path.join(ROOT, 'deploy', 'env.sample')) as f:
+        listed = set(re.findall(r'^# (IMCHAT_[A-Z0-9_]+)=', f.read(), re.M))
+    missing = {'IMCHAT_' + name for name in SETTINGS} - listed
+    assert not missing, 'add these to deploy/env.sample: {}'.format(sorted(missing))
+    assert listed <= {'IMCHAT_' + name for name in SETTINGS}
+
+
+# -- running the release --
+
+def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, tmp_path,
+                                                                       database_url):
+    port = free_port()
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    log_path = tmp_path / 'log.log'
+    with open(log_path, 'ab') as log:
+        server = subprocess.Popen([str(release / 'run')], cwd=elsewhere, stdout=log,
+                                  stderr=subprocess.STDOUT, env=release_env(port, database_url))
+    base = 'http://127.0.0.1:{}'.format(port)
+    try:
+        assert wait_healthy(base, lambda: server.poll() is None) == \
+            {'code': 0, 'msg': '', 'data': {'database': 'ok'}}
+        status, headers, body = http(base + '/user/login.shtml')
+        assert status == 200 and headers['Content-Type'].startswith('text/html')
+        assert b'<form' in body or b'login' in body.lower()
+        status, _, body = http(base + '/user/register', {'mobile': '13900000001',
+                                                          'passwd': 'secret-pass'})
+        assert status == 200, body
+        status, _, body = http(base + '/metrics')
+        assert status == 200 and b'imchat_http_requests_total{status="200"}' in body
+    finally:
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise AssertionError('still running 10 s after SIGTERM')
+    assert code == 0
+    assert time.monotonic() - started < 10
+    text = log_path.read_text()
+    check_log(text, database_url, port)
+    assert 'SIGTERM received' in text and 'imchat stopped' in text
+    # The relative default paths resolve inside the release, not the caller's directory.
+    assert os.listdir(elsewhere) == []
+
+
+def test_release_under_nohup_outlives_its_shell(release, tmp_path):
+    """The README's command, through a symlink and from another directory: the shell
+    that started it exits, a hangup does not stop it, SIGTERM does."""
+    port = free_port()
+    database_url = 'sqlite:///{}'.format(tmp_path / 'db' / 'imchat.db')
+    launcher = tmp_path / 'bin'
+    launcher.mkdir()
+    os.symlink(release / 'run', launcher / 'imchat-run')
+    shell = subprocess.run(['bash', '-c', 'nohup ./bin/imchat-run >>./log.log 2>&1 & echo $!'],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=10,
+                           env=release_env(port, database_url))
+    pid = int(shell.stdout.strip())
+    base = 'http://127.0.0.1:{}'.format(port)
+    try:
+        wait_healthy(base, lambda: not process_gone(pid))
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(0.3)
+        assert not process_gone(pid), 'a hangup stopped the server'
+        assert http(base + '/healthz')[0] == 200
+    finally:
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not process_gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError('still running 10 s after SIGTERM')
+    text = (tmp_path / 'log.log').read_text()
+    check_log(text, database_url, port)
+    assert 'imchat stopped' in text
+    assert (tmp_path / 'db' / 'imchat.db').exists()
+
+
+def test_release_stops_cleanly_on_sigint(release, tmp_path):
+    port = free_port()
+    database_url = 'sqlite:///{}'.format(tmp_path / 'imchat.db')
+    server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=release_env(port, database_url))
+    try:
+        wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            code = server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    assert code == 0
+    assert 'SIGINT received' in server.stdout.read().decode()
+
+
+def test_release_shutdown_is_bounded_by_an_idle_keep_alive_connection(release, tmp_path):
+    """A browser's idle keep-alive connection does not hold the server up past
+    IMCHAT_SHUTDOWN_TIMEOUT."""
+    port = free_port()
+    database_url = 'sqlite:///{}'.format(tmp_path / 'imchat.db')
+    server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env=release_env(port, database_url, IMCHAT_SHUTDOWN_TIMEOUT='2'))
+    idle = None
+    try:
+        wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
+        idle = socket.create_connection(('127.0.0.1', port))
+        idle.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert idle.recv(4096).startswith(b'HTTP/1.1 200')
+    finally:
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+        if idle is not None:
+            idle.close()
+    assert code == 0
+    assert time.monotonic() - started < 2 + 3
+
+
+def test_run_reads_env_file_and_the_environment_wins(release, tmp_path):
+    copy = tmp_path / 'release'
+    shutil.copytree(release, copy, symlinks=True)
+    port, other_port = free_port(), free_port()
+    (copy / 'env').write_text(
+        '# a comment\n\nIMCHAT_PORT={}\r\nIMCHAT_LOG_LEVEL=WARNING\n'
+        'IMCHAT_DATABASE_URL=sqlite:///from-env-file.db\n'.format(port))
+    env = release_env(other_port, 'unused')
+    del env['IMCHAT_PORT'], env['IMCHAT_DATABASE_URL']
+    env['IMCHAT_LOG_LEVEL'] = 'INFO'
+    server = subprocess.Popen([str(copy / 'run')], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=10)
+    assert code == 0
+    out = server.stdout.read().decode()
+    # INFO from the environment beat WARNING from the file; the file gave port and db.
+    assert 'listening on http://127.0.0.1:{}'.format(port) in out
+    assert (copy / 'from-env-file.db').exists()
+
+
+def test_run_refuses_a_malformed_env_file(release, tmp_path):
+    copy = tmp_path / 'release'
+    shutil.copytree(release, copy, symlinks=True)
+    (copy / 'env').write_text('IMCHAT_PORT=8080\nthis is not a setting\n')
+    result = subprocess.run([str(copy / 'run')], capture_output=True, text=True, timeout=30,
+                            env=release_env(free_port(), 'sqlite:///x.db'))
+    assert result.returncode == 1
+    assert 'env line 2' in result.stderr
+
+
+def test_run_makes_its_venv_once_and_reinstalls_when_requirements_change(release, tmp_path):
+    """The first-start path without the network: a release whose requirements.txt is
+    empty makes .venv, installs nothing, and notes what it installed."""
+    copy = tmp_path / 'release'
+    shutil.copytree(release, copy, symlinks=True)
+    (copy / 'requirements.txt').write_text('# nothing to install\n')
+    env = release_env(free_port(), 'sqlite:///x.db', PYTHON=sys.executable,
+                      PIP_NO_INDEX='1')
+    del env['IMCHAT_VENV']
+
+    def install():
+        result = subprocess.run([str(copy / 'run'), '--install-only'], capture_output=True,
+                                text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    first = install()
+    assert 'creating the virtual environment' in first and 'installing' in first
+    assert os.access(copy / '.venv' / 'bin' / 'python', os.X_OK)
+    for line in first.splitlines():
+        assert LOG_LINE.match(line), line
+    assert 'installing' not in install()
+    (copy / 'requirements.txt').write_text('# nothing to install, changed\n')
+    again = install()
+    assert 'installing' in again and 'creating' not in again
