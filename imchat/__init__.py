@@ -71,6 +71,9 @@ def create_app(config=None):
     from imchat.ctrl import ops
     app.register_blueprint(ops.bp)
     app.after_request(ops.count_response)
+    from imchat.ctrl import view
+    # The original's RegisterView: a page for every template under view/.
+    view.register_views(app, app.template_folder)
 
     @app.cli.command('init-db')
     def init_db():

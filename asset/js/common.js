@@ -1,0 +1,262 @@
+/* imchat web client: what every page shares. Language, the login session kept in
+ * localStorage, the JSON API, and a DOM builder that only ever sets text (nothing a
+ * user typed is parsed as HTML). No library, nothing loaded from outside the app. */
+(function () {
+  'use strict';
+
+  var I18N = {
+    zh: {
+      tagline: '和好友、群组即时聊天',
+      mobile: '手机号', passwd: '密码', nickname: '昵称',
+      mobile_hint: '请输入手机号', passwd_hint: '请输入密码',
+      passwd_new_hint: '至少 6 位', nickname_hint: '给自己起个名字',
+      login: '登录', register: '注册', no_account: '还没有账号？', register_now: '立即注册',
+      have_account: '已有账号？', login_now: '去登录',
+      err_mobile: '手机号应为 5 到 19 位数字', err_passwd: '密码至少 6 位',
+      err_network: '网络错误，请稍后重试',
+      tab_friends: '好友', tab_groups: '群组', tab_me: '我',
+      add: '添加', by_mobile: '手机号', by_id: 'ID', friend_hint: '好友的手机号或 ID',
+      add_friend: '加好友', no_friends: '还没有好友，点右上角的 + 添加。',
+      group_name_hint: '新群的名字', create_group: '建群', group_id_hint: '群 ID',
+      join_group: '加入', no_groups: '还没有群，点右上角的 + 新建或加入。',
+      my_id: 'ID', save_nickname: '保存昵称', logout: '退出登录',
+      pick_conversation: '选择一位好友或一个群开始聊天。',
+      back: '返回', members: '群成员', group_id: '群 ID',
+      uploading: '上传中', recording: '录音中', rec_send: '停止并发送', cancel: '取消',
+      emoji: '表情', image: '图片', voice: '语音', type_message: '说点什么…', send: '发送',
+      sending: '发送中…', sent: '已发送', not_sent: '未发送：{why}', resend: '重发',
+      connection_lost: '连接已断开', connecting: '正在连接…',
+      reconnecting: '连接断开，{s} 秒后重连…', online: '在线',
+      friend_added: '已添加好友', group_created: '已创建群「{name}」', group_joined: '已加入群',
+      nickname_saved: '昵称已保存', load_older: '上滑加载更早的消息',
+      loading: '加载中…', no_more: '没有更早的消息了',
+      m_image: '[图片]', m_voice: '[语音]', m_news: '[图文]', m_redpacket: '[红包]',
+      m_emoji: '[表情]', m_link: '[链接]', m_video: '[视频]', m_contact: '[名片]',
+      m_app: '[应用消息]', m_unknown: '[不支持的消息]',
+      redpacket: '红包', redpacket_memo: '恭喜发财，大吉大利',
+      contact_card: '个人名片', add_as_friend: '加为好友', open_link: '打开链接',
+      app_message: '应用消息', unsupported: '不支持的消息类型 {n}',
+      upload_failed: '上传失败：{why}', mic_failed: '无法录音：{why}',
+      mic_unsupported: '这个浏览器不支持录音', too_short: '录音太短',
+      session_over: '登录已失效，请重新登录', you: '我', members_count: '{n} 位成员',
+      lang_other: 'English', today: '今天'
+    },
+    en: {
+      tagline: 'Chat with friends and groups',
+      mobile: 'Mobile', passwd: 'Password', nickname: 'Nickname',
+      mobile_hint: 'Your mobile number', passwd_hint: 'Your password',
+      passwd_new_hint: 'At least 6 characters', nickname_hint: 'What should people call you?',
+      login: 'Log in', register: 'Register', no_account: 'No account yet?',
+      register_now: 'Register', have_account: 'Already registered?', login_now: 'Log in',
+      err_mobile: 'The mobile number must be 5 to 19 digits',
+      err_passwd: 'The password needs at least 6 characters',
+      err_network: 'Network error, please try again',
+      tab_friends: 'Friends', tab_groups: 'Groups', tab_me: 'Me',
+      add: 'Add', by_mobile: 'Mobile', by_id: 'ID', friend_hint: "Friend's mobile or ID",
+      add_friend: 'Add', no_friends: 'No friends yet. Tap + to add one.',
+      group_name_hint: 'New group name', create_group: 'Create', group_id_hint: 'Group ID',
+      join_group: 'Join', no_groups: 'No groups yet. Tap + to create or join one.',
+      my_id: 'ID', save_nickname: 'Save nickname', logout: 'Log out',
+      pick_conversation: 'Pick a friend or a group to start chatting.',
+      back: 'Back', members: 'Members', group_id: 'Group ID',
+      uploading: 'Uploading', recording: 'Recording', rec_send: 'Stop and send',
+      cancel: 'Cancel', emoji: 'Emoji', image: 'Image', voice: 'Voice note',
+      type_message: 'Type a message…', send: 'Send',
+      sending: 'Sending…', sent: 'Sent', not_sent: 'Not sent: {why}', resend: 'Resend',
+      connection_lost: 'connection lost', connecting: 'Connecting…',
+      reconnecting: 'Disconnected, reconnecting in {s} s…', online: 'online',
+      friend_added: 'Friend added', group_created: 'Group “{name}” created',
+      group_joined: 'Joined the group', nickname_saved: 'Nickname saved',
+      load_older: 'Scroll up for older messages', loading: 'Loading…',
+      no_more: 'No older messages',
+      m_image: '[Image]', m_voice: '[Voice]', m_news: '[News]', m_redpacket: '[Red packet]',
+      m_emoji: '[Emoji]', m_link: '[Link]', m_video: '[Video]', m_contact: '[Contact]',
+      m_app: '[App message]', m_unknown: '[Unsupported message]',
+      redpacket: 'Red packet', redpacket_memo: 'Best wishes!',
+      contact_card: 'Contact card', add_as_friend: 'Add as friend', open_link: 'Open link',
+      app_message: 'App message', unsupported: 'Unsupported message type {n}',
+      upload_failed: 'Upload failed: {why}', mic_failed: 'Cannot record: {why}',
+      mic_unsupported: 'This browser cannot record audio', too_short: 'Too short to send',
+      session_over: 'Your session has ended, please log in again', you: 'Me',
+      members_count: '{n} members', lang_other: '中文', today: 'Today'
+    }
+  };
+
+  var LANG_KEY = 'imchat.lang';
+  var SESSION_KEY = 'imchat.session';
+
+  function storageGet(key) {
+    try { return window.localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function storageSet(key, value) {
+    try {
+      if (value === null) window.localStorage.removeItem(key);
+      else window.localStorage.setItem(key, value);
+    } catch (e) { /* private mode: the session lasts as long as the page */ }
+  }
+
+  // The browser's language decides, Chinese by default; the switch overrides it.
+  function detectLang() {
+    var saved = storageGet(LANG_KEY);
+    if (saved === 'zh' || saved === 'en') return saved;
+    var langs = navigator.languages && navigator.languages.length ? navigator.languages
+      : [navigator.language || ''];
+    for (var i = 0; i < langs.length; i++) {
+      var tag = String(langs[i]).toLowerCase();
+      if (tag.indexOf('zh') === 0) return 'zh';
+      if (tag.indexOf('en') === 0) return 'en';
+    }
+    return 'zh';
+  }
+
+  var lang = detectLang();
+
+  function t(key, params) {
+    var text = (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, function (all, name) {
+        return params[name] === undefined ? all : String(params[name]);
+      });
+    }
+    return text;
+  }
+
+  function applyI18n(root) {
+    root = root || document;
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    root.querySelectorAll('[data-i18n]').forEach(function (el) {
+      el.textContent = t(el.getAttribute('data-i18n'));
+    });
+    [['data-i18n-placeholder', 'placeholder'], ['data-i18n-title', 'title'],
+     ['data-i18n-aria-label', 'aria-label']].forEach(function (pair) {
+      root.querySelectorAll('[' + pair[0] + ']').forEach(function (el) {
+        el.setAttribute(pair[1], t(el.getAttribute(pair[0])));
+      });
+    });
+    root.querySelectorAll('.lang-switch').forEach(function (el) {
+      el.textContent = t('lang_other');
+    });
+  }
+
+  function setLang(next) {
+    lang = next === 'en' ? 'en' : 'zh';
+    storageSet(LANG_KEY, lang);
+    applyI18n();
+    document.dispatchEvent(new CustomEvent('imchat:lang', {detail: lang}));
+  }
+
+  var session = {
+    get: function () {
+      try {
+        var data = JSON.parse(storageGet(SESSION_KEY) || 'null');
+        return data && data.token && data.user && data.user.id ? data : null;
+      } catch (e) { return null; }
+    },
+    set: function (profile) {
+      var user = {};
+      Object.keys(profile).forEach(function (k) { if (k !== 'token') user[k] = profile[k]; });
+      storageSet(SESSION_KEY, JSON.stringify({token: profile.token, user: user}));
+    },
+    updateUser: function (user) {
+      var current = session.get();
+      if (!current) return;
+      current.user = user;
+      storageSet(SESSION_KEY, JSON.stringify(current));
+    },
+    clear: function () { storageSet(SESSION_KEY, null); }
+  };
+
+  function ApiError(message, status, field) {
+    this.message = message;
+    this.status = status;
+    this.field = field;
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+
+  // POST a form to the JSON API with the session's token; resolves with the reply
+  // body, rejects with an ApiError carrying the server's message.
+  function api(path, fields, method) {
+    var current = session.get();
+    var headers = {'Accept': 'application/json'};
+    if (current) headers['Authorization'] = 'Bearer ' + current.token;
+    var init = {method: method || 'POST', headers: headers, credentials: 'same-origin'};
+    var body = new URLSearchParams();
+    Object.keys(fields || {}).forEach(function (k) {
+      if (fields[k] !== undefined && fields[k] !== null) body.append(k, String(fields[k]));
+    });
+    if (init.method === 'GET') {
+      var qs = body.toString();
+      if (qs) path += (path.indexOf('?') < 0 ? '?' : '&') + qs;
+    } else {
+      init.body = body;
+    }
+    return fetch(path, init).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (response.ok && data && data.code === 0) return data;
+        var msg = (data && data.msg) || (response.status + ' ' + response.statusText);
+        throw new ApiError(msg, response.status, data && data.field);
+      });
+    }, function () {
+      throw new ApiError(t('err_network'), 0);
+    });
+  }
+
+  // Build an element. `props.text` becomes text, never markup; children are nodes
+  // or strings (made into text nodes).
+  function h(tag, props, children) {
+    var el = document.createElement(tag);
+    props = props || {};
+    Object.keys(props).forEach(function (k) {
+      var v = props[k];
+      if (v === undefined || v === null || v === false) return;
+      if (k === 'text') el.textContent = String(v);
+      else if (k === 'className') el.className = v;
+      else if (k === 'dataset') Object.keys(v).forEach(function (d) { el.dataset[d] = v[d]; });
+      else if (k.indexOf('on') === 0) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : String(v));
+    });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined || child === false) return;
+      el.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
+    });
+    return el;
+  }
+
+  // A URL the page may load (image, audio, video): only this app's own files, so a
+  // message cannot make the browser fetch anything from elsewhere.
+  function localUrl(raw) {
+    if (typeof raw !== 'string' || !raw) return null;
+    try {
+      var url = new URL(raw, window.location.href);
+      if (url.origin !== window.location.origin) return null;
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+      return url.pathname + url.search + url.hash;
+    } catch (e) { return null; }
+  }
+
+  // A URL a person may choose to open in a new tab: http(s) only (no javascript:).
+  function linkUrl(raw) {
+    if (typeof raw !== 'string' || !raw) return null;
+    try {
+      var url = new URL(raw, window.location.href);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    } catch (e) { return null; }
+  }
+
+  function initLangSwitches() {
+    document.querySelectorAll('.lang-switch').forEach(function (el) {
+      el.addEventListener('click', function () { setLang(lang === 'zh' ? 'en' : 'zh'); });
+    });
+  }
+
+  window.imchat = {
+    t: t, h: h, api: api, session: session, ApiError: ApiError,
+    lang: function () { return lang; }, setLang: setLang, applyI18n: applyI18n,
+    localUrl: localUrl, linkUrl: linkUrl, storageGet: storageGet, storageSet: storageSet
+  };
+
+  document.addEventListener('DOMContentLoaded', function () {
+    applyI18n();
+    initLangSwitches();
+  });
+})();
