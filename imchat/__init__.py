@@ -9,6 +9,8 @@ from imchat.config import load_config
 from imchat.model import define_database
 from imchat.model.engine import bind_database, describe_database_url
 from imchat.service.contact import ContactService
+from imchat.service.hub import Hub
+from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
 from imchat.service.user import UserService
 
@@ -30,10 +32,20 @@ class Services:
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
                                  config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
+        self.hub = Hub(self.metrics, config['WS_QUEUE_SIZE'], config['WS_PING_INTERVAL'],
+                       config['WS_IDLE_TIMEOUT'], save_resume_point=self._save_resume_point)
+        self.messages = MessageService(self.db, self.hub, self.metrics)
+        self.users.is_online = self.hub.is_online
+        self.contacts.join_listeners.append(self.hub.join_community)
+
+    def _save_resume_point(self, user_id, msgid):
+        self.messages.save_resume_point(user_id, msgid)
 
     def shutdown(self, timeout=5):
         """Stop gracefully: close every WebSocket with 1001 (going away) and finish
         storing the messages in flight, within about `timeout` seconds."""
+        self.messages.stop(timeout=timeout / 2)
+        self.hub.close_all(timeout=timeout / 2)
         self.close()
 
     def close(self):
@@ -64,10 +76,11 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import ctrl
-    from imchat.ctrl import contact, user
+    from imchat.ctrl import chat, contact, user
     ctrl.register_error_handlers(app)
     app.register_blueprint(user.bp)
     app.register_blueprint(contact.bp)
+    app.register_blueprint(chat.bp)
     from imchat.ctrl import ops
     app.register_blueprint(ops.bp)
     app.after_request(ops.count_response)

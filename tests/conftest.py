@@ -146,3 +146,34 @@ class Auth:
 @pytest.fixture
 def auth(client):
     return Auth(client)
+
+
+class LiveServer:
+    """The app served by the production server (gevent pywsgi + gevent-websocket)."""
+
+    def __init__(self, app, server):
+        self.app = app
+        self.server = server
+        self.port = server.server_port
+        self.url = 'http://127.0.0.1:{}'.format(self.port)
+
+    def ws_url(self, account, **params):
+        query = {'id': account.id, 'token': account.token}
+        query.update(params)
+        return 'ws://127.0.0.1:{}/chat?{}'.format(
+            self.port, '&'.join('{}={}'.format(k, v) for k, v in query.items()))
+
+    @property
+    def hub(self):
+        return self.app.extensions['imchat'].hub
+
+
+@pytest.fixture
+def live_server(app):
+    from imchat.server import make_server
+
+    server = make_server(app, '127.0.0.1', 0)
+    server.start()
+    yield LiveServer(app, server)
+    app.extensions['imchat'].hub.close_all(timeout=1)
+    server.stop(timeout=1)

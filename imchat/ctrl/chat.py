@@ -1,0 +1,116 @@
+"""The /chat WebSocket and /chat/history.
+
+Each connection: authenticate, register a Client (its writer greenlet starts), send
+the stored backlog the connection lacks, then loop on receive in this greenlet. Every
+frame that needs the database gets its own short transaction (inside the services);
+nothing holds a db_session across the loop. `finally` unregisters, whatever ended it.
+"""
+import logging
+
+from flask import Blueprint, Response, current_app, g, request
+
+from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
+from imchat.model import CMD_HEART
+from imchat.service.errors import ServiceError
+from imchat.service.frame import FrameError, parse_frame
+from imchat.service.hub import Client
+from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
+from imchat.util import resp
+from imchat.util.bind import BindError, Field, bind
+from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
+                                CLOSE_UNAUTHORIZED, open_connection)
+
+bp = Blueprint('chat', __name__, url_prefix='/chat')
+log = logging.getLogger('imchat.chat')
+
+# Messages bigger than the accepted size are read, refused with an ack and dropped;
+# past this multiple of it the connection is closed (1009) without reading the rest.
+HARD_LIMIT_FACTOR = 16
+
+CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
+
+
+@bp.route('', methods=['GET', 'POST'])
+def chat_over_http():
+    return reply(resp.fail('/chat is a WebSocket: connect with '
+                           'ws://host/chat?id=<userid>&token=<token>'), 400)
+
+
+# werkzeug routes WebSocket upgrades only to rules marked websocket=True.
+@bp.route('', methods=['GET'], websocket=True)
+def chat():
+    config = current_app.config
+    max_frame = config['WS_MAX_FRAME']
+    conn = open_connection(request.environ, max_frame * HARD_LIMIT_FACTOR,
+                           config['WS_PING_INTERVAL'])
+    if conn is None:
+        return chat_over_http()
+    try:
+        _serve(services(), conn, max_frame)
+    finally:
+        conn.close()
+    return Response(status=101 if request.environ.get('wsgi.websocket') is None else 200)
+
+
+def _serve(svc, conn, max_frame):
+    try:
+        user_id = svc.users.authenticate(request_token())
+        fields = bind(CONNECT_FIELDS, request.args)
+    except ServiceError as error:
+        conn.close(CLOSE_UNAUTHORIZED, error.msg)
+        return
+    except BindError as error:
+        conn.close(CLOSE_BAD_REQUEST, str(error))
+        return
+    if fields['id'] is not None and fields['id'] != user_id:
+        conn.close(CLOSE_FORBIDDEN, 'id {} is not the token\'s user'.format(fields['id']))
+        return
+    hub, messages = svc.hub, svc.messages
+    if not hub.accepting:
+        conn.close(CLOSE_GOING_AWAY, 'server going away')
+        return
+    since = fields['since']
+    if since is None:
+        since = messages.resume_point(user_id)
+    client = Client(hub, user_id, conn, since)
+    hub.register(client, svc.contacts.community_ids(user_id))
+    try:
+        for page in messages.backlog(user_id, since):
+            for msgid, outgoing in page:
+                client.send_backlog(msgid, outgoing)
+        client.finish_sync()
+        while not client.closed:
+            data = conn.receive()
+            if data is None:
+                break
+            client.touch()
+            _handle_frame(svc, client, data, max_frame)
+    finally:
+        hub.unregister(client)
+
+
+def _handle_frame(svc, client, data, max_frame):
+    try:
+        frame = parse_frame(data, max_frame)
+    except FrameError as error:
+        svc.metrics.inc('imchat_messages_refused_total')
+        client.send(ack_refused(error.client_id, error.msg))
+        return
+    if frame.cmd == CMD_HEART:
+        return
+    outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
+    if isinstance(outcome, Refused):
+        svc.metrics.inc('imchat_messages_refused_total')
+        client.send(ack_refused(frame.client_id, outcome.msg))
+    elif frame.client_id is not None:
+        client.send(ack_ok(frame.client_id, outcome))
+
+
+@bp.route('/history', methods=['GET', 'POST'])
+@login_required
+def history():
+    fields = bind_request(Field('cmd', int, required=True),
+                          Field('dstid', int, required=True, minimum=1),
+                          Field('before', int, minimum=1),
+                          Field('limit', int, minimum=1, maximum=HISTORY_MAX))
+    return ok_rows(services().messages.history(g.user_id, **fields))

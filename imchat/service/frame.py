@@ -1,0 +1,164 @@
+"""Checking a client's WebSocket frame against PROTOCOL.md.
+
+`parse_frame` returns a `Frame` the server may store, or raises `FrameError` with the
+reason sent back in a `code: -1` acknowledgement (and the client's `id`, when the frame
+was readable enough to carry one).
+"""
+import json
+import re
+
+from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
+                          MEMO_MAX, URL_MAX)
+
+MEDIA_TEXT = 1
+MEDIA_NEWS = 2
+MEDIA_VOICE = 3
+MEDIA_IMAGE = 4
+MEDIA_RED_PACKET = 5
+MEDIA_EMOJI = 6
+MEDIA_LINK = 7
+MEDIA_VIDEO = 8
+MEDIA_CONTACT = 9
+MEDIA_CUSTOM = 100
+
+# media: (fields that must be present, fields that must be URLs)
+MEDIA_RULES = {
+    MEDIA_TEXT: (('content',), ()),
+    MEDIA_NEWS: (('content', 'url'), ('url', 'pic')),
+    MEDIA_VOICE: (('url', 'amount'), ('url',)),
+    MEDIA_IMAGE: (('url',), ('url', 'pic')),
+    MEDIA_RED_PACKET: (('amount',), ('url',)),
+    MEDIA_EMOJI: (('content',), ('url', 'pic')),
+    MEDIA_LINK: (('url',), ('url', 'pic')),
+    MEDIA_VIDEO: (('url',), ('url', 'pic')),
+    MEDIA_CONTACT: (('content',), ('pic',)),
+    MEDIA_CUSTOM: ((), ('url', 'pic')),
+}
+MEDIA_NAMES = {MEDIA_TEXT: 'text', MEDIA_NEWS: 'news', MEDIA_VOICE: 'voice',
+               MEDIA_IMAGE: 'image', MEDIA_RED_PACKET: 'red packet', MEDIA_EMOJI: 'emoji',
+               MEDIA_LINK: 'link', MEDIA_VIDEO: 'video', MEDIA_CONTACT: 'contact card',
+               MEDIA_CUSTOM: 'application-defined'}
+TEXT_LIMITS = {'content': CONTENT_MAX, 'pic': URL_MAX, 'url': URL_MAX, 'memo': MEMO_MAX}
+# Voice notes in seconds; red packets in cents (at most 10 million yuan).
+AMOUNT_LIMITS = {MEDIA_VOICE: (1, 3600), MEDIA_RED_PACKET: (1, 10 ** 9)}
+AMOUNT_MAX = 10 ** 12
+CLIENT_ID_MAX = 64
+MAX_ID = (1 << 63) - 1
+# A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
+# javascript: or data:, which a receiving web client might render.
+_URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
+
+
+class FrameError(ValueError):
+    def __init__(self, msg, client_id=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.client_id = client_id
+
+
+class Frame:
+    __slots__ = ('client_id', 'cmd', 'dstid', 'media', 'content', 'pic', 'url', 'memo',
+                 'amount')
+
+    def __init__(self, client_id, cmd, dstid=0, media=0, content='', pic='', url='', memo='',
+                 amount=0):
+        self.client_id = client_id
+        self.cmd = cmd
+        self.dstid = dstid
+        self.media = media
+        self.content = content
+        self.pic = pic
+        self.url = url
+        self.memo = memo
+        self.amount = amount
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _client_id(raw):
+    value = raw.get('id')
+    if value is None or value == '':
+        return None
+    if _is_int(value) and -MAX_ID <= value <= MAX_ID:
+        return value
+    if isinstance(value, str) and len(value) <= CLIENT_ID_MAX:
+        return value
+    return None
+
+
+def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
+    value = raw.get(name)
+    if isinstance(value, str) and re.fullmatch(r'-?\d{1,19}', value.strip()):
+        value = int(value)  # the original web client sends some numbers as strings
+    if not _is_int(value):
+        raise FrameError('{} must be a whole number'.format(name), client_id)
+    if (minimum is not None and value < minimum) or value > maximum:
+        raise FrameError('{} must be between {} and {}'.format(name, minimum, maximum),
+                         client_id)
+    return value
+
+
+def parse_frame(data, max_bytes):
+    """Parse one text frame into a Frame. Raises FrameError."""
+    if isinstance(data, (bytes, bytearray)):
+        raise FrameError('send messages as JSON text frames, not binary')
+    too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        raise FrameError('the frame is not valid JSON'
+                         if not too_large else 'the frame is too large')
+    if not isinstance(raw, dict):
+        raise FrameError('the frame must be a JSON object')
+    client_id = _client_id(raw)
+    if too_large:
+        raise FrameError('the frame is too large: at most {} bytes'.format(max_bytes), client_id)
+    if 'cmd' not in raw:
+        raise FrameError('cmd is required', client_id)
+    cmd = raw['cmd']
+    if isinstance(cmd, str) and cmd.strip().isdigit():
+        cmd = int(cmd)
+    if cmd == CMD_HEART and _is_int(cmd):
+        return Frame(client_id, CMD_HEART)
+    if cmd == CMD_ACK and _is_int(cmd):
+        raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
+    if not _is_int(cmd) or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community) or 0 '
+                         '(heartbeat)'.format(cmd), client_id)
+    dstid = _int_field(raw, 'dstid', client_id, minimum=1)
+    media = _int_field(raw, 'media', client_id, minimum=0)
+    if media not in MEDIA_RULES:
+        raise FrameError('unknown media {}: use 1-9 or 100'.format(media), client_id)
+    required, url_fields = MEDIA_RULES[media]
+    values = {}
+    for name, limit in TEXT_LIMITS.items():
+        value = raw.get(name)
+        if value is None:
+            value = ''
+        if _is_int(value):
+            value = str(value)
+        if not isinstance(value, str):
+            raise FrameError('{} must be text'.format(name), client_id)
+        if len(value) > limit:
+            raise FrameError('{} is too long: at most {} characters'.format(name, limit),
+                             client_id)
+        if '\x00' in value:
+            raise FrameError('{} must not contain NUL characters'.format(name), client_id)
+        if value and name in url_fields and not _URL.fullmatch(value):
+            raise FrameError('{} must be an http(s) URL or a path on this server'.format(name),
+                             client_id)
+        values[name] = value
+    amount = 0
+    if raw.get('amount') not in (None, ''):
+        low, high = AMOUNT_LIMITS.get(media, (0, AMOUNT_MAX))
+        amount = _int_field(raw, 'amount', client_id, minimum=low, maximum=high)
+    for name in required:
+        present = amount if name == 'amount' else values[name].strip()
+        if not present:
+            raise FrameError('a {} message needs {}'.format(MEDIA_NAMES[media], name), client_id)
+    if media == MEDIA_CUSTOM and not (values['content'] or values['url']):
+        raise FrameError('an application-defined message needs content or url', client_id)
+    return Frame(client_id, cmd, dstid, media, values['content'], values['pic'], values['url'],
+                 values['memo'], amount)

@@ -1,0 +1,278 @@
+"""Storing chat messages, fanning them out, and reading them back.
+
+One writer greenlet takes accepted frames from a queue and commits them in batches:
+a busy server does one transaction for many messages instead of one each. Only after
+the commit does it fan each message out (in id order, so every connection sees ids
+increase) and release the sender's acknowledgement. No ack ever precedes its commit.
+"""
+import json
+import logging
+import time
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.queue import Empty, Queue
+from pony.orm import db_session, desc, exists, max as db_max, select
+
+from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.service.errors import BadRequest, Forbidden, NotFound
+from imchat.util.clock import now_ms
+from imchat.util.wsconn import OutgoingFrame
+
+log = logging.getLogger('imchat.chat')
+
+# Messages committed in one transaction at most; bigger batches add latency for little gain.
+BATCH_MAX = 256
+# Stored messages read per query when a connection catches up.
+BACKLOG_PAGE = 500
+HISTORY_DEFAULT = 30
+HISTORY_MAX = 100
+# Positive permission answers kept in memory (friendships and memberships are never
+# undone, so a "yes" stays true); cleared when this many pile up.
+PERMISSION_CACHE_MAX = 1000000
+
+
+class Stored:
+    __slots__ = ('msgid', 'createat')
+
+    def __init__(self, msgid, createat):
+        self.msgid = msgid
+        self.createat = createat
+
+
+class Refused:
+    __slots__ = ('msg',)
+
+    def __init__(self, msg):
+        self.msg = msg
+
+
+class _Pending:
+    __slots__ = ('sender_id', 'frame', 'origin', 'result')
+
+    def __init__(self, sender_id, frame, origin):
+        self.sender_id = sender_id
+        self.frame = frame
+        self.origin = origin
+        self.result = AsyncResult()
+
+
+def encode(wire):
+    return OutgoingFrame(json.dumps(wire, ensure_ascii=False, separators=(',', ':'))
+                         .encode('utf-8'))
+
+
+class MessageService:
+    def __init__(self, db, hub, metrics):
+        self.db = db
+        self.hub = hub
+        self.metrics = metrics
+        self._queue = Queue()
+        self._writer = None
+        self._stopping = False
+        self._allowed = set()
+
+    # -- storing -------------------------------------------------------------------
+
+    def submit(self, sender_id, frame, origin=None):
+        """Queue a checked frame for storage; returns an AsyncResult of Stored or Refused."""
+        pending = _Pending(sender_id, frame, origin)
+        if self._stopping:
+            pending.result.set(Refused('the server is shutting down, send it again shortly'))
+            return pending.result
+        if self._writer is None or self._writer.dead:
+            self._writer = gevent.spawn(self._run_writer)
+        self._queue.put(pending)
+        return pending.result
+
+    def stop(self, timeout=5):
+        """Refuse new messages and finish storing the ones in flight."""
+        self._stopping = True
+        self.wait_until_idle(timeout)
+        if self._writer is not None:
+            self._writer.kill(block=True, timeout=1)
+
+    _busy = False
+
+    def _run_writer(self):
+        while True:
+            try:
+                first = self._queue.get(timeout=60)
+            except Empty:
+                return  # idle: the next submit starts a new writer
+            self._busy = True
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except Empty:
+                    break
+            try:
+                self._store_batch(batch)
+            finally:
+                self._busy = False
+
+    def _store_batch(self, batch):
+        try:
+            outcomes = self._commit(batch)
+        except Exception:
+            log.exception('storing %d messages failed', len(batch))
+            # Retry one by one, so one bad message cannot sink the others.
+            outcomes = []
+            for pending in batch:
+                try:
+                    outcomes.extend(self._commit([pending]))
+                except Exception:
+                    log.exception('storing a message from user %s failed', pending.sender_id)
+                    outcomes.append((pending, Refused('the message could not be stored, '
+                                                      'please send it again'), None))
+        for pending, outcome, wire in outcomes:
+            if wire is not None:
+                self._fan_out(pending, wire)
+            pending.result.set(outcome)
+
+    def _commit(self, batch):
+        outcomes = []
+        with db_session:
+            Message = self.db.Message
+            rows = []
+            for pending in batch:
+                refusal = self._refusal(pending.sender_id, pending.frame)
+                if refusal:
+                    outcomes.append((pending, Refused(refusal), None))
+                    continue
+                frame = pending.frame
+                row = Message(userid=pending.sender_id, cmd=frame.cmd, dstid=frame.dstid,
+                              media=frame.media, content=frame.content, pic=frame.pic,
+                              url=frame.url, memo=frame.memo, amount=frame.amount,
+                              createat=now_ms())
+                rows.append((pending, row))
+            # flush in order, so ids increase in the order messages arrived
+            for _, row in rows:
+                row.flush()
+            stored = [(pending, row.to_wire()) for pending, row in rows]
+        self.metrics.inc('imchat_messages_stored_total', len(stored))
+        for pending, wire in stored:
+            outcomes.append((pending, Stored(wire['msgid'], wire['createat']), wire))
+        outcomes.sort(key=lambda o: o[2]['msgid'] if o[2] else 0)
+        return outcomes
+
+    def _refusal(self, sender_id, frame):
+        if frame.cmd == CMD_SINGLE_MSG:
+            key = (CONTACT_FRIEND, sender_id, frame.dstid)
+            if key not in self._allowed:
+                if not self.db.Contact.exists(ownerid=sender_id, cate=CONTACT_FRIEND,
+                                              dstid=frame.dstid):
+                    return 'user {} is not your friend'.format(frame.dstid)
+                self._remember(key)
+        else:
+            key = (CONTACT_COMMUNITY, sender_id, frame.dstid)
+            if key not in self._allowed:
+                if not self.db.Contact.exists(ownerid=sender_id, cate=CONTACT_COMMUNITY,
+                                              dstid=frame.dstid):
+                    return 'you are not a member of community {}'.format(frame.dstid)
+                self._remember(key)
+        return None
+
+    def _remember(self, key):
+        if len(self._allowed) >= PERMISSION_CACHE_MAX:
+            self._allowed.clear()
+        self._allowed.add(key)
+
+    def _fan_out(self, pending, wire):
+        outgoing = encode(wire)
+        if wire['cmd'] == CMD_SINGLE_MSG:
+            recipients = (wire['dstid'], wire['userid'])
+        else:
+            recipients = self.hub.online_members(wire['dstid'])
+        self.hub.fan_out(recipients, wire['msgid'], outgoing, origin=pending.origin)
+
+    # -- reading back --------------------------------------------------------------
+
+    def _visible_to(self, user_id):
+        """A Pony query of the messages `user_id` may read."""
+        Message, Contact = self.db.Message, self.db.Contact
+        return select(
+            m for m in Message
+            if (m.cmd == CMD_SINGLE_MSG and (m.dstid == user_id or m.userid == user_id))
+            or (m.cmd == CMD_ROOM_MSG and exists(
+                c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
+                and c.dstid == m.dstid and m.id > c.joined_msgid)))
+
+    def backlog(self, user_id, since):
+        """Yield pages of (msgid, OutgoingFrame) stored for `user_id` after `since`,
+        in id order; each page in its own short transaction."""
+        cursor = since
+        while True:
+            with db_session:
+                rows = self._visible_to(user_id).filter(lambda m: m.id > cursor).order_by(
+                    lambda m: m.id)[:BACKLOG_PAGE]
+                page = [(row.id, encode(row.to_wire())) for row in rows]
+            if not page:
+                return
+            yield page
+            cursor = page[-1][0]
+            if len(page) < BACKLOG_PAGE:
+                return
+
+    def resume_point(self, user_id):
+        with db_session:
+            user = self.db.User.get(id=user_id)
+            return user.synced_msgid if user else 0
+
+    def save_resume_point(self, user_id, msgid):
+        with db_session:
+            user = self.db.User.get(id=user_id)
+            if user is not None and user.synced_msgid < msgid:
+                user.synced_msgid = msgid
+
+    def last_msgid(self):
+        with db_session:
+            return db_max(m.id for m in self.db.Message) or 0
+
+    def history(self, user_id, cmd, dstid, before=None, limit=HISTORY_DEFAULT):
+        """A page of a conversation, oldest first, with ids below `before`.
+        Raises BadRequest, NotFound, Forbidden."""
+        limit = max(1, min(limit or HISTORY_DEFAULT, HISTORY_MAX))
+        with db_session:
+            Message = self.db.Message
+            if cmd == CMD_SINGLE_MSG:
+                if not self.db.User.exists(id=dstid):
+                    raise NotFound('no user {}'.format(dstid), field='dstid')
+                query = select(m for m in Message if m.cmd == CMD_SINGLE_MSG and (
+                    (m.userid == user_id and m.dstid == dstid)
+                    or (m.userid == dstid and m.dstid == user_id)))
+            elif cmd == CMD_ROOM_MSG:
+                membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
+                                                 dstid=dstid)
+                if membership is None:
+                    if not self.db.Community.exists(id=dstid):
+                        raise NotFound('no community {}'.format(dstid), field='dstid')
+                    raise Forbidden('you are not a member of community {}'.format(dstid))
+                joined = membership.joined_msgid
+                query = select(m for m in Message if m.cmd == CMD_ROOM_MSG and m.dstid == dstid
+                               and m.id > joined)
+            else:
+                raise BadRequest('cmd: must be 10 (a user) or 11 (a community)', field='cmd')
+            if before:
+                query = query.filter(lambda m: m.id < before)
+            rows = query.order_by(lambda m: desc(m.id))[:limit]
+            return [row.to_wire() for row in reversed(rows)]
+
+    def wait_until_idle(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while (not self._queue.empty() or self._busy) and time.monotonic() < deadline:
+            gevent.sleep(0.005)
+
+
+def ack_ok(client_id, stored):
+    return encode({'cmd': 1, 'id': client_id, 'msgid': stored.msgid,
+                   'createat': stored.createat, 'code': 0})
+
+
+def ack_refused(client_id, msg):
+    wire = {'cmd': 1, 'code': -1, 'msg': msg}
+    if client_id is not None:
+        wire['id'] = client_id
+    return encode(wire)
+

@@ -1,0 +1,512 @@
+"""The /chat WebSocket end to end: a real gevent server on a free port, real
+WebSocket clients, a real database (SQLite and MySQL)."""
+import json
+import socket
+import time
+
+import gevent
+import pytest
+
+from tests.wsclient import ChatClient, raw_handshake
+
+
+def wait_for(predicate, timeout=5.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        gevent.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def connect(live_server):
+    clients = []
+
+    def open_client(account, **params):
+        """Connect, and wait until the server has registered the connection."""
+        registered = len(live_server.hub.users.get(account.id, ()))
+        client = ChatClient(live_server.ws_url(account, **params))
+        clients.append(client)
+        assert wait_for(lambda: len(live_server.hub.users.get(account.id, ())) > registered)
+        return client
+    yield open_client
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def pair(auth):
+    alice, bob = auth.register(nickname='alice'), auth.register(nickname='bob')
+    auth.befriend(alice, bob)
+    return alice, bob
+
+
+def test_one_to_one_both_ways(pair, connect):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    sent_id = a.text(bob.id, 'hello bob')
+    ack = a.recv_ack()
+    assert ack['id'] == sent_id and ack['code'] == 0 and ack['msgid'] > 0
+    assert abs(ack['createat'] - time.time() * 1000) < 60000
+    got = b.recv()
+    assert got == {'msgid': ack['msgid'], 'userid': alice.id, 'cmd': 10, 'dstid': bob.id,
+                   'media': 1, 'createat': ack['createat'], 'content': 'hello bob'}
+    b.text(alice.id, 'hi alice')
+    reply_ack = b.recv_ack()
+    got = a.recv()
+    assert got['content'] == 'hi alice' and got['userid'] == bob.id
+    assert reply_ack['msgid'] > ack['msgid']
+    a.expect_nothing()
+
+
+def test_every_media_type_is_delivered_with_its_fields(pair, connect):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    bodies = [
+        {'media': 3, 'url': '/mnt/a.mp3', 'amount': 40},
+        {'media': 4, 'url': 'http://example.invalid/a.png'},
+        {'media': 5, 'url': 'http://x/red?id=1', 'amount': 300, 'memo': '恭喜发财'},
+        {'media': 6, 'content': '😀'},
+        {'media': 9, 'content': '10086', 'pic': '/mnt/p.png', 'memo': '胡大力'},
+    ]
+    for body in bodies:
+        a.send(cmd=10, dstid=bob.id, **body)
+        assert a.recv_ack()['code'] == 0
+        got = b.recv()
+        for name, value in body.items():
+            assert got[name] == value
+
+
+def test_group_of_three(auth, connect):
+    alice, bob, carol = (auth.register() for _ in range(3))
+    group = auth.create_community(alice, 'trio')
+    auth.join(bob, group['id'])
+    auth.join(carol, group['id'])
+    a, b, c = connect(alice), connect(bob), connect(carol)
+    a.text(group['id'], 'hello group', cmd=11)
+    ack = a.recv_ack()
+    for client in (b, c):
+        got = client.recv()
+        assert got['msgid'] == ack['msgid'] and got['cmd'] == 11
+        assert got['dstid'] == group['id'] and got['userid'] == alice.id
+    c.text(group['id'], 'carol here', cmd=11)
+    c.recv_ack()
+    assert a.recv()['content'] == 'carol here' and b.recv()['content'] == 'carol here'
+    a.expect_nothing()
+
+
+def test_senders_other_device_gets_the_message(pair, connect, auth):
+    alice, bob = pair
+    laptop = auth.login(alice)
+    phone, desk, b = connect(alice), connect(laptop), connect(bob)
+    phone.text(bob.id, 'from my phone')
+    ack = phone.recv_ack()
+    assert desk.recv()['msgid'] == ack['msgid']
+    assert b.recv()['msgid'] == ack['msgid']
+    phone.expect_nothing()
+
+
+def test_recipient_gets_it_on_every_device(pair, connect, auth):
+    alice, bob = pair
+    b1, b2, a = connect(bob), connect(auth.login(bob)), connect(alice)
+    a.text(bob.id, 'to all of bob')
+    a.recv_ack()
+    assert b1.recv()['content'] == b2.recv()['content'] == 'to all of bob'
+
+
+def test_spoofed_userid_is_replaced_by_the_sender(pair, connect, auth):
+    alice, bob = pair
+    carol = auth.register()
+    auth.befriend(carol, bob)
+    a, b = connect(alice), connect(bob)
+    a.send(cmd=10, dstid=bob.id, media=1, content='pretending', userid=carol.id)
+    a.recv_ack()
+    assert b.recv()['userid'] == alice.id
+
+
+def test_stranger_is_refused_and_connection_stays_up(auth, connect, pair):
+    alice, bob = pair
+    stranger = auth.register()
+    s, b = connect(stranger), connect(bob)
+    sent = s.text(bob.id, 'let me in')
+    ack = s.recv_ack()
+    assert ack == {'cmd': 1, 'code': -1, 'msg': 'user {} is not your friend'.format(bob.id),
+                   'id': sent}
+    b.expect_nothing()
+    auth.befriend(stranger, bob)
+    s.text(bob.id, 'now friends')
+    assert s.recv_ack()['code'] == 0
+    assert b.recv()['content'] == 'now friends'
+
+
+def test_non_member_is_refused(auth, connect):
+    alice, mallory = auth.register(), auth.register()
+    group = auth.create_community(alice)
+    a, m = connect(alice), connect(mallory)
+    m.text(group['id'], 'hi', cmd=11)
+    ack = m.recv_ack()
+    assert ack['code'] == -1 and 'not a member' in ack['msg']
+    a.expect_nothing()
+
+
+@pytest.mark.parametrize('raw, reason', [
+    ('{not json', 'not valid JSON'),
+    ('{"id": 4, "cmd": 42}', 'unknown cmd'),
+    ('{"id": 4, "cmd": 10, "dstid": 2, "media": 77, "content": "x"}', 'unknown media'),
+    ('"a string"', 'JSON object'),
+    (b'\x01\x02binary', 'JSON text frames'),
+])
+def test_bad_frames_get_an_error_and_the_connection_stays_up(pair, connect, raw, reason):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    a.send_raw(raw)
+    ack = a.recv_ack()
+    assert ack['code'] == -1 and reason in ack['msg']
+    a.text(bob.id, 'still here')
+    assert a.recv_ack()['code'] == 0
+    assert b.recv()['content'] == 'still here'
+
+
+def test_oversized_frame_is_refused_and_connection_stays_up(app, pair, connect):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    limit = app.config['WS_MAX_FRAME']
+    a.send(id='big', cmd=10, dstid=bob.id, media=1, content='x' * (limit + 10))
+    ack = a.recv_ack()
+    assert ack == {'cmd': 1, 'code': -1, 'id': 'big',
+                   'msg': 'the frame is too large: at most {} bytes'.format(limit)}
+    a.text(bob.id, 'small')
+    assert a.recv_ack()['code'] == 0 and b.recv()['content'] == 'small'
+
+
+def test_huge_frame_closes_without_being_read(app, pair, live_server):
+    alice, _ = pair
+    sock = raw_handshake(live_server.port, alice)
+    # Only the header of a frame far past the limit: the server must not wait for it.
+    length = app.config['WS_MAX_FRAME'] * 16 + 1
+    sock.sendall(bytes([0x81, 0x80 | 127]) + length.to_bytes(8, 'big') + b'mask')
+    sock.settimeout(5)
+    reply = sock.recv(64)
+    assert reply[0] == 0x88 and int.from_bytes(reply[2:4], 'big') == 1009
+    sock.close()
+
+
+def test_large_message_arrives_whole(pair, connect):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    content = '长' * 4000  # 12 kB of UTF-8 in one frame
+    a.text(bob.id, content)
+    a.recv_ack()
+    assert b.recv()['content'] == content
+
+
+def test_heartbeat_gets_no_reply(pair, connect):
+    alice, _ = pair
+    a = connect(alice)
+    a.send(cmd=0)
+    a.expect_nothing()
+
+
+@pytest.mark.parametrize('params, code', [
+    ({'token': 'not-a-token'}, 4401),
+    ({'token': ''}, 4401),
+])
+def test_bad_token_gets_no_usable_connection(live_server, pair, params, code):
+    alice, _ = pair
+    client = ChatClient(live_server.ws_url(alice, **params))
+    got_code, reason = client.close_code()
+    assert got_code == code and 'token' in reason
+    assert not live_server.hub.is_online(alice.id)
+
+
+def test_id_must_match_the_token(live_server, pair):
+    alice, bob = pair
+    client = ChatClient(live_server.ws_url(alice, id=bob.id))
+    code, reason = client.close_code()
+    assert code == 4403 and 'not the token' in reason
+    assert not live_server.hub.is_online(bob.id)
+
+
+def test_bad_since_is_refused(live_server, pair):
+    alice, _ = pair
+    client = ChatClient(live_server.ws_url(alice, since='yesterday'))
+    code, reason = client.close_code()
+    assert code == 4400 and 'since' in reason
+
+
+def test_logged_out_token_cannot_connect(live_server, client, pair):
+    alice, _ = pair
+    client.post('/user/logout', headers=alice.headers)
+    ws = ChatClient(live_server.ws_url(alice))
+    assert ws.close_code()[0] == 4401
+
+
+def test_token_in_bearer_header(live_server, pair):
+    import websocket
+    alice, bob = pair
+    ws = websocket.create_connection('ws://127.0.0.1:{}/chat'.format(live_server.port),
+                                     header=['Authorization: Bearer ' + alice.token], timeout=5)
+    try:
+        ws.send(json.dumps({'id': 1, 'cmd': 10, 'dstid': bob.id, 'media': 1, 'content': 'x'}))
+        assert json.loads(ws.recv())['code'] == 0
+    finally:
+        ws.close()
+
+
+def test_plain_http_get_on_chat_is_a_clear_error(client):
+    response = client.get('/chat')
+    assert response.status_code == 400 and 'WebSocket' in response.json['msg']
+
+
+def test_offline_messages_arrive_on_connect_in_order_once(pair, connect, live_server):
+    alice, bob = pair
+    a = connect(alice)
+    sent = []
+    for i in range(5):
+        a.text(bob.id, 'offline %d' % i)
+        sent.append(a.recv_ack()['msgid'])
+    b = connect(bob)
+    got = b.recv_messages(5)
+    assert [m['msgid'] for m in got] == sent
+    assert [m['content'] for m in got] == ['offline %d' % i for i in range(5)]
+    b.expect_nothing()
+    b.close()
+    # Reconnecting without `since` resumes after what was delivered.
+    assert wait_for(lambda: not live_server.hub.is_online(bob.id))
+    again = connect(bob)
+    again.expect_nothing()
+
+
+def test_since_replays_exactly_what_is_missing(pair, connect):
+    alice, bob = pair
+    a = connect(alice)
+    ids = []
+    for i in range(4):
+        a.text(bob.id, str(i))
+        ids.append(a.recv_ack()['msgid'])
+    b = connect(bob, since=ids[1])
+    assert [m['msgid'] for m in b.recv_messages(2)] == ids[2:]
+    b.expect_nothing()
+    everything = connect(bob, since=0)
+    assert [m['msgid'] for m in everything.recv_messages(4)] == ids
+    everything.expect_nothing()
+
+
+def test_own_messages_from_another_device_are_in_the_backlog(pair, connect):
+    alice, bob = pair
+    a = connect(alice)
+    a.text(bob.id, 'sent while my laptop was off')
+    msgid = a.recv_ack()['msgid']
+    laptop = connect(alice, since=0)
+    got = laptop.recv()
+    assert got['msgid'] == msgid and got['userid'] == alice.id
+
+
+def test_offline_group_messages_since_joining(auth, connect):
+    alice, bob, carol = (auth.register() for _ in range(3))
+    group = auth.create_community(alice)
+    auth.join(bob, group['id'])
+    a = connect(alice)
+    a.text(group['id'], 'before carol', cmd=11)
+    a.recv_ack()
+    auth.join(carol, group['id'])
+    a.text(group['id'], 'after carol', cmd=11)
+    after = a.recv_ack()['msgid']
+    b = connect(bob)
+    assert [m['content'] for m in b.recv_messages(2)] == ['before carol', 'after carol']
+    c = connect(carol)
+    got = c.recv()
+    assert got['msgid'] == after and got['content'] == 'after carol'
+    c.expect_nothing()
+
+
+def test_joining_updates_open_connections_at_once(auth, connect, client):
+    alice, bob = auth.register(), auth.register()
+    group = auth.create_community(alice)
+    a, b = connect(alice), connect(bob)
+    auth.join(bob, group['id'])
+    a.text(group['id'], 'welcome bob', cmd=11)
+    a.recv_ack()
+    assert b.recv()['content'] == 'welcome bob'
+
+
+def test_live_messages_during_catch_up_are_neither_lost_nor_doubled(pair, connect, live_server):
+    alice, bob = pair
+    a = connect(alice)
+    backlog = 1200  # more than two backlog pages
+    for i in range(backlog):
+        a.text(bob.id, 'old %d' % i)
+    for _ in range(backlog):
+        assert a.recv_ack()['code'] == 0
+    b = connect(bob)
+
+    def send_live():
+        for i in range(50):
+            a.text(bob.id, 'live %d' % i)
+    sender = gevent.spawn(send_live)
+    got = b.recv_messages(backlog + 50, timeout=20)
+    sender.join()
+    ids = [m['msgid'] for m in got]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    contents = [m['content'] for m in got]
+    assert contents[:backlog] == ['old %d' % i for i in range(backlog)]
+    assert contents[backlog:] == ['live %d' % i for i in range(50)]
+    b.expect_nothing()
+
+
+def test_history_pages_back_oldest_first(pair, connect, client):
+    alice, bob = pair
+    a = connect(alice)
+    ids = []
+    for i in range(7):
+        a.text(bob.id, 'm%d' % i)
+        ids.append(a.recv_ack()['msgid'])
+    page = client.get('/chat/history', query_string={'cmd': 10, 'dstid': bob.id, 'limit': 3},
+                      headers=alice.headers).json
+    assert [m['msgid'] for m in page['rows']] == ids[4:]
+    older = client.get('/chat/history', query_string={'cmd': 10, 'dstid': alice.id, 'limit': 3,
+                                                        'before': ids[4]},
+                       headers=bob.headers).json['rows']
+    assert [m['content'] for m in older] == ['m1', 'm2', 'm3']
+    oldest = client.post('/chat/history', data={'cmd': 10, 'dstid': bob.id, 'before': ids[1]},
+                         headers=alice.headers).json['rows']
+    assert [m['msgid'] for m in oldest] == ids[:1]
+
+
+def test_history_of_a_group_needs_membership(auth, connect, client):
+    alice, mallory = auth.register(), auth.register()
+    group = auth.create_community(alice)
+    a = connect(alice)
+    a.text(group['id'], 'members only', cmd=11)
+    a.recv_ack()
+    rows = client.get('/chat/history', query_string={'cmd': 11, 'dstid': group['id']},
+                      headers=alice.headers).json['rows']
+    assert [m['content'] for m in rows] == ['members only']
+    refused = client.get('/chat/history', query_string={'cmd': 11, 'dstid': group['id']},
+                         headers=mallory.headers)
+    assert refused.status_code == 403
+    missing = client.get('/chat/history', query_string={'cmd': 11, 'dstid': 999},
+                         headers=alice.headers)
+    assert missing.status_code == 404
+
+
+def test_history_only_shows_my_conversations(auth, connect, client, pair):
+    alice, bob = pair
+    carol = auth.register()
+    a = connect(alice)
+    a.text(bob.id, 'private')
+    a.recv_ack()
+    rows = client.get('/chat/history', query_string={'cmd': 10, 'dstid': bob.id},
+                      headers=carol.headers).json['rows']
+    assert rows == []
+
+
+@pytest.mark.parametrize('query, field', [
+    ({'dstid': 2}, 'cmd'), ({'cmd': 10}, 'dstid'), ({'cmd': 12, 'dstid': 2}, 'cmd'),
+    ({'cmd': 10, 'dstid': 2, 'limit': 1000}, 'limit'),
+])
+def test_history_bad_fields(client, pair, query, field):
+    alice, _ = pair
+    response = client.get('/chat/history', query_string=query, headers=alice.headers)
+    assert response.status_code == 400 and response.json['field'] == field
+
+
+def test_history_needs_a_token(client):
+    assert client.get('/chat/history?cmd=10&dstid=1').status_code == 401
+
+
+def test_stalled_reader_is_cut_off_while_others_keep_receiving(app_config, auth, live_server,
+                                                                connect):
+    hub = live_server.hub
+    hub.queue_size = 32
+    alice, stalled, carol = auth.register(), auth.register(), auth.register()
+    group = auth.create_community(alice)
+    auth.join(stalled, group['id'])
+    auth.join(carol, group['id'])
+    # A raw WebSocket handshake, then never read: the server's writes pile up.
+    sock = raw_handshake(live_server.port, stalled, rcvbuf=4096)
+    assert wait_for(lambda: hub.is_online(stalled.id))
+    a, c = connect(alice), connect(carol)
+    content = '长' * 4000
+    # 6 MB for the stalled reader: past the kernel's socket buffers (tcp_wmem tops out at
+    # 4 MB here) and the connection's queue.
+    total = 500
+    received = []
+
+    def read_carol():
+        for _ in range(total):
+            received.append(c.recv(timeout=10)['msgid'])
+    reader = gevent.spawn(read_carol)
+    for i in range(total):
+        a.text(group['id'], content, cmd=11)
+        assert a.recv_ack()['code'] == 0
+    reader.join(timeout=20)
+    assert len(received) == total and received == sorted(received)
+    assert wait_for(lambda: not hub.is_online(stalled.id))
+    assert live_server.app.extensions['imchat'].metrics.value('imchat_queue_drops_total') >= 1
+    sock.close()
+
+
+def test_abruptly_dropped_connection_leaves_no_trace(live_server, pair):
+    alice, _ = pair
+    hub = live_server.hub
+    client = ChatClient(live_server.ws_url(alice))
+    assert wait_for(lambda: hub.is_online(alice.id))
+    client.ws.sock.shutdown(socket.SHUT_RDWR)
+    client.ws.sock.close()
+    assert wait_for(lambda: not hub.is_online(alice.id))
+    assert alice.id not in hub.users
+    assert hub.communities == {}
+
+
+def test_silent_connection_is_closed_after_the_idle_timeout(app_config, auth, live_server):
+    live_server.hub.ping_interval = 0.2
+    live_server.hub.idle_timeout = 0.6
+    alice = auth.register()
+    group = auth.create_community(alice)
+    sock = raw_handshake(live_server.port, alice)
+    assert wait_for(lambda: live_server.hub.is_online(alice.id))
+    assert group['id'] in live_server.hub.communities
+    assert wait_for(lambda: not live_server.hub.is_online(alice.id), timeout=5)
+    assert live_server.hub.communities == {}
+    sock.close()
+
+
+def test_a_client_answering_pings_stays_connected(auth, live_server, pair):
+    live_server.hub.ping_interval = 0.1
+    live_server.hub.idle_timeout = 0.4
+    alice, bob = pair
+    a = ChatClient(live_server.ws_url(alice))
+    b = ChatClient(live_server.ws_url(bob))
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:  # websocket-client answers pings while reading
+        a.expect_nothing(0.05)
+        b.expect_nothing(0.05)
+    assert live_server.hub.is_online(alice.id)
+    a.text(bob.id, 'still alive')
+    assert a.recv_ack()['code'] == 0
+    assert b.recv()['content'] == 'still alive'
+
+
+def test_online_flag_follows_connections(live_server, client, pair, connect):
+    alice, bob = pair
+    assert client.post('/user/find', data={'id': alice.id},
+                       headers=bob.headers).json['data']['online'] == 0
+    a = connect(alice)
+    assert wait_for(lambda: live_server.hub.is_online(alice.id))
+    assert client.post('/user/find', data={'id': alice.id},
+                       headers=bob.headers).json['data']['online'] == 1
+    a.close()
+    assert wait_for(lambda: not live_server.hub.is_online(alice.id))
+
+
+def test_going_away_on_shutdown_after_storing_in_flight(app, pair, connect, live_server):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    a.text(bob.id, 'last words')
+    a.recv_ack()
+    app.extensions['imchat'].messages.stop(timeout=1)
+    live_server.hub.close_all(timeout=1)
+    assert b.recv()['content'] == 'last words'
+    assert b.close_code()[0] == 1001
