@@ -414,3 +414,162 @@ def test_run_makes_its_venv_once_and_reinstalls_when_requirements_change(release
     (copy / 'requirements.txt').write_text('# nothing to install, changed\n')
     again = install()
     assert 'installing' in again and 'creating' not in again
+
+
+def _start_release(release, tmp_path, port, database_url, log_name='log.log'):
+    log = open(tmp_path / log_name, 'ab')
+    server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=log,
+                              stderr=subprocess.STDOUT, env=release_env(port, database_url))
+    log.close()
+    wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
+    return server
+
+
+def _stop(server, sig=signal.SIGTERM, within=10):
+    server.send_signal(sig)
+    try:
+        return server.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        raise AssertionError('still running {} s after {}'.format(within, sig))
+
+
+def test_sigterm_closes_websockets_going_away_and_keeps_every_acknowledged_message(
+        release, tmp_path):
+    """SIGTERM while a client is sending: it gets close code 1001, and each message it
+    had an acknowledgement for is in the history after a restart."""
+    from tests.wsclient import ChatClient, ConnectionClosed
+
+    port = free_port()
+    database_url = 'sqlite:///{}'.format(tmp_path / 'imchat.db')
+    base = 'http://127.0.0.1:{}'.format(port)
+    server = _start_release(release, tmp_path, port, database_url)
+    try:
+        users = []
+        for mobile in ('13900000011', '13900000012'):
+            status, _, body = http(base + '/user/register',
+                                   {'mobile': mobile, 'passwd': 'secret-pass'})
+            assert status == 200, body
+            users.append(json.loads(body)['data'])
+        sender, receiver = users
+        request = urllib.request.Request(
+            base + '/contact/addfriend', urllib.parse.urlencode({'dstid': receiver['id']}).encode(),
+            headers={'Authorization': 'Bearer ' + sender['token']})
+        assert urllib.request.urlopen(request, timeout=5).status == 200
+        client = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
+            port, sender['id'], sender['token']))
+        for n in range(50):
+            client.text(receiver['id'], 'message {}'.format(n))
+        # The first acknowledgement, then the signal while the rest are in flight.
+        acknowledged = [client.recv_ack()['msgid']]
+        server.send_signal(signal.SIGTERM)
+        close_code = None
+        while close_code is None:
+            try:
+                frame = client.recv(timeout=10)
+            except ConnectionClosed as closed:
+                close_code = int.from_bytes(closed.args[0][:2], 'big')
+                break
+            if frame.get('cmd') == 1 and frame.get('code') == 0:
+                acknowledged.append(frame['msgid'])
+        assert close_code == 1001
+        assert server.wait(timeout=10) == 0
+    finally:
+        if server.poll() is None:
+            _stop(server)
+
+    server = _start_release(release, tmp_path, port, database_url, 'log2.log')
+    try:
+        status, _, body = http(base + '/chat/history?' + urllib.parse.urlencode(
+            {'cmd': 10, 'dstid': sender['id'], 'limit': 100, 'token': receiver['token']}))
+        assert status == 200, body
+        stored = {row['msgid'] for row in json.loads(body)['rows']}
+    finally:
+        assert _stop(server) == 0
+    assert set(acknowledged) <= stored
+    text = (tmp_path / 'log.log').read_text()
+    check_log(text, database_url, port)
+
+
+NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/nginx', os.X_OK)
+                                  else None)
+
+
+def _site_for_test(release, listen_port, app_port):
+    """deploy/nginx-imchat.conf pointed at this test's ports and release folder; each
+    replaced line must be there, so a changed sample fails here instead of going untested."""
+    with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
+        site = f.read()
+    for old, new in [('listen 80;', 'listen 127.0.0.1:{};'.format(listen_port)),
+                     ('server 127.0.0.1:8080;', 'server 127.0.0.1:{};'.format(app_port)),
+                     ('alias /opt/imchat/asset/;', 'alias {}/asset/;'.format(release))]:
+        assert site.count(old) == 1, 'the nginx sample no longer has ' + old
+        site = site.replace(old, new)
+    return site
+
+
+@pytest.mark.skipif(NGINX is None, reason='nginx is not installed (apt-get install nginx-core)')
+def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_path):
+    from tests.wsclient import ChatClient
+
+    app_port, nginx_port = free_port(), free_port()
+    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port))
+    mime = '/etc/nginx/mime.types'
+    (tmp_path / 'nginx.conf').write_text('\n'.join([
+        'user root;', 'pid {0}/nginx.pid;', 'error_log {0}/error.log;', 'events {{}}',
+        'http {{', '    access_log off;',
+        '    include {};'.format(mime) if os.path.exists(mime) else '',
+        '    client_body_temp_path {0}/body;', '    proxy_temp_path {0}/proxy;',
+        '    fastcgi_temp_path {0}/fastcgi;', '    uwsgi_temp_path {0}/uwsgi;',
+        '    scgi_temp_path {0}/scgi;', '    include {0}/site.conf;', '}}', '']).format(tmp_path))
+    checked = subprocess.run([NGINX, '-t', '-c', str(tmp_path / 'nginx.conf'), '-p',
+                              str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+
+    server = _start_release(release, tmp_path, app_port, 'sqlite:///{}'.format(
+        tmp_path / 'imchat.db'))
+    nginx = subprocess.Popen([NGINX, '-c', str(tmp_path / 'nginx.conf'), '-p', str(tmp_path),
+                              '-g', 'daemon off;'], stderr=subprocess.PIPE)
+    base = 'http://127.0.0.1:{}'.format(nginx_port)
+    try:
+        wait_healthy(base, lambda: nginx.poll() is None)
+        status, headers, _ = http(base + '/user/login.shtml')
+        assert status == 200 and headers['Content-Type'].startswith('text/html')
+
+        # A static file comes from the release folder through nginx's own `expires`.
+        asset = sorted(p for p in (release / 'asset').rglob('*') if p.is_file())[0]
+        status, headers, body = http(base + '/asset/' + str(asset.relative_to(
+            release / 'asset')))
+        assert status == 200 and body == asset.read_bytes()
+        assert headers['Cache-Control'] == 'max-age=604800'
+
+        status, _, body = http(base + '/user/register', {'mobile': '13900000021',
+                                                          'passwd': 'secret-pass'})
+        assert status == 200, body
+        user = json.loads(body)['data']
+        client = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
+            nginx_port, user['id'], user['token']))
+        # Through the upgrade and back: a frame to a stranger is refused with an ack.
+        frame_id = client.text(999999, 'hello through nginx')
+        ack = client.recv_ack()
+        assert ack['id'] == frame_id and ack['code'] == -1
+        client.ws.close()
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        assert _stop(server) == 0
+
+
+SYSTEMD_ANALYZE = shutil.which('systemd-analyze')
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason='systemd-analyze is not installed')
+def test_systemd_unit_is_valid(release, tmp_path):
+    with open(os.path.join(ROOT, 'deploy', 'imchat.service')) as f:
+        unit = f.read()
+    assert 'ExecStart=/opt/imchat/run\n' in unit and 'KillSignal=SIGTERM\n' in unit
+    # Verified against a real release, since systemd checks that ExecStart exists.
+    (tmp_path / 'imchat.service').write_text(unit.replace('/opt/imchat', str(release)))
+    result = subprocess.run([SYSTEMD_ANALYZE, 'verify', str(tmp_path / 'imchat.service')],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == '', result.stderr
