@@ -12,6 +12,7 @@ from imchat.service.contact import ContactService
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
+from imchat.service.storage import make_storage
 from imchat.service.user import UserService
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,8 @@ class Services:
 
     def __init__(self, config):
         self.config = config
+        # First: a storage setting that is missing or wrong stops the start at once.
+        self.storage = make_storage(config)
         self.metrics = Metrics()
         self.db = define_database()
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
@@ -80,6 +83,10 @@ def create_app(config=None):
     ctrl.register_error_handlers(app)
     app.register_blueprint(user.bp)
     app.register_blueprint(contact.bp)
+    from imchat.ctrl import attach
+    # Refuse a body larger than the largest upload before parsing it.
+    app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
+    app.register_blueprint(attach.bp)
     app.register_blueprint(chat.bp)
     from imchat.ctrl import ops
     app.register_blueprint(ops.bp)

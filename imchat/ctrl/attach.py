@@ -1,0 +1,64 @@
+"""Uploads: `/attach/upload` keeps an image, voice note or video and replies with its
+URL, which the client then sends in a message; `/mnt/<name>` serves the files kept on
+this machine's disk (IMCHAT_STORAGE=local)."""
+from flask import Blueprint, request, send_file
+
+from imchat.ctrl import bind_request, login_required, ok, services
+from imchat.service.errors import BadRequest, NotFound
+from imchat.service.storage import check_client_extension, check_client_name
+from imchat.util.bind import Field
+
+bp = Blueprint('attach', __name__)
+
+# A request may exceed the largest file by this much: the multipart boundaries and
+# part headers, and the small fields beside the file (token, filetype).
+MULTIPART_SLACK_BYTES = 64 * 1024
+# Stored names are random and never reused, so a file never changes: cache it a year.
+SERVED_MAX_AGE = 365 * 24 * 3600
+# Served files are media, never a page: nothing in them may run in the app's origin,
+# even if a browser were to try rendering one.
+SERVED_FILE_CSP = "default-src 'none'; sandbox"
+
+FILETYPE = Field('filetype', max_len=16, pattern=r'\.?[A-Za-z0-9]{1,10}',
+                 pattern_hint='must be a file extension such as .mp3')
+
+
+def request_limit(upload_max_bytes):
+    """The largest request body (Flask's MAX_CONTENT_LENGTH) for a file limit."""
+    return upload_max_bytes + MULTIPART_SLACK_BYTES
+
+
+@bp.route('/attach/upload', methods=['POST'])
+@login_required
+def upload():
+    fields = bind_request(FILETYPE)
+    file = request.files.get('file')
+    if file is None:
+        if 'file' in request.form:
+            raise BadRequest('file: must be a file sent as multipart/form-data, not text',
+                             field='file')
+        raise BadRequest('file: is required (multipart/form-data)', field='file')
+    # The client's words must name an accepted type, but only the content decides
+    # the type and the stored name.
+    check_client_name('file', file.filename)
+    if fields['filetype']:
+        check_client_extension('filetype', fields['filetype'])
+    return ok(services().storage.store(file.stream))
+
+
+@bp.route('/mnt/<name>', methods=['GET', 'HEAD'])
+def serve_file(name):
+    storage = services().storage
+    if storage.kind != 'local':
+        raise NotFound('no such file')
+    path, media = storage.path_of(name)
+    return send_file(path, mimetype=media.mime, conditional=True, etag=True,
+                     max_age=SERVED_MAX_AGE)
+
+
+@bp.after_request
+def harden(response):
+    response.headers['X-Content-Type-Options'] = 'nosniff'
+    if request.path.startswith('/mnt/'):
+        response.headers['Content-Security-Policy'] = SERVED_FILE_CSP
+    return response
