@@ -70,7 +70,7 @@
     box.textContent = message;
     box.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(function () { box.hidden = true; }, 3500);
+    toastTimer = setTimeout(function () { box.hidden = true; }, 2500);
   }
 
   function fail(error) {
@@ -149,6 +149,7 @@
     if (!userRequests[id]) {
       userRequests[id] = im.api('/user/find', {id: id}, 'GET').then(function (reply) {
         state.users[id] = reply.data;
+        renderLists();
         if (state.open) renderMessages(false);
       }, function () { /* keep the placeholder */ });
     }
@@ -216,19 +217,24 @@
     var unread = state.unread[key] || 0;
     var item = h('li', {className: 'list-item' + (state.open && state.open.key === key ? ' active' : ''),
                         dataset: {conv: key}, tabindex: '0', role: 'button'}, [
-      avatar(who),
+      avatar(who, who.online ? 'is-online' : ''),
       h('div', {className: 'list-main'}, [
         h('div', {className: 'list-title-row'}, [
           h('span', {className: 'list-name', text: title}),
           h('span', {className: 'list-time', text: last ? formatTime(last.createat) : ''})
         ]),
-        h('div', {className: 'list-sub', text: last ? summary(last) : subtitle})
+        h('div', {className: 'list-sub', text: last ? senderPrefix(c, last) + summary(last) : subtitle})
       ]),
       unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
     ]);
     item.addEventListener('click', function () { openConversation(key); });
     item.addEventListener('keydown', function (e) { if (e.key === 'Enter') openConversation(key); });
     return item;
+  }
+
+  function senderPrefix(c, msg) {
+    if (c.cmd !== CMD_GROUP || Number(msg.userid) === Number(me.id)) return '';
+    return displayName(userOf(msg.userid)) + ': ';
   }
 
   function byRecent(keyOf) {
@@ -245,7 +251,7 @@
     list.textContent = '';
     var friendKey = function (u) { return convKey(CMD_USER, u.id); };
     state.friends.slice().sort(byRecent(friendKey)).forEach(function (u) {
-      var sub = (u.online ? '● ' + t('online') + ' · ' : '') + 'ID ' + u.id + (u.memo ? ' · ' + u.memo : '');
+      var sub = (u.online ? t('online') + ' · ' : '') + 'ID ' + u.id + (u.memo ? ' · ' + u.memo : '');
       list.appendChild(listItem(friendKey(u), u, displayName(u), sub));
     });
     $('friend-empty').hidden = state.friends.length > 0;
@@ -424,7 +430,7 @@
     var text = status === 'sending' ? t('sending') : status === 'failed'
       ? t('not_sent', {why: msg.error || ''}) : t('sent');
     var el = h('span', {className: 'msg-state state-' + status, text: text});
-    if (status === 'failed' && msg.frame) {
+    if (status === 'failed' && msg.retryable) {
       el.appendChild(h('button', {type: 'button', className: 'link resend', text: t('resend'),
                                   onclick: function () { resend(msg); }}));
     }
@@ -699,6 +705,7 @@
       state.convs[key].pending.forEach(function (msg) {
         if (msg.state === 'sending' && msg.written) {
           msg.state = 'failed';
+          msg.retryable = true;
           msg.error = t('connection_lost');
           updateState(msg);
         }
@@ -893,10 +900,10 @@
         state.users[u.id] = u;
         var isFriend = state.friends.some(function (f) { return f.id === u.id; });
         var item = h('li', {className: 'list-item', dataset: {userId: String(u.id)}}, [
-          avatar(u),
+          avatar(u, u.online ? 'is-online' : ''),
           h('div', {className: 'list-main'}, [
             h('div', {className: 'list-name', text: displayName(u) + (u.id === me.id ? ' (' + t('you') + ')' : '')}),
-            h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ● ' + t('online') : '')})
+            h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ' + t('online') : '')})
           ]),
           u.id !== me.id && !isFriend ? h('button', {type: 'button', className: 'btn btn-small', text: t('add_as_friend'),
                                                       onclick: function () { addFriend({dstid: u.id}); }}) : null

@@ -1,0 +1,687 @@
+"""The web client in a real browser: Playwright driving Debian's chromium, headless.
+
+The server runs as a real process (`python wsgi.py` on a free port, SQLite in a temp
+folder), so the browser talks to exactly what a user gets, and "the server restarts"
+is a real restart. People are separate browser contexts (separate localStorage).
+Screenshots of the main screens land in tests/artifacts/.
+
+Without chromium or Playwright these tests are skipped, except under CI=true, where
+they fail: tests/run.sh installs chromium when it can.
+"""
+import json
+import math
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+
+import pytest
+import websocket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, 'tests', 'artifacts')
+CHROMIUM = os.environ.get('IMCHAT_TEST_CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run',
+                 '--disable-quic',
+                 # A fake microphone, granted without a prompt, for the voice note.
+                 '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']
+PHONE = {'width': 390, 'height': 780}
+DESKTOP = {'width': 1100, 'height': 720}
+WAIT_MS = 10000
+
+
+def make_png(width=320, height=200):
+    """A real picture (sky, sun and hills), so the screenshots show what a person
+    would see; the server stores it and the browser decodes it."""
+    rows = []
+    for y in range(height):
+        row = bytearray(b'\x00')
+        for x in range(width):
+            hill = height * 0.62 + 18 * math.sin(x / 37.0) + 10 * math.sin(x / 13.0 + 1)
+            if (x - width * 0.72) ** 2 + (y - height * 0.3) ** 2 < (height * 0.12) ** 2:
+                pixel = (255, 210, 70)
+            elif y > hill:
+                shade = int(40 * (y - hill) / height)
+                pixel = (60 - shade // 2, 160 - shade, 90 - shade // 2)
+            else:
+                pixel = (110 + y * 100 // height, 170 + y * 60 // height, 235)
+            row.extend(pixel)
+        rows.append(bytes(row))
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+    return (b'\x89PNG\r\n\x1a\n' +
+            chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(b''.join(rows), 9)) + chunk(b'IEND', b''))
+
+
+PNG = make_png()
+
+
+def _missing_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return 'Playwright is not installed (pip install -r requirements-dev.txt)'
+    if not os.path.exists(CHROMIUM):
+        return 'chromium is not at {} (apt-get install chromium)'.format(CHROMIUM)
+    return None
+
+
+_missing = _missing_browser()
+if _missing:
+    if os.environ.get('CI') == 'true':
+        raise RuntimeError('browser tests cannot run under CI: ' + _missing)
+    pytest.skip(_missing, allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+expect.set_options(timeout=WAIT_MS)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python wsgi.py` with its own SQLite file and upload folder; restartable on the
+    same port and database."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.port = free_port()
+        self.base = 'http://127.0.0.1:{}'.format(self.port)
+        self.proc = None
+        self.log_path = os.path.join(folder, 'server.log')
+        self.env = dict(os.environ, IMCHAT_DATABASE_URL='sqlite:///{}'.format(
+            os.path.join(folder, 'imchat.db')), IMCHAT_HOST='127.0.0.1',
+            IMCHAT_PORT=str(self.port), IMCHAT_UPLOAD_DIR=os.path.join(folder, 'mnt'),
+            IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING',
+            IMCHAT_LOGIN_ATTEMPTS='1000')
+
+    def start(self):
+        log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('server exited: ' + self.log())
+            try:
+                urllib.request.urlopen(self.base + '/user/login.shtml', timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError('server did not start: ' + self.log())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def log(self):
+        with open(self.log_path, encoding='utf-8', errors='replace') as f:
+            return f.read()[-4000:]
+
+    # The HTTP API, for the set-up that is not under test.
+    def call(self, path, token=None, **fields):
+        request = urllib.request.Request(self.base + path,
+                                         data=urllib.parse.urlencode(fields).encode())
+        if token:
+            request.add_header('Authorization', 'Bearer ' + token)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def register(self, mobile, nickname, passwd='secret-pass'):
+        status, body = self.call('/user/register', mobile=mobile, passwd=passwd,
+                                 nickname=nickname)
+        assert status == 200, body
+        return dict(body['data'], passwd=passwd)
+
+    def upload_png(self, token):
+        boundary = 'imchat-test-boundary'
+        body = ('--{b}\r\nContent-Disposition: form-data; name="file"; filename="dot.png"\r\n'
+                'Content-Type: image/png\r\n\r\n').format(b=boundary).encode() + PNG + \
+            '\r\n--{b}--\r\n'.format(b=boundary).encode()
+        request = urllib.request.Request(self.base + '/attach/upload', data=body)
+        request.add_header('Content-Type', 'multipart/form-data; boundary=' + boundary)
+        request.add_header('Authorization', 'Bearer ' + token)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())['data']
+
+    def socket(self, user):
+        return websocket.create_connection('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
+            self.port, user['id'], user['token']), timeout=5)
+
+
+def send_and_ack(ws, frame):
+    """Send a frame on a test socket; return its acknowledgement (skipping messages)."""
+    ws.send(json.dumps(frame))
+    while True:
+        reply = json.loads(ws.recv())
+        if reply.get('cmd') == 1 and reply.get('id') == frame['id']:
+            return reply
+
+
+_mobiles = iter(range(13900000000, 13999999999))
+
+
+def new_mobile():
+    return str(next(_mobiles))
+
+
+@pytest.fixture(scope='module')
+def browser():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    proc = ServerProcess(str(tmp_path_factory.mktemp('browser-server'))).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def people(browser, server):
+    """Open a person's browser: people(locale='zh-CN', viewport=PHONE) -> Page."""
+    contexts = []
+
+    def open_person(locale='zh-CN', viewport=None, srv=None):
+        context = browser.new_context(base_url=(srv or server).base, locale=locale,
+                                      viewport=viewport or PHONE,
+                                      permissions=['microphone'])
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on('pageerror', lambda error: page.errors.append(str(error)))
+        return page
+
+    yield open_person
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(ARTIFACTS, name + '.png'))
+
+
+def register_in_browser(page, mobile, nickname, passwd='secret-pass'):
+    page.goto('/user/register.shtml')
+    page.fill('input[name=mobile]', mobile)
+    page.fill('input[name=nickname]', nickname)
+    page.fill('input[name=passwd]', passwd)
+    page.click('button[type=submit]')
+    page.wait_for_url('**/chat/index.shtml')
+    expect(page.locator('#app')).to_have_attribute('data-conn', 'open')
+
+
+def login_in_browser(page, mobile, passwd='secret-pass'):
+    page.goto('/user/login.shtml')
+    page.fill('input[name=mobile]', mobile)
+    page.fill('input[name=passwd]', passwd)
+    page.click('button[type=submit]')
+    page.wait_for_url('**/chat/index.shtml')
+    expect(page.locator('#app')).to_have_attribute('data-conn', 'open')
+
+
+def back_to_lists(page):
+    # On a phone the conversation covers the lists; on a desktop both show.
+    if page.locator('#back-btn').is_visible():
+        page.click('#back-btn')
+
+
+def open_friend_chat(page, friend_id):
+    back_to_lists(page)
+    page.click('.tabbar .tab[data-tab=friends]')
+    page.click('#friend-list [data-conv="10:{}"]'.format(friend_id))
+    expect(page.locator('#convo')).to_be_visible()
+
+
+def open_group_chat(page, group_id):
+    back_to_lists(page)
+    page.click('.tabbar .tab[data-tab=groups]')
+    page.click('#group-list [data-conv="11:{}"]'.format(group_id))
+    expect(page.locator('#convo')).to_be_visible()
+
+
+def send_text(page, text):
+    page.fill('#text-input', text)
+    page.press('#text-input', 'Enter')
+
+
+def bubbles(page, text):
+    return page.locator('#msg-list .msg .bubble', has_text=text)
+
+
+def my_id(page):
+    return page.evaluate('JSON.parse(localStorage.getItem("imchat.session")).user.id')
+
+
+def befriend_and_connect(server, people, locale='zh-CN'):
+    """Two users who are friends, each logged in in a browser; returns (a, b, pa, pb)."""
+    a = server.register(new_mobile(), 'Alice')
+    b = server.register(new_mobile(), 'Bob')
+    assert server.call('/contact/addfriend', a['token'], dstid=b['id'])[0] == 200
+    pa, pb = people(locale), people(locale)
+    login_in_browser(pa, a['mobile'])
+    login_in_browser(pb, b['mobile'])
+    return a, b, pa, pb
+
+
+def test_root_sends_a_visitor_to_login_and_the_language_follows_the_browser(people):
+    zh = people('zh-CN')
+    zh.goto('/')
+    zh.wait_for_url('**/user/login.shtml')
+    expect(zh.locator('button[type=submit]')).to_have_text('登录')
+    shot(zh, 'login')
+    en = people('en-US')
+    en.goto('/user/register.shtml')
+    expect(en.locator('button[type=submit]')).to_have_text('Register')
+    # Neither Chinese nor English: Chinese, the default.
+    fr = people('fr-FR')
+    fr.goto('/user/login.shtml')
+    expect(fr.locator('button[type=submit]')).to_have_text('登录')
+    # The switch wins over the browser, and sticks.
+    fr.click('.lang-switch')
+    expect(fr.locator('button[type=submit]')).to_have_text('Log in')
+    fr.reload()
+    expect(fr.locator('button[type=submit]')).to_have_text('Log in')
+    shot(en, 'register')
+    for page in (zh, en, fr):
+        assert page.errors == []
+
+
+def test_login_shows_why_it_failed(people, server):
+    user = server.register(new_mobile(), 'Carol')
+    page = people('en-US')
+    page.goto('/user/login.shtml')
+    page.fill('input[name=mobile]', '12')
+    page.fill('input[name=passwd]', 'whatever')
+    page.click('button[type=submit]')
+    expect(page.locator('.form-error')).to_have_text('The mobile number must be 5 to 19 digits')
+    page.fill('input[name=mobile]', user['mobile'])
+    page.fill('input[name=passwd]', 'wrong-passwd')
+    page.click('button[type=submit]')
+    expect(page.locator('.form-error')).to_be_visible()
+    assert page.url.endswith('/user/login.shtml')
+
+
+def test_two_users_register_befriend_and_chat_both_ways(people, server):
+    alice, bob = people('zh-CN'), people('en-US')
+    alice_mobile, bob_mobile = new_mobile(), new_mobile()
+    register_in_browser(alice, alice_mobile, 'Alice')
+    register_in_browser(bob, bob_mobile, 'Bob')
+    expect(alice.locator('#friend-empty')).to_be_visible()
+    shot(alice, 'friends-empty')
+
+    # Alice adds Bob by his mobile.
+    alice.click('#list-action')
+    alice.select_option('#add-friend-form select[name=by]', 'mobile')
+    alice.fill('#add-friend-form input[name=target]', bob_mobile)
+    alice.click('#add-friend-form button[type=submit]')
+    bob_id, alice_id = my_id(bob), my_id(alice)
+    expect(alice.locator('#friend-list [data-conv="10:{}"]'.format(bob_id))).to_contain_text('Bob')
+
+    # Bob sees Alice once his list reloads (the tab does it).
+    bob.click('.tabbar .tab[data-tab=groups]')
+    bob.click('.tabbar .tab[data-tab=friends]')
+    expect(bob.locator('#friend-list [data-conv="10:{}"]'.format(alice_id))).to_contain_text('Alice')
+
+    open_friend_chat(alice, bob_id)
+    send_text(alice, '你好 Bob, hello')
+    mine = alice.locator('#msg-list .msg.mine').last
+    expect(mine).to_have_attribute('data-state', 'sent')
+    expect(mine.locator('.msg-state')).to_have_text('已发送')
+    assert int(mine.get_attribute('data-msgid')) > 0
+
+    # Bob has an unread count on Alice, and the message once he opens her.
+    expect(bob.locator('#friend-list [data-conv="10:{}"] .badge'.format(alice_id))).to_have_text('1')
+    expect(bob.locator('.tabbar .tab[data-tab=friends] .badge')).to_have_text('1')
+    shot(bob, 'friends-unread')
+    open_friend_chat(bob, alice_id)
+    expect(bubbles(bob, '你好 Bob, hello')).to_have_count(1)
+    theirs = bob.locator('#msg-list .msg.theirs').last
+    expect(theirs.locator('.msg-name')).to_have_text('Alice')
+    expect(theirs.locator('time')).to_have_text(re.compile(r'\d\d:\d\d'))
+    expect(bob.locator('.tabbar .tab[data-tab=friends] .badge')).to_be_hidden()
+
+    send_text(bob, 'Hi Alice!\nsecond line')
+    expect(bubbles(alice, 'Hi Alice!')).to_have_count(1)
+    expect(bob.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
+    expect(bob.locator('#msg-list .msg.mine .msg-state').last).to_have_text('Sent')
+
+    # An emoji from the picker.
+    alice.click('#emoji-btn')
+    expect(alice.locator('#emoji-panel')).to_be_visible()
+    shot(alice, 'emoji-picker')
+    alice.click('#emoji-panel .emoji >> text=🎉')
+    expect(bob.locator('#msg-list .msg.theirs.media-6 .bubble')).to_have_text('🎉')
+
+    # A reload shows the same conversation from history, once each.
+    bob.reload()
+    expect(bob.locator('#app')).to_have_attribute('data-conn', 'open')
+    open_friend_chat(bob, alice_id)
+    expect(bubbles(bob, '你好 Bob, hello')).to_have_count(1)
+    expect(bubbles(bob, 'Hi Alice!')).to_have_count(1)
+    shot(alice, 'conversation')
+    assert alice.errors == [] and bob.errors == []
+
+
+def test_a_group_of_three(people, server):
+    names = ['Ann', 'Ben', 'Cat']
+    users = [server.register(new_mobile(), name) for name in names]
+    pages = [people('en-US') for _ in users]
+    for page, user in zip(pages, users):
+        login_in_browser(page, user['mobile'])
+    ann, ben, cat = pages
+
+    ann.click('.tabbar .tab[data-tab=groups]')
+    ann.click('#list-action')
+    ann.fill('#create-group-form input[name=name]', 'Hikers 徒步')
+    ann.click('#create-group-form button[type=submit]')
+    item = ann.locator('#group-list .list-item', has_text='Hikers 徒步')
+    expect(item).to_have_count(1)
+    group_id = int(item.get_attribute('data-conv').split(':')[1])
+
+    for page in (ben, cat):
+        page.click('.tabbar .tab[data-tab=groups]')
+        page.click('#list-action')
+        page.fill('#join-group-form input[name=dstid]', str(group_id))
+        page.click('#join-group-form button[type=submit]')
+        expect(page.locator('#group-list [data-conv="11:{}"]'.format(group_id))).to_have_count(1)
+
+    open_group_chat(ann, group_id)
+    send_text(ann, 'Saturday at 8?')
+    expect(ann.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
+    for page in (ben, cat):
+        expect(page.locator('.tabbar .tab[data-tab=groups] .badge')).to_have_text('1')
+        open_group_chat(page, group_id)
+        expect(bubbles(page, 'Saturday at 8?')).to_have_count(1)
+        expect(page.locator('#msg-list .msg.theirs .msg-name').last).to_have_text('Ann')
+    send_text(cat, 'I am in')
+    send_text(ben, 'Me too')
+    for page in (ann, ben, cat):
+        expect(bubbles(page, 'I am in')).to_have_count(1)
+        expect(bubbles(page, 'Me too')).to_have_count(1)
+    expect(ann.locator('#msg-list .msg.theirs', has_text='I am in').locator('.msg-name')).to_have_text('Cat')
+    shot(ann, 'group-conversation')
+
+    ann.click('#members-btn')
+    members = ann.locator('#member-list .list-item')
+    expect(members).to_have_count(3)
+    for name in names:
+        expect(ann.locator('#member-list')).to_contain_text(name)
+    shot(ann, 'group-members')
+    ann.click('#members-close')
+    ann.click('#back-btn')
+    expect(ann.locator('#group-list')).to_contain_text('Hikers 徒步')
+    shot(ann, 'groups')
+    assert all(page.errors == [] for page in pages)
+
+
+def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path):
+    a, b, pa, pb = befriend_and_connect(server, people, 'en-US')
+    image = tmp_path / 'photo.png'
+    image.write_bytes(PNG)
+    open_friend_chat(pa, b['id'])
+    open_friend_chat(pb, a['id'])
+
+    pa.set_input_files('#image-input', str(image))
+    sent = pa.locator('#msg-list .msg.mine.media-4').last
+    expect(sent).to_have_attribute('data-state', 'sent')
+    src = sent.locator('img.msg-image').get_attribute('src')
+    assert src.startswith('/')
+    received = pb.locator('#msg-list .msg.theirs.media-4 img.msg-image').last
+    expect(received).to_have_attribute('src', src)
+    expect(received).to_have_js_property('naturalWidth', 320)  # the image really loaded
+    received.click()
+    expect(pb.locator('#lightbox')).to_be_visible()
+    expect(pb.locator('#lightbox-img')).to_have_attribute('src', src)
+    pb.click('#lightbox')
+    expect(pb.locator('#lightbox')).to_be_hidden()
+
+    # A voice note from chromium's fake microphone.
+    pa.click('#voice-btn')
+    expect(pa.locator('#recorder')).to_be_visible()
+    pa.wait_for_timeout(1300)
+    pa.click('#rec-stop')
+    voice = pb.locator('#msg-list .msg.theirs.media-3').last
+    expect(voice.locator('.voice-len')).to_have_text(re.compile(r'^[12]″$'))
+    expect(voice.locator('audio')).to_have_attribute('src', re.compile(r'^/'))
+    expect(pa.locator('#msg-list .msg.mine.media-3').last).to_have_attribute('data-state', 'sent')
+    shot(pb, 'image-and-voice')
+    assert pa.errors == [] and pb.errors == []
+
+
+def test_every_media_type_renders_and_history_scrolls_back(people, server):
+    a = server.register(new_mobile(), 'Media Sender')
+    b = server.register(new_mobile(), 'Reader')
+    server.call('/contact/addfriend', a['token'], dstid=b['id'])
+    pic = server.upload_png(a['token'])
+    ws = server.socket(a)
+    try:
+        for i in range(35):
+            ws.send(json.dumps({'id': i, 'cmd': 10, 'dstid': b['id'], 'media': 1,
+                                'content': 'old message {}'.format(i)}))
+        frames = [
+            {'media': 100, 'content': '{"game":"chess","move":"e4"}'},
+            {'media': 7, 'url': 'https://example.org/a.html'},
+            {'media': 8, 'url': 'https://example.org/a.mp4', 'pic': pic},
+            {'media': 9, 'content': str(a['id']), 'pic': pic, 'memo': 'Media Sender'},
+            {'media': 2, 'content': 'Release 1.0 is out', 'pic': pic,
+             'url': 'https://example.org/news', 'memo': 'What is new in imchat'},
+            {'media': 5, 'url': '/redpacket?id=1', 'amount': 888, 'memo': '恭喜发财'},
+            {'media': 3, 'url': pic, 'amount': 7},
+            {'media': 1, 'content': '周末去爬山吗？照片在这里 👇'},
+            {'media': 4, 'url': pic},
+            {'media': 6, 'content': 'cry'},
+        ]
+        for i, frame in enumerate(frames):
+            ws.send(json.dumps(dict(frame, id=100 + i, cmd=10, dstid=b['id'])))
+        acks = 0
+        while acks < 35 + len(frames):
+            reply = json.loads(ws.recv())
+            if reply.get('cmd') == 1:
+                assert reply['code'] == 0, reply
+                acks += 1
+    finally:
+        ws.close()
+    # The reader's phone gets all 44 live, so a new browser does not: it shows them
+    # from history, a page at a time.
+    phone = server.socket(b)
+    try:
+        received = [json.loads(phone.recv()) for _ in range(35 + len(frames))]
+        assert [m['media'] for m in received[35:]] == [f['media'] for f in frames]
+    finally:
+        phone.close()
+
+    page = people('zh-CN', DESKTOP)
+    login_in_browser(page, b['mobile'])
+    expect(page.locator('#friend-list [data-conv="10:{}"]'.format(a['id']))).to_be_visible()
+    expect(page.locator('#friend-list [data-conv="10:{}"] .badge'.format(a['id']))).to_have_count(0)
+    open_friend_chat(page, a['id'])
+    send_text(page, '好啊，我也去！')
+    expect(page.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
+    msgs = page.locator('#msg-list .msg')
+    expect(page.locator('.media-2 .card-title')).to_have_text('Release 1.0 is out')
+    expect(page.locator('.media-2 a')).to_have_attribute('href', 'https://example.org/news')
+    expect(page.locator('.media-2 a')).to_have_attribute('target', '_blank')
+    expect(page.locator('.media-5 .rp-amount')).to_have_text('¥8.88')
+    expect(page.locator('.media-5 .card-title')).to_have_text('恭喜发财')
+    expect(page.locator('.media-6 .bubble')).to_have_text('😭')
+    expect(page.locator('.media-7 a')).to_have_text('https://example.org/a.html')
+    # A video from elsewhere is a link, never loaded; one of ours would play inline.
+    expect(page.locator('.media-8 video')).to_have_count(0)
+    expect(page.locator('.media-8 a')).to_have_attribute('href', 'https://example.org/a.mp4')
+    expect(page.locator('.media-9 .card-title')).to_have_text('Media Sender')
+    expect(page.locator('.media-100 .fallback-body')).to_have_text('{"game":"chess","move":"e4"}')
+    expect(page.locator('.media-3 .voice-len')).to_have_text('7″')
+    expect(page.locator('.media-4 img')).to_have_attribute('src', pic)
+    expect(page.locator('.media-4 img')).to_have_js_property('naturalWidth', 320)
+    shot(page, 'media-types')
+    page.locator('#msg-list .media-100').evaluate('el => el.scrollIntoView()')
+    shot(page, 'media-cards')
+
+    # The newest page of history is 30 messages: scrolling up fetches the rest, once.
+    expect(msgs).to_have_count(31)
+    page.locator('#messages').evaluate('el => { el.scrollTop = 0; }')
+    expect(msgs).to_have_count(46)
+    for i in (0, 20, 34):
+        expect(bubbles(page, 'old message {}'.format(i))).to_have_count(1)
+    ids = [int(x) for x in page.locator('#msg-list .msg').evaluate_all(
+        'els => els.map(e => e.dataset.msgid)')]
+    assert ids == sorted(ids) and len(set(ids)) == 46
+    expect(page.locator('#history-note')).to_have_text('没有更早的消息了')
+    assert page.errors == []
+
+
+def test_a_message_sent_while_offline_shows_at_login(people, server):
+    a = server.register(new_mobile(), 'Early Bird')
+    b = server.register(new_mobile(), 'Late Riser')
+    server.call('/contact/addfriend', a['token'], dstid=b['id'])
+    pa = people('en-US')
+    login_in_browser(pa, a['mobile'])
+    open_friend_chat(pa, b['id'])
+    send_text(pa, 'are you up?')
+    expect(pa.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
+
+    pb = people('en-US')
+    login_in_browser(pb, b['mobile'])
+    expect(pb.locator('#friend-list [data-conv="10:{}"] .badge'.format(a['id']))).to_have_text('1')
+    expect(pb.locator('#friend-list [data-conv="10:{}"] .list-sub'.format(a['id']))).to_have_text('are you up?')
+    open_friend_chat(pb, a['id'])
+    expect(bubbles(pb, 'are you up?')).to_have_count(1)
+
+
+def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_path):
+    own = ServerProcess(str(tmp_path)).start()
+    try:
+        a = own.register(new_mobile(), 'Ada')
+        b = own.register(new_mobile(), 'Bo')
+        own.call('/contact/addfriend', a['token'], dstid=b['id'])
+        pa, pb = people('en-US', srv=own), people('en-US', srv=own)
+        login_in_browser(pa, a['mobile'])
+        login_in_browser(pb, b['mobile'])
+        open_friend_chat(pa, b['id'])
+        open_friend_chat(pb, a['id'])
+        send_text(pa, 'before the restart')
+        expect(bubbles(pb, 'before the restart')).to_have_count(1)
+
+        own.stop()
+        expect(pb.locator('#conn-banner')).to_be_visible()
+        expect(pb.locator('#conn-banner')).to_contain_text('reconnecting')
+        shot(pb, 'reconnecting')
+        own.start()
+        # A message stored while Bo's page is still away: he fetches it on reconnect.
+        ws = own.socket(a)
+        ack = send_and_ack(ws, {'id': 1, 'cmd': 10, 'dstid': b['id'], 'media': 1,
+                                'content': 'while you were away'})
+        assert ack['code'] == 0, ack
+        ws.close()
+        expect(pa.locator('#app')).to_have_attribute('data-conn', 'open', timeout=30000)
+        expect(pb.locator('#app')).to_have_attribute('data-conn', 'open', timeout=30000)
+        expect(pb.locator('#conn-banner')).to_be_hidden()
+        send_text(pa, 'after the restart')
+        expect(bubbles(pb, 'after the restart')).to_have_count(1)
+        expect(bubbles(pb, 'while you were away')).to_have_count(1)
+        expect(bubbles(pb, 'before the restart')).to_have_count(1)
+        # Ada sees her own socket message too (another device of hers), once.
+        expect(bubbles(pa, 'while you were away')).to_have_count(1)
+        expect(bubbles(pa, 'after the restart')).to_have_count(1)
+    finally:
+        own.stop()
+
+
+def test_a_refused_message_shows_why(people, server):
+    a, b, pa, pb = befriend_and_connect(server, people, 'en-US')
+    open_friend_chat(pa, b['id'])
+    # Past the 4000-character limit (the textarea's maxlength does not bind a script).
+    pa.locator('#text-input').evaluate('el => { el.value = "x".repeat(4100); }')
+    pa.click('#send-btn')
+    failed = pa.locator('#msg-list .msg.mine').last
+    expect(failed).to_have_attribute('data-state', 'failed')
+    expect(failed.locator('.msg-state')).to_contain_text('Not sent: content is too long')
+    shot(pa, 'refused')
+
+
+def test_what_users_type_stays_text(people, server):
+    evil = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    a = server.register(new_mobile(), '<b>Mallory</b>')
+    b = server.register(new_mobile(), 'Victim')
+    server.call('/contact/addfriend', a['token'], dstid=b['id'])
+    status, body = server.call('/contact/createcommunity', a['token'], name='<i>grp</i>')
+    group_id = body['data']['id']
+    server.call('/contact/joincommunity', b['token'], dstid=group_id)
+    pa, pb = people('en-US'), people('en-US')
+    login_in_browser(pa, a['mobile'])
+    login_in_browser(pb, b['mobile'])
+    open_friend_chat(pa, b['id'])
+    send_text(pa, evil)
+    ws = server.socket(a)
+    ack = send_and_ack(ws, {'id': 1, 'cmd': 11, 'dstid': group_id, 'media': 100, 'content': evil})
+    assert ack['code'] == 0, ack
+    ws.close()
+
+    expect(pb.locator('#friend-list')).to_contain_text('<b>Mallory</b>')
+    open_friend_chat(pb, a['id'])
+    expect(pb.locator('#convo-title')).to_have_text('<b>Mallory</b>')
+    expect(bubbles(pb, evil)).to_have_count(1)
+    open_group_chat(pb, group_id)
+    expect(pb.locator('#group-list')).to_contain_text('<i>grp</i>')
+    expect(pb.locator('#convo-title')).to_have_text('<i>grp</i>')
+    expect(pb.locator('.media-100 .fallback-body')).to_have_text(evil)
+    expect(pb.locator('#msg-list img:not(.msg-image)')).to_have_count(0)
+    expect(pb.locator('#msg-list script, #msg-list b, #friend-list b, #group-list i')).to_have_count(0)
+    assert pb.evaluate('window.__pwned') is None
+    assert pa.evaluate('window.__pwned') is None
+    shot(pb, 'xss-stays-text')
+
+
+def test_me_tab_renames_and_logout_ends_the_token(people, server):
+    user = server.register(new_mobile(), 'Before')
+    page = people('zh-CN', DESKTOP)
+    login_in_browser(page, user['mobile'])
+    token = page.evaluate('JSON.parse(localStorage.getItem("imchat.session")).token')
+    page.click('.tabbar .tab[data-tab=me]')
+    expect(page.locator('#me-name')).to_have_text('Before')
+    page.fill('#nickname-form input[name=nickname]', 'After')
+    page.click('#nickname-form button[type=submit]')
+    expect(page.locator('#me-name')).to_have_text('After')
+    page.click('#tab-me .lang-switch')
+    expect(page.locator('#logout-btn')).to_have_text('Log out')
+    shot(page, 'me')
+    page.click('#logout-btn')
+    page.wait_for_url('**/user/login.shtml')
+    assert page.evaluate('localStorage.getItem("imchat.session")') is None
+    status, body = server.call('/user/find', token)
+    assert status == 401, body
+    # The chat page without a session goes to login.
+    page.goto('/chat/index.shtml')
+    page.wait_for_url('**/user/login.shtml')
