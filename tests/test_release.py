@@ -327,32 +327,82 @@ def test_release_stops_cleanly_on_sigint(release, tmp_path):
     assert 'SIGINT received' in server.stdout.read().decode()
 
 
-def test_release_shutdown_is_bounded_by_an_idle_keep_alive_connection(release, tmp_path):
-    """A browser's idle keep-alive connection does not hold the server up past
-    IMCHAT_SHUTDOWN_TIMEOUT."""
+def _idle_keep_alive_connection(port):
+    idle = socket.create_connection(('127.0.0.1', port))
+    idle.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert idle.recv(4096).startswith(b'HTTP/1.1 200')
+    return idle
+
+
+def _wait_for_log(path, text, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError('{!r} not logged in {}s'.format(text, seconds))
+
+
+def test_release_stops_accepting_at_once_and_is_bounded_by_an_idle_connection(release,
+                                                                              tmp_path):
+    """After SIGTERM no new connection is accepted; a browser's idle keep-alive
+    connection holds the exit up at most IMCHAT_SHUTDOWN_TIMEOUT."""
     port = free_port()
     database_url = 'sqlite:///{}'.format(tmp_path / 'imchat.db')
-    server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL,
-                              env=release_env(port, database_url, IMCHAT_SHUTDOWN_TIMEOUT='2'))
+    log_path = tmp_path / 'log.log'
+    with open(log_path, 'ab') as log:
+        server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=log,
+                                  stderr=subprocess.STDOUT,
+                                  env=release_env(port, database_url,
+                                                  IMCHAT_SHUTDOWN_TIMEOUT='3'))
     idle = None
     try:
         wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
-        idle = socket.create_connection(('127.0.0.1', port))
-        idle.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
-        assert idle.recv(4096).startswith(b'HTTP/1.1 200')
+        idle = _idle_keep_alive_connection(port)
     finally:
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+    try:
+        _wait_for_log(log_path, 'stopped accepting connections')
+        assert server.poll() is None, 'the idle connection should hold the exit up a little'
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(('127.0.0.1', port), timeout=2).close()
+        code = server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
             server.kill()
-            raise
         if idle is not None:
             idle.close()
     assert code == 0
-    assert time.monotonic() - started < 2 + 3
+    assert time.monotonic() - started < 3 + 3
+    check_log(log_path.read_text(), database_url, port)
+
+
+def test_a_second_signal_exits_at_once(release, tmp_path):
+    port = free_port()
+    log_path = tmp_path / 'log.log'
+    with open(log_path, 'ab') as log:
+        server = subprocess.Popen([str(release / 'run')], cwd=tmp_path, stdout=log,
+                                  stderr=subprocess.STDOUT,
+                                  env=release_env(port, 'sqlite:///{}'.format(
+                                      tmp_path / 'imchat.db'), IMCHAT_SHUTDOWN_TIMEOUT='60'))
+    idle = None
+    try:
+        wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
+        idle = _idle_keep_alive_connection(port)
+        server.send_signal(signal.SIGTERM)
+        _wait_for_log(log_path, 'stopped accepting connections')
+        assert server.poll() is None
+        started = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=5) == 1
+        assert time.monotonic() - started < 2
+    finally:
+        if server.poll() is None:
+            server.kill()
+        if idle is not None:
+            idle.close()
+    assert 'SIGINT received again: exiting now' in log_path.read_text()
 
 
 def test_run_reads_env_file_and_the_environment_wins(release, tmp_path):
