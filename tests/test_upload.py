@@ -184,36 +184,71 @@ def test_request_far_over_the_limit_is_413_json_before_parsing(small_limit, clie
     assert not os.path.exists(app_config['UPLOAD_DIR'])
 
 
-def test_real_server_refuses_a_huge_body_without_reading_it(small_limit, app, auth):
-    """A client announcing a gigabyte gets the 413 envelope at once: the server never
-    waits for (or holds) the body."""
-    alice = auth.register()
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    try:
-        sock = socket.create_connection(('127.0.0.1', server.server_port), timeout=10)
-        boundary = 'imchatboundary'
-        head = ('--{b}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-                'Content-Type: image/png\r\n\r\n').format(b=boundary).encode()
-        sock.sendall(('POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-                      'Authorization: Bearer {}\r\n'
-                      'Content-Type: multipart/form-data; boundary={}\r\n'
-                      'Content-Length: {}\r\n\r\n').format(alice.token, boundary,
-                                                           1024 ** 3).encode() + head)
-        sock.sendall(sample('python.png'))
-        reply = b''
-        while b'\r\n\r\n' not in reply or not reply.rstrip().endswith(b'}'):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        sock.close()
-    finally:
-        server.stop(timeout=1)
+def read_http_reply(sock):
+    reply = b''
+    while b'\r\n\r\n' not in reply or not reply.rstrip().endswith(b'}'):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
+def assert_413_envelope(reply):
     status_line, _, rest = reply.partition(b'\r\n')
     assert status_line.split()[1] == b'413', reply
     assert b'application/json' in rest.split(b'\r\n\r\n')[0].lower()
     assert b'"code":-1' in rest.replace(b' ', b'')
+
+
+MULTIPART_HEAD = (b'--imchatboundary\r\nContent-Disposition: form-data; name="file"; '
+                  b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n')
+
+
+@pytest.fixture
+def live_server(app):
+    server = make_server(app, '127.0.0.1', 0)
+    server.start()
+    yield server
+    server.stop(timeout=1)
+
+
+def test_real_server_refuses_a_huge_body_without_reading_it(small_limit, live_server, auth,
+                                                            app_config):
+    """A client announcing a gigabyte gets the 413 envelope at once: the server never
+    waits for (or holds) the body."""
+    alice = auth.register()
+    with socket.create_connection(('127.0.0.1', live_server.server_port), timeout=10) as sock:
+        sock.sendall(('POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                      'Authorization: Bearer {}\r\n'
+                      'Content-Type: multipart/form-data; boundary=imchatboundary\r\n'
+                      'Content-Length: {}\r\n\r\n').format(alice.token, 1024 ** 3).encode()
+                     + MULTIPART_HEAD + sample('python.png'))
+        assert_413_envelope(read_http_reply(sock))
+    assert not os.path.exists(app_config['UPLOAD_DIR'])
+
+
+def test_real_server_stops_a_chunked_body_at_the_limit(small_limit, live_server, auth,
+                                                       app_config):
+    """Without a Content-Length the body is counted as it arrives and cut off at the
+    limit."""
+    alice = auth.register()
+    body = MULTIPART_HEAD + sample('python.png') + bytes(SMALL_LIMIT * 40) + \
+        b'\r\n--imchatboundary--\r\n'
+    with socket.create_connection(('127.0.0.1', live_server.server_port), timeout=10) as sock:
+        sock.sendall(('POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                      'Authorization: Bearer {}\r\n'
+                      'Content-Type: multipart/form-data; boundary=imchatboundary\r\n'
+                      'Transfer-Encoding: chunked\r\n\r\n').format(alice.token).encode())
+        try:
+            for start in range(0, len(body), 4096):
+                part = body[start:start + 4096]
+                sock.sendall(b'%x\r\n' % len(part) + part + b'\r\n')
+            sock.sendall(b'0\r\n\r\n')
+        except OSError:
+            pass  # The server may close the connection before the rest is sent.
+        assert_413_envelope(read_http_reply(sock))
+    assert not os.path.exists(app_config['UPLOAD_DIR'])
 
 
 @pytest.mark.parametrize('filename', ['page.html', 'drawing.svg', 'tool.exe', 'x.php',
