@@ -39,11 +39,14 @@ DESKTOP = {'width': 1100, 'height': 720}
 WAIT_MS = 10000
 
 
-def make_png(width=320, height=200):
+def make_png(width=320, height=200, noise=False):
     """A real picture (sky, sun and hills), so the screenshots show what a person
-    would see; the server stores it and the browser decodes it."""
+    would see; the server stores it and the browser decodes it. `noise` makes it
+    random pixels instead, which do not compress: a big file for a slow upload."""
     rows = []
-    for y in range(height):
+    if noise:
+        rows = [b'\x00' + os.urandom(width * 3) for _ in range(height)]
+    for y in range(0 if noise else height):
         row = bytearray(b'\x00')
         for x in range(width):
             hill = height * 0.62 + 18 * math.sin(x / 37.0) + 10 * math.sin(x / 13.0 + 1)
@@ -453,7 +456,27 @@ def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path
     open_friend_chat(pa, b['id'])
     open_friend_chat(pb, a['id'])
 
+    # On a slow line (chromium's network emulation) the progress bar shows the upload.
+    big = tmp_path / 'noise.png'
+    big.write_bytes(make_png(400, 400, noise=True))
+    cdp = pa.context.new_cdp_session(pa)
+    cdp.send('Network.enable')
+    cdp.send('Network.emulateNetworkConditions', {'offline': False, 'latency': 20,
+                                                  'downloadThroughput': -1,
+                                                  'uploadThroughput': 160 * 1024})
+    pa.set_input_files('#image-input', str(big))
+    expect(pa.locator('#upload-bar')).to_be_visible()
+    pa.wait_for_function('() => { const v = document.getElementById("upload-progress").value;'
+                         ' return v > 0 && v < 100; }')
+    shot(pa, 'upload-progress')
+    expect(pa.locator('#upload-bar')).to_be_hidden(timeout=30000)
+    cdp.send('Network.emulateNetworkConditions', {'offline': False, 'latency': 0,
+                                                  'downloadThroughput': -1,
+                                                  'uploadThroughput': -1})
+    expect(pb.locator('#msg-list .msg.theirs.media-4 img.msg-image')).to_have_count(1)
+
     pa.set_input_files('#image-input', str(image))
+    expect(pa.locator('#msg-list .msg.mine.media-4')).to_have_count(2)
     sent = pa.locator('#msg-list .msg.mine.media-4').last
     expect(sent).to_have_attribute('data-state', 'sent')
     src = sent.locator('img.msg-image').get_attribute('src')
@@ -546,7 +569,9 @@ def test_every_media_type_renders_and_history_scrolls_back(people, server):
     expect(page.locator('.media-4 img')).to_have_attribute('src', pic)
     expect(page.locator('.media-4 img')).to_have_js_property('naturalWidth', 320)
     shot(page, 'media-types')
-    page.locator('#msg-list .media-100').evaluate('el => el.scrollIntoView()')
+    page.locator('#msg-list .media-100').evaluate(
+        'el => { const box = document.getElementById("messages");'
+        ' box.scrollTop = el.offsetTop - box.offsetTop - 8; }')
     shot(page, 'media-cards')
 
     # The newest page of history is 30 messages: scrolling up fetches the rest, once.
