@@ -11,6 +11,9 @@ import os
 import re
 import socket
 import struct
+import subprocess
+import sys
+import tempfile
 import wave
 
 import pytest
@@ -382,6 +385,49 @@ def test_unwritable_upload_folder_is_a_clear_json_error(app_config, tmp_path):
         assert 'Traceback' not in response.get_data(as_text=True)
     finally:
         app.extensions['imchat'].close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB tmpfs: a real file system that fills up (Linux, as root)."""
+    folder = tmp_path / 'tiny'
+    folder.mkdir()
+    if not sys.platform.startswith('linux') or os.geteuid() != 0:
+        pytest.skip('mounting a tmpfs needs Linux and root')
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip('cannot mount a tmpfs here: ' + mounted.stderr.decode(errors='replace'))
+    yield folder
+    subprocess.run(['umount', str(folder)], check=True)
+
+
+def test_full_disk_is_a_clear_json_error(app_config, tiny_disk):
+    app_config['UPLOAD_DIR'] = str(tiny_disk / 'mnt')
+    app = create_app(app_config)
+    try:
+        client = app.test_client()
+        alice = Auth(client).register()
+        big = sample('python.png') + bytes(200 * 1024)
+        response = post_file(client, alice, big, 'big.png')
+        assert_refused(response, 503)
+        assert response.json['msg'].startswith('storage: ')
+        assert 'disk is full' in response.json['msg']
+        # The partial file is gone, and a file that fits is still stored.
+        assert files_under(str(tiny_disk / 'mnt')) == []
+        response = post_file(client, alice, sample('python.png'), 'small.png')
+        assert response.status_code == 200, response.json
+        assert client.get(response.json['data']).data == sample('python.png')
+    finally:
+        app.extensions['imchat'].close()
+
+
+def test_full_temporary_space_is_a_clear_json_error(client, auth, tiny_disk, monkeypatch):
+    monkeypatch.setattr(tempfile, 'tempdir', str(tiny_disk))
+    alice = auth.register()
+    response = post_file(client, alice, sample('python.png') + bytes(200 * 1024), 'big.png')
+    assert_refused(response, 503)
+    assert 'disk is full' in response.json['msg']
 
 
 def test_storage_setting_errors_stop_the_start(app_config):

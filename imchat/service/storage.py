@@ -316,7 +316,7 @@ def spool_upload(stream, max_bytes):
                     describe_size(max_bytes)), field='file')
             if len(head) < SNIFF_BYTES:
                 head += block[:SNIFF_BYTES - len(head)]
-            spool.write(block)
+            _write_spool(spool, block)
         if size == 0:
             raise BadRequest('file: is empty', field='file')
         media = sniff_media_type(head)
@@ -328,6 +328,21 @@ def spool_upload(stream, max_bytes):
     except BaseException:
         spool.close()
         raise
+
+
+def _write_spool(spool, block):
+    try:
+        spool.write(block)
+    except OSError as error:
+        log.error('upload: cannot write a temporary file: %s', error.strerror or error)
+        raise StorageUnavailable('storage: the file could not be received ({}); please try '
+                                 'again later'.format(_disk_trouble(error)))
+
+
+def _disk_trouble(error):
+    if error.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
+        return 'the disk is full'
+    return 'the disk cannot be written'
 
 
 class Storage:
@@ -383,11 +398,9 @@ class LocalStorage(Storage):
         except OSError as error:
             if created:
                 _remove_quietly(path)
-            reason = 'the disk is full' if error.errno in (errno.ENOSPC, errno.EDQUOT) \
-                else 'the upload folder cannot be written'
             log.error('upload: cannot write %s: %s', path, error.strerror or error)
             raise StorageUnavailable('storage: the file could not be stored ({}); '
-                                     'please try again later'.format(reason))
+                                     'please try again later'.format(_disk_trouble(error)))
         return '{}/{}'.format(self.url_prefix, name)
 
     def path_of(self, name):
