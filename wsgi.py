@@ -14,9 +14,9 @@ from imchat import create_app  # noqa: E402,F401
 
 
 def main():
-    from imchat.server import serve
+    from imchat.server import main as serve_main
 
-    serve(create_app())
+    serve_main(create_app)
 
 
 if __name__ == '__main__':

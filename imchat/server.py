@@ -103,6 +103,29 @@ def _on_stop_signals(callback):
     return handles
 
 
+def main(create_app):
+    """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
+    unreachable database, a port in use) logs one CRITICAL line and exits 1."""
+    from imchat import configure_logging
+
+    # Set up before the app exists, so even a bad setting is logged as time/level/message.
+    level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
+    known = isinstance(logging.getLevelName(level.upper()), int)
+    configure_logging(level if known else 'INFO')
+    try:
+        app = create_app()
+    except Exception as error:
+        _fail_to_start(error)
+    serve(app)
+
+
+def _fail_to_start(error):
+    log.critical('cannot start: %s: %s (IMCHAT_LOG_LEVEL=DEBUG logs the traceback)',
+                 type(error).__name__, error)
+    log.debug('traceback of the failed start', exc_info=error)
+    sys.exit(1)
+
+
 def serve(app):
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
     config = app.config
@@ -129,7 +152,10 @@ def serve(app):
     handles = _on_stop_signals(request_stop)
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
-    server.start()
+    try:
+        server.start()
+    except OSError as error:
+        _fail_to_start(error)
     log.info('imchat listening on %s (pid %s)', _url(server.address), os.getpid())
     log.info('storage: %s', describe_storage(config))
 
@@ -137,10 +163,17 @@ def serve(app):
     deadline = time.monotonic() + config.get('SHUTDOWN_TIMEOUT', 5)
     server.close()
     log.info('stopped accepting connections')
-    services.shutdown(timeout=config.get('SHUTDOWN_TIMEOUT', 5))
+    try:
+        services.shutdown(timeout=config.get('SHUTDOWN_TIMEOUT', 5))
+        clean = True
+    except Exception:
+        log.exception('the graceful shutdown failed')
+        clean = False
     # Requests still running (a long upload, a socket the app did not close) get
     # what is left of the timeout, then are killed.
     server.stop(timeout=max(0.5, deadline - time.monotonic()))
     for handle in handles:
         handle.cancel()
+    if not clean:
+        sys.exit(1)
     log.info('imchat stopped')

@@ -623,3 +623,32 @@ def test_systemd_unit_is_valid(release, tmp_path):
     result = subprocess.run([SYSTEMD_ANALYZE, 'verify', str(tmp_path / 'imchat.service')],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr.strip() == '', result.stderr
+
+
+@pytest.mark.parametrize('setting, value, says', [
+    ('IMCHAT_PORT', 'eighty', "IMCHAT_PORT='eighty' is not valid"),
+    ('IMCHAT_LOG_LEVEL', 'LOUD', "Unknown level: 'LOUD'"),
+    ('IMCHAT_DATABASE_URL', 'postgres://db/imchat', "unsupported database URL scheme"),
+])
+def test_a_start_that_fails_logs_why_and_exits_1(release, tmp_path, setting, value, says):
+    env = release_env(free_port(), 'sqlite:///{}'.format(tmp_path / 'imchat.db'))
+    env[setting] = value
+    result = subprocess.run([str(release / 'run')], capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).splitlines()
+    assert lines and all(LOG_LINE.match(line) for line in lines), lines
+    assert any(' CRITICAL cannot start: ' in line and says in line for line in lines), lines
+
+
+def test_a_port_in_use_is_a_failed_start(release, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([str(release / 'run')], capture_output=True, text=True,
+                                timeout=30, env=release_env(port, 'sqlite:///{}'.format(
+                                    tmp_path / 'imchat.db')))
+    assert result.returncode == 1
+    assert 'CRITICAL cannot start: OSError' in result.stdout + result.stderr
+    assert 'Address already in use' in result.stdout + result.stderr
