@@ -146,7 +146,7 @@ def serve(app):
             stop_requested.set()
         else:
             # A second signal means the operator will not wait.
-            log.warning('%s received again: exiting now', name)
+            log.warning('%s received during shutdown: exiting now', name)
             os._exit(1)
 
     handles = _on_stop_signals(request_stop)

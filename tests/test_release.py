@@ -402,7 +402,7 @@ def test_a_second_signal_exits_at_once(release, tmp_path):
             server.kill()
         if idle is not None:
             idle.close()
-    assert 'SIGINT received again: exiting now' in log_path.read_text()
+    assert 'SIGINT received during shutdown: exiting now' in log_path.read_text()
 
 
 def test_run_reads_env_file_and_the_environment_wins(release, tmp_path):
