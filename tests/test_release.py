@@ -511,7 +511,12 @@ def test_sigterm_closes_websockets_going_away_and_keeps_every_acknowledged_messa
         for n in range(50):
             client.text(receiver['id'], 'message {}'.format(n))
         # The first acknowledgement, then the signal while the rest are in flight.
-        acknowledged = [client.recv_ack()['msgid']]
+        first = client.recv_ack()
+        assert first['code'] == 0, first
+        acknowledged = [first['msgid']]
+        metrics = http(base + '/metrics')[2].decode()
+        assert '\nimchat_connections_open 1\n' in metrics
+        assert int(re.search(r'^imchat_messages_stored_total (\d+)$', metrics, re.M).group(1)) >= 1
         server.send_signal(signal.SIGTERM)
         close_code = None
         while close_code is None:
