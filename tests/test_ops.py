@@ -1,6 +1,7 @@
 """Operations: /healthz, /metrics, the open-file limit and the production server's
 startup and shutdown inside this process."""
 import json
+import logging
 import re
 import shutil
 import urllib.error
@@ -129,3 +130,25 @@ def test_describe_storage_names_no_secret():
     assert 'marker' not in text
     assert describe_storage({'STORAGE': 'local', 'UPLOAD_DIR': '/srv/imchat/mnt'}) == \
         'local directory /srv/imchat/mnt'
+
+
+@pytest.mark.parametrize('enabled', [True, False])
+def test_access_log_has_one_line_per_request_unless_turned_off(app_config, caplog, enabled):
+    from imchat import create_app
+
+    app_config.update(LOG_LEVEL='INFO', ACCESS_LOG=enabled)
+    app = create_app(app_config)
+    server = make_server(app, '127.0.0.1', 0)
+    server.start()
+    try:
+        with caplog.at_level('INFO'):
+            http_get('http://127.0.0.1:{}/healthz'.format(server.server_port))
+    finally:
+        server.stop(timeout=1)
+        app.extensions['imchat'].close()
+        logging.getLogger('imchat').setLevel('WARNING')
+    lines = [r.getMessage() for r in caplog.records if r.name == 'imchat.access']
+    if enabled:
+        assert len(lines) == 1 and '"GET /healthz HTTP/1.1" 200' in lines[0]
+    else:
+        assert lines == []
