@@ -7,7 +7,8 @@ from flask import Flask
 
 from imchat.config import load_config
 from imchat.model import define_database
-from imchat.model.engine import bind_database, describe_database_url
+from imchat.model.engine import (bind_database, describe_database_url,
+                                 multirow_insert_ids_are_consecutive)
 from imchat.service.contact import ContactService
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService
@@ -37,7 +38,8 @@ class Services:
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
         self.hub = Hub(self.metrics, config['WS_QUEUE_SIZE'], config['WS_PING_INTERVAL'],
                        config['WS_IDLE_TIMEOUT'], save_resume_point=self._save_resume_point)
-        self.messages = MessageService(self.db, self.hub, self.metrics)
+        self.messages = MessageService(self.db, self.hub, self.metrics,
+                                       multirow_insert_ids_are_consecutive(self.db))
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
 

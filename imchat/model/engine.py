@@ -9,6 +9,7 @@ import threading
 from urllib.parse import unquote, urlsplit
 
 from pony.orm.dbproviders.mysql import MySQLProvider
+from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
 
 
 class DatabaseURLError(ValueError):
@@ -48,9 +49,11 @@ def bind_database(db, url, pool_size=20, pool_timeout=30):
     kind, params = parse_database_url(url)
     if kind == 'sqlite':
         os.makedirs(os.path.dirname(params['filename']), exist_ok=True)
+        use_wal(params['filename'])
         # timeout: wait for another process's write lock (init-db beside a server)
         # instead of failing at once.
-        db.bind(provider='sqlite', filename=params['filename'], create_db=True, timeout=15)
+        db.bind(provider=PooledSQLiteProvider, filename=params['filename'], create_db=True,
+                timeout=15, pool_size=pool_size, pool_timeout=pool_timeout)
     else:
         ensure_mysql_database(params)
         db.bind(provider=PooledMySQLProvider, pool_size=pool_size, pool_timeout=pool_timeout,
@@ -58,6 +61,22 @@ def bind_database(db, url, pool_size=20, pool_timeout=30):
                 # a local server needs none. utf8mb4 holds every emoji.
                 charset='utf8mb4', ssl_disabled=True, connect_timeout=10, **params)
     return kind
+
+
+def use_wal(filename):
+    """Put an SQLite file in write-ahead-log mode (a lasting property of the file).
+
+    A commit then costs one fsync of the log instead of several of the journal and the
+    database, and readers no longer block the writer. `synchronous` stays FULL, so an
+    acknowledged message survives a power cut too.
+    """
+    import sqlite3
+
+    con = sqlite3.connect(filename, timeout=15)
+    try:
+        con.execute('PRAGMA journal_mode=WAL')
+    finally:
+        con.close()
 
 
 def ensure_mysql_database(params):
@@ -75,17 +94,18 @@ def ensure_mysql_database(params):
 
 
 class BoundedPool:
-    """One pool of MySQL connections shared by every greenlet, at most `size` open.
+    """One pool of database connections shared by every greenlet, at most `size` open.
 
     Pony's own pool keeps one connection per thread; under gevent every greenlet is a
-    thread, so each request would open (and leak) its own connection and a busy server
-    would run past MariaDB's max_connections. Here a greenlet borrows a connection for
-    its db_session and gives it back; when all are out, the next waits its turn.
+    thread, so each request would open its own connection, and each WebSocket greenlet
+    would keep one for its whole life: a busy server would run past MariaDB's
+    max_connections, or hold thousands of SQLite files open. Here a greenlet borrows a
+    connection for its db_session and gives it back; when all are out, the next waits.
     """
 
-    def __init__(self, dbapi_module, size, timeout, **kwargs):
+    def __init__(self, dbapi_module, size, timeout, open_connection):
         self.dbapi_module = dbapi_module
-        self.kwargs = kwargs
+        self.open_connection = open_connection
         self.timeout = timeout
         self._slots = threading.BoundedSemaphore(size)
         self._idle = collections.deque()
@@ -100,7 +120,7 @@ class BoundedPool:
         except IndexError:
             pass
         try:
-            return self.dbapi_module.connect(**self.kwargs), True
+            return self.open_connection(), True
         except BaseException:
             self._slots.release()
             raise
@@ -133,4 +153,38 @@ class BoundedPool:
 class PooledMySQLProvider(MySQLProvider):
     def get_pool(self, *args, pool_size=20, pool_timeout=30, **kwargs):
         pony_pool = super().get_pool(*args, **kwargs)
-        return BoundedPool(pony_pool.dbapi_module, pool_size, pool_timeout, **pony_pool.kwargs)
+        module, connect_kwargs = pony_pool.dbapi_module, pony_pool.kwargs
+        return BoundedPool(module, pool_size, pool_timeout,
+                           lambda: module.connect(**connect_kwargs))
+
+
+class PooledSQLiteProvider(SQLiteProvider):
+    def get_pool(self, is_shared_memory_db, filename, create_db=False, pool_size=20,
+                 pool_timeout=30, **kwargs):
+        import sqlite3
+
+        # Pony's per-thread pool knows how to open a connection (with its SQL functions);
+        # borrow that, and share the connections. Greenlets all run on one OS thread.
+        opener = SQLitePool(is_shared_memory_db, filename, create_db,
+                            check_same_thread=False, **kwargs)
+
+        def open_connection():
+            opener.con = None
+            opener._connect()
+            return opener.con
+        return BoundedPool(sqlite3, pool_size, pool_timeout, open_connection)
+
+
+def multirow_insert_ids_are_consecutive(db):
+    """Whether one INSERT of many rows gets consecutive auto-increment ids: always on
+    SQLite; on MySQL unless innodb_autoinc_lock_mode is 2 (interleaved)."""
+    if db.provider.dialect != 'MySQL':
+        return True
+    from pony.orm import db_session
+
+    with db_session:
+        try:
+            mode = db.select('@@innodb_autoinc_lock_mode')[0]
+        except Exception:
+            return False  # not InnoDB-like: do not assume
+    return int(mode) != 2

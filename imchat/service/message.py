@@ -14,7 +14,8 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, max as db_max, select
 
-from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
+                          insert_messages, message_wire)
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
@@ -63,8 +64,9 @@ def encode(wire):
 
 
 class MessageService:
-    def __init__(self, db, hub, metrics):
+    def __init__(self, db, hub, metrics, consecutive_ids=True):
         self.db = db
+        self.consecutive_ids = consecutive_ids
         self.hub = hub
         self.metrics = metrics
         self._queue = Queue()
@@ -132,29 +134,23 @@ class MessageService:
             pending.result.set(outcome)
 
     def _commit(self, batch):
-        outcomes = []
+        accepted, outcomes = [], []
         with db_session:
-            Message = self.db.Message
-            rows = []
             for pending in batch:
                 refusal = self._refusal(pending.sender_id, pending.frame)
                 if refusal:
                     outcomes.append((pending, Refused(refusal), None))
-                    continue
-                frame = pending.frame
-                row = Message(userid=pending.sender_id, cmd=frame.cmd, dstid=frame.dstid,
-                              media=frame.media, content=frame.content, pic=frame.pic,
-                              url=frame.url, memo=frame.memo, amount=frame.amount,
-                              createat=now_ms())
-                rows.append((pending, row))
-            # flush in order, so ids increase in the order messages arrived
-            for _, row in rows:
-                row.flush()
-            stored = [(pending, row.to_wire()) for pending, row in rows]
-        self.metrics.inc('imchat_messages_stored_total', len(stored))
-        for pending, wire in stored:
-            outcomes.append((pending, Stored(wire['msgid'], wire['createat']), wire))
-        outcomes.sort(key=lambda o: o[2]['msgid'] if o[2] else 0)
+                else:
+                    accepted.append(pending)
+            createat = now_ms()
+            rows = [(p.sender_id, p.frame.cmd, p.frame.dstid, p.frame.media, p.frame.content,
+                     p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat)
+                    for p in accepted]
+            ids = insert_messages(self.db, rows, self.consecutive_ids)
+        self.metrics.inc('imchat_messages_stored_total', len(rows))
+        for pending, row, msgid in zip(accepted, rows, ids):
+            wire = message_wire(msgid, *row)
+            outcomes.append((pending, Stored(msgid, createat), wire))
         return outcomes
 
     def _refusal(self, sender_id, frame):

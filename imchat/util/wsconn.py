@@ -60,6 +60,15 @@ def unmask(payload, mask):
         n, 'little')
 
 
+def _no_delay(sock):
+    """Send small frames at once. With Nagle's algorithm a chat message waits for the
+    peer to acknowledge the previous one, and delayed ACKs make that up to 40 ms."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # not TCP (a Unix socket behind a proxy): nothing to tune
+
+
 class OutgoingFrame:
     """One text message encoded once; the same bytes go to every recipient."""
 
@@ -92,6 +101,7 @@ class GeventConnection:
         self._read = websocket.raw_read
         self._sendall = websocket.raw_write
         self._socket = websocket.handler.socket
+        _no_delay(self._socket)
         self.max_message = max_message
         self.on_pong = on_pong
         self.closed = False
