@@ -12,7 +12,7 @@ import time
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
-from pony.orm import db_session, desc, exists, max as db_max, select
+from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
                           insert_messages, message_wire)
@@ -72,6 +72,7 @@ class MessageService:
         self._queue = Queue()
         self._writer = None
         self._stopping = False
+        self._busy = False
         self._allowed = set()
 
     # -- storing -------------------------------------------------------------------
@@ -82,7 +83,7 @@ class MessageService:
         if self._stopping:
             pending.result.set(Refused('the server is shutting down, send it again shortly'))
             return pending.result
-        if self._writer is None or self._writer.dead:
+        if self._writer is None:
             self._writer = gevent.spawn(self._run_writer)
         self._queue.put(pending)
         return pending.result
@@ -93,17 +94,19 @@ class MessageService:
         self.wait_until_idle(timeout)
         if self._writer is not None:
             self._writer.kill(block=True, timeout=1)
+        while not self._queue.empty():  # only when storing took longer than `timeout`
+            self._queue.get_nowait().result.set(
+                Refused('the server is shutting down, send it again shortly'))
 
-    _busy = False
+    def wait_until_idle(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while (not self._queue.empty() or self._busy) and time.monotonic() < deadline:
+            gevent.sleep(0.005)
 
     def _run_writer(self):
         while True:
-            try:
-                first = self._queue.get(timeout=60)
-            except Empty:
-                return  # idle: the next submit starts a new writer
+            batch = [self._queue.get()]
             self._busy = True
-            batch = [first]
             while len(batch) < BATCH_MAX:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -130,7 +133,11 @@ class MessageService:
                                                       'please send it again'), None))
         for pending, outcome, wire in outcomes:
             if wire is not None:
-                self._fan_out(pending, wire)
+                try:
+                    self._fan_out(pending, wire)
+                except Exception:
+                    # Stored all the same: recipients get it when they next connect.
+                    log.exception('delivering message %s failed', wire['msgid'])
             pending.result.set(outcome)
 
     def _commit(self, batch):
@@ -222,10 +229,6 @@ class MessageService:
             if user is not None and user.synced_msgid < msgid:
                 user.synced_msgid = msgid
 
-    def last_msgid(self):
-        with db_session:
-            return db_max(m.id for m in self.db.Message) or 0
-
     def history(self, user_id, cmd, dstid, before=None, limit=HISTORY_DEFAULT):
         """A page of a conversation, oldest first, with ids below `before`.
         Raises BadRequest, NotFound, Forbidden."""
@@ -255,10 +258,6 @@ class MessageService:
             rows = query.order_by(lambda m: desc(m.id))[:limit]
             return [row.to_wire() for row in reversed(rows)]
 
-    def wait_until_idle(self, timeout=5):
-        deadline = time.monotonic() + timeout
-        while (not self._queue.empty() or self._busy) and time.monotonic() < deadline:
-            gevent.sleep(0.005)
 
 
 def ack_ok(client_id, stored):
