@@ -35,9 +35,19 @@ class TooLarge(ServiceError):
     status = 413
 
 
+class UnsupportedMediaType(ServiceError):
+    status = 415
+
+
 class TooManyRequests(ServiceError):
     status = 429
 
 
+class BadGateway(ServiceError):
+    """A service we depend on answered but refused (OSS: wrong credentials, no bucket)."""
+    status = 502
+
+
 class Unavailable(ServiceError):
+    """A service we depend on could not be reached or written (OSS down, disk full)."""
     status = 503

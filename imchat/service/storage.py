@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 import oss2
 import oss2.exceptions
 
-from imchat.service.errors import BadRequest, NotFound, ServiceError, TooLarge
+from imchat.service.errors import BadGateway as StorageRefused
+from imchat.service.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
+from imchat.service.errors import Unavailable as StorageUnavailable
 
 log = logging.getLogger('imchat')
 
@@ -36,20 +38,6 @@ SNIFF_BYTES = 64 * 1024
 NAME_BYTES = 16
 # OSS keys live under this folder, as in the original (`mnt/<name>`).
 OSS_FOLDER = 'mnt'
-
-
-class UnsupportedType(ServiceError):
-    status = 415
-
-
-class StorageUnavailable(ServiceError):
-    """The store could not be reached or written (OSS down, disk full)."""
-    status = 503
-
-
-class StorageRefused(ServiceError):
-    """The store answered but refused the file (wrong credentials, no such bucket)."""
-    status = 502
 
 
 class MediaType:
@@ -105,7 +93,7 @@ def check_client_extension(field, extension):
     """Refuse (415) an extension (`png`, `.mp3`) that is not on the list."""
     extension = extension.strip().lstrip('.').lower()
     if extension and extension not in CLIENT_EXTENSIONS:
-        raise UnsupportedType('{}: .{} files are not accepted; {}'.format(
+        raise UnsupportedMediaType('{}: .{} files are not accepted; {}'.format(
             field, extension[:16], ACCEPTED_HINT), field=field)
 
 
@@ -301,7 +289,7 @@ class Upload:
 def spool_upload(stream, max_bytes):
     """Copy `stream` to a temporary file in blocks, refusing as soon as it passes
     `max_bytes`, and recognise its type. Raises BadRequest (empty), TooLarge,
-    UnsupportedType."""
+    UnsupportedMediaType."""
     spool = tempfile.TemporaryFile()
     try:
         size = 0
@@ -321,7 +309,7 @@ def spool_upload(stream, max_bytes):
             raise BadRequest('file: is empty', field='file')
         media = sniff_media_type(head)
         if media is None:
-            raise UnsupportedType('file: the content is not an accepted format; {}'.format(
+            raise UnsupportedMediaType('file: the content is not an accepted format; {}'.format(
                 ACCEPTED_HINT), field='file')
         spool.seek(0)
         return Upload(spool, size, media)
@@ -355,7 +343,7 @@ class Storage:
 
     def store(self, stream):
         """Check the file read from `stream` and keep it; return its URL. Raises
-        BadRequest, TooLarge, UnsupportedType, StorageUnavailable, StorageRefused."""
+        BadRequest, TooLarge, UnsupportedMediaType, StorageUnavailable, StorageRefused."""
         upload = spool_upload(stream, self.max_bytes)
         try:
             return self.save(upload)
