@@ -36,7 +36,8 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networki
                  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']
 PHONE = {'width': 390, 'height': 780}
 DESKTOP = {'width': 1100, 'height': 720}
-WAIT_MS = 10000
+# Generous: the suite shares two cores with chromium and the server process.
+WAIT_MS = 20000
 
 
 def make_png(width=320, height=200, noise=False):
@@ -208,6 +209,7 @@ def server(tmp_path_factory):
     proc = ServerProcess(str(tmp_path_factory.mktemp('browser-server'))).start()
     yield proc
     proc.stop()
+    print(proc.log())  # shown with a failure's report
 
 
 @pytest.fixture
@@ -499,6 +501,10 @@ def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path
     expect(voice.locator('.voice-len')).to_have_text(re.compile(r'^[12]″$'))
     expect(voice.locator('audio')).to_have_attribute('src', re.compile(r'^/'))
     expect(pa.locator('#msg-list .msg.mine.media-3').last).to_have_attribute('data-state', 'sent')
+    # The recording plays (chromium decodes what it recorded; the fake tone is ~1 s).
+    voice.locator('.voice-play').click()
+    expect(voice.locator('.voice-play')).to_have_class(re.compile(r'\bplaying\b'))
+    pb.wait_for_function('a => a.currentTime > 0.2', arg=voice.locator('audio').element_handle())
     shot(pb, 'image-and-voice')
     assert pa.errors == [] and pb.errors == []
 
@@ -640,6 +646,11 @@ def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_pat
         # Ada sees her own socket message too (another device of hers), once.
         expect(bubbles(pa, 'while you were away')).to_have_count(1)
         expect(bubbles(pa, 'after the restart')).to_have_count(1)
+        expect(bubbles(pa, 'before the restart')).to_have_count(1)
+        assert pa.locator('#msg-list .msg[data-state=sent]').count() == 3
+    except Exception:
+        print(own.log())
+        raise
     finally:
         own.stop()
 
