@@ -721,3 +721,15 @@ def test_me_tab_renames_and_logout_ends_the_token(people, server):
     # The chat page without a session goes to login.
     page.goto('/chat/index.shtml')
     page.wait_for_url('**/user/login.shtml')
+
+
+def test_a_session_ended_elsewhere_goes_back_to_login(people, server):
+    user = server.register(new_mobile(), 'Elsewhere')
+    page = people('en-US')
+    login_in_browser(page, user['mobile'])
+    token = page.evaluate('JSON.parse(localStorage.getItem("imchat.session")).token')
+    assert server.call('/user/logout', token)[0] == 200
+    page.reload()
+    page.wait_for_url('**/user/login.shtml?expired=1')
+    expect(page.locator('.form-error')).to_have_text('Your session has ended, please log in again')
+    assert page.evaluate('localStorage.getItem("imchat.session")') is None

@@ -150,7 +150,10 @@
       userRequests[id] = im.api('/user/find', {id: id}, 'GET').then(function (reply) {
         state.users[id] = reply.data;
         renderLists();
-        if (state.open) renderMessages(false);
+        if (state.open) {
+          $('convo-title').textContent = titleOf(state.open);
+          renderMessages(false);
+        }
       }, function () { /* keep the placeholder */ });
     }
     return {id: id, nickname: '#' + id, avatar: ''};
@@ -363,6 +366,8 @@
         var fromBottom = box.scrollHeight - box.scrollTop;
         renderMessages(!older);
         if (older) box.scrollTop = box.scrollHeight - fromBottom;
+        // A screen tall enough to show the whole page cannot scroll: fetch on.
+        if (c.hasOlder && box.scrollHeight <= box.clientHeight) loadHistory(c, true);
       }
       renderLists();
     }, function (error) {
@@ -999,6 +1004,9 @@
     $('rec-stop').addEventListener('click', function () { stopRecording(false); });
     $('rec-cancel').addEventListener('click', function () { stopRecording(true); });
     $('lightbox').addEventListener('click', function () { this.hidden = true; });
+    $('history-note').addEventListener('click', function () {
+      if (state.open) loadHistory(state.open, true);
+    });
     $('messages').addEventListener('scroll', function () {
       if (state.open && this.scrollTop < 40) loadHistory(state.open, true);
     });
