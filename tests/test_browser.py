@@ -514,6 +514,7 @@ def test_every_media_type_renders_and_history_scrolls_back(people, server):
     b = server.register(new_mobile(), 'Reader')
     server.call('/contact/addfriend', a['token'], dstid=b['id'])
     pic = server.upload_png(a['token'])
+    assert server.call('/user/update', a['token'], avatar=pic)[0] == 200
     ws = server.socket(a)
     try:
         for i in range(35):
@@ -572,8 +573,8 @@ def test_every_media_type_renders_and_history_scrolls_back(people, server):
     expect(page.locator('.media-9 .card-title')).to_have_text('Media Sender')
     expect(page.locator('.media-100 .fallback-body')).to_have_text('{"game":"chess","move":"e4"}')
     expect(page.locator('.media-3 .voice-len')).to_have_text('7″')
-    expect(page.locator('.media-4 img')).to_have_attribute('src', pic)
-    expect(page.locator('.media-4 img')).to_have_js_property('naturalWidth', 320)
+    expect(page.locator('.media-4 img.msg-image')).to_have_attribute('src', pic)
+    expect(page.locator('.media-4 img.msg-image')).to_have_js_property('naturalWidth', 320)
     shot(page, 'media-types')
     page.locator('#msg-list .media-100').evaluate(
         'el => { const box = document.getElementById("messages");'
@@ -700,7 +701,7 @@ def test_what_users_type_stays_text(people, server):
     shot(pb, 'xss-stays-text')
 
 
-def test_me_tab_renames_and_logout_ends_the_token(people, server):
+def test_me_tab_renames_changes_avatar_and_logout_ends_the_token(people, server, tmp_path):
     user = server.register(new_mobile(), 'Before')
     page = people('zh-CN', DESKTOP)
     login_in_browser(page, user['mobile'])
@@ -710,6 +711,12 @@ def test_me_tab_renames_and_logout_ends_the_token(people, server):
     page.fill('#nickname-form input[name=nickname]', 'After')
     page.click('#nickname-form button[type=submit]')
     expect(page.locator('#me-name')).to_have_text('After')
+    avatar = tmp_path / 'me.png'
+    avatar.write_bytes(PNG)
+    page.set_input_files('#avatar-input', str(avatar))
+    expect(page.locator('#me-avatar img')).to_have_attribute('src', re.compile(r'^/'))
+    expect(page.locator('#me-avatar img')).to_have_js_property('naturalWidth', 320)
+    assert server.call('/user/find', token)[1]['data']['avatar'].startswith('/')
     page.click('#tab-me .lang-switch')
     expect(page.locator('#logout-btn')).to_have_text('Log out')
     shot(page, 'me')

@@ -292,9 +292,9 @@
   function renderLists() { renderFriends(); renderGroups(); }
 
   function renderMe() {
-    var box = $('me-avatar');
-    box.replaceWith(avatar(me, 'avatar-lg'));
-    document.querySelector('.me-card > .avatar').id = 'me-avatar';
+    var fresh = avatar(me, 'avatar-lg');
+    fresh.id = 'me-avatar';
+    $('me-avatar').replaceWith(fresh);
     $('me-name').textContent = displayName(me);
     $('me-id').textContent = String(me.id);
     $('me-mobile').textContent = me.mobile || '';
@@ -828,6 +828,27 @@
     });
   }
 
+  function updateProfile(fields, message) {
+    return im.api('/user/update', fields).then(function (reply) {
+      var mobile = me.mobile;
+      me = reply.data;
+      me.mobile = me.mobile || mobile;
+      state.users[me.id] = me;
+      im.session.updateUser(me);
+      renderMe();
+      if (state.open) renderMessages(false);
+      toast(message);
+    }, fail);
+  }
+
+  function changeAvatar(file) {
+    if (!file) return;
+    var ext = (file.name.match(/\.[A-Za-z0-9]{1,5}$/) || [''])[0].toLowerCase();
+    uploadFile(file, file.name || 'avatar' + ext, ext || undefined).then(function (url) {
+      return updateProfile({avatar: url}, t('avatar_saved'));
+    }, function (error) { toast(t('upload_failed', {why: error.message})); });
+  }
+
   function sendImage(file) {
     if (!file) return;
     var ext = (file.name.match(/\.[A-Za-z0-9]{1,5}$/) || [''])[0].toLowerCase();
@@ -978,15 +999,13 @@
       e.preventDefault();
       var nickname = this.elements.nickname.value.trim();
       if (!nickname) return;
-      im.api('/user/update', {nickname: nickname}).then(function (reply) {
-        me = reply.data;
-        state.users[me.id] = me;
-        im.session.updateUser(me);
-        renderMe();
-        toast(t('nickname_saved'));
-      }, fail);
+      updateProfile({nickname: nickname}, t('nickname_saved'));
     });
     $('logout-btn').addEventListener('click', logout);
+    $('avatar-input').addEventListener('change', function () {
+      changeAvatar(this.files[0]);
+      this.value = '';
+    });
     $('back-btn').addEventListener('click', closeConversation);
     $('members-btn').addEventListener('click', showMembers);
     $('members-close').addEventListener('click', function () { $('members-panel').hidden = true; });

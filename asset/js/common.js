@@ -39,7 +39,7 @@
       upload_failed: '上传失败：{why}', mic_failed: '无法录音：{why}',
       mic_unsupported: '这个浏览器不支持录音', too_short: '录音太短',
       session_over: '登录已失效，请重新登录', you: '我', members_count: '{n} 位成员',
-      lang_other: 'English', today: '今天'
+      lang_other: 'English', today: '今天', change_avatar: '换头像', avatar_saved: '头像已更新'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -78,7 +78,8 @@
       upload_failed: 'Upload failed: {why}', mic_failed: 'Cannot record: {why}',
       mic_unsupported: 'This browser cannot record audio', too_short: 'Too short to send',
       session_over: 'Your session has ended, please log in again', you: 'Me',
-      members_count: '{n} members', lang_other: '中文', today: 'Today'
+      members_count: '{n} members', lang_other: '中文', today: 'Today',
+      change_avatar: 'Change', avatar_saved: 'Avatar updated'
     }
   };
 
