@@ -16,7 +16,7 @@
   var HEARTBEAT_MS = 30000;
   // Reconnect after 0.5 s, doubling to at most 15 s, with jitter so that a restarted
   // server is not hit by every client in the same instant.
-  var BACKOFF_FIRST_MS = 500, BACKOFF_MAX_MS = 15000;
+  var BACKOFF_FIRST_MS = 500, BACKOFF_MAX_MS = 15000, STABLE_MS = 10000;
   var VOICE_MAX_S = 60;
   var EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '😅', '😭', '😡', '😱',
                '😴', '🥳', '🤗', '🙄', '😇', '🤩', '👍', '👎', '👏', '🙏', '💪', '🤝',
@@ -47,6 +47,7 @@
     socket: null,
     retries: 0,
     reconnectTimer: null,
+    stableTimer: null,
     heartbeatTimer: null,
     loggingOut: false,
     localSeq: 0
@@ -607,7 +608,10 @@
     var socket = new WebSocket(url);
     state.socket = socket;
     socket.onopen = function () {
-      state.retries = 0;
+      // Back off afresh only once a connection has lasted: a server that accepts and
+      // at once closes (shutting down, overloaded) must not be hammered.
+      clearTimeout(state.stableTimer);
+      state.stableTimer = setTimeout(function () { state.retries = 0; }, STABLE_MS);
       setBanner('');
       app.dataset.conn = 'open';
       clearInterval(state.heartbeatTimer);
@@ -626,6 +630,7 @@
       state.socket = null;
       app.dataset.conn = 'closed';
       clearInterval(state.heartbeatTimer);
+      clearTimeout(state.stableTimer);
       failInFlight();
       if (state.loggingOut) return;
       if (event.code === 4401 || event.code === 4403) return endSession();
@@ -668,6 +673,14 @@
     state.unread[c.key] = (state.unread[c.key] || 0) + 1;
     saveUnread();
   }
+
+  // Back on the network: try now rather than at the end of the backoff.
+  window.addEventListener('online', function () {
+    if (!state.socket && !state.loggingOut) {
+      state.retries = 0;
+      connect();
+    }
+  });
 
   document.addEventListener('visibilitychange', function () {
     if (!document.hidden && state.open) { markRead(state.open); renderLists(); }
