@@ -216,12 +216,17 @@ def server(tmp_path_factory):
 def people(browser, server):
     """Open a person's browser: people(locale='zh-CN', viewport=PHONE) -> Page."""
     contexts = []
+    elsewhere = []
 
     def open_person(locale='zh-CN', viewport=None, srv=None):
-        context = browser.new_context(base_url=(srv or server).base, locale=locale,
+        base = (srv or server).base
+        context = browser.new_context(base_url=base, locale=locale,
                                       viewport=viewport or PHONE,
                                       permissions=['microphone'])
         context.set_default_timeout(WAIT_MS)
+        # Nothing may be fetched from outside the app (messages carry outside URLs).
+        context.on('request', lambda request: None if request.url.startswith(
+            (base + '/', 'data:', 'blob:')) else elsewhere.append(request.url))
         contexts.append(context)
         page = context.new_page()
         page.errors = []
@@ -231,6 +236,7 @@ def people(browser, server):
     yield open_person
     for context in contexts:
         context.close()
+    assert elsewhere == [], 'fetched from outside the app: {}'.format(elsewhere)
 
 
 def shot(page, name):
