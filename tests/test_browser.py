@@ -636,6 +636,12 @@ def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_pat
         expect(pb.locator('#conn-banner')).to_be_visible()
         expect(pb.locator('#conn-banner')).to_contain_text('reconnecting')
         shot(pb, 'reconnecting')
+        # Written while the server is away: it waits, shown as sending, and goes out
+        # on the new connection.
+        send_text(pa, 'typed while offline')
+        queued = pa.locator('#msg-list .msg.mine').last
+        expect(queued).to_have_attribute('data-state', 'sending')
+        expect(queued.locator('.msg-state')).to_have_text('Sending…')
         own.start()
         # A message stored while Bo's page is still away: he fetches it on reconnect.
         ws = own.socket(a)
@@ -654,7 +660,9 @@ def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_pat
         expect(bubbles(pa, 'while you were away')).to_have_count(1)
         expect(bubbles(pa, 'after the restart')).to_have_count(1)
         expect(bubbles(pa, 'before the restart')).to_have_count(1)
-        assert pa.locator('#msg-list .msg[data-state=sent]').count() == 3
+        expect(queued).to_have_attribute('data-state', 'sent')
+        expect(bubbles(pb, 'typed while offline')).to_have_count(1)
+        assert pa.locator('#msg-list .msg[data-state=sent]').count() == 4
     except Exception:
         print(own.log())
         raise
