@@ -363,7 +363,8 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
     # Bob sees Alice once his list reloads (the tab does it).
     bob.click('.tabbar .tab[data-tab=groups]')
     bob.click('.tabbar .tab[data-tab=friends]')
-    expect(bob.locator('#friend-list [data-conv="10:{}"]'.format(alice_id))).to_contain_text('Alice')
+    alice_item = bob.locator('#friend-list [data-conv="10:{}"]'.format(alice_id))
+    expect(alice_item).to_contain_text('Alice')
 
     open_friend_chat(alice, bob_id)
     send_text(alice, '你好 Bob, hello')
@@ -373,7 +374,7 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
     assert int(mine.get_attribute('data-msgid')) > 0
 
     # Bob has an unread count on Alice, and the message once he opens her.
-    expect(bob.locator('#friend-list [data-conv="10:{}"] .badge'.format(alice_id))).to_have_text('1')
+    expect(alice_item.locator('.badge')).to_have_text('1')
     expect(bob.locator('.tabbar .tab[data-tab=friends] .badge')).to_have_text('1')
     shot(bob, 'friends-unread')
     open_friend_chat(bob, alice_id)
@@ -441,7 +442,8 @@ def test_a_group_of_three(people, server):
     for page in (ann, ben, cat):
         expect(bubbles(page, 'I am in')).to_have_count(1)
         expect(bubbles(page, 'Me too')).to_have_count(1)
-    expect(ann.locator('#msg-list .msg.theirs', has_text='I am in').locator('.msg-name')).to_have_text('Cat')
+    cats = ann.locator('#msg-list .msg.theirs', has_text='I am in')
+    expect(cats.locator('.msg-name')).to_have_text('Cat')
     shot(ann, 'group-conversation')
 
     ann.click('#members-btn')
@@ -612,8 +614,9 @@ def test_a_message_sent_while_offline_shows_at_login(people, server):
 
     pb = people('en-US')
     login_in_browser(pb, b['mobile'])
-    expect(pb.locator('#friend-list [data-conv="10:{}"] .badge'.format(a['id']))).to_have_text('1')
-    expect(pb.locator('#friend-list [data-conv="10:{}"] .list-sub'.format(a['id']))).to_have_text('are you up?')
+    early_bird = pb.locator('#friend-list [data-conv="10:{}"]'.format(a['id']))
+    expect(early_bird.locator('.badge')).to_have_text('1')
+    expect(early_bird.locator('.list-sub')).to_have_text('are you up?')
     open_friend_chat(pb, a['id'])
     expect(bubbles(pb, 'are you up?')).to_have_count(1)
 
@@ -709,7 +712,8 @@ def test_what_users_type_stays_text(people, server):
     expect(pb.locator('#convo-title')).to_have_text('<i>grp</i>')
     expect(pb.locator('.media-100 .fallback-body')).to_have_text(evil)
     expect(pb.locator('#msg-list img:not(.msg-image)')).to_have_count(0)
-    expect(pb.locator('#msg-list script, #msg-list b, #friend-list b, #group-list i')).to_have_count(0)
+    markup = '#msg-list script, #msg-list b, #friend-list b, #group-list i'
+    expect(pb.locator(markup)).to_have_count(0)
     assert pb.evaluate('window.__pwned') is None
     assert pa.evaluate('window.__pwned') is None
     shot(pb, 'xss-stays-text')
