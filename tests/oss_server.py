@@ -269,3 +269,19 @@ def _error_reply(fault, request_id):
                 fault.code, escape(fault.message), request_id, details)).encode()
     return fault.status, [('Content-Type', 'application/xml'),
                           ('Content-Length', str(len(body)))], body
+
+
+def main(argv):
+    """Serve a FakeOss in its own process (for the browser tests, whose Playwright loop
+    would starve a gevent server in the same process):
+    python tests/oss_server.py PORT KEY_ID SECRET BUCKET"""
+    port, key_id, secret, bucket = argv
+    server = FakeOss({key_id: secret}, buckets={bucket})
+    server.server = WSGIServer(('127.0.0.1', int(port)), server, log=None, error_log=None)
+    server.server.serve_forever()
+
+
+if __name__ == '__main__':
+    import sys
+
+    main(sys.argv[1:])

@@ -218,15 +218,16 @@ def people(browser, server):
     contexts = []
     elsewhere = []
 
-    def open_person(locale='zh-CN', viewport=None, srv=None):
+    def open_person(locale='zh-CN', viewport=None, srv=None, media_origin=None):
         base = (srv or server).base
+        allowed = (base + '/', 'data:', 'blob:') + ((media_origin + '/',) if media_origin else ())
         context = browser.new_context(base_url=base, locale=locale,
                                       viewport=viewport or PHONE,
                                       permissions=['microphone'])
         context.set_default_timeout(WAIT_MS)
         # Nothing may be fetched from outside the app (messages carry outside URLs).
         context.on('request', lambda request: None if request.url.startswith(
-            (base + '/', 'data:', 'blob:')) else elsewhere.append(request.url))
+            allowed) else elsewhere.append(request.url))
         contexts.append(context)
         page = context.new_page()
         page.errors = []
@@ -515,6 +516,61 @@ def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path
     pb.wait_for_function('a => a.currentTime > 0.2', arg=voice.locator('audio').element_handle())
     shot(pb, 'image-and-voice')
     assert pa.errors == [] and pb.errors == []
+
+
+@pytest.fixture
+def oss_process():
+    """The test OSS server (tests/oss_server.py) in a process of its own."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'tests', 'oss_server.py'),
+                             str(port), 'browser-key', 'browser-secret', 'chat'])
+    origin = 'http://127.0.0.1:{}'.format(port)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield origin
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_images_kept_in_oss_show_inline(people, tmp_path, oss_process):
+    srv = ServerProcess(str(tmp_path))
+    srv.env.update(IMCHAT_STORAGE='oss', IMCHAT_OSS_ENDPOINT=oss_process,
+                   IMCHAT_OSS_BUCKET='chat', IMCHAT_OSS_ACCESS_KEY_ID='browser-key',
+                   IMCHAT_OSS_ACCESS_KEY_SECRET='browser-secret')
+    srv.start()
+    try:
+        a = srv.register(new_mobile(), 'Alice')
+        b = srv.register(new_mobile(), 'Bob')
+        assert srv.call('/contact/addfriend', a['token'], dstid=b['id'])[0] == 200
+        pa = people('en-US', srv=srv, media_origin=oss_process)
+        pb = people('en-US', srv=srv, media_origin=oss_process)
+        login_in_browser(pa, a['mobile'])
+        login_in_browser(pb, b['mobile'])
+        open_friend_chat(pa, b['id'])
+        open_friend_chat(pb, a['id'])
+        image = tmp_path / 'photo.png'
+        image.write_bytes(PNG)
+        pa.set_input_files('#image-input', str(image))
+        received = pb.locator('#msg-list .msg.theirs.media-4 img.msg-image')
+        expect(received).to_have_count(1)
+        expect(received).to_have_attribute('src', re.compile(
+            '^' + re.escape(oss_process + '/chat/mnt/')))
+        expect(received).to_have_js_property('naturalWidth', 320)  # loaded from the bucket
+        # Any other outside address is still only a link, never loaded by the page.
+        ws = srv.socket(a)
+        send_and_ack(ws, {'id': 1, 'cmd': 10, 'dstid': b['id'], 'media': 4,
+                          'url': 'http://127.0.0.2:9/elsewhere.png'})
+        ws.close()
+        expect(pb.locator('#msg-list .msg.theirs.media-4')).to_have_count(2)
+        expect(pb.locator('#msg-list .msg.theirs.media-4').last.locator('img')).to_have_count(0)
+        assert pa.errors == [] and pb.errors == []
+    finally:
+        srv.stop()
 
 
 def test_every_media_type_renders_and_history_scrolls_back(people, server):

@@ -223,15 +223,21 @@
     return el;
   }
 
-  // A URL the page may load (image, audio, video): only this app's own files, so a
-  // message cannot make the browser fetch anything from elsewhere.
+  // Where uploads are served from when not from this server (an OSS bucket or CDN):
+  // the page names it, and its Content-Security-Policy allows it.
+  var mediaOriginMeta = document.querySelector('meta[name="imchat-media-origin"]');
+  var mediaOrigin = mediaOriginMeta ? mediaOriginMeta.getAttribute('content') : null;
+
+  // A URL the page may load (image, audio, video): only this app's own files and its
+  // upload store, so a message cannot make the browser fetch anything from elsewhere.
   function localUrl(raw) {
     if (typeof raw !== 'string' || !raw) return null;
     try {
       var url = new URL(raw, window.location.href);
-      if (url.origin !== window.location.origin) return null;
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-      return url.pathname + url.search + url.hash;
+      if (url.origin === window.location.origin) return url.pathname + url.search + url.hash;
+      if (mediaOrigin && url.origin === mediaOrigin) return url.href;
+      return null;
     } catch (e) { return null; }
   }
 

@@ -19,20 +19,24 @@ log = logging.getLogger('imchat')
 
 DEFINE_LINE = re.compile(r'^\s*\{#\s*define\s+"(/[^"\s]+)"\s*#\}')
 
-# Pages load nothing from outside the app, and no inline script can run: whatever a
-# user typed is only ever shown as text, and this header is the second fence.
-CONTENT_SECURITY_POLICY = '; '.join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data: blob:",
-    "media-src 'self' blob:",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-    "form-action 'self'",
-])
+# Pages load nothing from outside the app (but for uploads kept in OSS, from the one
+# origin they are served from), and no inline script can run: whatever a user typed is
+# only ever shown as text, and this header is the second fence.
+def content_security_policy(media_origin=None):
+    media = ' ' + media_origin if media_origin else ''
+    return '; '.join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:" + media,
+        "media-src 'self' blob:" + media,
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ])
+
 
 HOME_PAGE = '/chat/index.shtml'
 
@@ -54,8 +58,10 @@ def find_templates(view_dir):
 
 def _page_view(template_name):
     def page():
-        response = current_app.make_response(render_template(template_name))
-        response.headers['Content-Security-Policy'] = CONTENT_SECURITY_POLICY
+        media_origin = current_app.extensions['imchat'].storage.media_origin
+        response = current_app.make_response(render_template(template_name,
+                                                             media_origin=media_origin))
+        response.headers['Content-Security-Policy'] = content_security_policy(media_origin)
         response.headers['X-Content-Type-Options'] = 'nosniff'
         response.headers['Referrer-Policy'] = 'same-origin'
         response.headers['Cache-Control'] = 'no-cache'

@@ -337,6 +337,9 @@ class Storage:
     """Where uploads are kept. A backend implements `save(upload) -> url`."""
 
     kind = None
+    # The scheme://host[:port] files are served from when it is not the app's own
+    # (pages must allow it, and the web client must trust it, to show media inline).
+    media_origin = None
 
     def __init__(self, max_bytes):
         self.max_bytes = max_bytes
@@ -430,6 +433,8 @@ class OssStorage(Storage):
         self.bucket = oss2.Bucket(auth, self.endpoint, bucket, connect_timeout=connect_timeout,
                                   region=region or None)
         self.public_url = public_url.rstrip('/') if public_url else self._bucket_url()
+        parts = urlsplit(self.public_url)
+        self.media_origin = '{}://{}'.format(parts.scheme, parts.netloc)
 
     def _bucket_url(self):
         parts = urlsplit(self.endpoint)
