@@ -95,7 +95,8 @@ def create_app(config=None):
     app.after_request(ops.count_response)
     from imchat.ctrl import view
     # The original's RegisterView: a page for every template under view/.
-    view.register_views(app, app.template_folder)
+    view.register_views(app, app.template_folder,
+                        app.extensions['imchat'].storage.media_origin)
 
     @app.cli.command('init-db')
     def init_db():

@@ -56,12 +56,13 @@ def find_templates(view_dir):
             yield route, name
 
 
-def _page_view(template_name):
+def _page_view(template_name, media_origin):
+    policy = content_security_policy(media_origin)
+
     def page():
-        media_origin = current_app.extensions['imchat'].storage.media_origin
         response = current_app.make_response(render_template(template_name,
                                                              media_origin=media_origin))
-        response.headers['Content-Security-Policy'] = content_security_policy(media_origin)
+        response.headers['Content-Security-Policy'] = policy
         response.headers['X-Content-Type-Options'] = 'nosniff'
         response.headers['Referrer-Policy'] = 'same-origin'
         response.headers['Cache-Control'] = 'no-cache'
@@ -69,8 +70,9 @@ def _page_view(template_name):
     return page
 
 
-def register_views(app, view_dir):
-    """The original's RegisterView: one GET route per template, and `/` to the app."""
+def register_views(app, view_dir, media_origin=None):
+    """The original's RegisterView: one GET route per template, and `/` to the app.
+    `media_origin`: where uploads are served from, when not from the app itself."""
     bp = Blueprint('view', __name__)
     routes = {}
     for route, name in find_templates(view_dir):
@@ -79,7 +81,7 @@ def register_views(app, view_dir):
                 routes[route], name, route))
         routes[route] = name
         endpoint = 'page_' + re.sub(r'\W', '_', name[:-len('.html')])
-        bp.add_url_rule(route, endpoint, _page_view(name), methods=['GET'])
+        bp.add_url_rule(route, endpoint, _page_view(name, media_origin), methods=['GET'])
 
     @bp.route('/')
     def home():
