@@ -729,6 +729,42 @@ def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_pat
         own.stop()
 
 
+def test_a_message_caught_in_a_dropped_connection_goes_again_and_arrives_once(people,
+                                                                              tmp_path):
+    own = ServerProcess(str(tmp_path)).start()
+    try:
+        a = own.register(new_mobile(), 'Ada')
+        b = own.register(new_mobile(), 'Bo')
+        own.call('/contact/addfriend', a['token'], dstid=b['id'])
+        pa, pb = people('en-US', srv=own), people('en-US', srv=own)
+        login_in_browser(pa, a['mobile'])
+        login_in_browser(pb, b['mobile'])
+        open_friend_chat(pa, b['id'])
+        open_friend_chat(pb, a['id'])
+        # Frozen, the server reads nothing: the frame goes out on an open socket and no
+        # acknowledgement comes back. Then the server dies without reading it.
+        own.proc.send_signal(signal.SIGSTOP)
+        send_text(pa, 'caught in the drop')
+        caught = pa.locator('#msg-list .msg.mine').last
+        expect(caught).to_have_attribute('data-state', 'sending')
+        pa.wait_for_timeout(300)
+        own.proc.send_signal(signal.SIGKILL)
+        own.proc.wait(10)
+        own.proc = None
+        expect(pa.locator('#app')).to_have_attribute('data-conn', 'closed')
+        expect(caught).to_have_attribute('data-state', 'sending')
+        own.start()
+        expect(caught).to_have_attribute('data-state', 'sent', timeout=30000)
+        expect(bubbles(pb, 'caught in the drop')).to_have_count(1, timeout=30000)
+        expect(bubbles(pa, 'caught in the drop')).to_have_count(1)
+        assert pa.errors == [] and pb.errors == []
+    except Exception:
+        print(own.log())
+        raise
+    finally:
+        own.stop()
+
+
 def test_a_refused_message_shows_why(people, server):
     a, b, pa, pb = befriend_and_connect(server, people, 'en-US')
     open_friend_chat(pa, b['id'])

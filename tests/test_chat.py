@@ -510,3 +510,19 @@ def test_going_away_on_shutdown_after_storing_in_flight(app, pair, connect, live
     live_server.hub.close_all(timeout=1)
     assert b.recv()['content'] == 'last words'
     assert b.close_code()[0] == 1001
+
+
+def test_a_frame_sent_again_after_a_dropped_connection_is_stored_once(pair, connect):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    frame = dict(id='c-lf8q2x-1', cmd=10, dstid=bob.id, media=1, content='exactly once')
+    a.send(**frame)
+    first = a.recv_ack()
+    assert b.recv()['msgid'] == first['msgid']
+    a.close()
+    again = connect(alice, since=first['msgid'])
+    again.send(**frame)
+    second = again.recv_ack()
+    assert (second['code'], second['msgid'], second['createat']) == (
+        0, first['msgid'], first['createat'])
+    b.expect_nothing()

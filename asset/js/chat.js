@@ -435,12 +435,7 @@
     var status = msg.state || 'sent';
     var text = status === 'sending' ? t('sending') : status === 'failed'
       ? t('not_sent', {why: msg.error || ''}) : t('sent');
-    var el = h('span', {className: 'msg-state state-' + status, text: text});
-    if (status === 'failed' && msg.retryable) {
-      el.appendChild(h('button', {type: 'button', className: 'link resend', text: t('resend'),
-                                  onclick: function () { resend(msg); }}));
-    }
-    return el;
+    return h('span', {className: 'msg-state state-' + status, text: text});
   }
 
   function updateState(msg) {
@@ -631,7 +626,7 @@
       app.dataset.conn = 'closed';
       clearInterval(state.heartbeatTimer);
       clearTimeout(state.stableTimer);
-      failInFlight();
+      requeueInFlight();
       if (state.loggingOut) return;
       if (event.code === 4401 || event.code === 4403) return endSession();
       var delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * Math.pow(2, state.retries));
@@ -717,16 +712,13 @@
   }
 
   // Frames written to a socket that closed before their acknowledgement: the server
-  // may or may not have stored them, so the person decides whether to resend.
-  function failInFlight() {
+  // may or may not have stored them. Their ids are idempotency keys (long, unique
+  // strings), so they simply go again on the next connection: the server stores each
+  // at most once and acknowledges a repeat with the message it already has.
+  function requeueInFlight() {
     Object.keys(state.convs).forEach(function (key) {
       state.convs[key].pending.forEach(function (msg) {
-        if (msg.state === 'sending' && msg.written) {
-          msg.state = 'failed';
-          msg.retryable = true;
-          msg.error = t('connection_lost');
-          updateState(msg);
-        }
+        if (msg.state === 'sending') msg.written = false;
       });
     });
   }
@@ -751,7 +743,9 @@
     var c = state.open;
     if (!c) return;
     state.localSeq += 1;
-    var id = 'c' + Date.now().toString(36) + '-' + state.localSeq;
+    // Unique across this person's devices and page loads: the server takes it as the
+    // message's idempotency key.
+    var id = 'c' + Date.now().toString(36) + '-' + randomTag() + '-' + state.localSeq;
     var frame = {id: id, cmd: c.cmd, dstid: c.dstid};
     Object.keys(fields).forEach(function (k) { frame[k] = fields[k]; });
     var msg = {};
@@ -765,17 +759,12 @@
     write(msg);
   }
 
-  function resend(msg) {
-    var c = state.open;
-    if (!c) return;
-    var index = c.pending.indexOf(msg);
-    if (index >= 0) c.pending.splice(index, 1);
-    if (msg.el) msg.el.remove();
-    var fields = {};
-    Object.keys(msg.frame).forEach(function (k) {
-      if (['id', 'cmd', 'dstid'].indexOf(k) < 0) fields[k] = msg.frame[k];
-    });
-    send(fields);
+  function randomTag() {
+    var bytes = new Uint8Array(6);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return ('0' + b.toString(16)).slice(-2);
+    }).join('');
   }
 
   /* ---------- composing ---------- */

@@ -108,8 +108,12 @@ def define_database():
         memo = Optional(str, MEMO_MAX)
         amount = Required(int, size=64, default=0)
         createat = Required(int, size=64)
+        # The sender's own id for the message when it can serve as an idempotency key
+        # (see service.frame.idempotency_key); NULL otherwise.
+        clientid = Optional(str, 64, nullable=True)
         composite_index(cmd, dstid, id)
         composite_index(userid, id)
+        composite_index(userid, clientid)
 
         def to_wire(self):
             return message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
@@ -120,7 +124,7 @@ def define_database():
 
 
 MESSAGE_COLUMNS = ('userid', 'cmd', 'dstid', 'media', 'content', 'pic', 'url', 'memo', 'amount',
-                   'createat')
+                   'createat', 'clientid')
 
 
 def insert_messages(db, rows, consecutive_ids):

@@ -43,6 +43,11 @@ TEXT_LIMITS = {'content': CONTENT_MAX, 'pic': URL_MAX, 'url': URL_MAX, 'memo': M
 AMOUNT_LIMITS = {MEDIA_VOICE: (1, 3600), MEDIA_RED_PACKET: (1, 10 ** 9)}
 AMOUNT_MAX = 10 ** 12
 CLIENT_ID_MAX = 64
+# A client id this long or longer, and a string, is taken as unique to its message: a
+# frame sent again with it (after a connection dropped before the ack) is acknowledged
+# with the stored message instead of being stored twice. Short and numeric ids, like
+# the original client's constant `id: 1`, repeat, so they are never matched.
+IDEMPOTENCY_KEY_MIN = 8
 MAX_ID = (1 << 63) - 1
 # A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
 # javascript: or data:, which a receiving web client might render.
@@ -54,6 +59,12 @@ class FrameError(ValueError):
         super().__init__(msg)
         self.msg = msg
         self.client_id = client_id
+
+
+def idempotency_key(client_id):
+    if isinstance(client_id, str) and len(client_id) >= IDEMPOTENCY_KEY_MIN:
+        return client_id
+    return None
 
 
 class Frame:

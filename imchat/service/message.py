@@ -17,6 +17,7 @@ from pony.orm import db_session, desc, exists, select
 from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
                           insert_messages, message_wire)
 from imchat.service.errors import BadRequest, Forbidden, NotFound
+from imchat.service.frame import idempotency_key
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -143,22 +144,49 @@ class MessageService:
     def _commit(self, batch):
         accepted, outcomes = [], []
         with db_session:
+            stored_before = self._already_stored(batch)
+            batch_keys = {}
             for pending in batch:
+                key = (pending.sender_id, idempotency_key(pending.frame.client_id))
+                if key[1] is not None and (key in stored_before or key in batch_keys):
+                    # Sent again after a dropped connection: the same ack, stored once.
+                    earlier = stored_before.get(key) or batch_keys[key]
+                    outcomes.append((pending, earlier, None))
+                    continue
                 refusal = self._refusal(pending.sender_id, pending.frame)
                 if refusal:
                     outcomes.append((pending, Refused(refusal), None))
-                else:
-                    accepted.append(pending)
+                    continue
+                accepted.append(pending)
+                if key[1] is not None:
+                    batch_keys[key] = None  # filled in once the row has its id
             createat = now_ms()
             rows = [(p.sender_id, p.frame.cmd, p.frame.dstid, p.frame.media, p.frame.content,
-                     p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat)
+                     p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat,
+                     idempotency_key(p.frame.client_id))
                     for p in accepted]
             ids = insert_messages(self.db, rows, self.consecutive_ids)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
-            wire = message_wire(msgid, *row)
-            outcomes.append((pending, Stored(msgid, createat), wire))
-        return outcomes
+            stored = Stored(msgid, createat)
+            if row[-1] is not None:
+                batch_keys[(pending.sender_id, row[-1])] = stored
+            outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
+        # A repeat inside this very batch learns its twin's id only now.
+        return [(p, batch_keys[(p.sender_id, idempotency_key(p.frame.client_id))]
+                 if outcome is None else outcome, wire) for p, outcome, wire in outcomes]
+
+    def _already_stored(self, batch):
+        """{(sender id, key): Stored} for the batch's idempotency keys already stored."""
+        keys = {idempotency_key(p.frame.client_id) for p in batch} - {None}
+        if not keys:
+            return {}
+        senders = list({p.sender_id for p in batch})
+        keys = list(keys)
+        found = select((m.userid, m.clientid, m.id, m.createat) for m in self.db.Message
+                       if m.userid in senders and m.clientid in keys)[:]
+        return {(userid, clientid): Stored(msgid, createat)
+                for userid, clientid, msgid, createat in found}
 
     def _refusal(self, sender_id, frame):
         if frame.cmd == CMD_SINGLE_MSG:
