@@ -49,7 +49,9 @@ def chat():
         _serve(services(), conn, max_frame)
     finally:
         conn.close()
-    return Response(status=101 if request.environ.get('wsgi.websocket') is None else 200)
+    # The socket is closed by now: gevent-websocket ignores this reply, and werkzeug's
+    # write of it fails quietly, as under flask-sock.
+    return Response()
 
 
 def _serve(svc, conn, max_frame):
