@@ -677,17 +677,23 @@ def test_a_message_sent_while_offline_shows_at_login(people, server):
     expect(bubbles(pb, 'are you up?')).to_have_count(1)
 
 
+def friends_in_conversation(own, people):
+    """Ada and Bo, friends on server `own`, each with their conversation open."""
+    a = own.register(new_mobile(), 'Ada')
+    b = own.register(new_mobile(), 'Bo')
+    own.call('/contact/addfriend', a['token'], dstid=b['id'])
+    pa, pb = people('en-US', srv=own), people('en-US', srv=own)
+    login_in_browser(pa, a['mobile'])
+    login_in_browser(pb, b['mobile'])
+    open_friend_chat(pa, b['id'])
+    open_friend_chat(pb, a['id'])
+    return a, b, pa, pb
+
+
 def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_path):
     own = ServerProcess(str(tmp_path)).start()
     try:
-        a = own.register(new_mobile(), 'Ada')
-        b = own.register(new_mobile(), 'Bo')
-        own.call('/contact/addfriend', a['token'], dstid=b['id'])
-        pa, pb = people('en-US', srv=own), people('en-US', srv=own)
-        login_in_browser(pa, a['mobile'])
-        login_in_browser(pb, b['mobile'])
-        open_friend_chat(pa, b['id'])
-        open_friend_chat(pb, a['id'])
+        a, b, pa, pb = friends_in_conversation(own, people)
         send_text(pa, 'before the restart')
         expect(bubbles(pb, 'before the restart')).to_have_count(1)
 
@@ -733,14 +739,7 @@ def test_a_message_caught_in_a_dropped_connection_goes_again_and_arrives_once(pe
                                                                               tmp_path):
     own = ServerProcess(str(tmp_path)).start()
     try:
-        a = own.register(new_mobile(), 'Ada')
-        b = own.register(new_mobile(), 'Bo')
-        own.call('/contact/addfriend', a['token'], dstid=b['id'])
-        pa, pb = people('en-US', srv=own), people('en-US', srv=own)
-        login_in_browser(pa, a['mobile'])
-        login_in_browser(pb, b['mobile'])
-        open_friend_chat(pa, b['id'])
-        open_friend_chat(pb, a['id'])
+        a, b, pa, pb = friends_in_conversation(own, people)
         # Frozen, the server reads nothing: the frame goes out on an open socket and no
         # acknowledgement comes back. Then the server dies without reading it.
         own.proc.send_signal(signal.SIGSTOP)

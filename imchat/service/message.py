@@ -189,20 +189,15 @@ class MessageService:
                 for userid, clientid, msgid, createat in found}
 
     def _refusal(self, sender_id, frame):
-        if frame.cmd == CMD_SINGLE_MSG:
-            key = (CONTACT_FRIEND, sender_id, frame.dstid)
-            if key not in self._allowed:
-                if not self.db.Contact.exists(ownerid=sender_id, cate=CONTACT_FRIEND,
-                                              dstid=frame.dstid):
-                    return 'user {} is not your friend'.format(frame.dstid)
-                self._remember(key)
-        else:
-            key = (CONTACT_COMMUNITY, sender_id, frame.dstid)
-            if key not in self._allowed:
-                if not self.db.Contact.exists(ownerid=sender_id, cate=CONTACT_COMMUNITY,
-                                              dstid=frame.dstid):
-                    return 'you are not a member of community {}'.format(frame.dstid)
-                self._remember(key)
+        """Why `sender_id` may not send `frame`, or None when it may."""
+        cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
+                         if frame.cmd == CMD_SINGLE_MSG else
+                         (CONTACT_COMMUNITY, 'you are not a member of community {}'))
+        key = (cate, sender_id, frame.dstid)
+        if key not in self._allowed:
+            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
+                return refusal.format(frame.dstid)
+            self._remember(key)
         return None
 
     def _remember(self, key):
