@@ -6,6 +6,7 @@ import time
 
 import gevent
 import pytest
+from pony.orm import db_session
 
 from tests.wsclient import ChatClient, raw_handshake
 
@@ -526,3 +527,19 @@ def test_a_frame_sent_again_after_a_dropped_connection_is_stored_once(pair, conn
     assert (second['code'], second['msgid'], second['createat']) == (
         0, first['msgid'], first['createat'])
     b.expect_nothing()
+
+
+def test_a_database_failure_at_connect_closes_with_a_server_error(app, live_server, pair):
+    alice, _ = pair
+    contacts = app.extensions['imchat'].contacts
+    db = app.extensions['imchat'].db
+
+    def broken(user_id):
+        # A real error from the real database, where the connect path first reads it.
+        with db_session:
+            db.execute('SELECT no_such_column FROM message')
+    contacts.community_ids = broken
+    client = ChatClient(live_server.ws_url(alice))
+    code, reason = client.close_code()
+    assert code == 1011 and 'reconnect' in reason
+    assert not live_server.hub.is_online(alice.id)

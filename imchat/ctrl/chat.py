@@ -18,7 +18,7 @@ from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
-                                CLOSE_UNAUTHORIZED, open_connection)
+                                CLOSE_SERVER_ERROR, CLOSE_UNAUTHORIZED, open_connection)
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')
@@ -47,6 +47,9 @@ def chat():
         return chat_over_http()
     try:
         _serve(services(), conn, max_frame)
+    except Exception:
+        log.exception('chat connection failed')
+        conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
     finally:
         conn.close()
     # The socket is closed by now: gevent-websocket ignores this reply, and werkzeug's
@@ -75,8 +78,9 @@ def _serve(svc, conn, max_frame):
     if since is None:
         since = messages.resume_point(user_id)
     client = Client(hub, user_id, conn, since)
-    hub.register(client, svc.contacts.community_ids(user_id))
+    community_ids = svc.contacts.community_ids(user_id)
     try:
+        hub.register(client, community_ids)
         for page in messages.backlog(user_id, since):
             for msgid, outgoing in page:
                 client.send_backlog(msgid, outgoing)
