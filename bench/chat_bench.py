@@ -48,7 +48,8 @@ class Server:
         env = dict(os.environ, IMCHAT_PORT=str(self.port), IMCHAT_HOST='127.0.0.1',
                    IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
                    IMCHAT_LOGIN_ATTEMPTS='100000', IMCHAT_MAX_COMMUNITIES='100',
-                   IMCHAT_LOG_LEVEL='WARNING', IMCHAT_WS_QUEUE_SIZE='100000')
+                   IMCHAT_LOG_LEVEL='WARNING', IMCHAT_WS_QUEUE_SIZE='100000',
+                   IMCHAT_WS_RATE='0')
         self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'wsgi.py')],
                                         env=env, cwd=ROOT)
         deadline = time.monotonic() + 30

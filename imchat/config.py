@@ -43,6 +43,11 @@ SETTINGS = {
     'WS_QUEUE_SIZE': (1024, _int),
     # Largest frame accepted as a message; larger ones are refused with an ack.
     'WS_MAX_FRAME': (64 * 1024, _int),
+    # Messages one connection may send: WS_RATE a second on average, WS_BURST at once
+    # (a token bucket). 0 turns the limit off. People type far slower; this stops a
+    # runaway or hostile client from filling the database.
+    'WS_RATE': (20, _int),
+    'WS_BURST': (100, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

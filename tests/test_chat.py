@@ -334,6 +334,7 @@ def test_joining_updates_open_connections_at_once(auth, connect, client):
 
 def test_live_messages_during_catch_up_are_neither_lost_nor_doubled(pair, connect, live_server):
     alice, bob = pair
+    live_server.hub.message_rate = 0  # a burst far past any person's typing
     a = connect(alice)
     backlog = 1200  # more than two backlog pages
     for i in range(backlog):
@@ -421,6 +422,7 @@ def test_stalled_reader_is_cut_off_while_others_keep_receiving(app_config, auth,
                                                                 connect):
     hub = live_server.hub
     hub.queue_size = 32
+    hub.message_rate = 0
     alice, stalled, carol = auth.register(), auth.register(), auth.register()
     group = auth.create_community(alice)
     auth.join(stalled, group['id'])
@@ -543,3 +545,22 @@ def test_a_database_failure_at_connect_closes_with_a_server_error(app, live_serv
     code, reason = client.close_code()
     assert code == 1011 and 'reconnect' in reason
     assert not live_server.hub.is_online(alice.id)
+
+
+def test_a_sender_over_the_rate_is_refused_and_stays_connected(pair, connect, live_server):
+    live_server.hub.message_rate = 5
+    live_server.hub.message_burst = 3
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    codes = []
+    for i in range(5):
+        a.text(bob.id, 'burst %d' % i)
+        codes.append(a.recv_ack())
+    assert [ack['code'] for ack in codes] == [0, 0, 0, -1, -1]
+    assert 'too many messages' in codes[3]['msg'] and codes[3]['id'] == 4
+    assert [m['content'] for m in b.recv_messages(3)] == ['burst 0', 'burst 1', 'burst 2']
+    b.expect_nothing()
+    gevent.sleep(0.3)  # the bucket refills at 5 a second
+    a.text(bob.id, 'after a breath')
+    assert a.recv_ack()['code'] == 0
+    assert b.recv()['content'] == 'after a breath'

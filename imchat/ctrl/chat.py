@@ -104,6 +104,11 @@ def _handle_frame(svc, client, data, max_frame):
         return
     if frame.cmd == CMD_HEART:
         return
+    if not client.may_send():
+        svc.metrics.inc('imchat_messages_refused_total')
+        client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
+                                'send it again shortly'.format(client.hub.message_rate)))
+        return
     outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
     if isinstance(outcome, Refused):
         svc.metrics.inc('imchat_messages_refused_total')

@@ -45,6 +45,9 @@ class Client:
         self.syncing = True
         self.pending = []
         self.last_seen = time.monotonic()
+        # Token bucket of messages this connection may send (see Hub.message_rate).
+        self.allowance = hub.message_burst
+        self.allowance_at = self.last_seen
         self.closed = False
         self.writer = None
         conn.on_pong = self.touch
@@ -54,6 +57,19 @@ class Client:
 
     def touch(self):
         self.last_seen = time.monotonic()
+
+    def may_send(self):
+        """Take one message from the bucket; False when the sender is going too fast."""
+        rate, burst = self.hub.message_rate, self.hub.message_burst
+        if not rate:
+            return True
+        now = time.monotonic()
+        self.allowance = min(burst, self.allowance + (now - self.allowance_at) * rate)
+        self.allowance_at = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
 
     def deliver(self, msgid, outgoing):
         """Queue a stored message unless this connection already has it."""
@@ -131,8 +147,11 @@ class Client:
 
 
 class Hub:
-    def __init__(self, metrics, queue_size, ping_interval, idle_timeout, save_resume_point):
+    def __init__(self, metrics, queue_size, ping_interval, idle_timeout, save_resume_point,
+                 message_rate=0, message_burst=0):
         self.metrics = metrics
+        self.message_rate = message_rate
+        self.message_burst = message_burst
         self.queue_size = queue_size
         self.ping_interval = ping_interval
         self.idle_timeout = idle_timeout
