@@ -74,6 +74,13 @@ def create_app(config=None):
     app = Flask(__name__, static_folder=os.path.join(ROOT, 'asset'), static_url_path='/asset',
                 template_folder=os.path.join(ROOT, 'view'))
     app.config.update(settings)
+    if app.config['PROXY_COUNT']:
+        # Behind nginx the peer is the proxy: take the client's address (login limits,
+        # logs) and scheme from the headers the trusted proxies set.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config['PROXY_COUNT']
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     configure_logging(app.config['LOG_LEVEL'])

@@ -35,6 +35,9 @@ SETTINGS = {
     # Logins allowed per mobile and per client address in LOGIN_WINDOW seconds.
     'LOGIN_ATTEMPTS': (10, _int),
     'LOGIN_WINDOW': (300, _int),
+    # Reverse proxies in front of the server (1 behind the nginx sample) whose
+    # X-Forwarded-For / -Proto / -Host to trust; 0 trusts none, for a direct start.
+    'PROXY_COUNT': (0, _int),
     # WebSocket: server pings this often, and closes a connection silent for longer
     # than WS_IDLE_TIMEOUT (a ping a client answers counts as a sign of life).
     'WS_PING_INTERVAL': (25, _int),

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from imchat.util.clock import now_ms
+from tests.conftest import Auth
 
 
 def test_register_returns_profile_and_token(client):
@@ -260,3 +261,49 @@ def test_unknown_path_is_json(client):
 def test_wrong_method_is_json(client):
     response = client.get('/user/register')
     assert response.status_code == 405 and response.json['code'] == -1
+
+
+def test_successful_logins_are_not_limited(app, client, auth):
+    account = auth.register()
+    for _ in range(app.config['LOGIN_ATTEMPTS'] + 3):
+        auth.login(account)
+
+
+def _fail_logins_from(client, address, mobile, times):
+    for _ in range(times):
+        response = client.post('/user/login', data={'mobile': mobile, 'passwd': 'wrong-pass'},
+                               headers={'X-Forwarded-For': address})
+        assert response.status_code == 401
+
+
+def test_failed_logins_are_limited_per_client_address_behind_a_proxy(app_config, auth):
+    from imchat import create_app
+
+    proxied = create_app(dict(app_config, PROXY_COUNT=1))
+    try:
+        client = proxied.test_client()
+        limit = proxied.config['LOGIN_ATTEMPTS']
+        victims = [Auth(client).register() for _ in range(limit)]
+        # One address guessing at many accounts, one wrong password each.
+        for victim in victims:
+            _fail_logins_from(client, '203.0.113.7', victim.mobile, 1)
+        blocked = client.post('/user/login', headers={'X-Forwarded-For': '203.0.113.7'},
+                              data={'mobile': victims[0].mobile, 'passwd': victims[0].passwd})
+        assert blocked.status_code == 429
+        # Someone else behind the same proxy is not.
+        fine = client.post('/user/login', headers={'X-Forwarded-For': '198.51.100.2'},
+                           data={'mobile': victims[0].mobile, 'passwd': victims[0].passwd})
+        assert fine.status_code == 200
+    finally:
+        proxied.extensions['imchat'].close()
+
+
+def test_forwarded_for_is_ignored_without_a_trusted_proxy(app, client, auth):
+    limit = app.config['LOGIN_ATTEMPTS']
+    victims = [auth.register() for _ in range(limit)]
+    for i, victim in enumerate(victims):
+        # A direct client cannot dodge the limit by inventing addresses.
+        _fail_logins_from(client, '192.0.2.%d' % i, victim.mobile, 1)
+    response = client.post('/user/login', headers={'X-Forwarded-For': '192.0.2.200'},
+                           data={'mobile': victims[0].mobile, 'passwd': victims[0].passwd})
+    assert response.status_code == 429

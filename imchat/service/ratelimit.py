@@ -16,19 +16,24 @@ class SlidingWindow:
         self._events = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
 
-    def hit(self, key):
-        """Record an event for `key`; return False when it is over the limit."""
+    def allows(self, key):
+        """Whether `key` is still under the limit (records nothing)."""
         now = self.clock()
         with self._lock:
-            events = self._events[key]
+            events = self._events.get(key)
+            if not events:
+                return True
             while events and events[0] <= now - self.window:
                 events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
+            return len(events) < self.limit
+
+    def hit(self, key):
+        """Record an event for `key`."""
+        now = self.clock()
+        with self._lock:
+            self._events[key].append(now)
             if len(self._events) > 100000:
                 self._forget_idle(now)
-            return True
 
     def reset(self, key):
         with self._lock:

@@ -40,14 +40,19 @@ class UserService:
     def login(self, mobile, passwd, client_addr=''):
         """Check the password and issue a new token; returns (own profile, token).
         Raises Unauthorized, TooManyRequests."""
-        if not (self.login_limit.hit('m:' + mobile) and self.login_limit.hit('a:' + client_addr)):
-            raise TooManyRequests('too many login attempts, try again in a few minutes')
+        # Failed attempts count, per mobile and per address; successful ones never do,
+        # so many people behind one address (an office, a proxy) are not locked out.
+        keys = ('m:' + mobile, 'a:' + client_addr)
+        if not all(self.login_limit.allows(key) for key in keys):
+            raise TooManyRequests('too many failed logins, try again in a few minutes')
         with db_session:
             user = self.db.User.get(mobile=mobile)
             stored = user.passwd if user else None
         # The same hashing work whether or not the mobile exists, so timing tells nothing.
         valid = check_passwd(passwd, stored or self._dummy_hash)
         if not (valid and stored):
+            for key in keys:
+                self.login_limit.hit(key)
             raise Unauthorized('wrong mobile or password')
         self.login_limit.reset('m:' + mobile)
         with db_session:
