@@ -80,3 +80,14 @@ def test_importing_wsgi_connects_to_nothing(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_readme_documents_every_setting():
+    import os
+    import re
+
+    from imchat.config import SETTINGS
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, 'README.md'), encoding='utf-8') as readme:
+        documented = set(re.findall(r'^\| `IMCHAT_(\w+)` \|', readme.read(), re.M))
+    assert documented == set(SETTINGS)
