@@ -564,3 +564,20 @@ def test_a_sender_over_the_rate_is_refused_and_stays_connected(pair, connect, li
     a.text(bob.id, 'after a breath')
     assert a.recv_ack()['code'] == 0
     assert b.recv()['content'] == 'after a breath'
+
+
+def test_a_reader_that_vanishes_during_catch_up_is_cleaned_up(pair, connect, live_server):
+    alice, bob = pair
+    live_server.hub.message_rate = 0
+    live_server.hub.queue_size = 4
+    a = connect(alice)
+    for i in range(600):
+        a.text(bob.id, '长' * 4000)
+    for _ in range(600):
+        assert a.recv_ack()['code'] == 0
+    # Bob connects to 7 MB of backlog (past the kernel's socket buffers, so the server's
+    # writer blocks), reads nothing, and is gone.
+    sock = raw_handshake(live_server.port, bob, rcvbuf=4096)
+    assert wait_for(lambda: live_server.hub.is_online(bob.id))
+    sock.close()
+    assert wait_for(lambda: not live_server.hub.is_online(bob.id), timeout=10)

@@ -96,7 +96,12 @@ class Client:
         if msgid <= self.high or self.closed:
             return
         self.high = msgid
-        self.queue.put((msgid, outgoing))
+        while not self.closed:  # a writer that died never drains the queue: do not wait on it
+            try:
+                self.queue.put((msgid, outgoing), timeout=1)
+                return
+            except Full:
+                continue
 
     def finish_sync(self):
         pending, self.pending = self.pending, []
