@@ -12,7 +12,6 @@ monkey.patch_all()
 from imchat import create_app  # noqa: E402,F401
 
 
-
 def main():
     from imchat.server import main as serve_main
 

@@ -89,19 +89,13 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import ctrl
-    from imchat.ctrl import chat, contact, user
+    from imchat.ctrl import attach, chat, contact, ops, user, view
     ctrl.register_error_handlers(app)
-    app.register_blueprint(user.bp)
-    app.register_blueprint(contact.bp)
-    from imchat.ctrl import attach
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    app.register_blueprint(attach.bp)
-    app.register_blueprint(chat.bp)
-    from imchat.ctrl import ops
-    app.register_blueprint(ops.bp)
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
+        app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
-    from imchat.ctrl import view
     # The original's RegisterView: a page for every template under view/.
     view.register_views(app, app.template_folder,
                         app.extensions['imchat'].storage.media_origin)
