@@ -169,9 +169,6 @@ class Hub:
     def is_online(self, user_id):
         return bool(self.users.get(user_id))
 
-    def clients_of(self, user_id):
-        return self.users.get(user_id, ())
-
     def register(self, client, community_ids):
         """Add a connected client and start its writer."""
         clients = self.users.setdefault(client.user_id, set())

@@ -106,7 +106,6 @@ class GeventConnection:
         self.max_message = max_message
         self.on_pong = on_pong
         self.closed = False
-        self.close_code = None
         # Pongs and close replies come from the reading greenlet while the writer greenlet
         # sends messages: gevent forbids two greenlets writing one socket at once.
         self._write_lock = threading.Lock()
@@ -150,8 +149,10 @@ class GeventConnection:
                     if self.on_pong:
                         self.on_pong()
                 elif frame_opcode == OPCODE_CLOSE:
-                    code = struct.unpack('!H', payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
-                    self.close_code = code
+                    code = CLOSE_NORMAL
+                    if len(payload) >= 2:
+                        code = struct.unpack('!H', payload[:2])[0]
+                    # Echo the peer's code, as RFC 6455 asks (never a reserved one).
                     self.close(CLOSE_NORMAL if code in (1005, 1006, 1015) else code)
                     return None
                 else:
@@ -259,13 +260,11 @@ class SimpleConnection:
         self.server = _simple_server_class()(environ, max_message_size=max_message,
                                              ping_interval=ping_interval)
         self.closed = False
-        self.close_code = None
 
     def receive(self):
         try:
             return self.server.receive()
-        except self._closed_error as closed:
-            self.close_code = closed.reason
+        except self._closed_error:
             self.closed = True
             return None
 
