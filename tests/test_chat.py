@@ -477,12 +477,12 @@ def test_silent_connection_is_closed_after_the_idle_timeout(app_config, auth, li
 
 
 def test_a_client_answering_pings_stays_connected(auth, live_server, pair):
-    live_server.hub.ping_interval = 0.1
-    live_server.hub.idle_timeout = 0.4
+    live_server.hub.ping_interval = 0.2
+    live_server.hub.idle_timeout = 1.0
     alice, bob = pair
     a = ChatClient(live_server.ws_url(alice))
     b = ChatClient(live_server.ws_url(bob))
-    deadline = time.monotonic() + 1.5
+    deadline = time.monotonic() + 3  # three idle timeouts, with nothing but pongs
     while time.monotonic() < deadline:  # websocket-client answers pings while reading
         a.expect_nothing(0.05)
         b.expect_nothing(0.05)
