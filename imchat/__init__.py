@@ -43,6 +43,7 @@ class Services:
                                        multirow_insert_ids_are_consecutive(self.db))
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
+        self.users.logout_listeners.append(self.hub.end_session)
 
     def _save_resume_point(self, user_id, msgid):
         self.messages.save_resume_point(user_id, msgid)

@@ -581,3 +581,16 @@ def test_a_reader_that_vanishes_during_catch_up_is_cleaned_up(pair, connect, liv
     assert wait_for(lambda: live_server.hub.is_online(bob.id))
     sock.close()
     assert wait_for(lambda: not live_server.hub.is_online(bob.id), timeout=10)
+
+
+def test_logout_closes_that_logins_websockets_only(pair, connect, auth, client, live_server):
+    alice, bob = pair
+    laptop = auth.login(alice)
+    phone_ws, laptop_ws, b = connect(alice), connect(laptop), connect(bob)
+    assert client.post('/user/logout', headers=alice.headers).json['code'] == 0
+    code, reason = phone_ws.close_code()
+    assert code == 4401 and reason == 'logged out'
+    b.text(alice.id, 'still reaches the laptop')
+    b.recv_ack()
+    assert laptop_ws.recv()['content'] == 'still reaches the laptop'
+    assert wait_for(lambda: len(live_server.hub.users.get(alice.id, ())) == 1)

@@ -17,6 +17,7 @@ from imchat.service.hub import Client
 from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
+from imchat.util.token import token_key
 from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
                                 CLOSE_SERVER_ERROR, CLOSE_UNAUTHORIZED, open_connection)
 
@@ -59,7 +60,8 @@ def chat():
 
 def _serve(svc, conn, max_frame):
     try:
-        user_id = svc.users.authenticate(request_token())
+        token = request_token()
+        user_id = svc.users.authenticate(token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
@@ -77,7 +79,7 @@ def _serve(svc, conn, max_frame):
     since = fields['since']
     if since is None:
         since = messages.resume_point(user_id)
-    client = Client(hub, user_id, conn, since)
+    client = Client(hub, user_id, conn, since, token_key(token))
     community_ids = svc.contacts.community_ids(user_id)
     try:
         hub.register(client, community_ids)

@@ -15,11 +15,13 @@ import time
 import gevent
 from gevent.queue import Empty, Full, Queue
 
-from imchat.util.wsconn import CLOSE_GOING_AWAY, CLOSE_POLICY
+from imchat.util.wsconn import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
 
 log = logging.getLogger('imchat.chat')
 
 _STOP = object()
+# Seconds a peer has to answer our close frame before its connection is dropped.
+CLOSE_GRACE = 2
 
 
 class _Close:
@@ -31,9 +33,11 @@ class _Close:
 
 
 class Client:
-    def __init__(self, hub, user_id, conn, since):
+    def __init__(self, hub, user_id, conn, since, token_key=None):
         self.hub = hub
         self.user_id = user_id
+        # Which login this connection belongs to, so logging out closes it.
+        self.token_key = token_key
         self.conn = conn
         self.queue = Queue(hub.queue_size)
         # Highest message id put on the queue: the same message never goes twice to one
@@ -129,6 +133,9 @@ class Client:
                     return
                 if isinstance(item, _Close):
                     conn.close(item.code, item.reason)
+                    # The peer answers a close with its own, which ends the reading
+                    # side; one that does not is dropped after a grace period.
+                    gevent.spawn_later(CLOSE_GRACE, conn.abort)
                     return
                 if item is not None:
                     conn.send(item)
@@ -227,6 +234,12 @@ class Hub:
         self.metrics.inc('imchat_queue_drops_total')
         client.closed = True
         client.conn.abort()
+
+    def end_session(self, token_key):
+        """A token was logged out: close the connections opened with it."""
+        for client in self.all_clients():
+            if client.token_key == token_key:
+                client.close_politely(CLOSE_UNAUTHORIZED, 'logged out')
 
     def all_clients(self):
         return [client for clients in self.users.values() for client in clients]

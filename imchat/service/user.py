@@ -20,6 +20,9 @@ class UserService:
         self._dummy_hash = make_passwd(secrets.token_hex(16), passwd_cost)
         # Replaced by the chat hub once it exists, so profiles show who is connected.
         self.is_online = is_online
+        # Called with the token's key after a logout commits; the chat hub closes the
+        # WebSockets opened with that token.
+        self.logout_listeners = []
 
     def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo=''):
         """Create an account and log it in; returns (own profile, token). Raises Conflict."""
@@ -61,9 +64,12 @@ class UserService:
             return user.to_own(self.is_online(user.id)), token
 
     def logout(self, token):
-        """End one token's session."""
+        """End one token's session, WebSockets included."""
+        key = token_key(token)
         with db_session:
-            self.db.Token.select(lambda t: t.key == token_key(token)).delete(bulk=True)
+            self.db.Token.select(lambda t: t.key == key).delete(bulk=True)
+        for listener in self.logout_listeners:
+            listener(key)
 
     def authenticate(self, token):
         """Return the id of the token's user. Raises Unauthorized."""
