@@ -594,3 +594,13 @@ def test_logout_closes_that_logins_websockets_only(pair, connect, auth, client, 
     b.recv_ack()
     assert laptop_ws.recv()['content'] == 'still reaches the laptop'
     assert wait_for(lambda: len(live_server.hub.users.get(alice.id, ())) == 1)
+
+
+def test_a_connection_ends_when_its_token_expires(app, auth, live_server):
+    live_server.hub.ping_interval = 0.2
+    app.extensions['imchat'].users.token_ttl_ms = 1500
+    alice = auth.register()
+    ws = ChatClient(live_server.ws_url(alice))
+    code, reason = ws.close_code(timeout=10)
+    assert code == 4401 and 'expired' in reason
+    assert wait_for(lambda: not live_server.hub.is_online(alice.id))

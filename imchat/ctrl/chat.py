@@ -61,7 +61,7 @@ def chat():
 def _serve(svc, conn, max_frame):
     try:
         token = request_token()
-        user_id = svc.users.authenticate(token)
+        user_id, expires_at = svc.users.session(token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
@@ -79,7 +79,7 @@ def _serve(svc, conn, max_frame):
     since = fields['since']
     if since is None:
         since = messages.resume_point(user_id)
-    client = Client(hub, user_id, conn, since, token_key(token))
+    client = Client(hub, user_id, conn, since, token_key(token), expires_at)
     community_ids = svc.contacts.community_ids(user_id)
     try:
         hub.register(client, community_ids)

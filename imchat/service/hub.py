@@ -15,6 +15,7 @@ import time
 import gevent
 from gevent.queue import Empty, Full, Queue
 
+from imchat.util.clock import now_ms
 from imchat.util.wsconn import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
 
 log = logging.getLogger('imchat.chat')
@@ -33,11 +34,13 @@ class _Close:
 
 
 class Client:
-    def __init__(self, hub, user_id, conn, since, token_key=None):
+    def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
         self.user_id = user_id
-        # Which login this connection belongs to, so logging out closes it.
+        # Which login this connection belongs to, so logging out closes it, and when
+        # that login expires (ms since the epoch), which closes it too.
         self.token_key = token_key
+        self.expires_at = expires_at
         self.conn = conn
         self.queue = Queue(hub.queue_size)
         # Highest message id put on the queue: the same message never goes twice to one
@@ -144,6 +147,8 @@ class Client:
                         hub.metrics.inc('imchat_messages_delivered_total')
                 now = time.monotonic()
                 if now >= next_ping:
+                    if self.expires_at is not None and now_ms() >= self.expires_at:
+                        self.close_politely(CLOSE_UNAUTHORIZED, 'the token has expired')
                     if not conn.keeps_alive_itself:
                         if now - self.last_seen > hub.idle_timeout:
                             log.info('closing idle connection of user %s', self.user_id)

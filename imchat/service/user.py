@@ -73,6 +73,10 @@ class UserService:
 
     def authenticate(self, token):
         """Return the id of the token's user. Raises Unauthorized."""
+        return self.session(token)[0]
+
+    def session(self, token):
+        """Return (user id, expiry in ms) of a valid token. Raises Unauthorized."""
         if not token:
             raise Unauthorized('a token is required: log in and send it as '
                                '"Authorization: Bearer <token>"')
@@ -83,7 +87,7 @@ class UserService:
             if row.expireat <= now_ms():
                 row.delete()
                 raise Unauthorized('the token has expired, log in again')
-            return row.userid
+            return row.userid, row.expireat
 
     def find(self, user_id, viewer_id):
         """A user's public profile (with mobile for oneself). Raises NotFound."""
