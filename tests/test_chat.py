@@ -263,10 +263,7 @@ def test_plain_http_get_on_chat_is_a_clear_error(client):
 def test_offline_messages_arrive_on_connect_in_order_once(pair, connect, live_server):
     alice, bob = pair
     a = connect(alice)
-    sent = []
-    for i in range(5):
-        a.text(bob.id, 'offline %d' % i)
-        sent.append(a.recv_ack()['msgid'])
+    sent = a.send_texts(bob.id, ['offline %d' % i for i in range(5)])
     b = connect(bob)
     got = b.recv_messages(5)
     assert [m['msgid'] for m in got] == sent
@@ -282,10 +279,7 @@ def test_offline_messages_arrive_on_connect_in_order_once(pair, connect, live_se
 def test_since_replays_exactly_what_is_missing(pair, connect):
     alice, bob = pair
     a = connect(alice)
-    ids = []
-    for i in range(4):
-        a.text(bob.id, str(i))
-        ids.append(a.recv_ack()['msgid'])
+    ids = a.send_texts(bob.id, [str(i) for i in range(4)])
     b = connect(bob, since=ids[1])
     assert [m['msgid'] for m in b.recv_messages(2)] == ids[2:]
     b.expect_nothing()
@@ -360,10 +354,7 @@ def test_live_messages_during_catch_up_are_neither_lost_nor_doubled(pair, connec
 def test_history_pages_back_oldest_first(pair, connect, client):
     alice, bob = pair
     a = connect(alice)
-    ids = []
-    for i in range(7):
-        a.text(bob.id, 'm%d' % i)
-        ids.append(a.recv_ack()['msgid'])
+    ids = a.send_texts(bob.id, ['m%d' % i for i in range(7)])
     page = client.get('/chat/history', query_string={'cmd': 10, 'dstid': bob.id, 'limit': 3},
                       headers=alice.headers).json
     assert [m['msgid'] for m in page['rows']] == ids[4:]

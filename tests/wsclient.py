@@ -27,6 +27,16 @@ class ChatClient:
     def text(self, dstid, content, cmd=10, **extra):
         return self.send(cmd=cmd, dstid=dstid, media=1, content=content, **extra)
 
+    def send_texts(self, dstid, contents, cmd=10):
+        """Send text messages one after another; return their acknowledged msgids."""
+        msgids = []
+        for content in contents:
+            self.text(dstid, content, cmd=cmd)
+            ack = self.recv_ack()
+            assert ack['code'] == 0, ack
+            msgids.append(ack['msgid'])
+        return msgids
+
     def recv(self, timeout=5):
         self.ws.settimeout(timeout)
         while True:
