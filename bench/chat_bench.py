@@ -168,6 +168,26 @@ class Server:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda c: self.call(*c[0], **c[1]), calls))
 
+    def start_profile(self):
+        """With --profile DIR: py-spy samples the server during the phase."""
+        if not self.args.profile:
+            return None
+        os.makedirs(self.args.profile, exist_ok=True)
+        self.profile_path = os.path.join(self.args.profile, '{}-{}.txt'.format(
+            self.label, self.scenario))
+        return subprocess.Popen([os.path.join(ROOT, '.venv', 'bin', 'py-spy'), 'record',
+                                 '-p', str(self.process.pid), '-f', 'raw', '-r', '250',
+                                 '--nonblocking', '-o', self.profile_path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_profile(self, profiler):
+        if profiler is None:
+            return
+        profiler.send_signal(2)
+        profiler.wait(30)
+        print('  profile: {} (top self time below)'.format(self.profile_path))
+        print_profile(self.profile_path)
+
     def cpu(self):
         return proc_cpu(self.process.pid)
 
@@ -192,6 +212,26 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self.dbname:
             drop_database(self.args.mysql, self.dbname)
+
+
+def print_profile(path, top=25):
+    """The functions with the most samples at the top of the stack, and overall."""
+    own, total, samples = {}, {}, 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(' ')
+            if not stack:
+                continue
+            count = int(count)
+            samples += count
+            frames = stack.split(';')
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frames):
+                total[frame] = total.get(frame, 0) + count
+    for name, table in (('self', own), ('inclusive', total)):
+        print('  {} time:'.format(name))
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print('    {:5.1f}%  {}'.format(100 * count / max(samples, 1), frame[:150]))
 
 
 def drop_database(mysql_url, name):
@@ -275,11 +315,13 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
     workers = Workers(jobs, client_cores)
     try:
         workers.expect('ready', 300)
+        profiler = server.start_profile()
         cpu0, t0 = server.cpu(), time.monotonic()
         workers.say('go')
         results = workers.expect('result', time_limit)
         wall_end = time.monotonic()
         cpu1 = server.cpu()
+        server.stop_profile(profiler)
     finally:
         workers.close()
     start = min(r['start'] for r in results)
@@ -500,6 +542,8 @@ def main():
     parser.add_argument('--window', type=int, default=10,
                         help='unacknowledged or undelivered messages a sender may have')
     parser.add_argument('--idle-conns', type=int, default=5000)
+    parser.add_argument('--profile', metavar='DIR',
+                        help='record the server with py-spy into DIR during each phase')
     parser.add_argument('--time-limit', type=float, default=300,
                         help='seconds a phase may take before the run fails')
     args = parser.parse_args()
@@ -521,6 +565,7 @@ def main():
         try:
             for name in scenarios:
                 server = Server(tree, args, server_cores)
+                server.label, server.scenario = label, name
                 try:
                     r = SCENARIOS[name](server, args, client_cores)
                 finally:

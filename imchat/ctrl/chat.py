@@ -1,7 +1,7 @@
 """The /chat WebSocket and /chat/history.
 
-Each connection: authenticate, register a Client (its writer greenlet starts), send
-the stored backlog the connection lacks, then loop on receive in this greenlet. Every
+Each connection: authenticate, register a Client, send the stored backlog the
+connection lacks, then loop on receive in this greenlet. Every
 frame that needs the database gets its own short transaction (inside the services);
 nothing holds a db_session across the loop. `finally` unregisters, whatever ended it.
 """
@@ -27,6 +27,9 @@ log = logging.getLogger('imchat.chat')
 # Messages bigger than the accepted size are read, refused with an ack and dropped;
 # past this multiple of it the connection is closed (1009) without reading the rest.
 HARD_LIMIT_FACTOR = 16
+
+# Frames of one connection being stored at once; past this, reading waits for the oldest.
+MAX_UNACKED = 64
 
 CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
 
@@ -84,8 +87,7 @@ def _serve(svc, conn, max_frame):
     try:
         hub.register(client, community_ids)
         for page in messages.backlog(user_id, since):
-            for msgid, outgoing in page:
-                client.send_backlog(msgid, outgoing)
+            client.send_backlog(page)
         client.finish_sync()
         while not client.closed:
             data = conn.receive()
@@ -102,21 +104,36 @@ def _handle_frame(svc, client, data, max_frame):
         frame = parse_frame(data, max_frame)
     except FrameError as error:
         svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(error.client_id, error.msg))
+        client.reply(ack_refused(error.client_id, error.msg))
         return
     if frame.cmd == CMD_HEART:
         return
     if not client.may_send():
         svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
-                                'send it again shortly'.format(client.hub.message_rate)))
+        client.reply(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
+                                 'send it again shortly'.format(client.hub.message_rate)))
         return
-    outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
-    if isinstance(outcome, Refused):
-        svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(frame.client_id, outcome.msg))
-    elif frame.client_id is not None:
-        client.send(ack_ok(frame.client_id, outcome))
+    # Read on while it is stored: the ack goes out after the commit, in frame order.
+    client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
+                      _Acknowledge(svc.metrics, frame.client_id), limit=MAX_UNACKED)
+
+
+class _Acknowledge:
+    """What to send once a frame's outcome is known."""
+
+    __slots__ = ('metrics', 'client_id')
+
+    def __init__(self, metrics, client_id):
+        self.metrics = metrics
+        self.client_id = client_id
+
+    def __call__(self, outcome):
+        if isinstance(outcome, Refused):
+            self.metrics.inc('imchat_messages_refused_total')
+            return ack_refused(self.client_id, outcome.msg)
+        if self.client_id is not None:
+            return ack_ok(self.client_id, outcome)
+        return None
 
 
 @bp.route('/history', methods=['GET', 'POST'])
