@@ -7,6 +7,8 @@ was readable enough to carry one).
 import json
 import re
 
+import orjson
+
 from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
                           MEMO_MAX, URL_MAX)
 
@@ -52,6 +54,22 @@ MAX_ID = (1 << 63) - 1
 # A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
 # javascript: or data:, which a receiving web client might render.
 _URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
+
+
+def _loads(data):
+    """json.loads, at C speed for the usual frame. orjson refuses what the standard
+    library reads (NaN, lone surrogates) and reads integers past 64 bits as floats, so
+    such frames, and any with a float at the top, are read again by json for the same
+    answers as before."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+    if type(raw) is dict:
+        for value in raw.values():
+            if type(value) is float:
+                return json.loads(data)
+    return raw
 
 
 class FrameError(ValueError):
@@ -117,7 +135,7 @@ def parse_frame(data, max_bytes):
         raise FrameError('send messages as JSON text frames, not binary')
     too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
     try:
-        raw = json.loads(data)
+        raw = _loads(data)
     except ValueError:
         raise FrameError('the frame is not valid JSON'
                          if not too_large else 'the frame is too large')

@@ -51,6 +51,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
+# Bytes asked of the socket at once when reading frames.
+READ_SIZE = 65536
+
+
 def frame_header(opcode, length):
     """The header of a final, unmasked frame (what a server sends)."""
     first = 0x80 | opcode
@@ -196,7 +200,11 @@ class GeventConnection(_ParkedWrites):
 
     def __init__(self, websocket, max_message, on_pong=None):
         self.websocket = websocket
-        self._read = websocket.raw_read
+        # read1 serves what the handshake's reader already buffered, then one recv of
+        # up to a whole buffer; frames are cut from that buffer here.
+        self._recv = websocket.handler.rfile.read1
+        self._buf = b''
+        self._pos = 0
         self._socket = websocket.handler.socket
         _no_delay(self._socket)
         self.max_message = max_message
@@ -211,10 +219,25 @@ class GeventConnection(_ParkedWrites):
             return None
 
     def _read_exact(self, n):
-        data = self._read(n) if n else b''
-        if len(data) != n:
-            raise EOFError('connection closed mid-frame')
-        return data
+        pos = self._pos
+        end = pos + n
+        if end <= len(self._buf):
+            self._pos = end
+            return self._buf[pos:end]
+        return self._read_more(n)
+
+    def _read_more(self, n):
+        chunks = [self._buf[self._pos:]]
+        have = len(chunks[0])
+        while have < n:
+            data = self._recv(max(READ_SIZE, n - have))
+            if not data:
+                raise EOFError('connection closed mid-frame')
+            chunks.append(data)
+            have += len(data)
+        self._buf = b''.join(chunks)
+        self._pos = n
+        return self._buf[:n]
 
     def _read_message(self):
         opcode = None
@@ -265,6 +288,8 @@ class GeventConnection(_ParkedWrites):
                 # Far past any message we accept: do not read it into memory.
                 return self._fail(CLOSE_TOO_BIG, 'message too large')
             parts.append(unmask(self._read_exact(length), mask))
+            if self._pos == len(self._buf):
+                self._buf, self._pos = b'', 0  # keep nothing while idle
             if fin:
                 data = b''.join(parts)
                 if opcode == OPCODE_BINARY:
