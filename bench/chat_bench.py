@@ -420,7 +420,7 @@ def idle_scenario(server, args, client_cores):
     time.sleep(1)
     before = server.rss_kb()
     t0 = time.monotonic()
-    jobs = [{'kind': 'idle', 'url': url, 'conns': part, 'concurrency': 50}
+    jobs = [{'kind': 'idle', 'url': url, 'conns': part, 'concurrency': 12}
             for part in split(conns, args.workers)]
     workers = Workers(jobs, client_cores)
     try:
@@ -446,7 +446,7 @@ def idle_scenario(server, args, client_cores):
     return {'conns': args.idle_conns, 'open': open_now,
             'kb_per_conn': (after - before) / args.idle_conns,
             'rss_before_mb': before / 1024, 'rss_after_mb': after / 1024,
-            'connect_s': connect_seconds,
+            'connect_s': connect_seconds, 'log': server.log_tail(),
             'closed_by_server': sum(r['closed_by_server'] for r in results)}
 
 
@@ -577,7 +577,9 @@ def main():
                                            fmt(r['rss_before_mb']), fmt(r['rss_after_mb']),
                                            fmt(r['connect_s'], 1)))
                     if r['open'] is not None and r['open'] < r['conns']:
-                        print('  only {} of them were open'.format(fmt(r['open'])))
+                        print('  only {} of them were open ({} closed by the server); the '
+                              'server log ends:\n{}'.format(fmt(r['open']),
+                                                          r['closed_by_server'], r['log']))
                         failed = True
                     continue
                 print('{} {}: {} messages/s, {} deliveries/s, p50 {} ms, p99 {} ms, '

@@ -7,6 +7,7 @@ nothing holds a db_session across the loop. `finally` unregisters, whatever ende
 """
 import logging
 
+import gevent
 from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
@@ -64,7 +65,7 @@ def chat():
 def _serve(svc, conn, max_frame):
     try:
         token = request_token()
-        user_id, expires_at = svc.users.session(token)
+        user_id, expires_at = _aside(svc.users.session, token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
@@ -81,13 +82,12 @@ def _serve(svc, conn, max_frame):
         return
     since = fields['since']
     if since is None:
-        since = messages.resume_point(user_id)
+        since = _aside(messages.resume_point, user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
-    community_ids = svc.contacts.community_ids(user_id)
+    community_ids = _aside(svc.contacts.community_ids, user_id)
     try:
         hub.register(client, community_ids)
-        for page in messages.backlog(user_id, since):
-            client.send_backlog(page)
+        _aside(_catch_up, messages, client, user_id, since)
         client.finish_sync()
         while not client.closed:
             data = conn.receive()
@@ -97,6 +97,26 @@ def _serve(svc, conn, max_frame):
             _handle_frame(svc, client, data, max_frame)
     finally:
         hub.unregister(client)
+
+
+def _catch_up(messages, client, user_id, since):
+    for page in messages.backlog(user_id, since):
+        client.send_backlog(page)
+
+
+def _aside(function, *args):
+    """Run `function(*args)` in a short-lived greenlet and return (or raise) what it
+    does. Pony keeps state per greenlet for every one that opened a db_session; done
+    aside, none of it stays with the connection's greenlet while it waits for frames."""
+    def run():
+        try:
+            return True, function(*args)
+        except Exception as error:
+            return False, error
+    done, value = gevent.spawn(run).get()
+    if not done:
+        raise value
+    return value
 
 
 def _handle_frame(svc, client, data, max_frame):

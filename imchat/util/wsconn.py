@@ -105,6 +105,22 @@ def close_payload(code, reason):
     return struct.pack('!H', code) + data
 
 
+def _take_buffered(rfile, sock):
+    """What the handshake's buffered reader read past the request (a client may send
+    its first frame at once), without waiting; then close that reader, which frees its
+    buffer and leaves the socket open."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        data = rfile.read1(READ_SIZE) or b''
+    except OSError:
+        data = b''
+    finally:
+        sock.settimeout(timeout)
+    rfile.close()
+    return data
+
+
 class _Stalled(Exception):
     """A parked write waited longer than the send deadline."""
 
@@ -200,12 +216,12 @@ class GeventConnection(_ParkedWrites):
 
     def __init__(self, websocket, max_message, on_pong=None):
         self.websocket = websocket
-        # read1 serves what the handshake's reader already buffered, then one recv of
-        # up to a whole buffer; frames are cut from that buffer here.
-        self._recv = websocket.handler.rfile.read1
-        self._buf = b''
-        self._pos = 0
         self._socket = websocket.handler.socket
+        # Frames are cut from a buffer filled by the socket's recv, which allocates only
+        # once data is there: a waiting connection holds no read buffer.
+        self._recv = self._socket.recv
+        self._buf = _take_buffered(websocket.handler.rfile, self._socket)
+        self._pos = 0
         _no_delay(self._socket)
         self.max_message = max_message
         self.on_pong = on_pong
