@@ -301,8 +301,14 @@ class Hub:
         self.metrics.inc('imchat_connections_total')
 
     def unregister(self, client):
-        """Forget a client whatever ended it, save where it got to."""
+        """Save where a client got to, then forget it, whatever ended it (saved first, so
+        a reconnect that finds the user offline also finds the resume point)."""
         client.closed = True
+        if client.sent_high:
+            try:
+                self.save_resume_point(client.user_id, client.sent_high)
+            except Exception:
+                log.exception('could not save the resume point of user %s', client.user_id)
         clients = self.users.get(client.user_id)
         if clients is not None and client in clients:
             clients.discard(client)
@@ -315,11 +321,6 @@ class Hub:
                         members.discard(client.user_id)
                         if not members:
                             del self.communities[community_id]
-        if client.sent_high:
-            try:
-                self.save_resume_point(client.user_id, client.sent_high)
-            except Exception:
-                log.exception('could not save the resume point of user %s', client.user_id)
 
     def join_community(self, user_id, community_id):
         """A user joined: their open connections get the group's messages from now on."""
