@@ -11,10 +11,13 @@ from imchat.model.engine import (bind_database, describe_database_url,
                                  multirow_insert_ids_are_consecutive)
 from imchat.service.contact import ContactService
 from imchat.service.hub import Hub
+from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
+                                   MessageRate)
 from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
 from imchat.service.user import UserService
+from imchat.util.wsconn import CLOSE_TOO_MANY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 log = logging.getLogger('imchat')
@@ -33,14 +36,23 @@ class Services:
                                      pool_size=config['DB_POOL_SIZE'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
+        # Abuse limits (imchat.service.limits); the in-memory store counts per process.
+        self.limit_store = MemoryStore()
+        guard = LoginGuard(self.limit_store, config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'],
+                           config['LOGIN_RATE'], config['REGISTER_RATE'], config['PROXY_COUNT'])
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
-                                 config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
+                                 config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'], guard=guard)
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
         self.hub = Hub(self.metrics, config['WS_QUEUE_SIZE'], config['WS_PING_INTERVAL'],
                        config['WS_IDLE_TIMEOUT'], save_resume_point=self._save_resume_point,
                        message_rate=config['WS_RATE'], message_burst=config['WS_BURST'])
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
+        self.message_rate = MessageRate(self.hub)
+        self.ws_cap = ConnectionCap(config['WS_PER_USER'], close=lambda client: (
+            client.close_politely(CLOSE_TOO_MANY, 'too many connections of this user: '
+                                  'the oldest is closed')))
+        self.handshakes = HandshakeSlots(config['WS_HANDSHAKES'])
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
@@ -90,8 +102,9 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import ctrl
-    from imchat.ctrl import attach, chat, contact, ops, user, view
+    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
     ctrl.register_error_handlers(app)
+    guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
     for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):

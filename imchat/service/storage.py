@@ -149,9 +149,14 @@ def _sniff_iso_media(head):
 
 # Boxes on the way from the top of an MP4 to a track's handler (moov/trak/mdia/hdlr).
 _MP4_CONTAINERS = (b'moov', b'trak', b'mdia')
+# A real file nests them three deep; a crafted one could nest thousands (a box header is
+# 8 bytes), so the walk stops well before Python's recursion limit.
+_MP4_MAX_DEPTH = 8
 
 
-def _collect_mp4_handlers(data, start, end, handlers):
+def _collect_mp4_handlers(data, start, end, handlers, depth=0):
+    if depth > _MP4_MAX_DEPTH:
+        return
     pos = start
     while pos + 8 <= end:
         size = int.from_bytes(data[pos:pos + 4], 'big')
@@ -165,7 +170,7 @@ def _collect_mp4_handlers(data, start, end, handlers):
             return
         box_end = min(pos + size, end)
         if box_type in _MP4_CONTAINERS:
-            _collect_mp4_handlers(data, pos + header, box_end, handlers)
+            _collect_mp4_handlers(data, pos + header, box_end, handlers, depth + 1)
         elif box_type == b'hdlr' and pos + header + 12 <= box_end:
             # version and flags (4), pre_defined (4), then the handler type.
             handlers.add(data[pos + header + 8:pos + header + 12])
