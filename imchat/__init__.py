@@ -16,6 +16,7 @@ from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, Me
 from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
+from imchat.service.uploads import UploadService
 from imchat.service.user import UserService
 from imchat.util.wsconn import CLOSE_TOO_MANY
 
@@ -53,6 +54,7 @@ class Services:
             client.close_politely(CLOSE_TOO_MANY, 'too many connections of this user: '
                                   'the oldest is closed')))
         self.handshakes = HandshakeSlots(config['WS_HANDSHAKES'])
+        self.uploads = UploadService(self.db, self.storage, config['UPLOAD_QUOTA_BYTES'])
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
@@ -101,7 +103,7 @@ def create_app(config=None):
     app.extensions['imchat'] = Services(app.config)
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
-    from imchat import ctrl
+    from imchat import cli, ctrl
     from imchat.ctrl import attach, chat, contact, guard, ops, user, view
     ctrl.register_error_handlers(app)
     guard.install(app)
@@ -113,6 +115,8 @@ def create_app(config=None):
     # The original's RegisterView: a page for every template under view/.
     view.register_views(app, app.template_folder,
                         app.extensions['imchat'].storage.media_origin)
+
+    cli.register_commands(app)
 
     @app.cli.command('init-db')
     def init_db():

@@ -28,7 +28,7 @@ class UserService:
         self.token_ttl_ms = token_ttl * 1000
         self.passwd_cost = passwd_cost
         self.guard = guard or LoginGuard(MemoryStore(), login_attempts, login_window)
-        self._purged_at = 0
+        self._purged_at = None
         self._dummy_hash = make_passwd(secrets.token_hex(16), passwd_cost)
         # Replaced by the chat hub once it exists, so profiles show who is connected.
         self.is_online = is_online
@@ -146,7 +146,7 @@ class UserService:
 
     def _purge_expired_tokens_now_and_then(self):
         now = time.monotonic()
-        if now - self._purged_at >= TOKEN_PURGE_INTERVAL:
+        if self._purged_at is None or now - self._purged_at >= TOKEN_PURGE_INTERVAL:
             self._purged_at = now
             self.purge_expired_tokens()
 
