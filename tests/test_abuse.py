@@ -7,6 +7,8 @@ peer's address must be one that is not loopback.
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import gevent
@@ -566,3 +568,89 @@ def test_websocket_handshakes_past_the_cap_are_refused_cheaply(app, auth, live_s
     second = ChatClient(live_server.ws_url(alice))
     for client in (ws, second):
         client.close()
+
+
+# --- a reconnect storm ---------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_process(database_url, tmp_path):
+    """The production server (`python wsgi.py`) in its own process, on a free port, with
+    at most 8 WebSocket handshakes in progress."""
+    port = _free_port()
+    env = dict(os.environ, IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
+               IMCHAT_PORT=str(port), IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'),
+               IMCHAT_WS_HANDSHAKES='8', IMCHAT_ACCESS_LOG='0', IMCHAT_LOG_LEVEL='WARNING',
+               PYTHONPATH=ROOT)
+    process = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = 'http://127.0.0.1:{}'.format(port)
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, 'the server exited'
+        try:
+            if requests.get(base + '/healthz', timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, 'the server did not answer'
+        time.sleep(0.1)
+    yield base, port
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _register(base, mobile):
+    data = requests.post(base + '/user/register', timeout=30,
+                         data={'mobile': mobile, 'passwd': 'secret-pass'}).json()['data']
+    return data['id'], data['token']
+
+
+def test_connected_people_keep_chatting_through_a_reconnect_storm(server_process, tmp_path):
+    base, port = server_process
+    (alice_id, alice_token), (bob_id, bob_token) = [_register(base, m) for m in
+                                                    ('13500000001', '13500000002')]
+    requests.post(base + '/contact/addfriend', timeout=30, data={'dstid': bob_id},
+                  headers={'Authorization': 'Bearer ' + alice_token})
+    url = 'ws://127.0.0.1:{}/chat?id={}&token={}'
+    a = ChatClient(url.format(port, alice_id, alice_token), timeout=60)
+    b = ChatClient(url.format(port, bob_id, bob_token), timeout=60)
+    storm_users = [_register(base, '135100000%02d' % i) for i in range(20)]
+    users_file = tmp_path / 'storm-users.json'
+    users_file.write_text(json.dumps(storm_users))
+    storm = subprocess.Popen([sys.executable, os.path.join(ROOT, 'tests', 'storm.py'),
+                              str(port), '12', str(users_file)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2)  # the storm is raging
+        sent = 0
+        while storm.poll() is None and sent < 200:
+            a.text(bob_id, 'through the storm %d' % sent)
+            ack = a.recv_ack(timeout=60)
+            assert ack['code'] == 0, ack
+            assert b.recv(timeout=60)['content'] == 'through the storm %d' % sent
+            sent += 1
+        out, err = storm.communicate(timeout=120)
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+            storm.wait()
+        a.close()
+        b.close()
+    assert storm.returncode == 0, err
+    counts = json.loads(out)
+    assert sent >= 5, (sent, counts)
+    # The storm got through in part, and the rest was turned away at the door.
+    assert counts.get('101', 0) > 0 and counts.get('503', 0) > 0, counts
