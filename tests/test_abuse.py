@@ -386,7 +386,8 @@ def test_remove_orphans_keeps_referenced_and_young_files(app, client, auth, runn
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
     urls = [_upload(client, alice, 1000).json['data'] for _ in range(6)]
-    in_message, in_pic, as_avatar, as_icon, orphan, young_orphan = urls
+    # The last two are orphans, one old enough to go and one too young.
+    in_message, in_pic, as_avatar, as_icon = urls[:4]
     client.post('/user/update', data={'avatar': as_avatar}, headers=alice.headers)
     client.post('/contact/createcommunity', data={'name': 'g', 'icon': as_icon},
                 headers=alice.headers)
@@ -414,6 +415,38 @@ def test_remove_orphans_keeps_referenced_and_young_files(app, client, auth, runn
         assert not db.Upload.exists(name=names[4])
     # A second run finds nothing more; the young orphan waits until it is old enough.
     assert runner.invoke(args=['remove-orphans']).output == '0 unreferenced file(s) removed\n'
+
+
+@pytest.mark.parametrize('region', ['', 'cn-hangzhou'], ids=['v1', 'v4'])
+def test_remove_orphans_works_on_oss(app_config, region):
+    from imchat import create_app
+    from tests.oss_server import FakeOss
+    from tests.conftest import Auth
+
+    oss = FakeOss({'key-id': 'key-secret'}, buckets={'chat'}, region=region or None).start()
+    app = create_app(dict(app_config, STORAGE='oss', OSS_ENDPOINT=oss.endpoint,
+                          OSS_BUCKET='chat', OSS_ACCESS_KEY_ID='key-id',
+                          OSS_ACCESS_KEY_SECRET='key-secret', OSS_REGION=region))
+    try:
+        client = app.test_client()
+        alice = Auth(client).register()
+        urls = [_upload(client, alice, 1000).json['data'] for _ in range(3)]
+        client.post('/user/update', data={'avatar': urls[0]}, headers=alice.headers)
+        keys = ['mnt/' + url.rsplit('/', 1)[1] for url in urls]
+        for key in keys[:2]:
+            oss.modified[('chat', key)] -= 3 * 3600
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=['remove-orphans', '--dry-run'])
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[0] == 'would remove ' + keys[1][4:]
+        assert len(oss.objects) == 3
+        result = runner.invoke(args=['remove-orphans'])
+        assert result.exit_code == 0, result.output
+        assert sorted(k for _, k in oss.objects) == sorted([keys[0], keys[2]])
+        assert any(method == 'DELETE' and signed for method, _, signed, _ in oss.requests)
+    finally:
+        app.extensions['imchat'].close()
+        oss.stop()
 
 
 # --- WebSockets ----------------------------------------------------------------------
