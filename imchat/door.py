@@ -116,7 +116,8 @@ class DoorHandler(WebSocketHandler):
     def handle(self):
         door = self.door
         if not door.proxy_count:
-            address = limited_address(self.client_address[0], 0)
+            peer = self.client_address
+            address = limited_address(peer[0] if isinstance(peer, tuple) else '', 0)
             if not door.enter(address):
                 # Over the limit before a byte is read: the cheapest refusal is none.
                 self.socket.close()
