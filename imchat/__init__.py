@@ -9,6 +9,7 @@ from imchat.config import load_config
 from imchat.model import define_database
 from imchat.model.engine import (bind_database, describe_database_url,
                                  multirow_insert_ids_are_consecutive)
+from imchat.model.migrate import applied, migrate
 from imchat.service.contact import ContactService
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService
@@ -31,6 +32,8 @@ class Services:
         self.db = define_database()
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
                                      pool_size=config['DB_POOL_SIZE'])
+        # Versioned changes to existing tables first (imchat/model/migrate.py says how).
+        self.applied_migrations = migrate(config['DATABASE_URL'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
@@ -105,5 +108,15 @@ def create_app(config=None):
     def init_db():
         """Create any missing table (the server also does this at start)."""
         click.echo('tables ready in ' + describe_database_url(app.config['DATABASE_URL']))
+
+    @app.cli.command('migrate')
+    def migrate_command():
+        """Apply pending schema migrations (the server also does this at start)."""
+        services = app.extensions['imchat']
+        for migration_id in services.applied_migrations:
+            click.echo('applied ' + migration_id)
+        click.echo('schema up to date in {}: {}'.format(
+            describe_database_url(app.config['DATABASE_URL']),
+            ', '.join(applied(app.config['DATABASE_URL']))))
 
     return app
