@@ -16,8 +16,8 @@ import pytest
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
 from imchat.server import make_server
-from test_release import free_port, http, process_gone, wait_healthy
-from wsclient import ChatClient
+from tests.test_release import free_port, http, process_gone, wait_healthy
+from tests.wsclient import ChatClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The last release before migrations: databases it made must upgrade by themselves.
