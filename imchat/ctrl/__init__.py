@@ -6,6 +6,7 @@ from flask import current_app, g, jsonify, request
 from pony.orm import rollback
 from werkzeug.exceptions import HTTPException
 
+from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import Forbidden, ServiceError
 from imchat.util import resp
 from imchat.util.bind import BindError, bind
@@ -128,5 +129,14 @@ def register_error_handlers(app):
             rollback()
         except Exception:
             pass
+        cause = unavailable_cause(error)
+        if cause is not None:
+            # Logged once per outage (imchat.service.availability), not per request.
+            services().db_watch.refuse(cause)
+            return reply(resp.fail('the database is unavailable, please try again shortly'),
+                         503)
+        if pool_exhausted(error):
+            log.warning('%s %s: %s', request.method, request.path, error)
+            return reply(resp.fail('the server is busy, please try again shortly'), 503)
         log.exception('unhandled error on %s %s', request.method, request.path)
         return reply(resp.fail('internal error, please try again later'), 500)
