@@ -13,10 +13,14 @@ from imchat.model.migrate import applied, migrate
 from imchat.service.availability import PROBE_TIMEOUT, DatabaseWatch, unavailable_cause
 from imchat.service.contact import ContactService
 from imchat.service.hub import Hub
+from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
+                                   MessageRate)
 from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
+from imchat.service.uploads import UploadService
 from imchat.service.user import UserService
+from imchat.util.wsconn import CLOSE_TOO_MANY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 log = logging.getLogger('imchat')
@@ -43,8 +47,12 @@ class Services:
         self.applied_migrations = migrate(config['DATABASE_URL'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
+        # Abuse limits (imchat.service.limits); the in-memory store counts per process.
+        self.limit_store = MemoryStore()
+        guard = LoginGuard(self.limit_store, config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'],
+                           config['LOGIN_RATE'], config['REGISTER_RATE'], config['PROXY_COUNT'])
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
-                                 config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
+                                 config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'], guard=guard)
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
         self.hub = Hub(self.metrics, config['WS_QUEUE_SIZE'], config['WS_PING_INTERVAL'],
                        config['WS_IDLE_TIMEOUT'], save_resume_point=self._save_resume_point,
@@ -52,6 +60,12 @@ class Services:
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
         self.messages.db_watch = self.db_watch
+        self.message_rate = MessageRate(self.hub)
+        self.ws_cap = ConnectionCap(config['WS_PER_USER'], close=lambda client: (
+            client.close_politely(CLOSE_TOO_MANY, 'too many connections of this user: '
+                                  'the oldest is closed')))
+        self.handshakes = HandshakeSlots(config['WS_HANDSHAKES'])
+        self.uploads = UploadService(self.db, self.storage, config['UPLOAD_QUOTA_BYTES'])
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
@@ -108,9 +122,10 @@ def create_app(config=None):
     app.extensions['imchat'] = Services(app.config)
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
-    from imchat import ctrl
-    from imchat.ctrl import attach, chat, contact, ops, user, view
+    from imchat import cli, ctrl
+    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
     ctrl.register_error_handlers(app)
+    guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
     for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
@@ -119,6 +134,8 @@ def create_app(config=None):
     # The original's RegisterView: a page for every template under view/.
     view.register_views(app, app.template_folder,
                         app.extensions['imchat'].storage.media_origin)
+
+    cli.register_commands(app)
 
     @app.cli.command('init-db')
     def init_db():

@@ -629,6 +629,9 @@
       requeueInFlight();
       if (state.loggingOut) return;
       if (event.code === 4401 || event.code === 4403) return endSession();
+      // Closed because this user opened more connections elsewhere: reconnecting would
+      // only close another one, so wait for the person to reload.
+      if (event.code === 4429) return setBanner(t('replaced'));
       var delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * Math.pow(2, state.retries));
       delay = Math.round(delay * (0.75 + Math.random() * 0.5));
       state.retries += 1;

@@ -120,6 +120,16 @@ def define_database():
                                 self.content, self.pic, self.url, self.memo, self.amount,
                                 self.createat)
 
+    class Upload(db.Entity):
+        """One stored upload, for the daily quota and for removing unreferenced files."""
+        _table_ = 'upload'
+        id = PrimaryKey(int, auto=True, size=64)
+        name = Required(str, 64, index=True)
+        userid = Required(int, size=64)
+        size = Required(int, size=64)
+        createat = Required(int, size=64)
+        composite_index(userid, createat)
+
     return db
 
 

@@ -26,8 +26,9 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
-# Stored messages read per query when a connection catches up.
-BACKLOG_PAGE = 500
+# Stored messages read per query when a connection catches up: small pages, with a
+# yield between them, so forty reconnects at once do not starve everyone else.
+BACKLOG_PAGE = 100
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
 # Positive permission answers kept in memory (friendships and memberships are never
@@ -263,6 +264,17 @@ class MessageService:
             cursor = page[-1][0]
             if len(page) < BACKLOG_PAGE:
                 return
+            gevent.sleep(0)
+
+    def replay_start(self, user_id, since, most):
+        """Where a replay after `since` starts so that it holds at most `most` messages
+        (the newest): `since` itself when there are no more than that (or `most` is 0)."""
+        if not most:
+            return since
+        with db_session:
+            skipped = self._visible_to(user_id).filter(lambda m: m.id > since).order_by(
+                lambda m: desc(m.id))[most:most + 1]
+            return skipped[0].id if skipped else since
 
     def resume_point(self, user_id):
         with db_session:
