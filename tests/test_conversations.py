@@ -1,10 +1,14 @@
 """Conversation events end to end (PROTOCOL.md, cmd 12-15, /chat/conversations): a real
 server, real WebSocket clients, two devices of one user and several users, on SQLite
 and MySQL."""
+import time
+
+import gevent
 import pytest
 from pony.orm import db_session
 
 from imchat import create_app
+from tests.wsclient import ChatClient
 from tests.test_chat import connect, pair, wait_for  # noqa: F401 (fixtures)
 
 
@@ -196,3 +200,99 @@ def test_a_database_from_before_conversations_gets_its_list_at_start(group_of_th
         assert rows[1]['peerreadmsgid'] == to_bob[0]
     finally:
         restarted.extensions['imchat'].close()
+
+
+# -- cmd 13: typing, cmd 15: presence --------------------------------------------------
+
+def listening(connect, account):
+    """A connection that sees typing (the test client skips it, and presence)."""
+    ws = connect(account)
+    ws.ignore = {15}
+    return ws
+
+
+def test_typing_reaches_the_friends_connections_at_most_every_two_seconds(pair, connect, auth):
+    alice, bob = pair
+    b1, b2 = listening(connect, bob), listening(connect, auth.login(bob))
+    a = listening(connect, alice)
+    before_first = time.monotonic()
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    after_first = time.monotonic()
+    typing = {'cmd': 13, 'userid': alice.id, 'dstid': bob.id}
+    for ws in (b1, b2):
+        assert ws.recv() == typing
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    if time.monotonic() - before_first < 2:  # within 2 s: acknowledged and dropped
+        b1.expect_nothing(0.3)
+    gevent.sleep(max(0, after_first + 2.05 - time.monotonic()))
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    assert b1.recv() == typing and b2.recv() == typing
+    a.expect_nothing()
+
+
+def test_typing_to_a_stranger_is_refused(pair, connect, auth):
+    alice, bob = pair
+    stranger = auth.register()
+    s, b = listening(connect, stranger), listening(connect, bob)
+    sent = s.send(cmd=13, dstid=bob.id)
+    ack = s.recv_ack()
+    assert ack['code'] == -1 and ack['id'] == sent and 'not your friend' in ack['msg']
+    b.expect_nothing()
+
+
+def test_typing_to_an_offline_friend_costs_nothing(pair, connect, live_server):
+    alice, bob = pair
+    a = listening(connect, alice)
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    assert not live_server.hub.is_online(bob.id)
+
+
+def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_when_last_closes(
+        auth, live_server):
+    live_server.app.extensions['imchat'].events.presence_grace = 1
+
+    alice, bob, stranger = auth.register(), auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    clients = []
+
+    def open_client(account):
+        ws = ChatClient(live_server.ws_url(account), ignore=())
+        clients.append(ws)
+        return ws
+    try:
+        b, s = open_client(bob), open_client(stranger)
+        a1 = open_client(alice)
+        assert b.recv() == {'cmd': 15, 'userid': alice.id, 'online': 1}
+        a2 = open_client(auth.login(alice))
+        b.expect_nothing(0.5)  # a second device changes nothing
+        a1.close()
+        b.expect_nothing(1.5)  # alice is still on her laptop
+        a2.close()
+        assert b.recv(timeout=10) == {'cmd': 15, 'userid': alice.id, 'online': 0}
+        s.expect_nothing()
+    finally:
+        for ws in clients:
+            ws.close()
+
+
+def test_a_quick_reconnect_does_not_flap(auth, live_server):
+    live_server.app.extensions['imchat'].events.presence_grace = 2
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    b = ChatClient(live_server.ws_url(bob), ignore=())
+    a = ChatClient(live_server.ws_url(alice))
+    try:
+        assert b.recv() == {'cmd': 15, 'userid': alice.id, 'online': 1}
+        a.close()
+        assert wait_for(lambda: not live_server.hub.is_online(alice.id))
+        a = ChatClient(live_server.ws_url(alice))
+        assert wait_for(lambda: live_server.hub.is_online(alice.id))
+        b.expect_nothing(3)  # past the grace period: neither offline nor online again
+    finally:
+        a.close()
+        b.close()
