@@ -296,3 +296,97 @@ def test_a_quick_reconnect_does_not_flap(auth, live_server):
     finally:
         a.close()
         b.close()
+
+
+# -- cmd 14: recall --------------------------------------------------------------------
+
+def recall(ws, msgid, **extra):
+    ws.send(cmd=14, msgid=msgid, **extra)
+    return ws.recv_ack()
+
+
+def stored_message(app, msgid):
+    with db_session:
+        row = app.extensions['imchat'].db.Message[msgid]
+        return row.media, row.content, row.url, row.amount
+
+
+def test_a_recall_reaches_everyone_and_erases_the_body(pair, connect, auth, client, app):
+    alice, bob = pair
+    phone, laptop, b = connect(alice), connect(auth.login(alice)), connect(bob)
+    phone.send(cmd=10, dstid=bob.id, media=4, url='/mnt/oops.png')
+    sent = phone.recv_ack()
+    assert laptop.recv()['msgid'] == b.recv()['msgid'] == sent['msgid']
+    ack = recall(phone, sent['msgid'], id='recall-0001')
+    assert ack['code'] == 0 and ack['id'] == 'recall-0001' and ack['msgid'] > sent['msgid']
+    event = {'msgid': ack['msgid'], 'userid': alice.id, 'cmd': 14, 'target': 10,
+             'dstid': bob.id, 'recalledmsgid': sent['msgid'], 'createat': ack['createat']}
+    assert laptop.recv() == event
+    assert b.recv() == event
+    phone.expect_nothing()
+    assert stored_message(app, sent['msgid']) == (0, '', '', 0)
+    history = client.get('/chat/history', query_string={'cmd': 10, 'dstid': alice.id},
+                         headers=bob.headers).json['rows']
+    assert history == [{'msgid': sent['msgid'], 'userid': alice.id, 'cmd': 10,
+                        'dstid': bob.id, 'media': 0, 'createat': sent['createat'],
+                        'recalled': 1}]
+    # Sent again after a dropped connection: the same ack, nothing new delivered.
+    assert recall(phone, sent['msgid'], id='recall-0001') == ack
+    b.expect_nothing()
+
+
+def test_an_offline_client_learns_of_a_recall_through_since(pair, connect):
+    alice, bob = pair
+    a = connect(alice)
+    first, oops = a.send_texts(bob.id, ['hello', 'oops'])
+    recalled = recall(a, oops)
+    assert recalled['code'] == 0
+    had_seen_oops = connect(bob, since=oops)
+    assert had_seen_oops.recv() == {
+        'msgid': recalled['msgid'], 'userid': alice.id, 'cmd': 14, 'target': 10,
+        'dstid': bob.id, 'recalledmsgid': oops, 'createat': recalled['createat']}
+    had_nothing = connect(bob, since=0)
+    backlog = had_nothing.recv_messages(3)
+    assert [m['msgid'] for m in backlog] == [first, oops, recalled['msgid']]
+    assert backlog[0]['content'] == 'hello'
+    assert backlog[1]['recalled'] == 1 and 'content' not in backlog[1]
+    assert backlog[2]['cmd'] == 14
+
+
+def test_a_group_recall_reaches_the_members(group_of_three, connect, client):
+    alice, bob, carol, group = group_of_three
+    a, b, c = connect(alice), connect(bob), connect(carol)
+    oops = a.send_texts(group, ['wrong group'], cmd=11)[0]
+    b.recv()
+    c.recv()
+    ack = recall(a, oops)
+    assert ack['code'] == 0
+    for ws in (b, c):
+        got = ws.recv()
+        assert (got['cmd'], got['target'], got['dstid'], got['recalledmsgid']) == (
+            14, 11, group, oops)
+    row = conversation(client, carol, 11, group)
+    assert row['last'] == {'msgid': oops, 'userid': alice.id, 'cmd': 11, 'dstid': group,
+                           'media': 0, 'createat': row['last']['createat'], 'recalled': 1}
+
+
+def test_only_the_sender_recalls_and_only_in_time(pair, connect, app):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    mine, old = a.send_texts(bob.id, ['mine', 'old'])
+    b.recv_messages(2)
+    refused = recall(b, mine, id='r1')
+    assert refused['code'] == -1 and refused['id'] == 'r1' and 'not yours' in refused['msg']
+    assert 'no message 999999' in recall(b, 999999)['msg']
+    with db_session:
+        app.extensions['imchat'].db.Message[old].createat -= 121 * 1000
+    late = recall(a, old)
+    assert late['code'] == -1 and 'too old' in late['msg'] and '120 seconds' in late['msg']
+    assert stored_message(app, old)[1] == 'old'
+    assert recall(a, mine)['code'] == 0
+    again = recall(a, mine)
+    assert again['code'] == -1 and 'already recalled' in again['msg']
+    assert b.recv()['recalledmsgid'] == mine
+    b.expect_nothing()
+    app.extensions['imchat'].messages.recall_seconds = 0  # no limit
+    assert recall(a, old)['code'] == 0

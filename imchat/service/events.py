@@ -30,6 +30,8 @@ TYPING_MEMORY = 10000
 
 class EventFrame:
     __slots__ = ('client_id', 'cmd', 'target', 'dstid', 'msgid')
+    # A recall is stored as a message row with no body (see service.recall).
+    content = pic = url = memo = ''
 
     def __init__(self, client_id, cmd, target=0, dstid=0, msgid=0):
         self.client_id = client_id
@@ -37,6 +39,14 @@ class EventFrame:
         self.target = target
         self.dstid = dstid
         self.msgid = msgid
+
+    @property
+    def media(self):
+        return self.target
+
+    @property
+    def amount(self):
+        return self.msgid
 
 
 def parse_event(raw, cmd, client_id):

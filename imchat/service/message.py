@@ -14,11 +14,12 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
-from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
-                          insert_messages, message_wire)
+from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
+                          CONTACT_FRIEND, insert_messages, message_wire)
 from imchat.service.conversation import record_messages
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.frame import Frame, idempotency_key
+from imchat.service.recall import recall_refusal
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -76,6 +77,7 @@ class MessageService:
         self._stopping = False
         self._busy = False
         self._allowed = set()
+        self.recall_seconds = 0
 
     # -- storing -------------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class MessageService:
 
     def _refusal(self, sender_id, frame):
         """Why `sender_id` may not send `frame`, or None when it may."""
+        if frame.cmd == CMD_RECALL:
+            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
         cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
                          if frame.cmd == CMD_SINGLE_MSG else
                          (CONTACT_COMMUNITY, 'you are not a member of community {}'))
@@ -221,7 +225,7 @@ class MessageService:
 
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
-        if wire['cmd'] == CMD_SINGLE_MSG:
+        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
             recipients = (wire['dstid'], wire['userid'])
         else:
             recipients = self.hub.online_members(wire['dstid'])
@@ -234,8 +238,10 @@ class MessageService:
         Message, Contact = self.db.Message, self.db.Contact
         return select(
             m for m in Message
-            if (m.cmd == CMD_SINGLE_MSG and (m.dstid == user_id or m.userid == user_id))
-            or (m.cmd == CMD_ROOM_MSG and exists(
+            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd == CMD_RECALL and m.media == CMD_SINGLE_MSG))
+                and (m.dstid == user_id or m.userid == user_id))
+            or ((m.cmd == CMD_ROOM_MSG or (m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG))
+                and exists(
                 c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
                 and c.dstid == m.dstid and m.id > c.joined_msgid)))
 
