@@ -390,3 +390,101 @@ def test_only_the_sender_recalls_and_only_in_time(pair, connect, app):
     b.expect_nothing()
     app.extensions['imchat'].messages.recall_seconds = 0  # no limit
     assert recall(a, old)['code'] == 0
+
+
+# -- /contact/delfriend, quitcommunity, kick, transfer ---------------------------------
+
+def post(client, account, path, **fields):
+    return client.post(path, data=fields, headers=account.headers)
+
+
+def test_unfriending_stops_both_directions_at_once_on_open_connections(pair, connect, client):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    hello = a.send_texts(bob.id, ['hello'])  # the permission is cached now
+    b.recv()
+    response = post(client, alice, '/contact/delfriend', dstid=bob.id)
+    assert response.status_code == 200 and response.json['code'] == 0
+    for ws, peer in ((a, bob), (b, alice)):
+        ws.text(peer.id, 'still there?')
+        ack = ws.recv_ack()
+        assert ack['code'] == -1 and 'not your friend' in ack['msg']
+        ws.send(cmd=13, dstid=peer.id)
+        assert ws.recv_ack()['code'] == -1
+    a.expect_nothing()
+    b.expect_nothing()
+    history = client.get('/chat/history', query_string={'cmd': 10, 'dstid': alice.id},
+                         headers=bob.headers).json['rows']
+    assert [m['msgid'] for m in history] == hello
+    assert client.get('/contact/loadfriend', headers=bob.headers).json['rows'] == []
+    again = post(client, alice, '/contact/delfriend', dstid=bob.id)
+    assert again.status_code == 404 and again.json['field'] == 'dstid'
+
+
+def test_a_kicked_member_stops_receiving_at_once(group_of_three, connect, auth, client):
+    alice, bob, carol, group = group_of_three
+    a, b1, b2, c = connect(alice), connect(bob), connect(auth.login(bob)), connect(carol)
+    b1.send_texts(group, ['bob was here'], cmd=11)
+    for ws in (a, b2, c):
+        ws.recv()
+    assert post(client, bob, '/contact/kick', dstid=group, memberid=carol.id).status_code == 403
+    response = post(client, alice, '/contact/kick', dstid=group, memberid=bob.id)
+    assert response.status_code == 200 and response.json['code'] == 0
+    a.send_texts(group, ['bob is gone'], cmd=11)
+    assert c.recv()['content'] == 'bob is gone'
+    b1.expect_nothing()
+    b2.expect_nothing()
+    b1.text(group, 'let me back', cmd=11)
+    ack = b1.recv_ack()
+    assert ack['code'] == -1 and 'not a member' in ack['msg']
+    assert [(r['target'], r['dstid']) for r in conversations(client, bob)] == []
+    assert client.get('/chat/history', query_string={'cmd': 11, 'dstid': group},
+                      headers=bob.headers).status_code == 403
+    members = client.get('/contact/members', query_string={'dstid': group},
+                         headers=alice.headers).json['rows']
+    assert sorted(m['id'] for m in members) == sorted([alice.id, carol.id])
+
+
+@pytest.mark.parametrize('fields, status, field', [
+    ({'memberid': 'me'}, 400, 'memberid'),
+    ({'memberid': 'self'}, 400, 'memberid'),
+    ({'memberid': 'stranger'}, 404, 'memberid'),
+    ({'dstid': 999999, 'memberid': 'carol'}, 404, 'dstid'),
+    ({}, 400, 'memberid'),
+])
+@pytest.mark.parametrize('path', ['/contact/kick', '/contact/transfer'])
+def test_kick_and_transfer_bad_fields(group_of_three, auth, client, path, fields, status, field):
+    alice, bob, carol, group = group_of_three
+    stranger = auth.register()
+    ids = {'self': alice.id, 'stranger': stranger.id, 'carol': carol.id, 'me': 'x'}
+    data = {'dstid': group}
+    data.update({k: ids.get(v, v) for k, v in fields.items()})
+    response = client.post(path, data=data, headers=alice.headers)
+    assert response.status_code == status and response.json['field'] == field, response.json
+
+
+def test_leaving_and_passing_ownership(group_of_three, connect, auth, client):
+    alice, bob, carol, group = group_of_three
+    a, c = connect(alice), connect(carol)
+    c.send_texts(group, ['carol speaking'], cmd=11)
+    a.recv()
+    assert post(client, carol, '/contact/quitcommunity', dstid=group).status_code == 200
+    a.send_texts(group, ['carol left'], cmd=11)
+    c.expect_nothing()
+    c.text(group, 'hello?', cmd=11)
+    assert c.recv_ack()['code'] == -1
+    again = post(client, carol, '/contact/quitcommunity', dstid=group)
+    assert again.status_code == 404 and again.json['field'] == 'dstid'
+    refused = post(client, alice, '/contact/quitcommunity', dstid=group)
+    assert refused.status_code == 409 and 'transfer' in refused.json['msg']
+    assert post(client, bob, '/contact/transfer', dstid=group,
+                memberid=alice.id).status_code == 403
+    assert post(client, alice, '/contact/transfer', dstid=group,
+                memberid=bob.id).status_code == 200
+    [community] = client.get('/contact/loadcommunity', headers=bob.headers).json['rows']
+    assert community['ownerid'] == bob.id
+    assert post(client, alice, '/contact/kick', dstid=group, memberid=bob.id).status_code == 403
+    assert post(client, alice, '/contact/quitcommunity', dstid=group).status_code == 200
+    assert post(client, bob, '/contact/quitcommunity', dstid=group).status_code == 200
+    gone = post(client, carol, '/contact/joincommunity', dstid=group)
+    assert gone.status_code == 404  # the last member left: the community is gone

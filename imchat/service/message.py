@@ -77,6 +77,7 @@ class MessageService:
         self._stopping = False
         self._busy = False
         self._allowed = set()
+        self._revocations = 0
         self.recall_seconds = 0
 
     # -- storing -------------------------------------------------------------------
@@ -201,9 +202,11 @@ class MessageService:
                          (CONTACT_COMMUNITY, 'you are not a member of community {}'))
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
+            revocations = self._revocations
             if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
                 return refusal.format(frame.dstid)
-            self._remember(key)
+            if revocations == self._revocations:  # else the answer may predate a revocation
+                self._remember(key)
         return None
 
     def may_write_to(self, sender_id, cmd, dstid):
@@ -217,6 +220,7 @@ class MessageService:
     def forget_permission(self, cate, owner_id, dstid):
         """A friendship or membership ended: check the database again next time."""
         self._allowed.discard((cate, owner_id, dstid))
+        self._revocations += 1
 
     def _remember(self, key):
         if len(self._allowed) >= PERMISSION_CACHE_MAX:
