@@ -9,7 +9,7 @@ way a database from before conversations gets them at start, then times GET
 Run from the repository root:
 
     .venv/bin/python bench/conversations_bench.py                 # SQLite
-    .venv/bin/python bench/conversations_bench.py --mysql mysql://root@127.0.0.1:3306/imchat_conv_bench
+    .venv/bin/python bench/conversations_bench.py --mysql mysql://root@127.0.0.1:3306/conv_bench
 """
 import os
 import sys
@@ -31,7 +31,8 @@ import urllib.request  # noqa: E402
 from pony.orm import db_session  # noqa: E402
 
 from imchat import create_app  # noqa: E402
-from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, insert_messages  # noqa: E402
+from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,  # noqa: E402
+                          insert_messages)
 from imchat.service.conversation import ConversationService  # noqa: E402
 
 CHUNK = 1000
