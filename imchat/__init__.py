@@ -12,6 +12,8 @@ from imchat.model.engine import (bind_database, describe_database_url, make_prob
 from imchat.model.migrate import applied, migrate
 from imchat.service.availability import PROBE_TIMEOUT, DatabaseWatch, unavailable_cause
 from imchat.service.contact import ContactService
+from imchat.service.conversation import ConversationService
+from imchat.service.events import EventService
 from imchat.service.hub import Hub
 from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
                                    MessageRate)
@@ -66,6 +68,11 @@ class Services:
                                   'the oldest is closed')))
         self.handshakes = HandshakeSlots(config['WS_HANDSHAKES'])
         self.uploads = UploadService(self.db, self.storage, config['UPLOAD_QUOTA_BYTES'])
+        self.messages.recall_seconds = config['RECALL_SECONDS']
+        self.conversations = ConversationService(self.db)
+        self.conversations.rebuild_if_missing()
+        self.events = EventService(self.hub, self.conversations, self.messages, self.contacts,
+                                   config['PRESENCE_GRACE'])
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
