@@ -350,6 +350,9 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
     alice_mobile, bob_mobile = new_mobile(), new_mobile()
     register_in_browser(alice, alice_mobile, 'Alice')
     register_in_browser(bob, bob_mobile, 'Bob')
+    # Chats come first; nobody to chat with yet.
+    expect(alice.locator('#chats-empty')).to_be_visible()
+    alice.click('.tabbar .tab[data-tab=friends]')
     expect(alice.locator('#friend-empty')).to_be_visible()
     shot(alice, 'friends-empty')
 
@@ -376,14 +379,14 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
 
     # Bob has an unread count on Alice, and the message once he opens her.
     expect(alice_item.locator('.badge')).to_have_text('1')
-    expect(bob.locator('.tabbar .tab[data-tab=friends] .badge')).to_have_text('1')
+    expect(bob.locator('.tabbar .tab[data-tab=chats] .badge')).to_have_text('1')
     shot(bob, 'friends-unread')
     open_friend_chat(bob, alice_id)
     expect(bubbles(bob, '你好 Bob, hello')).to_have_count(1)
     theirs = bob.locator('#msg-list .msg.theirs').last
     expect(theirs.locator('.msg-name')).to_have_text('Alice')
     expect(theirs.locator('time')).to_have_text(re.compile(r'\d\d:\d\d'))
-    expect(bob.locator('.tabbar .tab[data-tab=friends] .badge')).to_be_hidden()
+    expect(bob.locator('.tabbar .tab[data-tab=chats] .badge')).to_be_hidden()
 
     send_text(bob, 'Hi Alice!\nsecond line')
     expect(bubbles(alice, 'Hi Alice!')).to_have_count(1)
@@ -434,7 +437,7 @@ def test_a_group_of_three(people, server):
     send_text(ann, 'Saturday at 8?')
     expect(ann.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
     for page in (ben, cat):
-        expect(page.locator('.tabbar .tab[data-tab=groups] .badge')).to_have_text('1')
+        expect(page.locator('.tabbar .tab[data-tab=chats] .badge')).to_have_text('1')
         open_group_chat(page, group_id)
         expect(bubbles(page, 'Saturday at 8?')).to_have_count(1)
         expect(page.locator('#msg-list .msg.theirs .msg-name').last).to_have_text('Ann')
@@ -618,8 +621,8 @@ def test_every_media_type_renders_and_history_scrolls_back(people, server):
 
     page = people('zh-CN', DESKTOP)
     login_in_browser(page, b['mobile'])
-    expect(page.locator('#friend-list [data-conv="10:{}"]'.format(a['id']))).to_be_visible()
-    expect(page.locator('#friend-list [data-conv="10:{}"] .badge'.format(a['id']))).to_have_count(0)
+    # Read on no device yet: all 45 are unread, in the Chats list as on the server.
+    expect(page.locator('#chat-list [data-conv="10:{}"] .badge'.format(a['id']))).to_have_text('45')
     open_friend_chat(page, a['id'])
     send_text(page, '好啊，我也去！')
     expect(page.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
@@ -670,6 +673,7 @@ def test_a_message_sent_while_offline_shows_at_login(people, server):
 
     pb = people('en-US')
     login_in_browser(pb, b['mobile'])
+    pb.click('.tabbar .tab[data-tab=friends]')
     early_bird = pb.locator('#friend-list [data-conv="10:{}"]'.format(a['id']))
     expect(early_bird.locator('.badge')).to_have_text('1')
     expect(early_bird.locator('.list-sub')).to_have_text('are you up?')

@@ -6,12 +6,13 @@
  * connection. util.js (helpers), state.js (what the page knows), conn.js (the
  * socket), messages.js (in and out), views.js and bubbles.js (drawing), media.js
  * (uploads and voice), session.js (logout and an expired login). */
-import {im, t, h, $, MEDIA, toast} from './util.js';
+import {im, t, h, $, CMD, MEDIA, toast} from './util.js';
 import {state, me, token, signedIn, setMe} from './state.js';
 import * as conn from './conn.js';
-import {onFrame, send, markRead} from './messages.js';
-import {showTab, loadFriends, loadGroups, renderLists, renderMessages, titleOf,
-        closeConversation, showMembers, loadHistory, addFriend, setBanner} from './views.js';
+import {onFrame, send, markRead, loadConversations, typing} from './messages.js';
+import {showTab, loadFriends, loadGroups, renderMessages, titleOf, closeConversation,
+        showMembers, loadHistory, addFriend, setBanner, showStatus, showProfile, unfriend,
+        leaveGroup, hideMenu, recallFromMenu} from './views.js';
 import {updateProfile, changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, fail, logout} from './session.js';
 
@@ -22,7 +23,7 @@ const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '
 const app = $('app');
 
 document.addEventListener('visibilitychange', function () {
-  if (!document.hidden && state.open) { markRead(state.open); renderLists(); }
+  if (!document.hidden && state.open) markRead(state.open);
 });
 
 function sendText() {
@@ -108,11 +109,26 @@ function bindForms() {
   $('back-btn').addEventListener('click', closeConversation);
   $('members-btn').addEventListener('click', showMembers);
   $('members-close').addEventListener('click', function () { $('members-panel').hidden = true; });
+  $('leave-btn').addEventListener('click', leaveGroup);
+  $('profile-btn').addEventListener('click', showProfile);
+  $('convo-title').addEventListener('click', function () {
+    if (state.open && state.open.cmd === CMD.USER) showProfile();
+  });
+  $('profile-close').addEventListener('click', function () { $('profile-panel').hidden = true; });
+  $('unfriend-btn').addEventListener('click', unfriend);
+  $('recall-btn').addEventListener('click', recallFromMenu);
+  document.addEventListener('click', function (e) {
+    if (!$('msg-menu').contains(e.target)) hideMenu();
+  });
+  $('messages').addEventListener('scroll', hideMenu, {passive: true});
   $('composer').addEventListener('submit', function (e) { e.preventDefault(); sendText(); });
   $('text-input').addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendText(); }
   });
-  $('text-input').addEventListener('input', autosize);
+  $('text-input').addEventListener('input', function () {
+    autosize();
+    if (this.value) typing();
+  });
   $('emoji-btn').addEventListener('click', function () { $('emoji-panel').hidden = !$('emoji-panel').hidden; });
   $('image-input').addEventListener('change', function () {
     sendImage(this.files[0]);
@@ -129,11 +145,11 @@ function bindForms() {
     if (state.open && this.scrollTop < 40) loadHistory(state.open, true);
   });
   document.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape') { $('lightbox').hidden = true; $('emoji-panel').hidden = true; }
+    if (e.key === 'Escape') { $('lightbox').hidden = true; $('emoji-panel').hidden = true; hideMenu(); }
   });
   document.addEventListener('imchat:lang', function () {
     showTab(state.tab);
-    if (state.open) { $('convo-title').textContent = titleOf(state.open); renderMessages(false); }
+    if (state.open) { $('convo-title').textContent = titleOf(state.open); renderMessages(false); showStatus(); }
   });
 }
 
@@ -148,6 +164,8 @@ function connect() {
     onOpen: () => {
       setBanner('');
       app.dataset.conn = 'open';
+      // Unread counts and read positions as they are now, on every (re)connect.
+      loadConversations();
     },
     onFrame: onFrame,
     onClose: () => { app.dataset.conn = 'closed'; },
@@ -159,7 +177,8 @@ function connect() {
 function start() {
   buildEmojiPanel();
   bindForms();
-  showTab('friends');
+  showTab('chats');
+  loadFriends();
   loadGroups();
   // Check the token before connecting: a stale one goes back to the login page.
   im.api('/user/find', {}, 'GET').then(function (reply) {

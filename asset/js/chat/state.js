@@ -1,6 +1,7 @@
 /* What the page knows: who I am, friends, groups, every profile seen, and the
- * conversations with their messages, unread counts and read positions. Views listen
- * to `events` ('profile' when a profile arrives) rather than being called from here. */
+ * conversations with their messages, unread counts and read positions (the server
+ * keeps both: /chat/conversations and cmd 12). Views listen to `events` ('profile'
+ * when a profile arrives) rather than being called from here. */
 import {im, CMD} from './util.js';
 
 const current = im.session.get();
@@ -12,13 +13,13 @@ const keyPrefix = 'imchat.u' + me.id + '.';
 export const events = new EventTarget();
 
 export const state = {
-  tab: 'friends',
+  tab: 'chats',
   friends: [],             // public profiles, as /contact/loadfriend lists them
   groups: [],              // communities
   users: {},               // id -> public profile, everyone we have seen
   convs: {},               // 'cmd:dstid' -> conversation
   open: null,              // the conversation on screen
-  unread: readJson('unread', {}),
+  unread: {},              // 'cmd:dstid' -> messages from others after my read position
   since: Number(im.storageGet(keyPrefix + 'since')) || 0,
   localSeq: 0
 };
@@ -29,12 +30,8 @@ export function setMe(user) {
   state.users[me.id] = me;
 }
 
-function readJson(name, fallback) {
-  try { return JSON.parse(im.storageGet(keyPrefix + name)) || fallback; }
-  catch (e) { return fallback; }
-}
-
-export function saveUnread() { im.storageSet(keyPrefix + 'unread', JSON.stringify(state.unread)); }
+// Counts kept by an older version of this page, before the server kept them.
+im.storageSet(keyPrefix + 'unread', null);
 
 // The highest msgid seen, where the next connection's `since` starts.
 export function advanceSince(msgid) {
@@ -59,7 +56,9 @@ export function conv(key) {
     const parts = key.split(':');
     c = state.convs[key] = {key: key, cmd: Number(parts[0]), dstid: Number(parts[1]),
                             byId: {}, pending: [], historyLoaded: false, hasOlder: true,
-                            loading: false, last: null};
+                            loading: false, last: null,
+                            readmsgid: 0,      // how far I have read (any of my devices)
+                            peerreadmsgid: 0}; // 1:1: how far the friend has read
   }
   return c;
 }
@@ -68,6 +67,12 @@ export function sortedMessages(c) {
   const stored = Object.keys(c.byId).map((k) => c.byId[k]);
   stored.sort((a, b) => a.msgid - b.msgid);
   return stored.concat(c.pending);
+}
+
+// The newest stored message on screen in a conversation (0 if none).
+export function newestMsgid(c) {
+  const ids = Object.keys(c.byId).map(Number);
+  return ids.length ? Math.max.apply(null, ids) : 0;
 }
 
 export function oldestMsgid(c) {
@@ -81,6 +86,12 @@ export function remember(c, msg) {
   c.byId[msg.msgid] = msg;
   if (!c.last || (c.last.msgid && msg.msgid > c.last.msgid)) c.last = msg;
   return true;
+}
+
+// A message taken back: its body is gone for everyone (the server erased it too).
+export function markRecalled(msg) {
+  ['content', 'url', 'pic', 'memo', 'amount'].forEach((k) => { delete msg[k]; });
+  msg.recalled = 1;
 }
 
 export function isFriend(id) {
