@@ -10,6 +10,8 @@ from imchat.model import define_database
 from imchat.model.engine import (bind_database, describe_database_url,
                                  multirow_insert_ids_are_consecutive)
 from imchat.service.contact import ContactService
+from imchat.service.conversation import ConversationService
+from imchat.service.events import EventService
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService
 from imchat.service.metrics import Metrics
@@ -41,6 +43,10 @@ class Services:
                        message_rate=config['WS_RATE'], message_burst=config['WS_BURST'])
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
+        self.conversations = ConversationService(self.db)
+        self.conversations.rebuild_if_missing()
+        self.events = EventService(self.hub, self.conversations, self.messages, self.contacts,
+                                   config['PRESENCE_GRACE'])
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)

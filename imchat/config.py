@@ -51,6 +51,11 @@ SETTINGS = {
     # runaway or hostile client from filling the database.
     'WS_RATE': (20, _int),
     'WS_BURST': (100, _int),
+    # Seconds after sending in which a message may be recalled (0: no limit).
+    'RECALL_SECONDS': (120, _int),
+    # Seconds a user may be away before friends see them offline, so a reconnect
+    # does not flap (0: at once).
+    'PRESENCE_GRACE': (5, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

@@ -1,4 +1,4 @@
-"""The /chat WebSocket and /chat/history.
+"""The /chat WebSocket, /chat/history and /chat/conversations.
 
 Each connection: authenticate, register a Client (its writer greenlet starts), send
 the stored backlog the connection lacks, then loop on receive in this greenlet. Every
@@ -12,8 +12,10 @@ from flask import Blueprint, Response, current_app, g, request
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.model import CMD_HEART
 from imchat.service.errors import ServiceError
+from imchat.service.events import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
+from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
@@ -111,6 +113,11 @@ def _handle_frame(svc, client, data, max_frame):
         client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
                                 'send it again shortly'.format(client.hub.message_rate)))
         return
+    if frame.cmd in UNSTORED_CMDS:
+        ack = svc.events.handle(client, frame)
+        if ack is not None:
+            client.send(ack)
+        return
     outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
     if isinstance(outcome, Refused):
         svc.metrics.inc('imchat_messages_refused_total')
@@ -127,3 +134,10 @@ def history():
                           Field('before', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
     return ok_rows(services().messages.history(g.user_id, **fields))
+
+
+@bp.route('/conversations', methods=['GET', 'POST'])
+@login_required
+def conversations():
+    fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
+    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))

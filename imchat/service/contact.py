@@ -1,6 +1,7 @@
 from pony.orm import commit, db_session, max as db_max, select
 
 from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms
 
@@ -49,8 +50,10 @@ class ContactService:
             community = self.db.Community(name=name, ownerid=owner_id, icon=icon or '',
                                           memo=memo or '', cate=cate or 0, createat=now_ms())
             community.flush()
+            joined = self._last_msgid()
             self.db.Contact(ownerid=owner_id, dstid=community.id, cate=CONTACT_COMMUNITY,
-                            createat=community.createat, joined_msgid=self._last_msgid())
+                            createat=community.createat, joined_msgid=joined)
+            open_group_conversation(self.db, owner_id, community.id, joined)
             view = community.to_dict()
         self._notify_join(owner_id, view['id'])
         return view
@@ -62,8 +65,10 @@ class ContactService:
                 raise NotFound('no community {}'.format(community_id), field='dstid')
             Contact = self.db.Contact
             if not Contact.exists(ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=community_id):
+                joined = self._last_msgid()
                 Contact(ownerid=user_id, dstid=community_id, cate=CONTACT_COMMUNITY,
-                        createat=now_ms(), joined_msgid=self._last_msgid())
+                        createat=now_ms(), joined_msgid=joined)
+                open_group_conversation(self.db, user_id, community_id, joined)
                 commit()
         self._notify_join(user_id, community_id)
 

@@ -7,8 +7,8 @@ was readable enough to carry one).
 import json
 import re
 
-from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
-                          MEMO_MAX, URL_MAX)
+from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
+                          CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
 
 MEDIA_TEXT = 1
 MEDIA_NEWS = 2
@@ -112,7 +112,7 @@ def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
 
 
 def parse_frame(data, max_bytes):
-    """Parse one text frame into a Frame. Raises FrameError."""
+    """Parse one text frame into a Frame (an EventFrame for cmd 12-15). Raises FrameError."""
     if isinstance(data, (bytes, bytearray)):
         raise FrameError('send messages as JSON text frames, not binary')
     too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
@@ -135,9 +135,13 @@ def parse_frame(data, max_bytes):
         return Frame(client_id, CMD_HEART)
     if cmd == CMD_ACK and _is_int(cmd):
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
+    if _is_int(cmd) and CMD_READ <= cmd <= CMD_PRESENCE:
+        from imchat.service.events import parse_event  # it builds on this module
+        return parse_event(raw, cmd, client_id)
     if not _is_int(cmd) or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
-        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community) or 0 '
-                         '(heartbeat)'.format(cmd), client_id)
+        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
+                         '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
+                         client_id)
     dstid = _int_field(raw, 'dstid', client_id, minimum=1)
     media = _int_field(raw, 'media', client_id, minimum=0)
     if media not in MEDIA_RULES:

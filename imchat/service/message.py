@@ -16,8 +16,9 @@ from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
                           insert_messages, message_wire)
+from imchat.service.conversation import record_messages
 from imchat.service.errors import BadRequest, Forbidden, NotFound
-from imchat.service.frame import idempotency_key
+from imchat.service.frame import Frame, idempotency_key
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -29,8 +30,8 @@ BATCH_MAX = 256
 BACKLOG_PAGE = 500
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
-# Positive permission answers kept in memory (friendships and memberships are never
-# undone, so a "yes" stays true); cleared when this many pile up.
+# Positive permission answers kept in memory (unfriending, leaving and kicking take
+# theirs out, see forget_permission); cleared when this many pile up.
 PERMISSION_CACHE_MAX = 1000000
 
 
@@ -166,6 +167,7 @@ class MessageService:
                      idempotency_key(p.frame.client_id))
                     for p in accepted]
             ids = insert_messages(self.db, rows, self.consecutive_ids)
+            record_messages(self.db, [row[:3] + (msgid,) for row, msgid in zip(rows, ids)])
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
@@ -199,6 +201,18 @@ class MessageService:
                 return refusal.format(frame.dstid)
             self._remember(key)
         return None
+
+    def may_write_to(self, sender_id, cmd, dstid):
+        """True when `sender_id` may send to that friend (cmd 10) or community (11)."""
+        cate = CONTACT_FRIEND if cmd == CMD_SINGLE_MSG else CONTACT_COMMUNITY
+        if (cate, sender_id, dstid) in self._allowed:
+            return True
+        with db_session:
+            return self._refusal(sender_id, Frame(None, cmd, dstid)) is None
+
+    def forget_permission(self, cate, owner_id, dstid):
+        """A friendship or membership ended: check the database again next time."""
+        self._allowed.discard((cate, owner_id, dstid))
 
     def _remember(self, key):
         if len(self._allowed) >= PERMISSION_CACHE_MAX:
