@@ -38,6 +38,8 @@ PHONE = {'width': 390, 'height': 780}
 DESKTOP = {'width': 1100, 'height': 720}
 # Generous: the suite shares two cores with chromium and the server process.
 WAIT_MS = 20000
+# Acknowledged: "sent", or already "read" when the friend has the conversation open.
+DELIVERED = re.compile(r'^(sent|read)$')
 
 
 def make_png(width=320, height=200, noise=False):
@@ -390,8 +392,9 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
 
     send_text(bob, 'Hi Alice!\nsecond line')
     expect(bubbles(alice, 'Hi Alice!')).to_have_count(1)
-    expect(bob.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'sent')
-    expect(bob.locator('#msg-list .msg.mine .msg-state').last).to_have_text('Sent')
+    # Alice has the conversation open: she reads it at once, and Bob sees that.
+    expect(bob.locator('#msg-list .msg.mine').last).to_have_attribute('data-state', 'read')
+    expect(bob.locator('#msg-list .msg.mine .msg-state').last).to_have_text('Read')
 
     # An emoji from the picker.
     alice.click('#emoji-btn')
@@ -492,7 +495,7 @@ def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path
     pa.set_input_files('#image-input', str(image))
     expect(pa.locator('#msg-list .msg.mine.media-4')).to_have_count(2)
     sent = pa.locator('#msg-list .msg.mine.media-4').last
-    expect(sent).to_have_attribute('data-state', 'sent')
+    expect(sent).to_have_attribute('data-state', DELIVERED)
     src = sent.locator('img.msg-image').get_attribute('src')
     assert src.startswith('/')
     received = pb.locator('#msg-list .msg.theirs.media-4 img.msg-image').last
@@ -512,7 +515,7 @@ def test_an_image_and_a_voice_note_reach_the_other_side(people, server, tmp_path
     voice = pb.locator('#msg-list .msg.theirs.media-3').last
     expect(voice.locator('.voice-len')).to_have_text(re.compile(r'^[12]″$'))
     expect(voice.locator('audio')).to_have_attribute('src', re.compile(r'^/'))
-    expect(pa.locator('#msg-list .msg.mine.media-3').last).to_have_attribute('data-state', 'sent')
+    expect(pa.locator('#msg-list .msg.mine.media-3').last).to_have_attribute('data-state', DELIVERED)
     # The recording plays (chromium decodes what it recorded; the fake tone is ~1 s).
     voice.locator('.voice-play').click()
     expect(voice.locator('.voice-play')).to_have_class(re.compile(r'\bplaying\b'))
@@ -729,9 +732,9 @@ def test_reconnects_after_the_server_restarts_without_duplicates(people, tmp_pat
         expect(bubbles(pa, 'while you were away')).to_have_count(1)
         expect(bubbles(pa, 'after the restart')).to_have_count(1)
         expect(bubbles(pa, 'before the restart')).to_have_count(1)
-        expect(queued).to_have_attribute('data-state', 'sent')
+        expect(queued).to_have_attribute('data-state', DELIVERED)
         expect(bubbles(pb, 'typed while offline')).to_have_count(1)
-        assert pa.locator('#msg-list .msg[data-state=sent]').count() == 4
+        assert pa.locator('#msg-list .msg[data-state=sent], #msg-list .msg[data-state=read]').count() == 4
     except Exception:
         print(own.log())
         raise
@@ -757,7 +760,7 @@ def test_a_message_caught_in_a_dropped_connection_goes_again_and_arrives_once(pe
         expect(pa.locator('#app')).to_have_attribute('data-conn', 'closed')
         expect(caught).to_have_attribute('data-state', 'sending')
         own.start()
-        expect(caught).to_have_attribute('data-state', 'sent', timeout=30000)
+        expect(caught).to_have_attribute('data-state', DELIVERED, timeout=30000)
         expect(bubbles(pb, 'caught in the drop')).to_have_count(1, timeout=30000)
         expect(bubbles(pa, 'caught in the drop')).to_have_count(1)
         assert pa.errors == [] and pb.errors == []
