@@ -43,6 +43,7 @@ class Services:
                        message_rate=config['WS_RATE'], message_burst=config['WS_BURST'])
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
+        self.messages.recall_seconds = config['RECALL_SECONDS']
         self.conversations = ConversationService(self.db)
         self.conversations.rebuild_if_missing()
         self.events = EventService(self.hub, self.conversations, self.messages, self.contacts,

@@ -1,10 +1,14 @@
 """Conversation events end to end (PROTOCOL.md, cmd 12-15, /chat/conversations): a real
 server, real WebSocket clients, two devices of one user and several users, on SQLite
 and MySQL."""
+import time
+
+import gevent
 import pytest
 from pony.orm import db_session
 
 from imchat import create_app
+from tests.wsclient import ChatClient
 from tests.test_chat import connect, pair, wait_for  # noqa: F401 (fixtures)
 
 
@@ -196,3 +200,291 @@ def test_a_database_from_before_conversations_gets_its_list_at_start(group_of_th
         assert rows[1]['peerreadmsgid'] == to_bob[0]
     finally:
         restarted.extensions['imchat'].close()
+
+
+# -- cmd 13: typing, cmd 15: presence --------------------------------------------------
+
+def listening(connect, account):
+    """A connection that sees typing (the test client skips it, and presence)."""
+    ws = connect(account)
+    ws.ignore = {15}
+    return ws
+
+
+def test_typing_reaches_the_friends_connections_at_most_every_two_seconds(pair, connect, auth):
+    alice, bob = pair
+    b1, b2 = listening(connect, bob), listening(connect, auth.login(bob))
+    a = listening(connect, alice)
+    before_first = time.monotonic()
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    after_first = time.monotonic()
+    typing = {'cmd': 13, 'userid': alice.id, 'dstid': bob.id}
+    for ws in (b1, b2):
+        assert ws.recv() == typing
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    if time.monotonic() - before_first < 2:  # within 2 s: acknowledged and dropped
+        b1.expect_nothing(0.3)
+    gevent.sleep(max(0, after_first + 2.05 - time.monotonic()))
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    assert b1.recv() == typing and b2.recv() == typing
+    a.expect_nothing()
+
+
+def test_typing_to_a_stranger_is_refused(pair, connect, auth):
+    alice, bob = pair
+    stranger = auth.register()
+    s, b = listening(connect, stranger), listening(connect, bob)
+    sent = s.send(cmd=13, dstid=bob.id)
+    ack = s.recv_ack()
+    assert ack['code'] == -1 and ack['id'] == sent and 'not your friend' in ack['msg']
+    b.expect_nothing()
+
+
+def test_typing_to_an_offline_friend_costs_nothing(pair, connect, live_server):
+    alice, bob = pair
+    a = listening(connect, alice)
+    a.send(cmd=13, dstid=bob.id)
+    assert a.recv_ack()['code'] == 0
+    assert not live_server.hub.is_online(bob.id)
+
+
+def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_when_last_closes(
+        auth, live_server):
+    live_server.app.extensions['imchat'].events.presence_grace = 1
+
+    alice, bob, stranger = auth.register(), auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    clients = []
+
+    def open_client(account):
+        ws = ChatClient(live_server.ws_url(account), ignore=())
+        clients.append(ws)
+        return ws
+    try:
+        b, s = open_client(bob), open_client(stranger)
+        a1 = open_client(alice)
+        assert b.recv() == {'cmd': 15, 'userid': alice.id, 'online': 1}
+        a2 = open_client(auth.login(alice))
+        b.expect_nothing(0.5)  # a second device changes nothing
+        a1.close()
+        b.expect_nothing(1.5)  # alice is still on her laptop
+        a2.close()
+        assert b.recv(timeout=10) == {'cmd': 15, 'userid': alice.id, 'online': 0}
+        s.expect_nothing()
+    finally:
+        for ws in clients:
+            ws.close()
+
+
+def test_a_quick_reconnect_does_not_flap(auth, live_server):
+    live_server.app.extensions['imchat'].events.presence_grace = 2
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    b = ChatClient(live_server.ws_url(bob), ignore=())
+    a = ChatClient(live_server.ws_url(alice))
+    try:
+        assert b.recv() == {'cmd': 15, 'userid': alice.id, 'online': 1}
+        a.close()
+        assert wait_for(lambda: not live_server.hub.is_online(alice.id))
+        a = ChatClient(live_server.ws_url(alice))
+        assert wait_for(lambda: live_server.hub.is_online(alice.id))
+        b.expect_nothing(3)  # past the grace period: neither offline nor online again
+    finally:
+        a.close()
+        b.close()
+
+
+# -- cmd 14: recall --------------------------------------------------------------------
+
+def recall(ws, msgid, **extra):
+    ws.send(cmd=14, msgid=msgid, **extra)
+    return ws.recv_ack()
+
+
+def stored_message(app, msgid):
+    with db_session:
+        row = app.extensions['imchat'].db.Message[msgid]
+        return row.media, row.content, row.url, row.amount
+
+
+def test_a_recall_reaches_everyone_and_erases_the_body(pair, connect, auth, client, app):
+    alice, bob = pair
+    phone, laptop, b = connect(alice), connect(auth.login(alice)), connect(bob)
+    phone.send(cmd=10, dstid=bob.id, media=4, url='/mnt/oops.png')
+    sent = phone.recv_ack()
+    assert laptop.recv()['msgid'] == b.recv()['msgid'] == sent['msgid']
+    ack = recall(phone, sent['msgid'], id='recall-0001')
+    assert ack['code'] == 0 and ack['id'] == 'recall-0001' and ack['msgid'] > sent['msgid']
+    event = {'msgid': ack['msgid'], 'userid': alice.id, 'cmd': 14, 'target': 10,
+             'dstid': bob.id, 'recalledmsgid': sent['msgid'], 'createat': ack['createat']}
+    assert laptop.recv() == event
+    assert b.recv() == event
+    phone.expect_nothing()
+    assert stored_message(app, sent['msgid']) == (0, '', '', 0)
+    history = client.get('/chat/history', query_string={'cmd': 10, 'dstid': alice.id},
+                         headers=bob.headers).json['rows']
+    assert history == [{'msgid': sent['msgid'], 'userid': alice.id, 'cmd': 10,
+                        'dstid': bob.id, 'media': 0, 'createat': sent['createat'],
+                        'recalled': 1}]
+    # Sent again after a dropped connection: the same ack, nothing new delivered.
+    assert recall(phone, sent['msgid'], id='recall-0001') == ack
+    b.expect_nothing()
+
+
+def test_an_offline_client_learns_of_a_recall_through_since(pair, connect):
+    alice, bob = pair
+    a = connect(alice)
+    first, oops = a.send_texts(bob.id, ['hello', 'oops'])
+    recalled = recall(a, oops)
+    assert recalled['code'] == 0
+    had_seen_oops = connect(bob, since=oops)
+    assert had_seen_oops.recv() == {
+        'msgid': recalled['msgid'], 'userid': alice.id, 'cmd': 14, 'target': 10,
+        'dstid': bob.id, 'recalledmsgid': oops, 'createat': recalled['createat']}
+    had_nothing = connect(bob, since=0)
+    backlog = had_nothing.recv_messages(3)
+    assert [m['msgid'] for m in backlog] == [first, oops, recalled['msgid']]
+    assert backlog[0]['content'] == 'hello'
+    assert backlog[1]['recalled'] == 1 and 'content' not in backlog[1]
+    assert backlog[2]['cmd'] == 14
+
+
+def test_a_group_recall_reaches_the_members(group_of_three, connect, client):
+    alice, bob, carol, group = group_of_three
+    a, b, c = connect(alice), connect(bob), connect(carol)
+    oops = a.send_texts(group, ['wrong group'], cmd=11)[0]
+    b.recv()
+    c.recv()
+    ack = recall(a, oops)
+    assert ack['code'] == 0
+    for ws in (b, c):
+        got = ws.recv()
+        assert (got['cmd'], got['target'], got['dstid'], got['recalledmsgid']) == (
+            14, 11, group, oops)
+    row = conversation(client, carol, 11, group)
+    assert row['last'] == {'msgid': oops, 'userid': alice.id, 'cmd': 11, 'dstid': group,
+                           'media': 0, 'createat': row['last']['createat'], 'recalled': 1}
+
+
+def test_only_the_sender_recalls_and_only_in_time(pair, connect, app):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    mine, old = a.send_texts(bob.id, ['mine', 'old'])
+    b.recv_messages(2)
+    refused = recall(b, mine, id='r1')
+    assert refused['code'] == -1 and refused['id'] == 'r1' and 'not yours' in refused['msg']
+    assert 'no message 999999' in recall(b, 999999)['msg']
+    with db_session:
+        app.extensions['imchat'].db.Message[old].createat -= 121 * 1000
+    late = recall(a, old)
+    assert late['code'] == -1 and 'too old' in late['msg'] and '120 seconds' in late['msg']
+    assert stored_message(app, old)[1] == 'old'
+    assert recall(a, mine)['code'] == 0
+    again = recall(a, mine)
+    assert again['code'] == -1 and 'already recalled' in again['msg']
+    assert b.recv()['recalledmsgid'] == mine
+    b.expect_nothing()
+    app.extensions['imchat'].messages.recall_seconds = 0  # no limit
+    assert recall(a, old)['code'] == 0
+
+
+# -- /contact/delfriend, quitcommunity, kick, transfer ---------------------------------
+
+def post(client, account, path, **fields):
+    return client.post(path, data=fields, headers=account.headers)
+
+
+def test_unfriending_stops_both_directions_at_once_on_open_connections(pair, connect, client):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    hello = a.send_texts(bob.id, ['hello'])  # the permission is cached now
+    b.recv()
+    response = post(client, alice, '/contact/delfriend', dstid=bob.id)
+    assert response.status_code == 200 and response.json['code'] == 0
+    for ws, peer in ((a, bob), (b, alice)):
+        ws.text(peer.id, 'still there?')
+        ack = ws.recv_ack()
+        assert ack['code'] == -1 and 'not your friend' in ack['msg']
+        ws.send(cmd=13, dstid=peer.id)
+        assert ws.recv_ack()['code'] == -1
+    a.expect_nothing()
+    b.expect_nothing()
+    history = client.get('/chat/history', query_string={'cmd': 10, 'dstid': alice.id},
+                         headers=bob.headers).json['rows']
+    assert [m['msgid'] for m in history] == hello
+    assert client.get('/contact/loadfriend', headers=bob.headers).json['rows'] == []
+    again = post(client, alice, '/contact/delfriend', dstid=bob.id)
+    assert again.status_code == 404 and again.json['field'] == 'dstid'
+
+
+def test_a_kicked_member_stops_receiving_at_once(group_of_three, connect, auth, client):
+    alice, bob, carol, group = group_of_three
+    a, b1, b2, c = connect(alice), connect(bob), connect(auth.login(bob)), connect(carol)
+    b1.send_texts(group, ['bob was here'], cmd=11)
+    for ws in (a, b2, c):
+        ws.recv()
+    assert post(client, bob, '/contact/kick', dstid=group, memberid=carol.id).status_code == 403
+    response = post(client, alice, '/contact/kick', dstid=group, memberid=bob.id)
+    assert response.status_code == 200 and response.json['code'] == 0
+    a.send_texts(group, ['bob is gone'], cmd=11)
+    assert c.recv()['content'] == 'bob is gone'
+    b1.expect_nothing()
+    b2.expect_nothing()
+    b1.text(group, 'let me back', cmd=11)
+    ack = b1.recv_ack()
+    assert ack['code'] == -1 and 'not a member' in ack['msg']
+    assert [(r['target'], r['dstid']) for r in conversations(client, bob)] == []
+    assert client.get('/chat/history', query_string={'cmd': 11, 'dstid': group},
+                      headers=bob.headers).status_code == 403
+    members = client.get('/contact/members', query_string={'dstid': group},
+                         headers=alice.headers).json['rows']
+    assert sorted(m['id'] for m in members) == sorted([alice.id, carol.id])
+
+
+@pytest.mark.parametrize('fields, status, field', [
+    ({'memberid': 'me'}, 400, 'memberid'),
+    ({'memberid': 'self'}, 400, 'memberid'),
+    ({'memberid': 'stranger'}, 404, 'memberid'),
+    ({'dstid': 999999, 'memberid': 'carol'}, 404, 'dstid'),
+    ({}, 400, 'memberid'),
+])
+@pytest.mark.parametrize('path', ['/contact/kick', '/contact/transfer'])
+def test_kick_and_transfer_bad_fields(group_of_three, auth, client, path, fields, status, field):
+    alice, bob, carol, group = group_of_three
+    stranger = auth.register()
+    ids = {'self': alice.id, 'stranger': stranger.id, 'carol': carol.id, 'me': 'x'}
+    data = {'dstid': group}
+    data.update({k: ids.get(v, v) for k, v in fields.items()})
+    response = client.post(path, data=data, headers=alice.headers)
+    assert response.status_code == status and response.json['field'] == field, response.json
+
+
+def test_leaving_and_passing_ownership(group_of_three, connect, auth, client):
+    alice, bob, carol, group = group_of_three
+    a, c = connect(alice), connect(carol)
+    c.send_texts(group, ['carol speaking'], cmd=11)
+    a.recv()
+    assert post(client, carol, '/contact/quitcommunity', dstid=group).status_code == 200
+    a.send_texts(group, ['carol left'], cmd=11)
+    c.expect_nothing()
+    c.text(group, 'hello?', cmd=11)
+    assert c.recv_ack()['code'] == -1
+    again = post(client, carol, '/contact/quitcommunity', dstid=group)
+    assert again.status_code == 404 and again.json['field'] == 'dstid'
+    refused = post(client, alice, '/contact/quitcommunity', dstid=group)
+    assert refused.status_code == 409 and 'transfer' in refused.json['msg']
+    assert post(client, bob, '/contact/transfer', dstid=group,
+                memberid=alice.id).status_code == 403
+    assert post(client, alice, '/contact/transfer', dstid=group,
+                memberid=bob.id).status_code == 200
+    [community] = client.get('/contact/loadcommunity', headers=bob.headers).json['rows']
+    assert community['ownerid'] == bob.id
+    assert post(client, alice, '/contact/kick', dstid=group, memberid=bob.id).status_code == 403
+    assert post(client, alice, '/contact/quitcommunity', dstid=group).status_code == 200
+    assert post(client, bob, '/contact/quitcommunity', dstid=group).status_code == 200
+    gone = post(client, carol, '/contact/joincommunity', dstid=group)
+    assert gone.status_code == 404  # the last member left: the community is gone

@@ -1,6 +1,7 @@
 """Conversation events that are never stored: read positions going out as receipts
-(cmd 12), typing (cmd 13) and presence (cmd 15); and the parsing of every client
-event frame, recall (cmd 14) included, which is stored through the message writer.
+(cmd 12), typing (cmd 13) and presence (cmd 15); the parsing of every client event
+frame, recall (cmd 14) included, which is stored through the message writer; and
+unfriending, leaving and kicking taking effect on open connections.
 
 Typing and presence cost nothing when nobody listens: they go only to connections
 that are open (Hub.push), and typing is checked against a rate limit and the cached
@@ -12,7 +13,7 @@ import time
 import gevent
 
 from imchat.model import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
-                          CMD_TYPING)
+                          CMD_TYPING, CONTACT_COMMUNITY, CONTACT_FRIEND)
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, _int_field
 from imchat.service.message import ack_refused, encode
@@ -30,6 +31,8 @@ TYPING_MEMORY = 10000
 
 class EventFrame:
     __slots__ = ('client_id', 'cmd', 'target', 'dstid', 'msgid')
+    # A recall is stored as a message row with no body (see service.recall).
+    content = pic = url = memo = ''
 
     def __init__(self, client_id, cmd, target=0, dstid=0, msgid=0):
         self.client_id = client_id
@@ -37,6 +40,14 @@ class EventFrame:
         self.target = target
         self.dstid = dstid
         self.msgid = msgid
+
+    @property
+    def media(self):
+        return self.target
+
+    @property
+    def amount(self):
+        return self.msgid
 
 
 def parse_event(raw, cmd, client_id):
@@ -69,6 +80,18 @@ class EventService:
         self._typing_at = {}
         self._going_offline = {}
         hub.presence_listeners.append(self.presence_changed)
+        contacts.unfriend_listeners.append(self.unfriended)
+        contacts.leave_listeners.append(self.left_community)
+
+    def unfriended(self, user_id, friend_id):
+        """Neither may send to the other from now on, open connections included."""
+        self.messages.forget_permission(CONTACT_FRIEND, user_id, friend_id)
+        self.messages.forget_permission(CONTACT_FRIEND, friend_id, user_id)
+
+    def left_community(self, user_id, community_id):
+        """A member left or was kicked: nothing more from or to the group, at once."""
+        self.messages.forget_permission(CONTACT_COMMUNITY, user_id, community_id)
+        self.hub.leave_community(user_id, community_id)
 
     def handle(self, client, frame):
         """Act on a read or typing frame from `client`; returns the ack to send, if any."""

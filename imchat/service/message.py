@@ -14,11 +14,12 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
-from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
-                          insert_messages, message_wire)
+from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
+                          CONTACT_FRIEND, insert_messages, message_wire)
 from imchat.service.conversation import record_messages
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.frame import Frame, idempotency_key
+from imchat.service.recall import recall_refusal
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -76,6 +77,8 @@ class MessageService:
         self._stopping = False
         self._busy = False
         self._allowed = set()
+        self._revocations = 0
+        self.recall_seconds = 0
 
     # -- storing -------------------------------------------------------------------
 
@@ -192,14 +195,18 @@ class MessageService:
 
     def _refusal(self, sender_id, frame):
         """Why `sender_id` may not send `frame`, or None when it may."""
+        if frame.cmd == CMD_RECALL:
+            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
         cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
                          if frame.cmd == CMD_SINGLE_MSG else
                          (CONTACT_COMMUNITY, 'you are not a member of community {}'))
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
+            revocations = self._revocations
             if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
                 return refusal.format(frame.dstid)
-            self._remember(key)
+            if revocations == self._revocations:  # else the answer may predate a revocation
+                self._remember(key)
         return None
 
     def may_write_to(self, sender_id, cmd, dstid):
@@ -213,6 +220,7 @@ class MessageService:
     def forget_permission(self, cate, owner_id, dstid):
         """A friendship or membership ended: check the database again next time."""
         self._allowed.discard((cate, owner_id, dstid))
+        self._revocations += 1
 
     def _remember(self, key):
         if len(self._allowed) >= PERMISSION_CACHE_MAX:
@@ -221,7 +229,7 @@ class MessageService:
 
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
-        if wire['cmd'] == CMD_SINGLE_MSG:
+        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
             recipients = (wire['dstid'], wire['userid'])
         else:
             recipients = self.hub.online_members(wire['dstid'])
@@ -234,8 +242,10 @@ class MessageService:
         Message, Contact = self.db.Message, self.db.Contact
         return select(
             m for m in Message
-            if (m.cmd == CMD_SINGLE_MSG and (m.dstid == user_id or m.userid == user_id))
-            or (m.cmd == CMD_ROOM_MSG and exists(
+            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd == CMD_RECALL and m.media == CMD_SINGLE_MSG))
+                and (m.dstid == user_id or m.userid == user_id))
+            or ((m.cmd == CMD_ROOM_MSG or (m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG))
+                and exists(
                 c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
                 and c.dstid == m.dstid and m.id > c.joined_msgid)))
 
