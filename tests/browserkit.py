@@ -115,7 +115,9 @@ class ServerProcess:
             os.path.join(folder, 'imchat.db')), IMCHAT_HOST='127.0.0.1',
             IMCHAT_PORT=str(self.port), IMCHAT_UPLOAD_DIR=os.path.join(folder, 'mnt'),
             IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING',
-            IMCHAT_LOGIN_ATTEMPTS='1000')
+            IMCHAT_LOGIN_ATTEMPTS='1000',
+            # A friend who leaves shows offline after 1 s rather than the default 5.
+            IMCHAT_PRESENCE_GRACE='1')
 
     def start(self):
         log = open(self.log_path, 'ab')

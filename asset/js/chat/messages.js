@@ -241,5 +241,8 @@ function onAck(c, msg, frame) {
     msg.state = 'failed';
     msg.error = frame.msg || '';
     updateState(msg);
+    // Refused: perhaps no longer friends or a member; the lists learn it.
+    if (c.cmd === CMD.USER) loadFriends();
+    else loadGroups();
   }
 }

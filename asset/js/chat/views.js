@@ -43,6 +43,7 @@ export function loadFriends() {
     state.friends.forEach(function (u) { state.users[u.id] = u; });
     renderLists();
     showStatus();
+    if (!$('profile-panel').hidden) showProfile();
   }, fail);
 }
 
@@ -210,7 +211,7 @@ export function loadHistory(c, older) {
   if (older) fields.before = oldestMsgid(c);
   im.api('/chat/history', fields, 'GET').then(function (reply) {
     let rows = reply.rows || [];
-    rows.forEach(function (m) { remember(c, m); });
+    rows.forEach(function (m) { if (m.cmd === c.cmd) remember(c, m); });
     c.loading = false;
     c.historyLoaded = true;
     c.hasOlder = rows.length >= HISTORY_PAGE;
@@ -346,14 +347,24 @@ function bindMenu(li, msg) {
     e.preventDefault();
     showMenu(msg, e.clientX, e.clientY);
   });
-  let timer = null;
+  let timer = null, pressed = false;
   li.addEventListener('touchstart', function (e) {
+    pressed = false;
     if (!canRecall(msg) || e.touches.length !== 1) return;
     let touch = e.touches[0];
-    timer = setTimeout(function () { showMenu(msg, touch.clientX, touch.clientY); }, LONG_PRESS_MS);
+    timer = setTimeout(function () {
+      pressed = true;
+      showMenu(msg, touch.clientX, touch.clientY);
+    }, LONG_PRESS_MS);
   }, {passive: true});
-  ['touchend', 'touchmove', 'touchcancel'].forEach(function (name) {
+  ['touchmove', 'touchcancel'].forEach(function (name) {
     li.addEventListener(name, function () { clearTimeout(timer); }, {passive: true});
+  });
+  // Lifting the finger after a long press must not click (which closes the menu).
+  li.addEventListener('touchend', function (e) {
+    clearTimeout(timer);
+    if (pressed) e.preventDefault();
+    pressed = false;
   });
 }
 
