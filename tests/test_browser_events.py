@@ -6,9 +6,10 @@ screenshots in tests/artifacts/ (the README's from here too)."""
 import os
 import re
 import shutil
+import time
 
 from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
-    ARTIFACTS, DESKTOP, PHONE, ROOT, back_to_lists, browser, bubbles, expect,
+    ARTIFACTS, DESKTOP, PHONE, ROOT, ServerProcess, back_to_lists, browser, bubbles, expect,
     login_in_browser, new_mobile, open_friend_chat, open_group_chat, people, send_text,
     server, shot)
 
@@ -450,3 +451,33 @@ def test_the_owner_of_a_group_with_members_cannot_leave(people, server):
     rows = server.call('/contact/members', ben['token'], dstid=group_id)[1]['rows']
     assert sorted(row['id'] for row in rows) == sorted([ann['id'], ben['id']])
     assert pa.errors == []
+
+
+def test_recall_is_offered_only_within_the_servers_limit(people, tmp_path):
+    """The page takes the server's IMCHAT_RECALL_SECONDS (here 3): a message older
+    than that has no Recall in its menu."""
+    own = ServerProcess(str(tmp_path))
+    own.env['IMCHAT_RECALL_SECONDS'] = '3'
+    own.start()
+    try:
+        ada, bo = friends(own, 'Ada', 'Bo')
+        pa = people('en-US', DESKTOP, srv=own)
+        login_in_browser(pa, ada['mobile'])
+        assert pa.locator('meta[name=imchat-recall-seconds]').get_attribute('content') == '3'
+        open_friend_chat(pa, bo['id'])
+        send_text(pa, 'quick')
+        mine = pa.locator('#msg-list .msg.mine', has_text='quick')
+        expect(mine).to_have_attribute('data-state', 'sent')
+        sent_at = time.time()
+        mine.click(button='right')
+        expect(pa.locator('#msg-menu')).to_be_visible()
+        pa.keyboard.press('Escape')
+        expect(pa.locator('#msg-menu')).to_be_hidden()
+        # Once the limit has passed (by the browser's clock too), no menu.
+        while time.time() - sent_at < 4:
+            time.sleep(0.2)
+        mine.click(button='right')
+        expect(pa.locator('#msg-menu')).to_be_hidden()
+        assert pa.errors == []
+    finally:
+        own.stop()

@@ -9,9 +9,10 @@ import {appendMessage, updateState, renderLists, loadFriends, loadGroups,
         redrawMessage, refreshReceipts, showStatus} from './views.js';
 import {fail} from './session.js';
 
-// The server's default IMCHAT_RECALL_SECONDS: the menu offers recall this long; a
-// server with a shorter limit refuses, and the page says why.
-export const RECALL_SECONDS = 120;
+// The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
+// offers recall this long after sending.
+const recallMeta = document.querySelector('meta[name="imchat-recall-seconds"]');
+export const RECALL_SECONDS = recallMeta ? Number(recallMeta.getAttribute('content')) || 0 : 120;
 // The server passes on one typing event per 2 s per conversation; a friend's shows
 // for a little longer than that.
 const TYPING_EVERY_MS = 2000, TYPING_SHOWN_MS = 5000;
@@ -157,7 +158,7 @@ export function isTyping(userId) { return !!typingTimers[userId]; }
 
 export function canRecall(msg) {
   return Number(msg.userid) === Number(me.id) && !!msg.msgid && !msg.recalled &&
-    Date.now() - Number(msg.createat || msg.localTime) < RECALL_SECONDS * 1000;
+    (!RECALL_SECONDS || Date.now() - Number(msg.createat || msg.localTime) < RECALL_SECONDS * 1000);
 }
 
 // Take back a message of mine: an acknowledged, stored event like a message.
