@@ -326,14 +326,15 @@ export function redrawMessage(msg) {
 export function showStatus() {
   let c = state.open;
   let line = $('convo-status');
-  let text = '';
+  let text = '', typing = false;
   if (c && c.cmd === CMD.USER) {
     let friend = userOf(c.dstid);
-    if (isTyping(c.dstid)) text = t('typing', {name: displayName(friend)});
+    typing = isTyping(c.dstid);
+    if (typing) text = t('typing', {name: displayName(friend)});
     else if (isFriend(c.dstid)) text = friend.online ? t('online') : t('offline');
   }
   line.textContent = text;
-  line.classList.toggle('is-typing', !!(c && isTyping(c.dstid)));
+  line.classList.toggle('is-typing', typing);
 }
 
 /* ---------- a message's menu: right click, or a long press on a touch screen ---------- */
