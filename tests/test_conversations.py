@@ -488,3 +488,33 @@ def test_leaving_and_passing_ownership(group_of_three, connect, auth, client):
     assert post(client, bob, '/contact/quitcommunity', dstid=group).status_code == 200
     gone = post(client, carol, '/contact/joincommunity', dstid=group)
     assert gone.status_code == 404  # the last member left: the community is gone
+
+
+def test_a_read_while_the_database_is_locked_is_refused_and_the_connection_stays(tmp_path):
+    import sqlite3
+
+    from tests.test_outage import REFUSAL_WITHIN, Deployment
+
+    path = tmp_path / 'imchat.db'
+    deployment = Deployment('sqlite:///{}'.format(path), tmp_path)
+    other_process = sqlite3.connect(str(path), timeout=1, isolation_level=None)
+    alice, bob = deployment.alice, deployment.bob
+    try:
+        a, b = deployment.connect(alice), deployment.connect(bob)
+        a.text(bob['id'], 'before')
+        sent = a.recv_ack()
+        assert b.recv()['msgid'] == sent['msgid']
+        other_process.execute('BEGIN EXCLUSIVE')
+        b.send(cmd=12, target=10, dstid=alice['id'], msgid=sent['msgid'])
+        ack = b.recv_ack(timeout=REFUSAL_WITHIN)
+        assert ack['code'] == -1 and 'database is unavailable' in ack['msg'], ack
+        other_process.execute('ROLLBACK')
+
+        def read_goes_through():
+            b.send(cmd=12, target=10, dstid=alice['id'], msgid=sent['msgid'])
+            return b.recv_ack(timeout=REFUSAL_WITHIN)['code'] == 0
+        assert wait_for(read_goes_through, timeout=60, step=0.5)
+        assert a.recv(timeout=REFUSAL_WITHIN)['cmd'] == 12
+    finally:
+        other_process.close()
+        deployment.close()

@@ -18,7 +18,8 @@ import logging
 
 from pony.orm import count, db_session, select
 
-from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
+                          message_wire)
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger('imchat.chat')
@@ -88,11 +89,12 @@ def record_messages(db, stored):
                     sent[key][2] += 1
             group[2].add(mine)
             sent[mine] = [msgid, msgid, 0]
-    _upsert(db, [key + (last, read, unread) for key, (last, read, unread) in sent.items()],
+    # Rows in key order, so two writers (two nodes) lock them in the same order.
+    _upsert(db, sorted(key + tuple(values) for key, values in sent.items()),
             'last_msgid = NEW(last_msgid), readmsgid = NEW(readmsgid), unread = NEW(unread)')
-    _upsert(db, [key + (last, 0, added) for key, (last, added) in received.items()],
+    _upsert(db, sorted(key + (last, 0, added) for key, (last, added) in received.items()),
             'last_msgid = NEW(last_msgid), unread = unread + NEW(unread)')
-    for community_id, (last, added, senders) in groups.items():
+    for community_id, (last, added, senders) in sorted(groups.items()):
         sender_ids = [key[0] for key in senders]
         _sql(db, 'UPDATE conversation SET last_msgid = ?, unread = unread + ? '
                  'WHERE target = ? AND dstid = ? AND ownerid NOT IN ({})'.format(
@@ -122,19 +124,20 @@ class ConversationService:
         limit = max(1, min(limit or CONVERSATIONS_DEFAULT, CONVERSATIONS_MAX))
         with db_session:
             rows = _sql(self.db,
-                        'SELECT c.target, c.dstid, c.last_msgid, c.readmsgid, c.unread, '
-                        'p.readmsgid FROM conversation c LEFT JOIN conversation p '
+                        'SELECT c.target, c.dstid, c.readmsgid, c.unread, p.readmsgid, '
+                        'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, '
+                        'm.memo, m.amount, m.createat '
+                        'FROM conversation c JOIN message m ON m.id = c.last_msgid '
+                        'LEFT JOIN conversation p '
                         'ON c.target = ? AND p.ownerid = c.dstid AND p.target = ? '
                         'AND p.dstid = c.ownerid '
                         'WHERE c.ownerid = ? AND c.last_msgid > 0 '
                         'ORDER BY c.last_msgid DESC LIMIT ?',
                         (CMD_SINGLE_MSG, CMD_SINGLE_MSG, user_id, limit)).fetchall()
-            ids = [row[2] for row in rows]
-            last = {m.id: m.to_wire() for m in select(m for m in self.db.Message
-                                                      if m.id in ids)} if ids else {}
         result = []
-        for target, dstid, last_msgid, readmsgid, unread, peer_read in rows:
-            item = {'target': target, 'dstid': dstid, 'last': last.get(last_msgid),
+        for row in rows:
+            target, dstid, readmsgid, unread, peer_read = row[:5]
+            item = {'target': target, 'dstid': dstid, 'last': message_wire(*row[5:]),
                     'unread': unread, 'readmsgid': readmsgid}
             if target == CMD_SINGLE_MSG:
                 item['peerreadmsgid'] = peer_read or 0

@@ -14,6 +14,7 @@ import gevent
 
 from imchat.model import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
                           CMD_TYPING, CONTACT_COMMUNITY, CONTACT_FRIEND)
+from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, _int_field
 from imchat.service.message import ack_refused, encode
@@ -104,6 +105,11 @@ class EventService:
                     return ack_refused(frame.client_id, refusal)
         except ServiceError as error:
             return ack_refused(frame.client_id, error.msg)
+        except Exception as error:
+            if unavailable_cause(error) is None and not pool_exhausted(error):
+                raise
+            return ack_refused(frame.client_id, 'the database is unavailable, '
+                                                'send it again shortly')
         return ack_done(frame.client_id) if frame.client_id is not None else None
 
     def _read(self, client, frame):
@@ -159,8 +165,9 @@ class EventService:
             return  # shutting down, or nobody else is connected to hear it
         try:
             friend_ids = [f for f in self.contacts.friend_ids(user_id) if hub.is_online(f)]
-        except Exception:
-            log.exception('could not announce the presence of user %s', user_id)
+        except Exception as error:
+            if unavailable_cause(error) is None and not pool_exhausted(error):
+                log.exception('could not announce the presence of user %s', user_id)
             return
         hub.push(friend_ids, encode({'cmd': CMD_PRESENCE, 'userid': user_id,
                                      'online': online}))
