@@ -19,8 +19,9 @@ const outbox = new Map();
 
 /* hooks: url() -> the URL to open; onConnecting() before a retry; onOpen();
  * onFrame(frame) for every frame but acknowledgements; onClose() whenever the socket
- * closes, then onDown(delayMs) when a retry is scheduled or onRefused() when the
- * server closed it because the login is over (4401, 4403). */
+ * closes, then onDown(delayMs) when a retry is scheduled, onRefused() when the
+ * server closed it because the login is over (4401, 4403), or onReplaced() when
+ * too many connections of this user are open elsewhere (4429). */
 export function start(handlers) {
   hooks = handlers;
   connect();
@@ -102,6 +103,9 @@ function connect() {
     hooks.onClose();
     if (stopped) return;
     if (event.code === 4401 || event.code === 4403) return hooks.onRefused();
+    // Closed because this user opened more connections elsewhere: reconnecting would
+    // only close another one, so wait for the person to reload.
+    if (event.code === 4429) return hooks.onReplaced();
     let delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * Math.pow(2, retries));
     delay = Math.round(delay * (0.75 + Math.random() * 0.5));
     retries += 1;

@@ -170,7 +170,8 @@ function connect() {
     onFrame: onFrame,
     onClose: () => { app.dataset.conn = 'closed'; },
     onDown: (delay) => setBanner(t('reconnecting', {s: Math.max(1, Math.round(delay / 1000))})),
-    onRefused: endSession
+    onRefused: endSession,
+    onReplaced: () => setBanner(t('replaced'))
   });
 }
 
