@@ -31,6 +31,10 @@ SETTINGS = {
     'PASSWD_COST': (14, _int),
     # MySQL connections shared by all greenlets; MariaDB allows 151 by default.
     'DB_POOL_SIZE': (20, _int),
+    # Seconds a database call may take (connecting, each read and write on MySQL,
+    # SQLite's busy timeout) before it fails: a stalled database then refuses requests
+    # instead of holding them. 0: no limit.
+    'DB_TIMEOUT': (5, _int),
     'MAX_COMMUNITIES': (5, _int),
     # Logins allowed per mobile and per client address in LOGIN_WINDOW seconds.
     'LOGIN_ATTEMPTS': (10, _int),
@@ -69,6 +73,11 @@ SETTINGS = {
     # runaway or hostile client from filling the database.
     'WS_RATE': (20, _int),
     'WS_BURST': (100, _int),
+    # Seconds after sending in which a message may be recalled (0: no limit).
+    'RECALL_SECONDS': (120, _int),
+    # Seconds a user may be away before friends see them offline, so a reconnect
+    # does not flap (0: at once).
+    'PRESENCE_GRACE': (5, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

@@ -10,6 +10,7 @@ from imchat.util.urls import url_field
 bp = Blueprint('contact', __name__, url_prefix='/contact')
 
 DSTID = Field('dstid', int, required=True, minimum=1)
+MEMBERID = Field('memberid', int, required=True, minimum=1)
 
 
 @bp.route('/addfriend', methods=['POST'])
@@ -64,3 +65,35 @@ def community_members():
     fields = bind_request(DSTID)
     member_ids = services().contacts.member_ids(g.user_id, fields['dstid'])
     return ok_rows(services().users.public_profiles(member_ids))
+
+
+@bp.route('/delfriend', methods=['POST'])
+@login_required
+def delete_friend():
+    fields = bind_request(DSTID)
+    services().contacts.delete_friend(g.user_id, fields['dstid'])
+    return ok()
+
+
+@bp.route('/quitcommunity', methods=['POST'])
+@login_required
+def quit_community():
+    fields = bind_request(DSTID)
+    services().contacts.quit_community(g.user_id, fields['dstid'])
+    return ok()
+
+
+@bp.route('/kick', methods=['POST'])
+@login_required
+def kick():
+    fields = bind_request(DSTID, MEMBERID)
+    services().contacts.kick(g.user_id, fields['dstid'], fields['memberid'])
+    return ok()
+
+
+@bp.route('/transfer', methods=['POST'])
+@login_required
+def transfer():
+    fields = bind_request(DSTID, MEMBERID)
+    services().contacts.transfer(g.user_id, fields['dstid'], fields['memberid'])
+    return ok()

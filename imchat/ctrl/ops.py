@@ -15,7 +15,7 @@ PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 @bp.route('/healthz', methods=['GET', 'HEAD'])
 def healthz():
     try:
-        check_database(services().db)
+        check_database(services().db, services().db_watch)
     except Unavailable as error:
         return reply(resp.fail(error.msg, data={'database': 'unreachable'}), error.status)
     return ok({'database': 'ok'})
