@@ -23,19 +23,22 @@ from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
+from imchat import supervisor
+
 log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
 
 STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 
 
-def make_server(app, host=None, port=None, **kwargs):
+def make_server(app, host=None, port=None, listener=None, **kwargs):
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
+    server = WSGIServer(listener or (host, port), app, handler_class=WebSocketHandler,
+                        **kwargs)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log
@@ -112,10 +115,15 @@ def main(create_app):
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
     known = isinstance(logging.getLevelName(level.upper()), int)
     configure_logging(level if known else 'INFO')
+    supervisor.label_worker_logs()
     try:
         app = create_app()
+        # IMCHAT_WORKERS above 1: this process supervises workers instead of serving.
+        workers = supervisor.prepare(app)
     except Exception as error:
         _fail_to_start(error)
+    if workers is not None:
+        sys.exit(workers.run())
     serve(app)
 
 
@@ -150,8 +158,12 @@ def serve(app):
             os._exit(1)
 
     handles = _on_stop_signals(request_stop)
+    supervisor.watch_supervisor(request_stop)
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
-    server = make_server(app, spawn=Pool())
+    try:
+        server = make_server(app, spawn=Pool(), listener=supervisor.worker_listener(config))
+    except OSError as error:
+        _fail_to_start(error)
     try:
         server.start()
     except OSError as error:

@@ -551,16 +551,12 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
 
 
 def _site_for_test(release, listen_port, app_port):
-    """deploy/nginx-imchat.conf pointed at this test's ports and release folder; each
-    replaced line must be there, so a changed sample fails here instead of going untested."""
+    """deploy/nginx-imchat.conf pointed at this test's ports and release folder."""
+    from tests.ops_harness import site_for_test
+
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
-        site = f.read()
-    for old, new in [('listen 80;', 'listen 127.0.0.1:{};'.format(listen_port)),
-                     ('server 127.0.0.1:8080;', 'server 127.0.0.1:{};'.format(app_port)),
-                     ('alias /opt/imchat/asset/;', 'alias {}/asset/;'.format(release))]:
-        assert site.count(old) == 1, 'the nginx sample no longer has ' + old
-        site = site.replace(old, new)
-    return site
+        return site_for_test(f.read(), listen_port, ['127.0.0.1:{}'.format(app_port)],
+                             release.parent, root=release)
 
 
 @pytest.mark.skipif(NGINX is None, reason='nginx is not installed (apt-get install nginx-core)')
