@@ -10,8 +10,9 @@ from imchat.model import define_database
 from imchat.model.engine import (bind_database, describe_database_url,
                                  multirow_insert_ids_are_consecutive)
 from imchat.service.contact import ContactService
+from imchat.service.bus import default_node_id, make_bus, prepare_streams
 from imchat.service.hub import Hub
-from imchat.service.message import MessageService
+from imchat.service.message import MessageService, encode
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
 from imchat.service.user import UserService
@@ -27,12 +28,13 @@ class Services:
         self.config = config
         # First: a storage setting that is missing or wrong stops the start at once.
         self.storage = make_storage(config)
-        self.metrics = Metrics()
+        self.metrics = Metrics(node=config.get('NODE_ID') or default_node_id())
         self.db = define_database()
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
                                      pool_size=config['DB_POOL_SIZE'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
+        prepare_streams(self.db)
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
                                  config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
@@ -44,6 +46,13 @@ class Services:
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
+        # Several nodes: the bus joins them (None for one process).
+        self.bus = make_bus(config, self.db, self.hub, self.metrics, encode)
+        if self.bus is not None:
+            self.hub.bus = self.messages.bus = self.bus
+            self.users.is_online = self.bus.is_online
+            self.contacts.join_listeners.append(self.bus.joined)
+            self.users.logout_listeners.append(self.bus.logged_out)
 
     def _save_resume_point(self, user_id, msgid):
         self.messages.save_resume_point(user_id, msgid)
@@ -56,6 +65,8 @@ class Services:
         self.close()
 
     def close(self):
+        if getattr(self, 'bus', None) is not None:
+            self.bus.stop()
         self.db.disconnect()
         provider = self.db.provider
         if provider is not None:

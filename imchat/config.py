@@ -54,6 +54,12 @@ SETTINGS = {
     # runaway or hostile client from filling the database.
     'WS_RATE': (20, _int),
     'WS_BURST': (100, _int),
+    # The bus joining several processes (see imchat/service/bus.py): none, redis://...
+    # or udp://...; this process's name on it (default host and pid); seconds a node's
+    # users stay `online` after it stops refreshing them (a node that died).
+    'BUS': ('none', str),
+    'NODE_ID': ('', str),
+    'PRESENCE_TTL': (30, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

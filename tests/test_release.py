@@ -257,7 +257,7 @@ def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, t
                                                           'passwd': 'secret-pass'})
         assert status == 200, body
         status, _, body = http(base + '/metrics')
-        assert status == 200 and b'imchat_http_requests_total{status="200"}' in body
+        assert status == 200 and re.search(rb'imchat_http_requests_total\{(node="[^"]*",)?status="200"\}', body)
     finally:
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)
@@ -515,8 +515,9 @@ def test_sigterm_closes_websockets_going_away_and_keeps_every_acknowledged_messa
         assert first['code'] == 0, first
         acknowledged = [first['msgid']]
         metrics = http(base + '/metrics')[2].decode()
-        assert '\nimchat_connections_open 1\n' in metrics
-        assert int(re.search(r'^imchat_messages_stored_total (\d+)$', metrics, re.M).group(1)) >= 1
+        assert re.search(r'^imchat_connections_open(\{node="[^"]*"\})? 1$', metrics, re.M)
+        assert int(re.search(r'^imchat_messages_stored_total(\{node="[^"]*"\})? (\d+)$', metrics,
+                             re.M).group(2)) >= 1
         server.send_signal(signal.SIGTERM)
         close_code = None
         while close_code is None:

@@ -177,6 +177,9 @@ class Hub:
         self.communities = {}
         self._user_communities = {}
         self.accepting = True
+        # The bus when several nodes share the users (service.bus): told of every
+        # connection, so this node hears the channels its connections need.
+        self.bus = None
 
     def is_online(self, user_id):
         return bool(self.users.get(user_id))
@@ -192,6 +195,9 @@ class Hub:
         client.writer = gevent.spawn(client.run_writer)
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
+        if self.bus is not None:
+            # Returns once this node hears the user's channels: before the backlog read.
+            self.bus.attach(client.user_id, community_ids)
 
     def unregister(self, client):
         """Forget a client whatever ended it, stop its writer, save where it got to."""
@@ -208,6 +214,8 @@ class Hub:
                         members.discard(client.user_id)
                         if not members:
                             del self.communities[community_id]
+            if self.bus is not None:
+                self.bus.detach(client.user_id)
         if client.writer is not None and gevent.getcurrent() is not client.writer:
             client.writer.kill(block=False)
         if client.sent_high:
