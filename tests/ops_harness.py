@@ -229,9 +229,9 @@ def unique_mobiles(count):
 
 
 def redis_bus_url():
-    """A Redis bus URL for this test alone (pub/sub ignores the db number, so each
-    deployment gets its own channel prefix); skips when Redis does not answer, except
-    under CI=true."""
+    """IMCHAT_BUS for a Redis bus of this test alone (pub/sub ignores the db number, so
+    each deployment gets its own channel prefix); skips when Redis does not answer,
+    except under CI=true."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(REDIS_URL)
@@ -243,7 +243,7 @@ def redis_bus_url():
         if os.environ.get('CI') == 'true':
             pytest.fail(message)
         pytest.skip(message)
-    return REDIS_URL, 'imchat-test-' + uuid.uuid4().hex[:12]
+    return '{}?prefix=ops-test-{}'.format(REDIS_URL, uuid.uuid4().hex[:12])
 
 
 # -- nginx --

@@ -34,8 +34,7 @@ def start_node(tmp_path, database_url):
 
 
 def bus():
-    url, prefix = redis_bus_url()
-    return {'IMCHAT_BUS': url, 'IMCHAT_BUS_PREFIX': prefix}
+    return {'IMCHAT_BUS': redis_bus_url()}
 
 
 def connect_to_worker(node, user, pids, wanted, tries=200):
