@@ -32,6 +32,29 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def free_udp_ports(count):
+    """The first of `count` consecutive UDP ports on 127.0.0.1 free right now."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(('127.0.0.1', 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(sock)
+                sock.bind(('127.0.0.1', port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise AssertionError('no {} consecutive free UDP ports'.format(count))
+
+
 def wait_for(condition, seconds=30, interval=0.05, what='the condition'):
     """Poll `condition()` until it returns something true; return that."""
     deadline = time.monotonic() + seconds

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from imchat import supervisor
-from tests.ops_harness import (ROOT, Api, Node, free_port, pid_alive, redis_bus_url,
-                               server_pid_of, unique_mobiles, wait_for)
+from tests.ops_harness import (ROOT, Api, Node, free_port, free_udp_ports, pid_alive,
+                               redis_bus_url, server_pid_of, unique_mobiles, wait_for)
 from tests.wsclient import ChatClient
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'),
@@ -84,6 +84,33 @@ def test_two_workers_share_one_port_and_a_message_crosses_between_them(start_nod
         msgid, = b.send_texts(alice.id, ['and back'])
         got = a.recv(timeout=15)
         assert (got['msgid'], got['userid']) == (msgid, bob.id)
+    finally:
+        a.close()
+        b.close()
+
+
+@linux_only
+def test_workers_on_a_udp_bus_get_a_port_each_and_reach_each_other(start_node):
+    """A udp bus has one address per process: worker N listens on the configured port
+    + N - 1, with its siblings as peers."""
+    first = free_udp_ports(2)
+    node = start_node(IMCHAT_WORKERS=2, IMCHAT_NODE_ID='box',
+                      IMCHAT_BUS='udp://127.0.0.1:{}'.format(first))
+    pids = node.wait_workers(2)
+    node.wait_healthy()
+    log = node.log()
+    assert ' worker 1: bus: udp on 127.0.0.1:{} to 127.0.0.1:{} as node box-w1'.format(
+        first, first + 1) in log
+    assert ' worker 2: bus: udp on 127.0.0.1:{} to 127.0.0.1:{} as node box-w2'.format(
+        first + 1, first) in log
+    alice, bob = two_friends(node)
+    a = connect_to_worker(node, alice, list(pids.values()), pids[1])
+    b = connect_to_worker(node, bob, list(pids.values()), pids[2])
+    try:
+        msgid, = a.send_texts(bob.id, ['over udp'])
+        assert b.recv(timeout=15)['msgid'] == msgid
+        msgid, = b.send_texts(alice.id, ['and back'])
+        assert a.recv(timeout=15)['msgid'] == msgid
     finally:
         a.close()
         b.close()
