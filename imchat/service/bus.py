@@ -251,14 +251,16 @@ class Bus:
             else:
                 targets = ['c:{}'.format(wire['dstid'])]
             items.append((targets, wire))
+        # Held here first: a gap filled from the database while the send is slow still
+        # knows each message's origin (the sender's connection does not get it back).
+        seq = self.sequencer
+        for wire, outgoing, origin in stored:
+            seq.hold(wire, outgoing, origin)
         try:
             self.transport.send_messages(items, ranges)
         except Exception as error:
             # Stored all the same: the other nodes fill the gap from the database.
             log.warning('bus: publishing %d messages failed: %s', len(items), error)
-        seq = self.sequencer
-        for wire, outgoing, origin in stored:
-            seq.hold(wire, outgoing, origin)
         for first, last in ranges:
             seq.cover(first, last)
 
@@ -567,7 +569,8 @@ class RedisTransport:
 
         parts = urlsplit(self.url)
         conn = Connection(host=parts.hostname, port=parts.port, socket_connect_timeout=1,
-                          socket_timeout=None, retry=None)
+                          socket_timeout=None, retry=None,
+                          protocol=2)  # RESP2: pub/sub messages are plain replies
         conn.connect()
         # Targeted channels first, `all` (the ranges) last, in one command: a range is
         # never heard before the messages it covers.
