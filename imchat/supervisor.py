@@ -191,6 +191,9 @@ class Worker:
         self.process = None
         self.started = 0.0
         self.quick_deaths = 0
+        # How its last process ended once the supervisor was stopping (None: it was not
+        # running then).
+        self.final_code = None
 
 
 class Supervisor:
@@ -240,17 +243,27 @@ class Supervisor:
     def _keep_alive(self, worker):
         """Run one worker for the supervisor's life, starting it again when it dies."""
         while not self.stopping.is_set():
-            self._start(worker)
-            code = worker.process.wait()
-            if self.stopping.is_set():
-                return
-            lived = time.monotonic() - worker.started
+            try:
+                self._start(worker)
+            except OSError as error:
+                log.error('could not start worker %s: %s', worker.index, error)
+                code, pid, lived = None, None, 0.0
+            else:
+                if self.stopping.is_set():
+                    # The stop signal came while it was starting: pass it on too.
+                    self._signal(worker, signal.SIGTERM)
+                code, pid = worker.process.wait(), worker.process.pid
+                if self.stopping.is_set():
+                    worker.final_code = code
+                    return
+                lived = time.monotonic() - worker.started
             worker.quick_deaths = worker.quick_deaths + 1 if lived < QUICK_DEATH else 0
             delay = 0 if not worker.quick_deaths else min(
                 MAX_RESTART_DELAY, FIRST_RESTART_DELAY * 2 ** (worker.quick_deaths - 1))
-            log.error('worker %s (pid %s) %s after %.1f s; restarting it%s',
-                      worker.index, worker.process.pid, _describe_exit(code), lived,
-                      ' in {:g} s'.format(delay) if delay else '')
+            if pid is not None:
+                log.error('worker %s (pid %s) %s after %.1f s; restarting it%s',
+                          worker.index, pid, _describe_exit(code), lived,
+                          ' in {:g} s'.format(delay) if delay else '')
             if self.stopping.wait(delay):
                 return
 
@@ -288,21 +301,18 @@ class Supervisor:
         # Each worker allows itself SHUTDOWN_TIMEOUT and stops about a second later.
         deadline = time.monotonic() + self.shutdown_timeout + 5
         status = 0
-        for worker in self.workers:
-            process = worker.process
-            if process is None:
-                continue
-            try:
-                code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        for worker, keeper in zip(self.workers, keepers):
+            keeper.join(timeout=max(0.1, deadline - time.monotonic()))
+            if not keeper.dead:
                 log.error('worker %s (pid %s) did not stop in time: killing it',
-                          worker.index, process.pid)
-                process.kill()
-                code = process.wait()
+                          worker.index, worker.process and worker.process.pid)
+                self._signal(worker, signal.SIGKILL)
+                keeper.join(timeout=5)
+                status = 1
             # A worker stopped by our SIGTERM before it could catch it had nothing open.
-            if code not in (0, -signal.SIGTERM):
+            elif worker.final_code not in (None, 0, -signal.SIGTERM):
                 log.error('worker %s (pid %s) %s while stopping', worker.index,
-                          process.pid, _describe_exit(code))
+                          worker.process.pid, _describe_exit(worker.final_code))
                 status = 1
         gevent.killall(keepers)
         for handle in handles:

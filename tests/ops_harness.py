@@ -99,7 +99,7 @@ class Node:
     """`python wsgi.py` in its own process (a single server or a supervisor of
     workers), logging to a file."""
 
-    def __init__(self, workdir, port, database_url, script=WSGI, **settings):
+    def __init__(self, workdir, port, database_url, script=WSGI, command=None, **settings):
         self.port = port
         self.url = 'http://127.0.0.1:{}'.format(port)
         self.workdir = workdir
@@ -109,7 +109,8 @@ class Node:
                             IMCHAT_LOG_LEVEL='INFO', IMCHAT_PASSWD_COST=4,
                             IMCHAT_UPLOAD_DIR=os.path.join(workdir, 'mnt'), **settings)
         with open(self.log_path, 'ab') as log:
-            self.process = subprocess.Popen([sys.executable, script], cwd=workdir, env=env,
+            self.process = subprocess.Popen(command or [sys.executable, script or WSGI],
+                                            cwd=workdir, env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
 
     @property

@@ -5,7 +5,10 @@ and workers never outlive their supervisor."""
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -170,6 +173,63 @@ def test_sigterm_stops_every_worker_gracefully_with_exit_0(start_node):
 
 
 @linux_only
+def test_a_hung_worker_is_killed_after_the_shutdown_timeout_and_the_exit_says_so(
+        start_node):
+    node = start_node(IMCHAT_WORKERS=2, IMCHAT_SHUTDOWN_TIMEOUT=1, **bus())
+    pids = node.wait_workers(2)
+    node.wait_healthy()
+    os.kill(pids[2], signal.SIGSTOP)  # hung: it cannot act on SIGTERM
+    try:
+        assert node.stop(signal.SIGTERM, seconds=30) == 1
+    finally:
+        if pid_alive(pids[2]):
+            os.kill(pids[2], signal.SIGKILL)
+    assert not any(map(pid_alive, pids.values()))
+    log = node.log()
+    assert 'worker 2 (pid {}) did not stop in time: killing it'.format(pids[2]) in log
+    assert ' worker 1: imchat stopped' in log
+
+
+def idle_keep_alive_on_each(node, pids, tries=200):
+    """An idle HTTP keep-alive connection to each worker: a browser's, which holds a
+    worker's stop up to IMCHAT_SHUTDOWN_TIMEOUT."""
+    held = {}
+    for _ in range(tries):
+        sock = socket.create_connection(('127.0.0.1', node.port), timeout=15)
+        sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert sock.recv(4096).startswith(b'HTTP/1.1 200')
+        pid = server_pid_of(sock, pids)
+        if pid in held or pid is None:
+            sock.close()
+        else:
+            held[pid] = sock
+        if len(held) == len(pids):
+            return list(held.values())
+    raise AssertionError('no idle connection reached every worker')
+
+
+@linux_only
+def test_a_second_signal_stops_the_workers_at_once(start_node):
+    node = start_node(IMCHAT_WORKERS=2, IMCHAT_SHUTDOWN_TIMEOUT=60, **bus())
+    pids = node.wait_workers(2)
+    node.wait_healthy()
+    held = idle_keep_alive_on_each(node, list(pids.values()))
+    try:
+        node.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: node.log().count('stopped accepting connections') == 2, 30, 0.05,
+                 'both workers stopping')
+        assert node.alive(), 'the idle connections should hold the workers up'
+        started = time.monotonic()
+        assert node.stop(signal.SIGINT, seconds=10) == 1
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in held:
+            sock.close()
+    assert not any(map(pid_alive, pids.values()))
+    assert 'SIGINT received during shutdown: the workers exit now' in node.log()
+
+
+@linux_only
 def test_workers_stop_by_themselves_when_the_supervisor_is_killed(start_node):
     node = start_node(IMCHAT_WORKERS=2, **bus())
     pids = node.wait_workers(2)
@@ -208,6 +268,30 @@ def test_without_so_reuseport_workers_accept_from_one_inherited_socket(start_nod
         a.close()
         b.close()
     assert node.stop() == 0
+
+
+@linux_only
+def test_the_release_s_run_is_the_supervisor(tmp_path, database_url):
+    """`release/run` (so nohup and systemd) starts the supervisor as the pid it reports,
+    the workers run the release's wsgi.py, and SIGTERM to that pid stops everything."""
+    release = tmp_path / 'release'
+    built = subprocess.run(['bash', os.path.join(ROOT, 'build.sh'), str(release)],
+                           capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    node = Node(str(tmp_path / 'run'), free_port(), database_url,
+                script=None, command=[str(release / 'run')], IMCHAT_VENV=sys.prefix,
+                IMCHAT_WORKERS=2, **bus())
+    try:
+        pids = node.wait_workers(2)
+        node.wait_healthy()
+        assert 'supervisor (pid {}): 2 workers'.format(node.pid) in node.log()
+        for pid in pids.values():
+            with open('/proc/{}/cmdline'.format(pid), 'rb') as f:
+                assert f.read().split(b'\0')[1] == str(release / 'wsgi.py').encode()
+    finally:
+        code = node.stop()
+    assert code == 0
+    assert not any(map(pid_alive, pids.values()))
 
 
 def test_windows_serves_with_one_process():
