@@ -51,6 +51,8 @@ class Services:
         if self.bus is not None:
             self.hub.bus = self.messages.bus = self.bus
             self.users.is_online = self.bus.is_online
+            # A join reaches connections (here too) at its place in the id order.
+            self.contacts.join_listeners.remove(self.hub.join_community)
             self.contacts.join_listeners.append(self.bus.joined)
             self.users.logout_listeners.append(self.bus.logged_out)
 
