@@ -13,6 +13,7 @@ from imchat.model.migrate import applied, migrate
 from imchat.service.availability import PROBE_TIMEOUT, DatabaseWatch, unavailable_cause
 from imchat.service.contact import ContactService
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
+from imchat.service.shared_limits import shared_login_limit
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService, encode
 from imchat.service.metrics import Metrics
@@ -66,6 +67,8 @@ class Services:
             self.contacts.join_listeners.remove(self.hub.join_community)
             self.contacts.join_listeners.append(self.bus.joined)
             self.users.logout_listeners.append(self.bus.logged_out)
+            self.bus.carry_pushes()
+            self.users.login_limit = shared_login_limit(self.bus, config)
 
     def _save_resume_point(self, user_id, msgid):
         try:

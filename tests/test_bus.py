@@ -370,3 +370,16 @@ def test_a_join_while_the_group_is_busy_gets_exactly_the_messages_after_it(clust
     finally:
         a2.close()
         b1.close()
+
+
+@pytest.mark.parametrize('kind', ['redis', 'udp'])
+def test_failed_logins_are_counted_once_for_the_deployment(cluster, kind):
+    nodes = cluster(kind, 3, LOGIN_ATTEMPTS=3, LOGIN_WINDOW=300)
+    mobile = str(next(_mobiles))
+    nodes[0].register(mobile)
+    wrong = {'mobile': mobile, 'passwd': 'wrong-pass'}
+    for node in nodes:  # one failure on each node: three for the deployment
+        assert node.post('/user/login', wrong)[0] == 401
+    for node in nodes:
+        status, reply = node.post('/user/login', {'mobile': mobile, 'passwd': 'secret-pass'})
+        assert status == 429, reply

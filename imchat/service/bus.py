@@ -58,6 +58,7 @@ from pony.orm import db_session, select
 
 from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY
 from imchat.util.clock import now_ms
+from imchat.util.wsconn import OutgoingFrame
 
 log = logging.getLogger('imchat.bus')
 
@@ -234,6 +235,7 @@ class Bus:
         self._connections = {}      # user -> local connections
         self._greenlets = []
         self._stopping = False
+        self._local_push = None
         transport.bus = self
 
     # -- life ----------------------------------------------------------------------
@@ -322,10 +324,21 @@ class Bus:
             log.warning('bus: publishing a join failed: %s', error)
         self.sequencer.cover(position, position)
 
-    def push(self, user_ids, outgoing):
-        """An ephemeral frame (never stored) for these users' connections elsewhere."""
-        self.announce({'t': 'push', 'u': list(user_ids), 'f': bytes(outgoing.data).decode('utf-8')},
-                      targets=['u:{}'.format(u) for u in user_ids])
+    def carry_pushes(self):
+        """Ephemeral frames (typing, presence, receipts: `Hub.push`, never stored) reach
+        the users' connections on every node: the hub's push goes here too."""
+        local_push = getattr(self.hub, 'push', None)
+        if local_push is None:
+            return
+        self._local_push = local_push
+
+        def push(user_ids, outgoing, origin=None):
+            user_ids = list(user_ids)
+            local_push(user_ids, outgoing, origin=origin)
+            self.announce({'t': 'push', 'u': user_ids,
+                           'f': bytes(outgoing.payload).decode('utf-8')},
+                          targets=['u:{}'.format(u) for u in user_ids])
+        self.hub.push = push
 
     # -- hub hooks: which channels this node needs --------------------------------
 
@@ -433,10 +446,8 @@ class Bus:
         elif kind == 'j':
             seq.hold({'msgid': event['i'], 'join': [event['u'], event['c']]}, None)
         elif kind == 'push':
-            push = getattr(self.hub, 'push', None)
-            if push is not None:
-                from imchat.util.wsconn import OutgoingFrame
-                push(event['u'], OutgoingFrame(event['f'].encode('utf-8')))
+            if self._local_push is not None:
+                self._local_push(event['u'], OutgoingFrame(event['f'].encode('utf-8')))
 
     def _deliver(self, wire, outgoing, origin):
         """Deliver one released item here; True asks the sequencer to wait."""
@@ -552,6 +563,8 @@ class RedisTransport:
         self._redis = redis
         self._publisher = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
                                                retry=None)
+        # Also for what nodes count together (service.shared_limits).
+        self.client = self._publisher
         self._sub = None
         self._pending = {}      # channel -> [Event] waiting for the subscribe reply
         self._listener = None
