@@ -7,10 +7,13 @@ from flask import Flask
 
 from imchat.config import load_config
 from imchat.model import define_database
-from imchat.model.engine import (bind_database, describe_database_url,
+from imchat.model.engine import (bind_database, describe_database_url, make_probe,
                                  multirow_insert_ids_are_consecutive)
+from imchat.model.migrate import applied, migrate
+from imchat.service.availability import PROBE_TIMEOUT, DatabaseWatch, unavailable_cause
 from imchat.service.contact import ContactService
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
+from imchat.service.shared_limits import shared_login_limit
 from imchat.service.hub import Hub
 from imchat.service.message import MessageService, encode
 from imchat.service.metrics import Metrics
@@ -30,8 +33,16 @@ class Services:
         self.storage = make_storage(config)
         self.metrics = Metrics(node=config.get('NODE_ID') or default_node_id())
         self.db = define_database()
+        db_timeout = config['DB_TIMEOUT'] or None
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
-                                     pool_size=config['DB_POOL_SIZE'])
+                                     pool_size=config['DB_POOL_SIZE'], timeout=db_timeout)
+        pool = self.db.provider.pool
+        self.db_watch = DatabaseWatch(
+            make_probe(config['DATABASE_URL'], min(db_timeout or PROBE_TIMEOUT, PROBE_TIMEOUT)),
+            on_outage=pool.disconnect)
+        pool.watch = self.db_watch
+        # Versioned changes to existing tables first (imchat/model/migrate.py says how).
+        self.applied_migrations = migrate(config['DATABASE_URL'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
         prepare_streams(self.db)
@@ -43,6 +54,7 @@ class Services:
                        message_rate=config['WS_RATE'], message_burst=config['WS_BURST'])
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
+        self.messages.db_watch = self.db_watch
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
@@ -51,11 +63,22 @@ class Services:
         if self.bus is not None:
             self.hub.bus = self.messages.bus = self.bus
             self.users.is_online = self.bus.is_online
+            # A join reaches connections (here too) at its place in the id order.
+            self.contacts.join_listeners.remove(self.hub.join_community)
             self.contacts.join_listeners.append(self.bus.joined)
             self.users.logout_listeners.append(self.bus.logged_out)
+            self.bus.carry_pushes()
+            self.users.login_limit = shared_login_limit(self.bus, config)
 
     def _save_resume_point(self, user_id, msgid):
-        self.messages.save_resume_point(user_id, msgid)
+        try:
+            self.messages.save_resume_point(user_id, msgid)
+        except Exception as error:
+            cause = unavailable_cause(error)
+            if cause is None:
+                raise
+            # Logged once for the whole outage; the client resumes with `since`.
+            self.db_watch.failed(cause)
 
     def shutdown(self, timeout=5):
         """Stop gracefully: close every WebSocket with 1001 (going away) and finish
@@ -67,6 +90,7 @@ class Services:
     def close(self):
         if getattr(self, 'bus', None) is not None:
             self.bus.stop()
+        self.db_watch.stop()
         self.db.disconnect()
         provider = self.db.provider
         if provider is not None:
@@ -116,5 +140,15 @@ def create_app(config=None):
     def init_db():
         """Create any missing table (the server also does this at start)."""
         click.echo('tables ready in ' + describe_database_url(app.config['DATABASE_URL']))
+
+    @app.cli.command('migrate')
+    def migrate_command():
+        """Apply pending schema migrations (the server also does this at start)."""
+        services = app.extensions['imchat']
+        for migration_id in services.applied_migrations:
+            click.echo('applied ' + migration_id)
+        click.echo('schema up to date in {}: {}'.format(
+            describe_database_url(app.config['DATABASE_URL']),
+            ', '.join(applied(app.config['DATABASE_URL']))))
 
     return app

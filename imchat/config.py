@@ -34,6 +34,10 @@ SETTINGS = {
     'PASSWD_COST': (14, _int),
     # MySQL connections shared by all greenlets; MariaDB allows 151 by default.
     'DB_POOL_SIZE': (20, _int),
+    # Seconds a database call may take (connecting, each read and write on MySQL,
+    # SQLite's busy timeout) before it fails: a stalled database then refuses requests
+    # instead of holding them. 0: no limit.
+    'DB_TIMEOUT': (5, _int),
     'MAX_COMMUNITIES': (5, _int),
     # Logins allowed per mobile and per client address in LOGIN_WINDOW seconds.
     'LOGIN_ATTEMPTS': (10, _int),

@@ -308,7 +308,6 @@ def test_presence_logout_and_join_hold_across_nodes(cluster, kind):
         community = reply['data']['id']
         assert nodes[2].post('/contact/joincommunity', {'dstid': community}, bob)[0] == 200
         a0 = connect(nodes[0], alice)
-        time.sleep(0.3)  # the join event travels like any other
         sent = a0.send_texts(community, ['welcome'], cmd=11)
         assert [m['msgid'] for m in texts(b1, 1)] == sent
         a0.close()
@@ -337,3 +336,50 @@ def test_healthz_and_metrics_name_the_bus_and_node(cluster):
     assert nodes[1].metric('imchat_connections_open') == 0
     nodes[1].kill()
     wait_for(lambda: nodes[0].health()['bus'] == 'down', what='a silent peer reported')
+
+
+@pytest.mark.parametrize('kind', ['redis', 'udp'])
+def test_a_join_while_the_group_is_busy_gets_exactly_the_messages_after_it(cluster, kind):
+    """Bob, connected on node1, joins on node0 while alice floods the group from node2:
+    his socket gets every message after his join, in order, and none before it (the
+    messages his membership lets him read in the history)."""
+    import gevent
+
+    nodes = cluster(kind, 3)
+    alice, bob = people(nodes[0], 2)
+    status, reply = nodes[2].post('/contact/createcommunity', {'name': 'busy'}, alice)
+    community = reply['data']['id']
+    a2, b1 = connect(nodes[2], alice), connect(nodes[1], bob)
+    try:
+        sent = []
+
+        def flood():
+            for n in range(60):
+                sent.extend(a2.send_texts(community, ['m{}'.format(n)], cmd=11))
+        flooding = gevent.spawn(flood)
+        wait_for(lambda: len(sent) >= 10, what='the flood under way')
+        assert nodes[0].post('/contact/joincommunity', {'dstid': community}, bob)[0] == 200
+        flooding.get(timeout=60)
+        status, reply = nodes[1].post('/chat/history', {'cmd': 11, 'dstid': community,
+                                                         'limit': 100}, bob)
+        visible = [m['msgid'] for m in reply['rows']]
+        assert visible and visible[-1] == sent[-1]
+        assert 0 < len(visible) < len(sent)  # the join landed mid-flood
+        assert [m['msgid'] for m in texts(b1, len(visible), timeout=15)] == visible
+        quiet_for(b1)
+    finally:
+        a2.close()
+        b1.close()
+
+
+@pytest.mark.parametrize('kind', ['redis', 'udp'])
+def test_failed_logins_are_counted_once_for_the_deployment(cluster, kind):
+    nodes = cluster(kind, 3, LOGIN_ATTEMPTS=3, LOGIN_WINDOW=300)
+    mobile = str(next(_mobiles))
+    nodes[0].register(mobile)
+    wrong = {'mobile': mobile, 'passwd': 'wrong-pass'}
+    for node in nodes:  # one failure on each node: three for the deployment
+        assert node.post('/user/login', wrong)[0] == 401
+    for node in nodes:
+        status, reply = node.post('/user/login', {'mobile': mobile, 'passwd': 'secret-pass'})
+        assert status == 429, reply

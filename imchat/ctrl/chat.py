@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.model import CMD_HEART
+from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
@@ -19,7 +20,8 @@ from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
 from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
-                                CLOSE_SERVER_ERROR, CLOSE_UNAUTHORIZED, open_connection)
+                                CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
+                                open_connection)
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')
@@ -48,9 +50,15 @@ def chat():
         return chat_over_http()
     try:
         _serve(services(), conn, max_frame)
-    except Exception:
-        log.exception('chat connection failed')
-        conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
+    except Exception as error:
+        cause = unavailable_cause(error)
+        if cause is not None:
+            # Logged once per outage; the client reconnects with back-off.
+            services().db_watch.refuse(cause)
+            conn.close(CLOSE_TRY_AGAIN_LATER, 'the database is unavailable, try again later')
+        else:
+            log.exception('chat connection failed')
+            conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
     finally:
         conn.close()
     # The socket is closed by now: gevent-websocket ignores this reply, and werkzeug's

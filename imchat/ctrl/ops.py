@@ -19,7 +19,7 @@ def healthz():
     # its own connections, so it stays in service: 200).
     extra = {} if svc.bus is None else {'bus': svc.bus.status()}
     try:
-        check_database(svc.db)
+        check_database(svc.db, svc.db_watch)
     except Unavailable as error:
         return reply(resp.fail(error.msg, data=dict({'database': 'unreachable'}, **extra)),
                      error.status)

@@ -137,6 +137,15 @@ def define_database():
         expireat = Required(int, size=64, index=True)
         PrimaryKey(userid, node)
 
+    class LimitEvent(db.Entity):
+        # One counted event (a failed login) of a limit shared by every node when there
+        # is no Redis to count in (service.shared_limits).
+        _table_ = 'limit_event'
+        id = PrimaryKey(int, auto=True, size=64)
+        key = Required(str, 200)
+        at = Required(int, size=64)
+        composite_index(key, at)
+
     return db
 
 

@@ -56,8 +56,9 @@ import gevent
 from gevent.event import Event
 from pony.orm import db_session, select
 
-from imchat.model import CMD_SINGLE_MSG
+from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY
 from imchat.util.clock import now_ms
+from imchat.util.wsconn import OutgoingFrame
 
 log = logging.getLogger('imchat.bus')
 
@@ -134,6 +135,7 @@ class Sequencer:
         self.ranges = []           # sorted [first, last] covered above done
         self.held = {}             # msgid -> (wire, outgoing, origin) waiting for done
         self.stuck_since = None
+        self.paused = False        # a join waits for its channel (see Bus._apply_join)
         self._deliver = deliver
 
     def hold(self, wire, outgoing, origin=None):
@@ -157,6 +159,8 @@ class Sequencer:
             self.advance()
 
     def advance(self):
+        if self.paused:
+            return
         done = self.done
         while self.ranges and self.ranges[0][0] <= done + 1:
             done = max(done, self.ranges.pop(0)[1])
@@ -165,25 +169,48 @@ class Sequencer:
             self.stuck_since or time.monotonic())
 
     def _release_to(self, upto, rows=()):
-        """Deliver what is held up to `upto` (with `rows` from the database), in order."""
+        """Deliver what is held up to `upto` (with `rows` from the database), in order;
+        stops early (paused) after an item whose delivery asks to wait."""
         if upto <= self.done:
             return
         ready = {msgid: item for msgid, item in rows}
         for msgid in [m for m in self.held if m <= upto]:
             ready[msgid] = self.held.pop(msgid)
+        order = sorted(ready)
+        for n, msgid in enumerate(order):
+            wire, outgoing, origin = ready[msgid]
+            try:
+                wait = self._deliver(wire, outgoing, origin)
+            except Exception:
+                log.exception('delivering message %s failed', msgid)
+                wait = False
+            if wait and msgid < upto:
+                # Everything up to `upto` is accounted for: keep the rest for later.
+                for later in order[n + 1:]:
+                    self.held[later] = ready[later]
+                self.done = msgid
+                bisect.insort(self.ranges, [msgid + 1, upto])
+                self.paused = True
+                return
+            self.paused = bool(wait)
         self.done = upto
         while self.ranges and self.ranges[0][1] <= upto:
             self.ranges.pop(0)
-        for msgid in sorted(ready):
-            wire, outgoing, origin = ready[msgid]
-            try:
-                self._deliver(wire, outgoing, origin)
-            except Exception:
-                log.exception('delivering message %s failed', msgid)
+
+    def resume(self, rows):
+        """Go on after a pause, with more of the database's rows to hold."""
+        for msgid, item in rows:
+            if msgid > self.done:
+                self.held.setdefault(msgid, item)
+                self.top = max(self.top, msgid)
+        self.paused = False
+        self.advance()
 
     def fill(self, upto, rows):
         """The database's rows (msgid, (wire, outgoing, None)) for (done, upto]: every
         committed id in that range."""
+        if self.paused:
+            return
         self._release_to(upto, rows)
         self.advance()
 
@@ -208,6 +235,7 @@ class Bus:
         self._connections = {}      # user -> local connections
         self._greenlets = []
         self._stopping = False
+        self._local_push = None
         transport.bus = self
 
     # -- life ----------------------------------------------------------------------
@@ -250,7 +278,7 @@ class Bus:
                 targets = ['u:{}'.format(wire['dstid']), 'u:{}'.format(wire['userid'])]
             else:
                 targets = ['c:{}'.format(wire['dstid'])]
-            items.append((targets, wire))
+            items.append((targets, {'t': 'm', 'n': self.node, 'i': msgid, 'w': wire}))
         # Held here first: a gap filled from the database while the send is slow still
         # knows each message's origin (the sender's connection does not get it back).
         seq = self.sequencer
@@ -277,15 +305,40 @@ class Bus:
         self.announce({'t': 'logout', 'k': token_key})
 
     def joined(self, user_id, community_id):
-        """A user joined a community here: this node hears the community's messages for
-        their connections, and so do the other nodes that hold the user."""
-        self._count_join(user_id, community_id)
-        self.announce({'t': 'join', 'u': user_id, 'c': community_id})
+        """A user joined a community (committed): every node holding the user's
+        connections applies it at its place in the id order (the join took an id)."""
+        with db_session:
+            row = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
+                                      dstid=community_id)
+            position = row.joined_msgid if row is not None else 0
+        if not position:
+            return
+        join = {'msgid': position, 'join': [user_id, community_id]}
+        self.sequencer.hold(join, None)
+        try:
+            self.transport.send_messages(
+                [(['u:{}'.format(user_id)], {'t': 'j', 'n': self.node, 'i': position,
+                                             'u': user_id, 'c': community_id})],
+                [[position, position]])
+        except Exception as error:
+            log.warning('bus: publishing a join failed: %s', error)
+        self.sequencer.cover(position, position)
 
-    def push(self, user_ids, outgoing):
-        """An ephemeral frame (never stored) for these users' connections elsewhere."""
-        self.announce({'t': 'push', 'u': list(user_ids), 'f': bytes(outgoing.data).decode('utf-8')},
-                      targets=['u:{}'.format(u) for u in user_ids])
+    def carry_pushes(self):
+        """Ephemeral frames (typing, presence, receipts: `Hub.push`, never stored) reach
+        the users' connections on every node: the hub's push goes here too."""
+        local_push = getattr(self.hub, 'push', None)
+        if local_push is None:
+            return
+        self._local_push = local_push
+
+        def push(user_ids, outgoing, origin=None):
+            user_ids = list(user_ids)
+            local_push(user_ids, outgoing, origin=origin)
+            self.announce({'t': 'push', 'u': user_ids,
+                           'f': bytes(outgoing.payload).decode('utf-8')},
+                          targets=['u:{}'.format(u) for u in user_ids])
+        self.hub.push = push
 
     # -- hub hooks: which channels this node needs --------------------------------
 
@@ -313,12 +366,36 @@ class Bus:
         self._unsubscribe(channels)
         self._set_presence(user_id, False)
 
-    def _count_join(self, user_id, community_id):
+    def _apply_join(self, position, user_id, community_id):
+        """At the join's place in the id order: the user's connections here get the
+        community's messages from now on. When this node did not hear the community
+        yet, it waits (paused) until it does, and reads what was published before that
+        from the database, so the joiner misses nothing after the join."""
         communities = self._user_communities.get(user_id)
         if communities is None or community_id in communities:
-            return
+            return False
         communities.add(community_id)
-        self._subscribe(['c:{}'.format(community_id)])
+        self.hub.join_community(user_id, community_id)
+        channel = 'c:{}'.format(community_id)
+        self._counts[channel] = self._counts.get(channel, 0) + 1
+        if self._counts[channel] > 1 or not self.transport.needs_subscriptions:
+            return False
+        self.transport.subscribe([channel])
+        gevent.spawn(self._finish_join, position, community_id)
+        return True
+
+    def _finish_join(self, position, community_id):
+        rows = []
+        try:
+            self.transport.wait_subscribed(['c:{}'.format(community_id)], SUBSCRIBE_WAIT)
+            with db_session:
+                found = select(m for m in self.db.Message if m.cmd == CMD_ROOM_MSG
+                               and m.dstid == community_id and m.id > position)[:]
+                rows = [(m.id, m.to_wire()) for m in found]
+        except Exception:
+            log.exception('bus: reading community %s after a join failed', community_id)
+        self.sequencer.resume([(msgid, (wire, self.encode(wire), None))
+                               for msgid, wire in rows])
 
     def _subscribe(self, channels):
         new = []
@@ -366,17 +443,16 @@ class Bus:
             seq.cover(event['a'], event['b'])
         elif kind == 'logout':
             self.hub.end_session(event['k'])
-        elif kind == 'join':
-            if self.hub.is_online(event['u']):
-                self.hub.join_community(event['u'], event['c'])
-                self._count_join(event['u'], event['c'])
+        elif kind == 'j':
+            seq.hold({'msgid': event['i'], 'join': [event['u'], event['c']]}, None)
         elif kind == 'push':
-            push = getattr(self.hub, 'push', None)
-            if push is not None:
-                from imchat.util.wsconn import OutgoingFrame
-                push(event['u'], OutgoingFrame(event['f'].encode('utf-8')))
+            if self._local_push is not None:
+                self._local_push(event['u'], OutgoingFrame(event['f'].encode('utf-8')))
 
     def _deliver(self, wire, outgoing, origin):
+        """Deliver one released item here; True asks the sequencer to wait."""
+        if 'join' in wire:
+            return self._apply_join(wire['msgid'], *wire['join'])
         if wire['cmd'] == CMD_SINGLE_MSG:
             recipients = (wire['dstid'], wire['userid'])
         else:
@@ -417,12 +493,20 @@ class Bus:
             with db_session:
                 rows = select(m for m in self.db.Message if m.id > start and m.id <= upto
                               ).order_by(lambda m: m.id)[:FILL_PAGE]
-                page = [(row.id, row.to_wire()) for row in rows]
-            end = upto if len(page) < FILL_PAGE else page[-1][0]
-            if seq.done != start:
-                continue  # moved on while we read
+                page = [(row.id, (row.to_wire(), None)) for row in rows]
+                end = upto if len(page) < FILL_PAGE else page[-1][0]
+                # Joins take ids too (ContactService): the ones in the gap.
+                page += [(position, ({'msgid': position, 'join': [user_id, community_id]},
+                                     None)) for user_id, community_id, position in select(
+                    (c.ownerid, c.dstid, c.joined_msgid) for c in self.db.Contact
+                    if c.cate == CONTACT_COMMUNITY and c.joined_msgid > start
+                    and c.joined_msgid <= end)]
+            if seq.done != start or seq.paused:
+                gevent.sleep(0.05)
+                continue  # moved on (or waits for a join) while we read
             log.info('bus: filled ids %s to %s from the database', start + 1, end)
-            seq.fill(end, [(msgid, (wire, self.encode(wire), None)) for msgid, wire in page])
+            seq.fill(end, [(msgid, (wire, None if 'join' in wire else self.encode(wire), None))
+                           for msgid, (wire, _) in page])
 
     # presence: `online` across nodes ----------------------------------------------
 
@@ -467,6 +551,8 @@ class Bus:
 class RedisTransport:
     """Redis pub/sub: one connection publishes, one listens (its own greenlet)."""
 
+    needs_subscriptions = True
+
     def __init__(self, url, prefix):
         import redis
 
@@ -477,6 +563,8 @@ class RedisTransport:
         self._redis = redis
         self._publisher = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
                                                retry=None)
+        # Also for what nodes count together (service.shared_limits).
+        self.client = self._publisher
         self._sub = None
         self._pending = {}      # channel -> [Event] waiting for the subscribe reply
         self._listener = None
@@ -510,8 +598,8 @@ class RedisTransport:
 
     def send_messages(self, items, ranges):
         pairs = []
-        for targets, wire in items:
-            body = _dumps({'t': 'm', 'n': self.bus.node, 'i': wire['msgid'], 'w': wire})
+        for targets, event in items:
+            body = _dumps(event)
             pairs.extend((target, body) for target in targets)
         for first, last in ranges:
             pairs.append(('all', _dumps({'t': 'r', 'n': self.bus.node, 'a': first, 'b': last})))
@@ -609,6 +697,8 @@ class UdpTransport:
     """Datagrams to every peer; each carries the ids it covers, so a lost one is a gap
     the receivers fill from the database."""
 
+    needs_subscriptions = False
+
     def __init__(self, bind, peers):
         self.bind = bind
         self.peers = [p for p in peers if p != bind]
@@ -658,16 +748,16 @@ class UdpTransport:
                 packet.clear()
                 ids.clear()
 
-        for _, wire in items:
-            event = {'t': 'm', 'n': node, 'i': wire['msgid'], 'w': wire}
+        for _, event in items:
+            msgid = event['i']
             if len(_dumps(event)) > MAX_DATAGRAM - 100:
-                event = {'t': 'm', 'n': node, 'i': wire['msgid']}  # read from the database
+                event = {'t': 'm', 'n': node, 'i': msgid}  # read from the database
             candidate = _dumps({'n': node, 'e': packet + [event], 'a': (ids or [0])[0],
-                                'b': wire['msgid']})
-            if len(candidate) > MAX_DATAGRAM or (ids and ids[-1] != wire['msgid'] - 1):
+                                'b': msgid})
+            if len(candidate) > MAX_DATAGRAM or (ids and ids[-1] != msgid - 1):
                 flush()
             packet.append(event)
-            ids.append(wire['msgid'])
+            ids.append(msgid)
         flush()
 
     def send_event(self, event, targets):

@@ -9,6 +9,7 @@ import re
 
 from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
                           MEMO_MAX, URL_MAX)
+from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
 
 MEDIA_TEXT = 1
 MEDIA_NEWS = 2
@@ -52,6 +53,9 @@ MAX_ID = (1 << 63) - 1
 # A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
 # javascript: or data:, which a receiving web client might render.
 _URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
+# A number sent as a string: ASCII digits only (int() also takes '٣' and, with
+# isdigit(), '²' fails), and at most 19 so int() never meets its digit limit.
+_DIGITS = re.compile(r'-?[0-9]{1,19}')
 
 
 class FrameError(ValueError):
@@ -95,13 +99,16 @@ def _client_id(raw):
     if _is_int(value) and -MAX_ID <= value <= MAX_ID:
         return value
     if isinstance(value, str) and len(value) <= CLIENT_ID_MAX:
+        if has_surrogate(value):
+            # It could not be echoed in the refusal: refuse without it.
+            raise FrameError('id must be valid Unicode text (a lone surrogate is not)')
         return value
     return None
 
 
 def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
     value = raw.get(name)
-    if isinstance(value, str) and re.fullmatch(r'-?\d{1,19}', value.strip()):
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)  # the original web client sends some numbers as strings
     if not _is_int(value):
         raise FrameError('{} must be a whole number'.format(name), client_id)
@@ -116,9 +123,11 @@ def parse_frame(data, max_bytes):
     if isinstance(data, (bytes, bytearray)):
         raise FrameError('send messages as JSON text frames, not binary')
     too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
+    if nesting_exceeds(data):
+        raise FrameError('the frame is nested too deeply: at most {} levels'.format(MAX_DEPTH))
     try:
         raw = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FrameError('the frame is not valid JSON'
                          if not too_large else 'the frame is too large')
     if not isinstance(raw, dict):
@@ -129,7 +138,7 @@ def parse_frame(data, max_bytes):
     if 'cmd' not in raw:
         raise FrameError('cmd is required', client_id)
     cmd = raw['cmd']
-    if isinstance(cmd, str) and cmd.strip().isdigit():
+    if isinstance(cmd, str) and _DIGITS.fullmatch(cmd.strip()):
         cmd = int(cmd)
     if cmd == CMD_HEART and _is_int(cmd):
         return Frame(client_id, CMD_HEART)
@@ -157,6 +166,9 @@ def parse_frame(data, max_bytes):
                              client_id)
         if '\x00' in value:
             raise FrameError('{} must not contain NUL characters'.format(name), client_id)
+        if has_surrogate(value):
+            raise FrameError('{} must be valid Unicode text (a lone surrogate is not)'
+                             .format(name), client_id)
         if value and name in url_fields and not _URL.fullmatch(value):
             raise FrameError('{} must be an http(s) URL or a path on this server'.format(name),
                              client_id)

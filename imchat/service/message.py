@@ -16,6 +16,7 @@ from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
                           insert_messages, message_wire)
+from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.frame import idempotency_key
 from imchat.util.clock import now_ms
@@ -75,6 +76,8 @@ class MessageService:
         self._stopping = False
         self._busy = False
         self._allowed = set()
+        # The app's DatabaseWatch (imchat.service.availability), set after construction.
+        self.db_watch = None
         # The bus when several nodes share the users: it delivers (here and elsewhere).
         self.bus = None
 
@@ -123,7 +126,9 @@ class MessageService:
     def _store_batch(self, batch):
         try:
             outcomes = self._commit(batch)
-        except Exception:
+        except Exception as error:
+            if self._refuse_unavailable(batch, error):
+                return
             log.exception('storing %d messages failed', len(batch))
             # Retry one by one, so one bad message cannot sink the others.
             outcomes = []
@@ -144,6 +149,24 @@ class MessageService:
                     # Stored all the same: recipients get it when they next connect.
                     log.exception('delivering message %s failed', wire['msgid'])
             pending.result.set(outcome)
+
+    def _refuse_unavailable(self, batch, error):
+        """Refuse the whole batch, with no retry one by one and no traceback, when the
+        database did not answer (or no pooled connection came free); True if so."""
+        cause = unavailable_cause(error)
+        if cause is not None:
+            msg = 'the database is unavailable, send it again shortly'
+            for _ in batch:
+                if self.db_watch is not None:
+                    self.db_watch.refuse(cause)
+        elif pool_exhausted(error):
+            log.warning('storing %d messages: %s', len(batch), error)
+            msg = 'the server is busy, send it again shortly'
+        else:
+            return False
+        for pending in batch:
+            pending.result.set(Refused(msg))
+        return True
 
     def _commit(self, batch):
         accepted, outcomes = [], []
