@@ -23,22 +23,19 @@ from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
-from imchat import supervisor
-
 log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
 
 STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 
 
-def make_server(app, host=None, port=None, listener=None, **kwargs):
+def make_server(app, host=None, port=None, **kwargs):
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer(listener or (host, port), app, handler_class=WebSocketHandler,
-                        **kwargs)
+    server = WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log
@@ -109,7 +106,7 @@ def _on_stop_signals(callback):
 def main(create_app):
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
-    from imchat import configure_logging
+    from imchat import configure_logging, supervisor
 
     # Set up before the app exists, so even a bad setting is logged as time/level/message.
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
@@ -136,6 +133,8 @@ def _fail_to_start(error):
 
 def serve(app):
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
+    from imchat import supervisor  # workers sharing one port (IMCHAT_WORKERS)
+
     config = app.config
     services = app.extensions['imchat']
     limits = raise_open_file_limit()
@@ -160,11 +159,9 @@ def serve(app):
     handles = _on_stop_signals(request_stop)
     supervisor.watch_supervisor(request_stop)
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
+    server = make_server(app, spawn=Pool())
     try:
-        server = make_server(app, spawn=Pool(), listener=supervisor.worker_listener(config))
-    except OSError as error:
-        _fail_to_start(error)
-    try:
+        supervisor.share_port(server, config)
         server.start()
     except OSError as error:
         _fail_to_start(error)

@@ -115,18 +115,18 @@ def bind_socket(host, port, reuseport, listen):
     return sock
 
 
-def worker_listener(config):
-    """The listening socket a worker serves on, or None when this process is not a
-    worker (it then binds as a single process does)."""
+def share_port(server, config):
+    """In a worker: give the (not yet started) gevent server the socket it shares the
+    port with; elsewhere nothing, and the server binds as a single process does."""
     if worker_identity() is None:
-        return None
+        return
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited:
         sock = socket.socket(fileno=int(inherited))
     else:
         sock = bind_socket(config['HOST'], config['PORT'], reuseport=True, listen=True)
     sock.setblocking(False)
-    return sock
+    server.set_listener(sock)
 
 
 def watch_supervisor(request_stop):

@@ -388,6 +388,11 @@ class Nginx:
         except FileNotFoundError:
             return ''
 
+    def access_logs(self):
+        """Every access log nginx wrote (the site's and any other), error log aside."""
+        return ''.join(self.read_log(name) for name in sorted(os.listdir(self.logs))
+                       if name != 'error.log')
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
