@@ -347,7 +347,6 @@ class Nginx:
 
     def _main_conf(self):
         temp = os.path.join(self.folder, 'temp')
-        mime = '/etc/nginx/mime.types'
         # As root, nginx's workers would otherwise run as nobody, who cannot read the
         # test's private temp folder.
         user = 'user root;\n' if os.geteuid() == 0 else ''
@@ -356,7 +355,11 @@ class Nginx:
             'pid {folder}/nginx.pid;\nerror_log {logs}/error.log info;\n'
             'events {{ worker_connections 1024; }}\n'
             'http {{\n'
-            '{mime}'
+            # The types the site serves itself (not /etc/nginx/mime.types: nothing of
+            # the system's nginx is read).
+            '    types {{ text/css css; text/javascript js; image/svg+xml svg;'
+            ' image/png png; text/markdown md; }}\n'
+            '    default_type application/octet-stream;\n'
             '    client_body_temp_path {temp}/client_body;\n'
             '    proxy_temp_path {temp}/proxy;\n'
             '    fastcgi_temp_path {temp}/fastcgi;\n'
@@ -365,9 +368,7 @@ class Nginx:
             '    access_log {logs}/access.log;\n'
             '    include {site};\n'
             '}}\n').format(user=user, folder=self.folder, logs=self.logs, temp=temp,
-                           site=self.site_path,
-                           mime='    include {};\n'.format(mime) if os.path.exists(mime)
-                           else '')
+                           site=self.site_path)
 
     def wait_ready(self, seconds=START_SECONDS):
         def answered():
