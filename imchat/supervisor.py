@@ -5,12 +5,13 @@ settings and prepares the database once (`create_app`, then closes it), then sta
 many workers, each a fresh `python wsgi.py` that serves exactly as one process does
 today. The workers share the port:
 
-- where the OS has SO_REUSEPORT (Linux, the BSDs, macOS), each worker binds its own
-  listening socket with it and the kernel spreads new connections over them; the
-  supervisor keeps one socket bound (never listening, so it receives nothing) to hold
-  the port while workers come and go;
-- elsewhere on POSIX, the supervisor listens once and every worker accepts from that
-  inherited socket (the classic pre-fork model; the busiest worker accepts less);
+- on Linux, each worker binds its own listening socket with SO_REUSEPORT and the
+  kernel spreads new connections over them; the supervisor keeps one socket bound
+  (never listening, so it receives nothing) to hold the port while workers come and go;
+- elsewhere on POSIX (the BSDs' and macOS's SO_REUSEPORT lets several sockets bind but
+  does not spread connections), the supervisor listens once and every worker accepts
+  from that inherited socket (the classic pre-fork model; the busiest worker accepts
+  less);
 - on Windows there is no fork and no SO_REUSEPORT sharing: one process serves, and a
   log line says so.
 
@@ -85,11 +86,12 @@ def wants_supervisor(config):
 
 
 def sharing_mode(platform=sys.platform, reuseport=hasattr(socket, 'SO_REUSEPORT')):
-    """How workers share the port here: 'reuseport', 'inherit', or 'single' (Windows:
+    """How workers share the port here: 'reuseport' (Linux, which spreads connections
+    over SO_REUSEPORT sockets), 'inherit' (one listening socket), or 'single' (Windows:
     one process)."""
     if platform == 'win32':
         return 'single'
-    return 'reuseport' if reuseport else 'inherit'
+    return 'reuseport' if reuseport and platform.startswith('linux') else 'inherit'
 
 
 def _address(host, port):

@@ -294,10 +294,12 @@ def test_the_release_s_run_is_the_supervisor(tmp_path, database_url):
     assert not any(map(pid_alive, pids.values()))
 
 
-def test_windows_serves_with_one_process():
+def test_how_workers_share_the_port_on_each_os():
     assert supervisor.sharing_mode(platform='win32') == 'single'
     assert supervisor.sharing_mode(platform='linux', reuseport=True) == 'reuseport'
-    assert supervisor.sharing_mode(platform='darwin', reuseport=False) == 'inherit'
+    # macOS and the BSDs bind several SO_REUSEPORT sockets but do not spread connections.
+    assert supervisor.sharing_mode(platform='darwin', reuseport=True) == 'inherit'
+    assert supervisor.sharing_mode(platform='linux', reuseport=False) == 'inherit'
 
 
 def test_windows_start_logs_that_it_serves_alone(app, monkeypatch, caplog):
