@@ -383,3 +383,52 @@ def test_failed_logins_are_counted_once_for_the_deployment(cluster, kind):
     for node in nodes:
         status, reply = node.post('/user/login', {'mobile': mobile, 'passwd': 'secret-pass'})
         assert status == 429, reply
+
+
+class StreamLock:
+    """The test's own transaction holding the message stream's lock (the row on MySQL,
+    the write lock on SQLite), as a slow writer on another node would."""
+
+    def __init__(self, database_url):
+        from imchat.model.engine import parse_database_url
+
+        kind, params = parse_database_url(database_url)
+        if kind == 'sqlite':
+            import sqlite3
+            self.con = sqlite3.connect(params['filename'], timeout=15, isolation_level=None)
+            self.con.execute('BEGIN IMMEDIATE')
+            self.con.execute("UPDATE stream SET pos = pos WHERE name = 'message'")
+        else:
+            import pymysql
+            self.con = pymysql.connect(charset='utf8mb4', ssl_disabled=True, **params)
+            self.con.begin()
+            self.con.cursor().execute("UPDATE stream SET pos = pos WHERE name = 'message'")
+
+    def release(self):
+        self.con.rollback()
+        self.con.close()
+
+
+def test_writers_on_several_nodes_wait_for_the_stream_and_commit_in_id_order(
+        cluster, database_url):
+    nodes = cluster('redis', 3, DB_TIMEOUT=30)
+    alice, bob, rose = people(nodes[0], 3)
+    befriend(nodes[0], alice, rose)
+    befriend(nodes[0], bob, rose)
+    a0, b1, r2 = connect(nodes[0], alice), connect(nodes[1], bob), connect(nodes[2], rose)
+    try:
+        lock = StreamLock(database_url)
+        try:
+            a0.text(rose['id'], 'one')
+            b1.text(rose['id'], 'two')
+            quiet_for(r2, 1.0)  # neither can take an id, so neither commits
+            a0.expect_nothing(0.1)
+        finally:
+            lock.release()
+        acked = sorted([a0.recv_ack(20)['msgid'], b1.recv_ack(20)['msgid']])
+        assert acked[1] == acked[0] + 1  # dense
+        assert [m['msgid'] for m in texts(r2, 2)] == acked
+        quiet_for(r2)
+    finally:
+        for client in (a0, b1, r2):
+            client.close()
