@@ -170,7 +170,8 @@ class Sequencer:
 
     def _release_to(self, upto, rows=()):
         """Deliver what is held up to `upto` (with `rows` from the database), in order;
-        stops early (paused) after an item whose delivery asks to wait."""
+        stops early (paused) after an item whose delivery asks to wait. Never yields
+        (`deliver` only queues frames), so greenlets never interleave in here."""
         if upto <= self.done:
             return
         ready = {msgid: item for msgid, item in rows}
@@ -251,9 +252,10 @@ class Bus:
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         self.transport.stop()
+        node = self.node
         try:
             with db_session:
-                self.db.Presence.select(lambda p: p.node == self.node).delete(bulk=True)
+                self.db.Presence.select(lambda p: p.node == node).delete(bulk=True)
         except Exception:
             log.exception('could not clear the presence of node %s', self.node)
 
@@ -380,14 +382,16 @@ class Bus:
         self._counts[channel] = self._counts.get(channel, 0) + 1
         if self._counts[channel] > 1 or not self.transport.needs_subscriptions:
             return False
-        self.transport.subscribe([channel])
+        # In its own greenlet: nothing the sequencer calls may yield.
         gevent.spawn(self._finish_join, position, community_id)
         return True
 
     def _finish_join(self, position, community_id):
         rows = []
+        channel = 'c:{}'.format(community_id)
         try:
-            self.transport.wait_subscribed(['c:{}'.format(community_id)], SUBSCRIBE_WAIT)
+            self.transport.subscribe([channel])
+            self.transport.wait_subscribed([channel], SUBSCRIBE_WAIT)
             with db_session:
                 found = select(m for m in self.db.Message if m.cmd == CMD_ROOM_MSG
                                and m.dstid == community_id and m.id > position)[:]
@@ -711,8 +715,11 @@ class UdpTransport:
     def up(self):
         if self.sock is None:
             return False
+        # Every listed peer said hello lately (a broadcast address: anyone did).
         now = time.monotonic()
-        return all(now - self._heard.get(peer, -PEER_SILENCE) < PEER_SILENCE
+        anyone = any(now - heard < PEER_SILENCE for heard in self._heard.values())
+        return all(anyone if peer[0].endswith('.255') else
+                   now - self._heard.get(peer, -PEER_SILENCE) < PEER_SILENCE
                    for peer in self.peers)
 
     def describe(self):
