@@ -551,12 +551,14 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
                                   else None)
 
 
-def _site_for_test(release, listen_port, app_port):
+def _site_for_test(release, listen_port, app_port, log_folder):
     """deploy/nginx-imchat.conf pointed at this test's ports and release folder; each
     replaced line must be there, so a changed sample fails here instead of going untested."""
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
         site = f.read()
     for old, new in [('listen 80;', 'listen 127.0.0.1:{};'.format(listen_port)),
+                     ('access_log /var/log/nginx/access.log imchat_no_query;',
+                      'access_log {}/chat-access.log imchat_no_query;'.format(log_folder)),
                      ('server 127.0.0.1:8080;', 'server 127.0.0.1:{};'.format(app_port)),
                      ('alias /opt/imchat/asset/;', 'alias {}/asset/;'.format(release))]:
         assert site.count(old) == 1, 'the nginx sample no longer has ' + old
@@ -569,7 +571,7 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
     from tests.wsclient import ChatClient
 
     app_port, nginx_port = free_port(), free_port()
-    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port))
+    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port, tmp_path))
     mime = '/etc/nginx/mime.types'
     (tmp_path / 'nginx.conf').write_text('\n'.join([
         'user root;', 'pid {0}/nginx.pid;', 'error_log {0}/error.log;', 'events {{}}',
@@ -614,6 +616,9 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
         nginx.terminate()
         nginx.wait(timeout=10)
         assert _stop(server) == 0
+    # nginx logged the WebSocket without its query, so without the token.
+    logged = (tmp_path / 'chat-access.log').read_text()
+    assert '"GET /chat HTTP/1.1" 101' in logged and user['token'] not in logged
 
 
 SYSTEMD_ANALYZE = shutil.which('systemd-analyze')
