@@ -21,7 +21,8 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
-from geventwebsocket.handler import WebSocketHandler
+
+from imchat.door import Door, DoorHandler
 
 log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
@@ -35,7 +36,10 @@ def make_server(app, host=None, port=None, **kwargs):
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
+    server = WSGIServer((host, port), app, handler_class=DoorHandler, **kwargs)
+    # Cheap refusals before the app does any work (imchat.door).
+    services = app.extensions['imchat']
+    server.door = Door(app.config, services.limit_store, services.handshakes)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log

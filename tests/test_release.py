@@ -551,13 +551,13 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
                                   else None)
 
 
-def _site_for_test(release, listen_port, app_port):
-    """deploy/nginx-imchat.conf pointed at this test's ports and release folder."""
+def _site_for_test(release, listen_port, app_port, log_folder):
+    """deploy/nginx-imchat.conf pointed at this test's ports, release folder and logs."""
     from tests.ops_harness import site_for_test
 
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
         return site_for_test(f.read(), listen_port, ['127.0.0.1:{}'.format(app_port)],
-                             release.parent, root=release)
+                             log_folder, root=release)
 
 
 @pytest.mark.skipif(NGINX is None, reason='nginx is not installed (apt-get install nginx-core)')
@@ -565,7 +565,7 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
     from tests.wsclient import ChatClient
 
     app_port, nginx_port = free_port(), free_port()
-    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port))
+    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port, tmp_path))
     mime = '/etc/nginx/mime.types'
     (tmp_path / 'nginx.conf').write_text('\n'.join([
         'user root;', 'pid {0}/nginx.pid;', 'error_log {0}/error.log;', 'events {{}}',
@@ -610,6 +610,9 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
         nginx.terminate()
         nginx.wait(timeout=10)
         assert _stop(server) == 0
+    # nginx logged the WebSocket without its query, so without the token.
+    logged = (tmp_path / 'imchat.access.log').read_text()
+    assert '"GET /chat HTTP/1.1" 101' in logged and user['token'] not in logged
 
 
 SYSTEMD_ANALYZE = shutil.which('systemd-analyze')

@@ -21,6 +21,13 @@ CMD_HEART = 0
 CMD_ACK = 1
 CMD_SINGLE_MSG = 10
 CMD_ROOM_MSG = 11
+# Conversation events (PROTOCOL.md, cmd 12-15); only a recall (14) is stored.
+CMD_READ = 12
+CMD_TYPING = 13
+CMD_RECALL = 14
+CMD_PRESENCE = 15
+# Message.media of a recalled message: its body is erased, the row stays in the stream.
+MEDIA_RECALLED = 0
 
 MOBILE_MAX = 20
 NICKNAME_MAX = 40
@@ -120,6 +127,33 @@ def define_database():
                                 self.content, self.pic, self.url, self.memo, self.amount,
                                 self.createat)
 
+    class Upload(db.Entity):
+        """One stored upload, for the daily quota and for removing unreferenced files."""
+        _table_ = 'upload'
+        id = PrimaryKey(int, auto=True, size=64)
+        name = Required(str, 64, index=True)
+        userid = Required(int, size=64)
+        size = Required(int, size=64)
+        createat = Required(int, size=64)
+        composite_index(userid, createat)
+
+    class Conversation(db.Entity):
+        """One user's view of one conversation (target 10: a friend, 11: a community),
+        kept in the same transaction as the messages, so the chat list is one indexed
+        query however many messages are stored."""
+        _table_ = 'conversation'
+        id = PrimaryKey(int, auto=True, size=64)
+        ownerid = Required(int, size=64)
+        target = Required(int)
+        dstid = Required(int, size=64)
+        last_msgid = Required(int, size=64, default=0)
+        # Read up to here (only ever moves forward); unread counts others' messages after it.
+        readmsgid = Required(int, size=64, default=0)
+        unread = Required(int, size=64, default=0)
+        composite_key(ownerid, target, dstid)
+        composite_index(ownerid, last_msgid)
+        composite_index(target, dstid)
+
     class Stream(db.Entity):
         # The position of a dense sequence: `message` is the highest message id taken.
         # Ids are taken by moving it inside the inserting transaction (see
@@ -209,6 +243,13 @@ def ensure_stream(db, stream, table):
 def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
                  createat):
     """The stored message as recipients see it; empty body fields are left out."""
+    if cmd == CMD_RECALL:
+        # A recall event: `media` holds the recalled message's cmd, `amount` its id.
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid,
+                'recalledmsgid': amount, 'createat': createat}
+    if media == MEDIA_RECALLED:
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
+                'media': media, 'createat': createat, 'recalled': 1}
     wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
             'media': media, 'createat': createat}
     for name, value in (('content', content), ('pic', pic), ('url', url),

@@ -56,7 +56,7 @@ import gevent
 from gevent.event import Event
 from pony.orm import db_session, select
 
-from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY
+from imchat.model import CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -170,7 +170,8 @@ class Sequencer:
 
     def _release_to(self, upto, rows=()):
         """Deliver what is held up to `upto` (with `rows` from the database), in order;
-        stops early (paused) after an item whose delivery asks to wait."""
+        stops early (paused) after an item whose delivery asks to wait. Never yields
+        (`deliver` only queues frames), so greenlets never interleave in here."""
         if upto <= self.done:
             return
         ready = {msgid: item for msgid, item in rows}
@@ -236,6 +237,7 @@ class Bus:
         self._greenlets = []
         self._stopping = False
         self._local_push = None
+        self._relayed = {}
         transport.bus = self
 
     # -- life ----------------------------------------------------------------------
@@ -251,9 +253,10 @@ class Bus:
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         self.transport.stop()
+        node = self.node
         try:
             with db_session:
-                self.db.Presence.select(lambda p: p.node == self.node).delete(bulk=True)
+                self.db.Presence.select(lambda p: p.node == node).delete(bulk=True)
         except Exception:
             log.exception('could not clear the presence of node %s', self.node)
 
@@ -274,7 +277,7 @@ class Bus:
                 ranges[-1][1] = msgid
             else:
                 ranges.append([msgid, msgid])
-            if wire['cmd'] == CMD_SINGLE_MSG:
+            if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
                 targets = ['u:{}'.format(wire['dstid']), 'u:{}'.format(wire['userid'])]
             else:
                 targets = ['c:{}'.format(wire['dstid'])]
@@ -340,6 +343,24 @@ class Bus:
                           targets=['u:{}'.format(u) for u in user_ids])
         self.hub.push = push
 
+    def relay(self, kind, listeners):
+        """Calls of these listeners here are made on every other node too (with the
+        listeners as they are now: the relay itself is not called back)."""
+        local = list(listeners)
+        if kind == 'leave':
+            local.append(self._count_leave)
+        self._relayed[kind] = local
+        listeners.append(lambda *args: self.announce({'t': 'relay', 'k': kind,
+                                                      'a': list(args)}))
+        if kind == 'leave':
+            listeners.append(self._count_leave)
+
+    def _count_leave(self, user_id, community_id):
+        communities = self._user_communities.get(user_id)
+        if communities is not None and community_id in communities:
+            communities.discard(community_id)
+            self._unsubscribe(['c:{}'.format(community_id)])
+
     # -- hub hooks: which channels this node needs --------------------------------
 
     def attach(self, user_id, community_ids):
@@ -380,17 +401,20 @@ class Bus:
         self._counts[channel] = self._counts.get(channel, 0) + 1
         if self._counts[channel] > 1 or not self.transport.needs_subscriptions:
             return False
-        self.transport.subscribe([channel])
+        # In its own greenlet: nothing the sequencer calls may yield.
         gevent.spawn(self._finish_join, position, community_id)
         return True
 
     def _finish_join(self, position, community_id):
         rows = []
+        channel = 'c:{}'.format(community_id)
         try:
-            self.transport.wait_subscribed(['c:{}'.format(community_id)], SUBSCRIBE_WAIT)
+            self.transport.subscribe([channel])
+            self.transport.wait_subscribed([channel], SUBSCRIBE_WAIT)
             with db_session:
-                found = select(m for m in self.db.Message if m.cmd == CMD_ROOM_MSG
-                               and m.dstid == community_id and m.id > position)[:]
+                found = select(m for m in self.db.Message if m.dstid == community_id
+                               and m.id > position and (m.cmd == CMD_ROOM_MSG or (
+                                   m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG)))[:]
                 rows = [(m.id, m.to_wire()) for m in found]
         except Exception:
             log.exception('bus: reading community %s after a join failed', community_id)
@@ -445,6 +469,12 @@ class Bus:
             self.hub.end_session(event['k'])
         elif kind == 'j':
             seq.hold({'msgid': event['i'], 'join': [event['u'], event['c']]}, None)
+        elif kind == 'relay':
+            for listener in self._relayed.get(event['k'], ()):
+                try:
+                    listener(*event['a'])
+                except Exception:
+                    log.exception('bus: a relayed %s failed', event['k'])
         elif kind == 'push':
             if self._local_push is not None:
                 self._local_push(event['u'], OutgoingFrame(event['f'].encode('utf-8')))
@@ -453,7 +483,7 @@ class Bus:
         """Deliver one released item here; True asks the sequencer to wait."""
         if 'join' in wire:
             return self._apply_join(wire['msgid'], *wire['join'])
-        if wire['cmd'] == CMD_SINGLE_MSG:
+        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:
             recipients = (wire['dstid'], wire['userid'])
         else:
             recipients = self.hub.online_members(wire['dstid'])
@@ -516,6 +546,18 @@ class Bus:
         with db_session:
             now = now_ms()
             return self.db.Presence.exists(lambda p: p.userid == user_id and p.expireat > now)
+
+    def online_among(self, user_ids):
+        """Those of `user_ids` connected to any node."""
+        user_ids = list(user_ids)
+        online = {u for u in user_ids if self.hub.is_online(u)}
+        rest = [u for u in user_ids if u not in online]
+        if rest:
+            with db_session:
+                now = now_ms()
+                online.update(select(p.userid for p in self.db.Presence
+                                     if p.userid in rest and p.expireat > now)[:])
+        return [u for u in user_ids if u in online]
 
     def _set_presence(self, user_id, online):
         try:
@@ -711,8 +753,11 @@ class UdpTransport:
     def up(self):
         if self.sock is None:
             return False
+        # Every listed peer said hello lately (a broadcast address: anyone did).
         now = time.monotonic()
-        return all(now - self._heard.get(peer, -PEER_SILENCE) < PEER_SILENCE
+        anyone = any(now - heard < PEER_SILENCE for heard in self._heard.values())
+        return all(anyone if peer[0].endswith('.255') else
+                   now - self._heard.get(peer, -PEER_SILENCE) < PEER_SILENCE
                    for peer in self.peers)
 
     def describe(self):

@@ -1,7 +1,8 @@
 """Limits counted once for the whole deployment (several nodes), not per process.
 
-A store keeps sliding-window event counters by key, with the calls of the limit store
-interface (`take`, `give_back`, `reset`; see issue 11's service.limits) and `count`:
+Stores of sliding-window event counters by key, with the calls of `LimitStore`
+(service.limits: `take`, `give_back`, `reset`) and `count`; the login guard (failed
+logins, login and registration rates) uses one when a bus joins several nodes:
 
 - `RedisStore` when the bus is Redis: one sorted set per key, changed by one Lua script
   so that a check and its record are one atomic step for every node.
@@ -9,8 +10,8 @@ interface (`take`, `give_back`, `reset`; see issue 11's service.limits) and `cou
   first and then counted among the earlier ones, so two nodes racing cannot both slip
   under the limit.
 
-`SharedWindow` gives a store the `allows`/`hit`/`reset` shape of the in-memory
-`SlidingWindow`, which the failed-login limit uses.
+Unlike `MemoryStore`, these yield (a network round trip); each call is still one atomic
+step in Redis or one short transaction, so a check and its record are never split.
 """
 import itertools
 import os
@@ -90,31 +91,10 @@ class DatabaseStore:
             return select(e for e in self.db.LimitEvent if e.key == key and e.at > since).count()
 
 
-class SharedWindow:
-    """At most `limit` events per key in the last `window` seconds, in a shared store."""
-
-    def __init__(self, store, limit, window):
-        self.store = store
-        self.limit = limit
-        self.window = window
-
-    def allows(self, key):
-        return not self.limit or self.store.count(key, self.window) < self.limit
-
-    def hit(self, key):
-        self.store.take(key, 0, self.window)  # 0: record whatever the count
-
-    def reset(self, key):
-        self.store.reset(key)
-
-
 def shared_store(bus):
+    """The store every node of the deployment shares: Redis when the bus is Redis, the
+    database otherwise."""
     transport = bus.transport
     if getattr(transport, 'client', None) is not None:
         return RedisStore(transport.client, transport.prefix)
     return DatabaseStore(bus.db)
-
-
-def shared_login_limit(bus, config):
-    """The failed-login limit, counted once for every node of the deployment."""
-    return SharedWindow(shared_store(bus), config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'])
