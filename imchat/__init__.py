@@ -17,7 +17,9 @@ from imchat.service.events import EventService
 from imchat.service.hub import Hub
 from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
                                    MessageRate)
-from imchat.service.message import MessageService
+from imchat.service.message import MessageService, encode
+from imchat.service.bus import default_node_id, make_bus, prepare_streams
+from imchat.service.shared_limits import shared_store
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
 from imchat.service.uploads import UploadService
@@ -35,7 +37,7 @@ class Services:
         self.config = config
         # First: a storage setting that is missing or wrong stops the start at once.
         self.storage = make_storage(config)
-        self.metrics = Metrics()
+        self.metrics = Metrics(node=config.get('NODE_ID') or default_node_id())
         self.db = define_database()
         db_timeout = config['DB_TIMEOUT'] or None
         self.db_kind = bind_database(self.db, config['DATABASE_URL'],
@@ -49,6 +51,7 @@ class Services:
         self.applied_migrations = migrate(config['DATABASE_URL'])
         # The original's Sync2: create any missing table at start.
         self.db.generate_mapping(create_tables=True)
+        prepare_streams(self.db)
         # Abuse limits (imchat.service.limits); the in-memory store counts per process.
         self.limit_store = MemoryStore()
         guard = LoginGuard(self.limit_store, config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'],
@@ -76,6 +79,27 @@ class Services:
         self.users.is_online = self.hub.is_online
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
+        # Several nodes: the bus joins them (None for one process).
+        self.bus = make_bus(config, self.db, self.hub, self.metrics, encode)
+        if self.bus is not None:
+            self.hub.bus = self.messages.bus = self.bus
+            self.users.is_online = self.bus.is_online
+            self.events.is_online, self.events.online_among = (self.bus.is_online,
+                                                               self.bus.online_among)
+            self.events.local_only = False
+            # A join reaches connections (here too) at its place in the id order.
+            self.contacts.join_listeners.remove(self.hub.join_community)
+            self.contacts.join_listeners.append(self.bus.joined)
+            self.users.logout_listeners.append(self.bus.logged_out)
+            self.bus.carry_pushes()
+            # Unfriending, leaving and kicks act on every node (permission caches, the
+            # hub's registries), as they do here.
+            self.bus.relay('unfriend', self.contacts.unfriend_listeners)
+            self.bus.relay('leave', self.contacts.leave_listeners)
+            # Login and registration limits count once for the deployment.
+            self.users.guard = LoginGuard(shared_store(self.bus), config['LOGIN_ATTEMPTS'],
+                                          config['LOGIN_WINDOW'], config['LOGIN_RATE'],
+                                          config['REGISTER_RATE'], config['PROXY_COUNT'])
 
     def _save_resume_point(self, user_id, msgid):
         try:
@@ -95,6 +119,8 @@ class Services:
         self.close()
 
     def close(self):
+        if getattr(self, 'bus', None) is not None:
+            self.bus.stop()
         self.db_watch.stop()
         self.db.disconnect()
         provider = self.db.provider

@@ -19,6 +19,9 @@ SETTINGS = {
     'DATABASE_URL': ('sqlite:///data/imchat.db', str),
     'HOST': ('127.0.0.1', str),
     'PORT': (8080, _int),
+    # Server processes on this machine sharing PORT (imchat/supervisor.py); above 1
+    # needs IMCHAT_BUS.
+    'WORKERS': (1, _int),
     'SECRET_KEY': (None, str),
     'LOG_LEVEL': ('INFO', str),
     # One log line per HTTP request (gevent's access log); off when nginx logs them.
@@ -78,6 +81,12 @@ SETTINGS = {
     # Seconds a user may be away before friends see them offline, so a reconnect
     # does not flap (0: at once).
     'PRESENCE_GRACE': (5, _int),
+    # The bus joining several processes (see imchat/service/bus.py): none, redis://...
+    # or udp://...; this process's name on it (default host and pid); seconds a node's
+    # users stay `online` after it stops refreshing them (a node that died).
+    'BUS': ('none', str),
+    'NODE_ID': ('', str),
+    'PRESENCE_TTL': (30, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

@@ -83,6 +83,8 @@ class MessageService:
         self.recall_seconds = 0
         # The app's DatabaseWatch (imchat.service.availability), set after construction.
         self.db_watch = None
+        # The bus when several nodes share the users: it delivers (here and elsewhere).
+        self.bus = None
 
     # -- storing -------------------------------------------------------------------
 
@@ -142,8 +144,10 @@ class MessageService:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
                                                       'please send it again'), None))
+        if self.bus is not None:
+            self._publish(outcomes)
         for pending, outcome, wire in outcomes:
-            if wire is not None:
+            if wire is not None and self.bus is None:
                 try:
                     self._fan_out(pending, wire)
                 except Exception:
@@ -250,6 +254,16 @@ class MessageService:
         if len(self._allowed) >= PERMISSION_CACHE_MAX:
             self._allowed.clear()
         self._allowed.add(key)
+
+    def _publish(self, outcomes):
+        stored = sorted(((wire, encode(wire), pending.origin)
+                         for pending, outcome, wire in outcomes if wire is not None),
+                        key=lambda item: item[0]['msgid'])
+        try:
+            self.bus.publish(stored)
+        except Exception:
+            # Stored all the same: recipients get it when they next connect.
+            log.exception('delivering %d messages failed', len(stored))
 
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
