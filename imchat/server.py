@@ -21,6 +21,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+from geventwebsocket.handler import WebSocketHandler
 
 from imchat.door import Door, DoorHandler
 
