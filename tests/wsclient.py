@@ -7,9 +7,12 @@ import websocket
 
 
 class ChatClient:
-    def __init__(self, url, timeout=5):
+    def __init__(self, url, timeout=5, ignore=(13, 15)):
         self.ws = websocket.create_connection(url, timeout=timeout)
         self.next_id = 1
+        # Typing and presence come whenever friends type or come and go: like a client
+        # that does not know them, skip them unless a test asks (ignore=()).
+        self.ignore = set(ignore)
 
     def send(self, **frame):
         if 'id' not in frame:
@@ -45,7 +48,9 @@ class ChatClient:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise ConnectionClosed(frame.data)
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                return json.loads(frame.data.decode('utf-8'))
+                message = json.loads(frame.data.decode('utf-8'))
+                if message.get('cmd') not in self.ignore:
+                    return message
 
     def recv_ack(self, timeout=5):
         message = self.recv(timeout)
@@ -67,6 +72,9 @@ class ChatClient:
                 opcode, frame = self.ws.recv_data_frame(True)
             except (websocket.WebSocketTimeoutException, socket.timeout):
                 return
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY) and \
+                    json.loads(frame.data.decode('utf-8')).get('cmd') in self.ignore:
+                continue
             if opcode not in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
                 raise AssertionError('unexpected frame {} {!r}'.format(opcode, frame.data))
 
@@ -87,15 +95,23 @@ class ChatClient:
             pass
 
 
-def raw_handshake(port, account, rcvbuf=None):
+def raw_handshake(port, account, rcvbuf=None, since=None, local_port=None):
     """Open a WebSocket by hand and return the plain socket: a client that can stall,
-    send half a frame, or vanish without a close frame."""
-    sock = socket.create_connection(('127.0.0.1', port))
+    send half a frame, or vanish without a close frame. `local_port` reuses a client
+    port (SO_REUSEADDR)."""
+    sock = socket.socket()
+    if local_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(('127.0.0.1', local_port))
+    sock.connect(('127.0.0.1', port))
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.sendall(('GET /chat?id={}&token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+    query = 'id={}&token={}'.format(account.id, account.token)
+    if since is not None:
+        query += '&since={}'.format(since)
+    sock.sendall(('GET /chat?{} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
                   'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-                  'Sec-WebSocket-Version: 13\r\n\r\n').format(account.id, account.token).encode())
+                  'Sec-WebSocket-Version: 13\r\n\r\n').format(query).encode())
     response = b''
     while b'\r\n\r\n' not in response:
         chunk = sock.recv(1)

@@ -6,9 +6,11 @@ from flask import current_app, g, jsonify, request
 from pony.orm import rollback
 from werkzeug.exceptions import HTTPException
 
+from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import Forbidden, ServiceError
 from imchat.util import resp
 from imchat.util.bind import BindError, bind
+from imchat.util.jsonsafe import has_surrogate, nesting_exceeds
 
 log = logging.getLogger('imchat')
 
@@ -38,13 +40,30 @@ def request_fields():
     fields.update(request.args.to_dict())
     fields.update(request.form.to_dict())
     if request.is_json:
-        body = request.get_json(silent=True)
-        if body is None and request.get_data(cache=True):
-            raise BindError('body', 'is not valid JSON')
+        body = json_body()
         if body is not None and not isinstance(body, dict):
             raise BindError('body', 'must be a JSON object')
         fields.update(body or {})
     return fields
+
+
+def json_body():
+    """The decoded JSON body, or None when there is none; raises BindError('body') for
+    one that is not JSON, or nests deeper than any call needs (a recursive decoder
+    would exhaust its stack on it)."""
+    data = request.get_data(cache=True)
+    if not data:
+        return None
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise BindError('body', 'is not valid UTF-8')
+    if nesting_exceeds(text):
+        raise BindError('body', 'is nested too deeply')
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BindError('body', 'is not valid JSON')
+    return body
 
 
 def bind_request(*fields):
@@ -57,9 +76,14 @@ def request_token():
         return header[7:].strip()
     token = request.args.get('token') or request.form.get('token')
     if not token and request.is_json:
-        body = request.get_json(silent=True)
+        try:
+            body = json_body()
+        except BindError:
+            body = None  # the call itself reports the body
         if isinstance(body, dict) and isinstance(body.get('token'), str):
             token = body['token']
+    if token and has_surrogate(token):
+        return None  # no token has one, and it could not be hashed
     return token
 
 
@@ -105,5 +129,14 @@ def register_error_handlers(app):
             rollback()
         except Exception:
             pass
+        cause = unavailable_cause(error)
+        if cause is not None:
+            # Logged once per outage (imchat.service.availability), not per request.
+            services().db_watch.refuse(cause)
+            return reply(resp.fail('the database is unavailable, please try again shortly'),
+                         503)
+        if pool_exhausted(error):
+            log.warning('%s %s: %s', request.method, request.path, error)
+            return reply(resp.fail('the server is busy, please try again shortly'), 503)
         log.exception('unhandled error on %s %s', request.method, request.path)
         return reply(resp.fail('internal error, please try again later'), 500)

@@ -1,4 +1,4 @@
-"""The /chat WebSocket and /chat/history.
+"""The /chat WebSocket, /chat/history and /chat/conversations.
 
 Each connection: authenticate, register a Client, send the stored backlog the
 connection lacks, then loop on receive in this greenlet. Every
@@ -12,15 +12,20 @@ from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.model import CMD_HEART
+from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
+from imchat.service.events import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
+from imchat.service.limits import backlog_skipped, release_handshake
+from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
 from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
-                                CLOSE_SERVER_ERROR, CLOSE_UNAUTHORIZED, open_connection)
+                                CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
+                                open_connection)
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')
@@ -52,9 +57,15 @@ def chat():
         return chat_over_http()
     try:
         _serve(services(), conn, max_frame)
-    except Exception:
-        log.exception('chat connection failed')
-        conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
+    except Exception as error:
+        cause = unavailable_cause(error)
+        if cause is not None:
+            # Logged once per outage; the client reconnects with back-off.
+            services().db_watch.refuse(cause)
+            conn.close(CLOSE_TRY_AGAIN_LATER, 'the database is unavailable, try again later')
+        else:
+            log.exception('chat connection failed')
+            conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
     finally:
         conn.close()
     # The socket is closed by now: gevent-websocket ignores this reply, and werkzeug's
@@ -87,8 +98,16 @@ def _serve(svc, conn, max_frame):
     community_ids = _aside(svc.contacts.community_ids, user_id)
     try:
         hub.register(client, community_ids)
-        _aside(_catch_up, messages, client, user_id, since)
+        svc.ws_cap.admit(client)
+        # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
+        # is told what it skipped, to read with /chat/history.
+        replay_after = _aside(messages.replay_start, user_id, since,
+                              current_app.config['WS_BACKLOG_MAX'])
+        if replay_after > since:
+            client.send(backlog_skipped(since, replay_after))
+        _aside(_catch_up, messages, client, user_id, replay_after)
         client.finish_sync()
+        release_handshake(request.environ)
         while not client.closed:
             data = conn.receive()
             if data is None:
@@ -96,6 +115,7 @@ def _serve(svc, conn, max_frame):
             client.touch()
             _handle_frame(svc, client, data, max_frame)
     finally:
+        svc.ws_cap.release(client)
         hub.unregister(client)
 
 
@@ -128,10 +148,15 @@ def _handle_frame(svc, client, data, max_frame):
         return
     if frame.cmd == CMD_HEART:
         return
-    if not client.may_send():
+    if not svc.message_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')
         client.reply(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
                                  'send it again shortly'.format(client.hub.message_rate)))
+        return
+    if frame.cmd in UNSTORED_CMDS:
+        ack = svc.events.handle(client, frame)
+        if ack is not None:
+            client.reply(ack)
         return
     # Read on while it is stored: the ack goes out after the commit, in frame order.
     client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
@@ -164,3 +189,10 @@ def history():
                           Field('before', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
     return ok_rows(services().messages.history(g.user_id, **fields))
+
+
+@bp.route('/conversations', methods=['GET', 'POST'])
+@login_required
+def conversations():
+    fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
+    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))

@@ -6,10 +6,14 @@
 import collections
 import os
 import threading
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pony.orm.dbproviders.mysql import MySQLProvider
 from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
+
+
+# SQLite's busy timeout when none is wanted: a year.
+SQLITE_FOREVER = 31536000
 
 
 class DatabaseURLError(ValueError):
@@ -45,25 +49,73 @@ def describe_database_url(url):
                                         params['database'])
 
 
-def bind_database(db, url, pool_size=20, pool_timeout=30):
+def bind_database(db, url, pool_size=20, pool_timeout=30, timeout=10):
+    """Bind `db` to `url`; every database call then gives up after about `timeout`
+    seconds (connect, read and write on MySQL; the busy timeout on SQLite), and a
+    greenlet waits at most `pool_timeout` seconds for a pooled connection."""
     kind, params = parse_database_url(url)
     if kind == 'sqlite':
+        timeout = timeout or SQLITE_FOREVER
         os.makedirs(os.path.dirname(params['filename']), exist_ok=True)
-        use_wal(params['filename'])
+        use_wal(params['filename'], timeout)
         # timeout: wait for another process's write lock (init-db beside a server)
-        # instead of failing at once.
+        # instead of failing at once, but not for ever.
         db.bind(provider=PooledSQLiteProvider, filename=params['filename'], create_db=True,
-                timeout=15, pool_size=pool_size, pool_timeout=pool_timeout)
+                timeout=timeout, pool_size=pool_size, pool_timeout=pool_timeout)
     else:
-        ensure_mysql_database(params)
+        ensure_mysql_database(params, timeout)
         db.bind(provider=PooledMySQLProvider, pool_size=pool_size, pool_timeout=pool_timeout,
                 # PyMySQL builds an SSL context on every connect (~35 ms of CPU);
                 # a local server needs none. utf8mb4 holds every emoji.
-                charset='utf8mb4', ssl_disabled=True, connect_timeout=10, **params)
+                charset='utf8mb4', ssl_disabled=True, **mysql_timeouts(timeout), **params)
     return kind
 
 
-def use_wal(filename):
+def mysql_timeouts(timeout):
+    """PyMySQL's socket timeouts: without them a server that accepts but never answers
+    holds a call for ever. A `timeout` of None waits for ever (connecting, a year)."""
+    return {'connect_timeout': timeout or 31536000, 'read_timeout': timeout,
+            'write_timeout': timeout}
+
+
+def make_probe(url, timeout):
+    """A function that raises unless the database at `url` answers within about
+    `timeout` seconds, on a connection of its own (never a pooled one, which may be
+    stuck in the very fault being probed)."""
+    import sqlite3
+
+    import pymysql
+
+    kind, params = parse_database_url(url)
+    if kind == 'sqlite':
+        # mode=rw: a file that is gone is an error, not a new empty database.
+        uri = 'file:{}?mode=rw'.format(quote(params['filename']))
+
+        def probe_sqlite():
+            con = sqlite3.connect(uri, uri=True, timeout=timeout)
+            try:
+                # The write lock too: a reader gets in while another process holds it.
+                con.execute('BEGIN IMMEDIATE')
+                con.execute('SELECT 1 FROM `user` LIMIT 1').fetchall()
+                con.rollback()
+            finally:
+                con.close()
+        return probe_sqlite
+
+    def probe_mysql():
+        con = pymysql.connect(charset='utf8mb4', ssl_disabled=True, **mysql_timeouts(timeout),
+                              **params)
+        try:
+            with con.cursor() as cursor:
+                # A real table: `SELECT 1` succeeds on a database that was dropped.
+                cursor.execute('SELECT 1 FROM `user` LIMIT 1')
+                cursor.fetchall()
+        finally:
+            con.close()
+    return probe_mysql
+
+
+def use_wal(filename, timeout=15):
     """Put an SQLite file in write-ahead-log mode (a lasting property of the file).
 
     A commit then costs one fsync of the log instead of several of the journal and the
@@ -72,25 +124,35 @@ def use_wal(filename):
     """
     import sqlite3
 
-    con = sqlite3.connect(filename, timeout=15)
+    con = sqlite3.connect(filename, timeout=timeout)
     try:
         con.execute('PRAGMA journal_mode=WAL')
     finally:
         con.close()
 
 
-def ensure_mysql_database(params):
+def ensure_mysql_database(params, timeout=10):
     """Create the MySQL database if it is missing, in utf8mb4 so every emoji fits."""
     import pymysql
 
     server = {k: v for k, v in params.items() if k != 'database'}
-    con = pymysql.connect(charset='utf8mb4', ssl_disabled=True, connect_timeout=10, **server)
+    con = pymysql.connect(charset='utf8mb4', ssl_disabled=True, **mysql_timeouts(timeout),
+                          **server)
     try:
         with con.cursor() as cursor:
             cursor.execute('CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4 '
                            'COLLATE utf8mb4_unicode_ci'.format(params['database'].replace('`', '')))
     finally:
         con.close()
+
+
+class DatabaseUnavailable(Exception):
+    """Raised by the connection pool during an outage, without trying the database."""
+
+
+class PoolExhausted(Exception):
+    """Mixed into the driver's OperationalError when every pooled connection stayed
+    busy: the server is overloaded, the database may be fine."""
 
 
 class BoundedPool:
@@ -110,20 +172,36 @@ class BoundedPool:
         self._slots = threading.BoundedSemaphore(size)
         self._idle = collections.deque()
         self.size = size
+        # A DatabaseWatch (imchat.service.availability), once the app has one: during
+        # an outage the pool refuses at once instead of trying the database.
+        self.watch = None
+        self.exhausted_error = type('PoolExhausted', (dbapi_module.OperationalError,
+                                                      PoolExhausted), {})
 
     def connect(self):
+        self._refuse_during_outage()
         if not self._slots.acquire(timeout=self.timeout):
-            raise self.dbapi_module.OperationalError(
+            raise self.exhausted_error(
                 2013, 'no database connection free after {}s'.format(self.timeout))
         try:
+            self._refuse_during_outage()  # it may have begun while this one waited
             return self._idle.pop(), False
         except IndexError:
             pass
-        try:
-            return self.open_connection(), True
         except BaseException:
             self._slots.release()
             raise
+        try:
+            return self.open_connection(), True
+        except BaseException as error:
+            self._slots.release()
+            if self.watch is not None and isinstance(error, Exception):
+                self.watch.failed(error)
+            raise
+
+    def _refuse_during_outage(self):
+        if self.watch is not None and self.watch.down:
+            raise DatabaseUnavailable('the database is unavailable')
 
     def release(self, con):
         try:

@@ -9,8 +9,10 @@ import re
 
 import orjson
 
-from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
-                          MEMO_MAX, URL_MAX)
+from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
+                          CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
+from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
+from imchat.util.urls import URL_HINT, is_safe_url
 
 MEDIA_TEXT = 1
 MEDIA_NEWS = 2
@@ -23,7 +25,7 @@ MEDIA_VIDEO = 8
 MEDIA_CONTACT = 9
 MEDIA_CUSTOM = 100
 
-# media: (fields that must be present, fields that must be URLs)
+# media: (fields that must be present, the URL fields it uses)
 MEDIA_RULES = {
     MEDIA_TEXT: (('content',), ()),
     MEDIA_NEWS: (('content', 'url'), ('url', 'pic')),
@@ -51,9 +53,12 @@ CLIENT_ID_MAX = 64
 # the original client's constant `id: 1`, repeat, so they are never matched.
 IDEMPOTENCY_KEY_MIN = 8
 MAX_ID = (1 << 63) - 1
-# A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
-# javascript: or data:, which a receiving web client might render.
-_URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
+# A number sent as a string: ASCII digits only (int() also takes '٣' and, with
+# isdigit(), '²' fails), and at most 19 so int() never meets its digit limit.
+_DIGITS = re.compile(r'-?[0-9]{1,19}')
+# Every media's `url` and `pic` are checked alike, under the one rule of util.urls:
+# http(s), or a path on this server such as /mnt/x.png; never javascript:, data:, //host.
+URL_FIELDS = ('url', 'pic')
 
 
 def _loads(data):
@@ -113,13 +118,16 @@ def _client_id(raw):
     if _is_int(value) and -MAX_ID <= value <= MAX_ID:
         return value
     if isinstance(value, str) and len(value) <= CLIENT_ID_MAX:
+        if has_surrogate(value):
+            # It could not be echoed in the refusal: refuse without it.
+            raise FrameError('id must be valid Unicode text (a lone surrogate is not)')
         return value
     return None
 
 
 def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
     value = raw.get(name)
-    if isinstance(value, str) and re.fullmatch(r'-?\d{1,19}', value.strip()):
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)  # the original web client sends some numbers as strings
     if not _is_int(value):
         raise FrameError('{} must be a whole number'.format(name), client_id)
@@ -130,13 +138,15 @@ def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
 
 
 def parse_frame(data, max_bytes):
-    """Parse one text frame into a Frame. Raises FrameError."""
+    """Parse one text frame into a Frame (an EventFrame for cmd 12-15). Raises FrameError."""
     if isinstance(data, (bytes, bytearray)):
         raise FrameError('send messages as JSON text frames, not binary')
     too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
+    if nesting_exceeds(data):
+        raise FrameError('the frame is nested too deeply: at most {} levels'.format(MAX_DEPTH))
     try:
         raw = _loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FrameError('the frame is not valid JSON'
                          if not too_large else 'the frame is too large')
     if not isinstance(raw, dict):
@@ -147,15 +157,19 @@ def parse_frame(data, max_bytes):
     if 'cmd' not in raw:
         raise FrameError('cmd is required', client_id)
     cmd = raw['cmd']
-    if isinstance(cmd, str) and cmd.strip().isdigit():
+    if isinstance(cmd, str) and _DIGITS.fullmatch(cmd.strip()):
         cmd = int(cmd)
     if cmd == CMD_HEART and _is_int(cmd):
         return Frame(client_id, CMD_HEART)
     if cmd == CMD_ACK and _is_int(cmd):
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
+    if _is_int(cmd) and CMD_READ <= cmd <= CMD_PRESENCE:
+        from imchat.service.events import parse_event  # it builds on this module
+        return parse_event(raw, cmd, client_id)
     if not _is_int(cmd) or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
-        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community) or 0 '
-                         '(heartbeat)'.format(cmd), client_id)
+        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
+                         '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
+                         client_id)
     dstid = _int_field(raw, 'dstid', client_id, minimum=1)
     media = _int_field(raw, 'media', client_id, minimum=0)
     if media not in MEDIA_RULES:
@@ -175,9 +189,11 @@ def parse_frame(data, max_bytes):
                              client_id)
         if '\x00' in value:
             raise FrameError('{} must not contain NUL characters'.format(name), client_id)
-        if value and name in url_fields and not _URL.fullmatch(value):
-            raise FrameError('{} must be an http(s) URL or a path on this server'.format(name),
-                             client_id)
+        if has_surrogate(value):
+            raise FrameError('{} must be valid Unicode text (a lone surrogate is not)'
+                             .format(name), client_id)
+        if value and name in URL_FIELDS and not is_safe_url(value):
+            raise FrameError('{} {}'.format(name, URL_HINT), client_id)
         values[name] = value
     amount = 0
     if raw.get('amount') not in (None, ''):

@@ -10,8 +10,17 @@ from imchat.service.errors import Unavailable
 log = logging.getLogger('imchat')
 
 
-def check_database(db):
-    """Read one row of a real table; raises Unavailable when the database cannot answer."""
+def check_database(db, watch=None):
+    """Read one row of a real table; raises Unavailable when the database cannot answer.
+
+    With the app's DatabaseWatch, the read goes through its probe: a connection of its
+    own with a short timeout, so a stalled database is reported in seconds."""
+    if watch is not None:
+        try:
+            watch.check()
+        except Exception as error:
+            raise Unavailable('database is unreachable ({})'.format(type(error).__name__))
+        return
     # A bare `SELECT 1` succeeds on a MySQL connection whose database was dropped and on
     # an SQLite file that was deleted under an open connection; reading a table does not
     # on MySQL. A pooled SQLite connection still reads a deleted file, so its path is

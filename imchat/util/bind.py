@@ -7,6 +7,12 @@ WebSocket frames alike.
 """
 import re
 
+from imchat.util.jsonsafe import has_surrogate
+
+# Every id and number the database stores is a signed 64-bit integer: a larger one
+# would fail there (OverflowError on SQLite, out of range on MySQL), so it fails here.
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 class BindError(ValueError):
     def __init__(self, field, reason):
@@ -21,8 +27,10 @@ _MISSING = object()
 class Field:
     def __init__(self, name, kind=str, required=False, default=None, min_len=None,
                  max_len=None, pattern=None, pattern_hint=None, choices=None,
-                 minimum=None, maximum=None):
+                 minimum=None, maximum=None, strip=True):
         self.name = name
+        # False keeps leading and trailing spaces (passwords mean what the client sent).
+        self.strip = strip
         self.kind = kind
         self.required = required
         self.default = default
@@ -48,9 +56,13 @@ class Field:
             raise BindError(self.name, 'must be a whole number')
         if isinstance(raw, str):
             text = raw.strip()
-            if not re.fullmatch(r'[+-]?\d{1,19}', text):
+            if not re.fullmatch(r'[+-]?[0-9]{1,19}', text):
                 raise BindError(self.name, 'must be a whole number')
             raw = int(text)
+        if not INT64_MIN <= raw <= INT64_MAX:
+            raise BindError(self.name, 'must be between {} and {}'.format(
+                INT64_MIN if self.minimum is None else self.minimum,
+                INT64_MAX if self.maximum is None else self.maximum))
         if self.minimum is not None and raw < self.minimum:
             raise BindError(self.name, 'must be at least {}'.format(self.minimum))
         if self.maximum is not None and raw > self.maximum:
@@ -62,9 +74,11 @@ class Field:
             raw = str(raw)
         if not isinstance(raw, str):
             raise BindError(self.name, 'must be text')
-        value = raw.strip()
+        value = raw.strip() if self.strip else raw
         if '\x00' in value:
             raise BindError(self.name, 'must not contain NUL characters')
+        if has_surrogate(value):
+            raise BindError(self.name, 'must be valid Unicode text (a lone surrogate is not)')
         if self.min_len is not None and len(value) < self.min_len:
             raise BindError(self.name, 'must be at least {} characters'.format(self.min_len))
         if self.max_len is not None and len(value) > self.max_len:

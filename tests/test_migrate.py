@@ -1,0 +1,271 @@
+"""Schema migrations: a database made by the previous release (e50eb6f, run from its own
+code as a real server process) upgrades by itself when today's server starts on it, and
+every user, friendship, community and message is intact and working; migrations run
+once, by the server at start and by `flask --app wsgi migrate`."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import io
+
+import pytest
+
+from imchat import create_app
+from imchat.model.migrate import MIGRATIONS_DIR, applied
+from imchat.server import make_server
+from tests.test_release import free_port, http, process_gone, wait_healthy
+from tests.wsclient import ChatClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The last release before migrations: databases it made must upgrade by themselves.
+PREVIOUS_RELEASE = 'e50eb6f'
+MIGRATION_NAME = re.compile(r'^\d{4}_\d+-[a-z0-9]+(-[a-z0-9]+)*\.(sql|py)$')
+
+
+def migration_ids():
+    return sorted(os.path.splitext(name)[0] for name in os.listdir(MIGRATIONS_DIR)
+                  if name.endswith(('.sql', '.py')) and not name.endswith('.rollback.sql'))
+
+
+def export_release(commit, dest):
+    """The server's files at `commit` (from this clone's history) in `dest`."""
+    try:
+        archive = subprocess.run(['git', '-C', ROOT, 'archive', '--format=tar', commit,
+                                  'wsgi.py', 'imchat'], capture_output=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip('git is not installed')
+    if archive.returncode != 0:
+        message = 'commit {} is not in this clone: {}'.format(commit, archive.stderr.decode())
+        if os.environ.get('CI') == 'true':
+            pytest.fail(message)
+        pytest.skip(message)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter='data')
+
+
+def post(base, path, token=None, **fields):
+    url = base + path
+    if token:
+        fields['token'] = token
+    status, _, body = http(url, fields)
+    return status, json.loads(body)
+
+
+class OldServer:
+    """The previous release's own code, served as a real process."""
+
+    def __init__(self, code_dir, database_url, tmp_path):
+        self.port = free_port()
+        self.base = 'http://127.0.0.1:{}'.format(self.port)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('IMCHAT_') and k != 'PYTHONPATH'}
+        env.update(IMCHAT_DATABASE_URL=database_url, IMCHAT_PORT=str(self.port),
+                   IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING',
+                   IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'))
+        self.log = open(tmp_path / 'old-server.log', 'w+')
+        self.process = subprocess.Popen([sys.executable, os.path.join(code_dir, 'wsgi.py')],
+                                        cwd=code_dir, env=env, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        wait_healthy(self.base, lambda: self.process.poll() is None, seconds=60)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) == 0
+        assert process_gone(self.process.pid)
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        assert 'Traceback' not in text, text
+
+
+def ws_url(base_port, user, **params):
+    query = {'id': user['id'], 'token': user['token']}
+    query.update(params)
+    return 'ws://127.0.0.1:{}/chat?{}'.format(
+        base_port, '&'.join('{}={}'.format(k, v) for k, v in query.items()))
+
+
+def fill_with_the_old_release(server):
+    """Users, friendships, a community and messages of every kind, made through the
+    previous release's own API; returns what a reader should find afterwards."""
+    users = []
+    for n in range(3):
+        status, answer = post(server.base, '/user/register', mobile='1390000000{}'.format(n),
+                              passwd='old-pass-{}'.format(n), nickname='old {}'.format(n),
+                              memo='made by {} ✓'.format(PREVIOUS_RELEASE))
+        assert status == 200, answer
+        users.append(dict(answer['data'], passwd='old-pass-{}'.format(n)))
+    a, b, c = users
+    for one, other in ((a, b), (a, c)):
+        status, answer = post(server.base, '/contact/addfriend', one['token'], dstid=other['id'])
+        assert status == 200, answer
+    status, answer = post(server.base, '/contact/createcommunity', a['token'], name='old hikers',
+                          memo='since ' + PREVIOUS_RELEASE)
+    assert status == 200, answer
+    community = answer['data']
+    for member in (b, c):
+        status, answer = post(server.base, '/contact/joincommunity', member['token'],
+                              dstid=community['id'])
+        assert status == 200, answer
+
+    sent = []  # (sender, frame, msgid)
+    sender = ChatClient(ws_url(server.port, a))
+    member = ChatClient(ws_url(server.port, b))
+    try:
+        frames = [
+            dict(id='c-old-0000-1', cmd=10, dstid=b['id'], media=1, content='hello 👋 from the past'),
+            dict(id=2, cmd=10, dstid=c['id'], media=4, url='/mnt/' + 'a' * 32 + '.png'),
+            dict(id='c-old-0000-3', cmd=11, dstid=community['id'], media=1, content='group hello'),
+            dict(id=4, cmd=10, dstid=b['id'], media=3, url='/mnt/' + 'b' * 32 + '.mp3',
+                 amount=7),
+        ]
+        for frame in frames:
+            sender.send(**frame)
+            ack = sender.recv_ack(timeout=20)
+            assert ack['code'] == 0, ack
+            sent.append((a, frame, ack['msgid']))
+        member.send(id='c-old-0000-5', cmd=11, dstid=community['id'], media=1, content='reply')
+        ack = member.recv(timeout=20)
+        while ack.get('cmd') != 1:  # the messages a sent come first
+            ack = member.recv(timeout=20)
+        assert ack['code'] == 0, ack
+        sent.append((b, dict(cmd=11, dstid=community['id'], media=1, content='reply',
+                             id='c-old-0000-5'), ack['msgid']))
+    finally:
+        sender.close()
+        member.close()
+    return users, community, sent
+
+
+def start_today(database_url, tmp_path):
+    app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
+                      'UPLOAD_DIR': str(tmp_path / 'mnt')})
+    server = make_server(app, '127.0.0.1', 0)
+    server.start()
+    return app, server
+
+
+def stop_today(app, server):
+    app.extensions['imchat'].hub.close_all(timeout=1)
+    server.stop(timeout=1)
+    app.extensions['imchat'].close()
+
+
+def test_migration_files_follow_the_naming_convention():
+    names = [n for n in os.listdir(MIGRATIONS_DIR) if n.endswith(('.sql', '.py'))]
+    assert names, 'no migrations'
+    for name in names:
+        assert MIGRATION_NAME.match(name) or name.endswith('.rollback.sql'), name
+    assert not os.path.exists(os.path.join(MIGRATIONS_DIR, '__init__.py'))
+
+
+def test_a_new_database_gets_every_migration_once(app_config):
+    app = create_app(app_config)
+    try:
+        assert app.extensions['imchat'].applied_migrations == migration_ids()
+        assert applied(app_config['DATABASE_URL']) == migration_ids()
+    finally:
+        app.extensions['imchat'].close()
+    again = create_app(app_config)
+    try:
+        assert again.extensions['imchat'].applied_migrations == []
+    finally:
+        again.extensions['imchat'].close()
+
+
+def test_migrate_command_reports_the_schema(runner, app):
+    result = runner.invoke(args=['migrate'])
+    assert result.exit_code == 0, result.output
+    assert 'schema up to date' in result.output
+    for migration_id in migration_ids():
+        assert migration_id in result.output
+
+
+def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, tmp_path):
+    code_dir = tmp_path / 'previous'
+    code_dir.mkdir()
+    export_release(PREVIOUS_RELEASE, code_dir)
+    old = OldServer(str(code_dir), database_url, tmp_path)
+    try:
+        users, community, sent = fill_with_the_old_release(old)
+    finally:
+        old.stop()
+    a, b, c = users
+
+    app, server = start_today(database_url, tmp_path)
+    try:
+        assert app.extensions['imchat'].applied_migrations == migration_ids()
+        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        # Every user: the old token still works, the old password logs in.
+        for user in users:
+            status, answer = post(base, '/user/find', user['token'])
+            assert status == 200, answer
+            assert answer['data']['nickname'] == user['nickname']
+            assert answer['data']['memo'] == 'made by {} ✓'.format(PREVIOUS_RELEASE)
+            status, answer = post(base, '/user/login', mobile=user['mobile'],
+                                  passwd=user['passwd'])
+            assert status == 200, answer
+            user['token'] = answer['data']['token']
+        # Friendships, both ways.
+        status, answer = post(base, '/contact/loadfriend', a['token'])
+        assert sorted(f['id'] for f in answer['rows']) == sorted([b['id'], c['id']])
+        status, answer = post(base, '/contact/loadfriend', b['token'])
+        assert [f['id'] for f in answer['rows']] == [a['id']]
+        status, answer = post(base, '/contact/addfriend', b['token'], dstid=a['id'])
+        assert status == 409, answer
+        # The community and its members.
+        status, answer = post(base, '/contact/loadcommunity', c['token'])
+        assert answer['rows'] == [community], answer
+        status, answer = post(base, '/contact/members', b['token'], dstid=community['id'])
+        assert sorted(m['id'] for m in answer['rows']) == sorted(u['id'] for u in users)
+        # Every message, in history and in the catch-up over `since`.
+        status, answer = post(base, '/chat/history', b['token'], cmd=10, dstid=a['id'])
+        direct_ab = [(s, f, m) for s, f, m in sent if f['cmd'] == 10 and f['dstid'] == b['id']]
+        assert [row['msgid'] for row in answer['rows']] == [m for _, _, m in direct_ab]
+        assert answer['rows'][0]['content'] == 'hello 👋 from the past'
+        assert answer['rows'][1]['url'] == '/mnt/' + 'b' * 32 + '.mp3'
+        assert answer['rows'][1]['amount'] == 7
+        status, answer = post(base, '/chat/history', c['token'], cmd=11, dstid=community['id'])
+        group = [m for _, f, m in sent if f['cmd'] == 11]
+        assert [row['msgid'] for row in answer['rows']] == group
+
+        reader = ChatClient(ws_url(port, b, since=0), timeout=20)
+        try:
+            expected = sorted(m for s, f, m in sent
+                              if (f['cmd'] == 10 and f['dstid'] == b['id'])
+                              or f['cmd'] == 11)
+            got = [reader.recv(timeout=20)['msgid'] for _ in expected]
+            assert got == expected
+            reader.expect_nothing(0.5)
+        finally:
+            reader.close()
+
+        # Working: the same string id stored by the old release is recognised (its
+        # clientid column survived), and a new message gets a higher id.
+        sender = ChatClient(ws_url(port, a), timeout=20)
+        try:
+            first_frame, first_msgid = sent[0][1], sent[0][2]
+            sender.send(**first_frame)
+            ack = sender.recv_ack(timeout=20)
+            assert ack['code'] == 0 and ack['msgid'] == first_msgid, ack
+            sender.text(c['id'], 'hello from today')
+            ack = sender.recv_ack(timeout=20)
+            assert ack['code'] == 0 and ack['msgid'] > max(m for _, _, m in sent), ack
+        finally:
+            sender.close()
+        status, answer = post(base, '/user/register', mobile='13900000009', passwd='new-pass')
+        assert status == 200 and answer['data']['id'] > c['id'], answer
+        status, answer = post(base, '/contact/createcommunity', b['token'], name='new one')
+        assert status == 200 and answer['data']['id'] > community['id'], answer
+    finally:
+        stop_today(app, server)
+
+    # A second start finds nothing to do.
+    app, server = start_today(database_url, tmp_path)
+    try:
+        assert app.extensions['imchat'].applied_migrations == []
+    finally:
+        stop_today(app, server)
