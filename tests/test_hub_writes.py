@@ -180,3 +180,26 @@ def test_pongs_keep_a_connection_open_past_the_idle_timeout(auth, live_server):
     assert hub.is_online(alice.id)
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def test_acks_follow_the_order_of_the_frames_while_they_are_stored(auth, live_server):
+    live_server.hub.message_rate = 0
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    a = ChatClient(live_server.ws_url(alice))
+    b = ChatClient(live_server.ws_url(bob))
+    # Stored messages and instant refusals interleaved, sent without waiting: the
+    # connection reads on while the messages are stored, and still answers in order.
+    for i in range(40):
+        if i % 3 == 2:
+            a.send(id=i, cmd=10, dstid=bob.id, media=99)
+        else:
+            a.send(id=i, cmd=10, dstid=bob.id, media=1, content='m%d' % i)
+    acks = [a.recv_ack(timeout=10) for _ in range(40)]
+    assert [ack['id'] for ack in acks] == list(range(40))
+    assert [ack['code'] for ack in acks] == [-1 if i % 3 == 2 else 0 for i in range(40)]
+    stored = [ack['msgid'] for ack in acks if ack['code'] == 0]
+    assert stored == sorted(stored)
+    assert [m['msgid'] for m in b.recv_messages(len(stored), timeout=10)] == stored
+    a.close()
+    b.close()

@@ -142,7 +142,9 @@ class Client:
         replies.append((result, render))
         result.rawlink(self._reply_ready)
         if limit and len(replies) > limit:
-            replies[0][0].wait()
+            oldest = replies[0][0]
+            if oldest is not None:
+                oldest.wait()
 
     def _reply_ready(self, _result):
         replies = self.replies
