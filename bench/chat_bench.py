@@ -553,7 +553,7 @@ def main():
     parser.add_argument('--idle-conns', type=int, default=5000)
     parser.add_argument('--profile', metavar='DIR',
                         help='record the server with py-spy into DIR during each phase')
-    parser.add_argument('--time-limit', type=float, default=300,
+    parser.add_argument('--time-limit', type=float, default=600,
                         help='seconds a phase may take before the run fails')
     args = parser.parse_args()
     if not os.path.exists(PYTHON):
@@ -577,6 +577,10 @@ def main():
                 server.label, server.scenario = label, name
                 try:
                     r = SCENARIOS[name](server, args, client_cores)
+                except RuntimeError as error:
+                    print('{} {}: FAILED: {}'.format(label, name, error), flush=True)
+                    failed = True
+                    continue
                 finally:
                     server.stop()
                 results[label][name] = r
