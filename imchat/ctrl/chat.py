@@ -7,7 +7,6 @@ nothing holds a db_session across the loop. `finally` unregisters, whatever ende
 """
 import logging
 
-import gevent
 from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
@@ -76,7 +75,7 @@ def chat():
 def _serve(svc, conn, max_frame):
     try:
         token = request_token()
-        user_id, expires_at = _aside(svc.users.session, token)
+        user_id, expires_at = svc.users.session(token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
@@ -93,19 +92,19 @@ def _serve(svc, conn, max_frame):
         return
     since = fields['since']
     if since is None:
-        since = _aside(messages.resume_point, user_id)
+        since = messages.resume_point(user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
-    community_ids = _aside(svc.contacts.community_ids, user_id)
+    community_ids = svc.contacts.community_ids(user_id)
     try:
         hub.register(client, community_ids)
         svc.ws_cap.admit(client)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.
-        replay_after = _aside(messages.replay_start, user_id, since,
-                              current_app.config['WS_BACKLOG_MAX'])
+        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
         if replay_after > since:
             client.send(backlog_skipped(since, replay_after))
-        _aside(_catch_up, messages, client, user_id, replay_after)
+        for page in messages.backlog(user_id, replay_after):
+            client.send_backlog(page)
         client.finish_sync()
         release_handshake(request.environ)
         while not client.closed:
@@ -117,26 +116,6 @@ def _serve(svc, conn, max_frame):
     finally:
         svc.ws_cap.release(client)
         hub.unregister(client)
-
-
-def _catch_up(messages, client, user_id, since):
-    for page in messages.backlog(user_id, since):
-        client.send_backlog(page)
-
-
-def _aside(function, *args):
-    """Run `function(*args)` in a short-lived greenlet and return (or raise) what it
-    does. Pony keeps state per greenlet for every one that opened a db_session; done
-    aside, none of it stays with the connection's greenlet while it waits for frames."""
-    def run():
-        try:
-            return True, function(*args)
-        except Exception as error:
-            return False, error
-    done, value = gevent.spawn(run).get()
-    if not done:
-        raise value
-    return value
 
 
 def _handle_frame(svc, client, data, max_frame):
