@@ -19,6 +19,9 @@ SETTINGS = {
     'DATABASE_URL': ('sqlite:///data/imchat.db', str),
     'HOST': ('127.0.0.1', str),
     'PORT': (8080, _int),
+    # Server processes on this machine sharing PORT (imchat/supervisor.py); above 1
+    # needs IMCHAT_BUS.
+    'WORKERS': (1, _int),
     'SECRET_KEY': (None, str),
     'LOG_LEVEL': ('INFO', str),
     # One log line per HTTP request (gevent's access log); off when nginx logs them.

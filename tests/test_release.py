@@ -552,18 +552,12 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
 
 
 def _site_for_test(release, listen_port, app_port, log_folder):
-    """deploy/nginx-imchat.conf pointed at this test's ports and release folder; each
-    replaced line must be there, so a changed sample fails here instead of going untested."""
+    """deploy/nginx-imchat.conf pointed at this test's ports, release folder and logs."""
+    from tests.ops_harness import site_for_test
+
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
-        site = f.read()
-    for old, new in [('listen 80;', 'listen 127.0.0.1:{};'.format(listen_port)),
-                     ('access_log /var/log/nginx/access.log imchat_no_query;',
-                      'access_log {}/chat-access.log imchat_no_query;'.format(log_folder)),
-                     ('server 127.0.0.1:8080;', 'server 127.0.0.1:{};'.format(app_port)),
-                     ('alias /opt/imchat/asset/;', 'alias {}/asset/;'.format(release))]:
-        assert site.count(old) == 1, 'the nginx sample no longer has ' + old
-        site = site.replace(old, new)
-    return site
+        return site_for_test(f.read(), listen_port, ['127.0.0.1:{}'.format(app_port)],
+                             log_folder, root=release)
 
 
 @pytest.mark.skipif(NGINX is None, reason='nginx is not installed (apt-get install nginx-core)')
@@ -617,7 +611,7 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
         nginx.wait(timeout=10)
         assert _stop(server) == 0
     # nginx logged the WebSocket without its query, so without the token.
-    logged = (tmp_path / 'chat-access.log').read_text()
+    logged = (tmp_path / 'imchat.access.log').read_text()
     assert '"GET /chat HTTP/1.1" 101' in logged and user['token'] not in logged
 
 
