@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cluster import Node, RedisServer, TcpRelay, UdpRelay, free_port, http, wait_for
-from wsclient import ChatClient, ConnectionClosed
+from cluster import Node, RedisServer, TcpRelay, UdpRelay, free_port, wait_for
+from wsclient import ChatClient
 
 REDIS = 'redis://127.0.0.1:6379/0'
 _mobiles = iter(range(13700000000, 13799999999))
