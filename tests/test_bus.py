@@ -478,3 +478,13 @@ def test_conversation_events_cross_nodes(cluster, kind):
         wait_for(refused, what='the kicked member refused on another node')
     finally:
         b1.close()
+
+
+def test_a_bad_bus_setting_stops_the_start_saying_why(database_url, tmp_path):
+    node = Node('bad', database_url, 'kafka://127.0.0.1:9092', str(tmp_path))
+    try:
+        assert node.process.wait(60) == 1
+        log = node.read_log()
+        assert 'CRITICAL cannot start' in log and 'unsupported bus' in log, log
+    finally:
+        node.stop()
