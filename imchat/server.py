@@ -21,6 +21,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+from geventwebsocket.handler import WebSocketHandler
 
 from imchat.door import Door, DoorHandler
 
@@ -30,13 +31,40 @@ access_log = logging.getLogger('imchat.access')
 STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 
 
+class ImchatWebSocketHandler(WebSocketHandler):
+    """gevent-websocket's handler without its `server.clients` registry, which imchat
+    never reads (the hub knows every connection).
+
+    The registry is keyed by the peer's (address, port). Under churn a client port is
+    reused while the server is still closing the last connection from it (saving its
+    resume point yields): the old connection's cleanup deletes the new one's entry,
+    the new one's cleanup then raises KeyError, skips the rest of its cleanup and
+    leaves its entry, with the WebSocket it holds, in the registry for ever.
+    """
+
+    def run_websocket(self):
+        if getattr(self, 'prevent_wsgi_call', False):
+            return
+        try:
+            list(self.application(self.environ, lambda s, h, e=None: []))
+        finally:
+            if not self.websocket.closed:
+                self.websocket.close()
+            self.environ.update({'wsgi.websocket': None})
+            self.websocket = None
+
+
+class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
+    """The door's limits in front of the handler without the leaking registry."""
+
+
 def make_server(app, host=None, port=None, **kwargs):
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=DoorHandler, **kwargs)
+    server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
     # Cheap refusals before the app does any work (imchat.door).
     services = app.extensions['imchat']
     server.door = Door(app.config, services.limit_store, services.handshakes)

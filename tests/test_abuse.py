@@ -374,7 +374,16 @@ def test_concurrent_uploads_cannot_pass_the_quota_together(app, auth, live_serve
                              files={'file': ('a.png', png)}, timeout=60).status_code
     jobs = [gevent.spawn(upload) for _ in range(8)]
     gevent.joinall(jobs, raise_error=True)
-    assert sorted(job.value for job in jobs) == [200, 200] + [429] * 6
+    statuses = [job.value for job in jobs]
+    # Uploads in flight count against each other, so a crowd may be refused a little
+    # early, never late: at most two of 100 KB fit in 250 KB.
+    assert set(statuses) == {200, 429} and statuses.count(200) <= 2, statuses
+    # What the crowd left unused is still there, one at a time.
+    accepted = statuses.count(200)
+    while accepted < 2:
+        assert upload() == 200
+        accepted += 1
+    assert upload() == 429
 
 
 def _age(path, minutes):
@@ -621,7 +630,8 @@ def server_process(database_url, tmp_path):
     port = _free_port()
     env = dict(os.environ, IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
                IMCHAT_PORT=str(port), IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'),
-               IMCHAT_WS_HANDSHAKES='8', IMCHAT_ACCESS_LOG='0', IMCHAT_LOG_LEVEL='WARNING',
+               IMCHAT_WS_HANDSHAKES='8', IMCHAT_WS_RATE='0', IMCHAT_ACCESS_LOG='0',
+               IMCHAT_LOG_LEVEL='WARNING',
                PYTHONPATH=ROOT)
     process = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -208,6 +208,13 @@ class Hub:
     def unregister(self, client):
         """Forget a client whatever ended it, stop its writer, save where it got to."""
         client.closed = True
+        # Saved while the user still counts as online: a connection opened the moment
+        # this one is gone resumes after what this one delivered, not before.
+        if client.sent_high:
+            try:
+                self.save_resume_point(client.user_id, client.sent_high)
+            except Exception:
+                log.exception('could not save the resume point of user %s', client.user_id)
         clients = self.users.get(client.user_id)
         if clients is not None and client in clients:
             clients.discard(client)
@@ -225,11 +232,6 @@ class Hub:
                 self.bus.detach(client.user_id)
         if client.writer is not None and gevent.getcurrent() is not client.writer:
             client.writer.kill(block=False)
-        if client.sent_high:
-            try:
-                self.save_resume_point(client.user_id, client.sent_high)
-            except Exception:
-                log.exception('could not save the resume point of user %s', client.user_id)
 
     def join_community(self, user_id, community_id):
         """A user joined: their open connections get the group's messages from now on."""

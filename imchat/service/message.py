@@ -320,10 +320,13 @@ class MessageService:
             return user.synced_msgid if user else 0
 
     def save_resume_point(self, user_id, msgid):
+        """Raise the user's resume point to `msgid`, never lower it. One conditional
+        UPDATE: a user's connections often close at once (a network drop, a logout), and
+        a read-then-write would lose the race (Pony's OptimisticCheckError)."""
         with db_session:
-            user = self.db.User.get(id=user_id)
-            if user is not None and user.synced_msgid < msgid:
-                user.synced_msgid = msgid
+            self.db.execute('UPDATE {} SET synced_msgid = $msgid WHERE id = $user_id '
+                            'AND synced_msgid < $msgid'
+                            .format(self.db.provider.quote_name('user')))
 
     def history(self, user_id, cmd, dstid, before=None, limit=HISTORY_DEFAULT):
         """A page of a conversation, oldest first, with ids below `before`.

@@ -56,13 +56,16 @@ class UploadService:
     def _reserve(self, user_id, size):
         if not self.quota_bytes:
             return
-        self._in_flight[user_id] = self._in_flight.get(user_id, 0) + size
+        # Read together with the reservation, before the query yields: an upload still in
+        # flight now is counted here, and one that finishes during the query is then
+        # counted twice at worst, never missed.
+        in_flight = self._in_flight[user_id] = self._in_flight.get(user_id, 0) + size
         try:
             since = now_ms() - QUOTA_WINDOW_MS
             with db_session:
                 used = select(u.size for u in self.db.Upload
                               if u.userid == user_id and u.createat > since).sum() or 0
-            if used + self._in_flight[user_id] > self.quota_bytes:
+            if used + in_flight > self.quota_bytes:
                 raise TooManyRequests('file: the upload quota of {} a day is used up; try again '
                                       'tomorrow'.format(describe_size(self.quota_bytes)),
                                       field='file')
