@@ -23,10 +23,39 @@ from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
+from imchat.door import Door, DoorHandler
+
 log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
 
 STOP_SIGNALS = ('SIGTERM', 'SIGINT')
+
+
+class ImchatWebSocketHandler(WebSocketHandler):
+    """gevent-websocket's handler without its `server.clients` registry, which imchat
+    never reads (the hub knows every connection).
+
+    The registry is keyed by the peer's (address, port). Under churn a client port is
+    reused while the server is still closing the last connection from it (saving its
+    resume point yields): the old connection's cleanup deletes the new one's entry,
+    the new one's cleanup then raises KeyError, skips the rest of its cleanup and
+    leaves its entry, with the WebSocket it holds, in the registry for ever.
+    """
+
+    def run_websocket(self):
+        if getattr(self, 'prevent_wsgi_call', False):
+            return
+        try:
+            list(self.application(self.environ, lambda s, h, e=None: []))
+        finally:
+            if not self.websocket.closed:
+                self.websocket.close()
+            self.environ.update({'wsgi.websocket': None})
+            self.websocket = None
+
+
+class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
+    """The door's limits in front of the handler without the leaking registry."""
 
 
 def make_server(app, host=None, port=None, **kwargs):
@@ -35,7 +64,10 @@ def make_server(app, host=None, port=None, **kwargs):
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=WebSocketHandler, **kwargs)
+    server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
+    # Cheap refusals before the app does any work (imchat.door).
+    services = app.extensions['imchat']
+    server.door = Door(app.config, services.limit_store, services.handshakes)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log
@@ -106,16 +138,21 @@ def _on_stop_signals(callback):
 def main(create_app):
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
-    from imchat import configure_logging
+    from imchat import configure_logging, supervisor
 
     # Set up before the app exists, so even a bad setting is logged as time/level/message.
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
     known = isinstance(logging.getLevelName(level.upper()), int)
     configure_logging(level if known else 'INFO')
+    supervisor.label_worker_logs()
     try:
         app = create_app()
+        # IMCHAT_WORKERS above 1: this process supervises workers instead of serving.
+        workers = supervisor.prepare(app)
     except Exception as error:
         _fail_to_start(error)
+    if workers is not None:
+        sys.exit(workers.run())
     serve(app)
 
 
@@ -128,6 +165,8 @@ def _fail_to_start(error):
 
 def serve(app):
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
+    from imchat import supervisor  # workers sharing one port (IMCHAT_WORKERS)
+
     config = app.config
     services = app.extensions['imchat']
     limits = raise_open_file_limit()
@@ -150,9 +189,11 @@ def serve(app):
             os._exit(1)
 
     handles = _on_stop_signals(request_stop)
+    supervisor.watch_supervisor(request_stop)
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
     try:
+        supervisor.share_port(server, config)
         server.start()
     except OSError as error:
         _fail_to_start(error)

@@ -95,15 +95,23 @@ class ChatClient:
             pass
 
 
-def raw_handshake(port, account, rcvbuf=None):
+def raw_handshake(port, account, rcvbuf=None, since=None, local_port=None):
     """Open a WebSocket by hand and return the plain socket: a client that can stall,
-    send half a frame, or vanish without a close frame."""
-    sock = socket.create_connection(('127.0.0.1', port))
+    send half a frame, or vanish without a close frame. `local_port` reuses a client
+    port (SO_REUSEADDR)."""
+    sock = socket.socket()
+    if local_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(('127.0.0.1', local_port))
+    sock.connect(('127.0.0.1', port))
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.sendall(('GET /chat?id={}&token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+    query = 'id={}&token={}'.format(account.id, account.token)
+    if since is not None:
+        query += '&since={}'.format(since)
+    sock.sendall(('GET /chat?{} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
                   'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-                  'Sec-WebSocket-Version: 13\r\n\r\n').format(account.id, account.token).encode())
+                  'Sec-WebSocket-Version: 13\r\n\r\n').format(query).encode())
     response = b''
     while b'\r\n\r\n' not in response:
         chunk = sock.recv(1)

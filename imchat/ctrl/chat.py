@@ -16,6 +16,7 @@ from imchat.service.errors import ServiceError
 from imchat.service.events import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
+from imchat.service.limits import backlog_skipped, release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
@@ -93,10 +94,17 @@ def _serve(svc, conn, max_frame):
     community_ids = svc.contacts.community_ids(user_id)
     try:
         hub.register(client, community_ids)
-        for page in messages.backlog(user_id, since):
+        svc.ws_cap.admit(client)
+        # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
+        # is told what it skipped, to read with /chat/history.
+        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
+        if replay_after > since:
+            client.send(backlog_skipped(since, replay_after))
+        for page in messages.backlog(user_id, replay_after):
             for msgid, outgoing in page:
                 client.send_backlog(msgid, outgoing)
         client.finish_sync()
+        release_handshake(request.environ)
         while not client.closed:
             data = conn.receive()
             if data is None:
@@ -104,6 +112,7 @@ def _serve(svc, conn, max_frame):
             client.touch()
             _handle_frame(svc, client, data, max_frame)
     finally:
+        svc.ws_cap.release(client)
         hub.unregister(client)
 
 
@@ -116,7 +125,7 @@ def _handle_frame(svc, client, data, max_frame):
         return
     if frame.cmd == CMD_HEART:
         return
-    if not client.may_send():
+    if not svc.message_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')
         client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
                                 'send it again shortly'.format(client.hub.message_rate)))

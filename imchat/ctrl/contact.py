@@ -5,6 +5,7 @@ from imchat.ctrl.user import MOBILE
 from imchat.model import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
 from imchat.service.errors import BadRequest
 from imchat.util.bind import Field
+from imchat.util.urls import url_field
 
 bp = Blueprint('contact', __name__, url_prefix='/contact')
 
@@ -39,7 +40,7 @@ def load_friends():
 @login_required
 def create_community():
     fields = bind_request(Field('name', required=True, max_len=COMMUNITY_NAME_MAX),
-                          Field('icon', max_len=AVATAR_MAX), Field('memo', max_len=MEMO_MAX),
+                          url_field('icon', AVATAR_MAX), Field('memo', max_len=MEMO_MAX),
                           Field('cate', int, minimum=0, maximum=1000))
     return ok(services().contacts.create_community(g.user_id, **fields))
 

@@ -1,6 +1,6 @@
-from pony.orm import commit, db_session, max as db_max, select
+from pony.orm import commit, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, take_ids
 from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms
@@ -191,7 +191,11 @@ class ContactService:
         return sorted(ids)
 
     def _last_msgid(self):
-        return db_max(m.id for m in self.db.Message) or 0
+        """The join's own place in the message stream: messages after it are the
+        member's. Taken like a message id (it locks the stream until the commit), so
+        every message below it committed before the join and every one above after; the
+        bus delivers the join in that order on every node."""
+        return take_ids(self.db, 'message', 1)[0]
 
     def _notify_join(self, user_id, community_id):
         for listener in self.join_listeners:

@@ -80,6 +80,11 @@ class EventService:
         self.presence_grace = presence_grace
         self._typing_at = {}
         self._going_offline = {}
+        # Who is online: this process's hub, or the whole deployment's when a bus joins
+        # several nodes (Services replaces these two with the bus's).
+        self.is_online = hub.is_online
+        self.online_among = lambda user_ids: [u for u in user_ids if hub.is_online(u)]
+        self.local_only = True
         hub.presence_listeners.append(self.presence_changed)
         contacts.unfriend_listeners.append(self.unfriended)
         contacts.leave_listeners.append(self.left_community)
@@ -156,15 +161,15 @@ class EventService:
 
     def _went_offline(self, user_id):
         self._going_offline.pop(user_id, None)
-        if not self.hub.is_online(user_id):
+        if not self.is_online(user_id):
             self._announce(user_id, 0)
 
     def _announce(self, user_id, online):
         hub = self.hub
-        if not hub.accepting or len(hub.users) <= online:
+        if not hub.accepting or (self.local_only and len(hub.users) <= online):
             return  # shutting down, or nobody else is connected to hear it
         try:
-            friend_ids = [f for f in self.contacts.friend_ids(user_id) if hub.is_online(f)]
+            friend_ids = self.online_among(self.contacts.friend_ids(user_id))
         except Exception as error:
             if unavailable_cause(error) is None and not pool_exhausted(error):
                 log.exception('could not announce the presence of user %s', user_id)

@@ -10,6 +10,7 @@ import re
 from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
                           CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
+from imchat.util.urls import URL_HINT, is_safe_url
 
 MEDIA_TEXT = 1
 MEDIA_NEWS = 2
@@ -22,7 +23,7 @@ MEDIA_VIDEO = 8
 MEDIA_CONTACT = 9
 MEDIA_CUSTOM = 100
 
-# media: (fields that must be present, fields that must be URLs)
+# media: (fields that must be present, the URL fields it uses)
 MEDIA_RULES = {
     MEDIA_TEXT: (('content',), ()),
     MEDIA_NEWS: (('content', 'url'), ('url', 'pic')),
@@ -50,12 +51,12 @@ CLIENT_ID_MAX = 64
 # the original client's constant `id: 1`, repeat, so they are never matched.
 IDEMPOTENCY_KEY_MIN = 8
 MAX_ID = (1 << 63) - 1
-# A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
-# javascript: or data:, which a receiving web client might render.
-_URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
 # A number sent as a string: ASCII digits only (int() also takes '٣' and, with
 # isdigit(), '²' fails), and at most 19 so int() never meets its digit limit.
 _DIGITS = re.compile(r'-?[0-9]{1,19}')
+# Every media's `url` and `pic` are checked alike, under the one rule of util.urls:
+# http(s), or a path on this server such as /mnt/x.png; never javascript:, data:, //host.
+URL_FIELDS = ('url', 'pic')
 
 
 class FrameError(ValueError):
@@ -173,9 +174,8 @@ def parse_frame(data, max_bytes):
         if has_surrogate(value):
             raise FrameError('{} must be valid Unicode text (a lone surrogate is not)'
                              .format(name), client_id)
-        if value and name in url_fields and not _URL.fullmatch(value):
-            raise FrameError('{} must be an http(s) URL or a path on this server'.format(name),
-                             client_id)
+        if value and name in URL_FIELDS and not is_safe_url(value):
+            raise FrameError('{} {}'.format(name, URL_HINT), client_id)
         values[name] = value
     amount = 0
     if raw.get('amount') not in (None, ''):

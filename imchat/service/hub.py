@@ -177,6 +177,9 @@ class Hub:
         self.communities = {}
         self._user_communities = {}
         self.accepting = True
+        # The bus when several nodes share the users (service.bus): told of every
+        # connection, so this node hears the channels its connections need.
+        self.bus = None
         # Called with (user_id, online) when a user's first connection opens (True) or
         # last one closes (False); presence listens (see service.events).
         self.presence_listeners = []
@@ -198,6 +201,9 @@ class Hub:
         client.writer = gevent.spawn(client.run_writer)
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
+        if self.bus is not None:
+            # Returns once this node hears the user's channels: before the backlog read.
+            self.bus.attach(client.user_id, community_ids)
 
     def unregister(self, client):
         """Forget a client whatever ended it, stop its writer, save where it got to."""
@@ -222,6 +228,8 @@ class Hub:
                         if not members:
                             del self.communities[community_id]
                 self._presence_changed(client.user_id, False)
+            if self.bus is not None:
+                self.bus.detach(client.user_id)
         if client.writer is not None and gevent.getcurrent() is not client.writer:
             client.writer.kill(block=False)
 

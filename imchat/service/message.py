@@ -28,8 +28,9 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
-# Stored messages read per query when a connection catches up.
-BACKLOG_PAGE = 500
+# Stored messages read per query when a connection catches up: small pages, with a
+# yield between them, so forty reconnects at once do not starve everyone else.
+BACKLOG_PAGE = 100
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
 # Positive permission answers kept in memory (unfriending, leaving and kicking take
@@ -82,6 +83,8 @@ class MessageService:
         self.recall_seconds = 0
         # The app's DatabaseWatch (imchat.service.availability), set after construction.
         self.db_watch = None
+        # The bus when several nodes share the users: it delivers (here and elsewhere).
+        self.bus = None
 
     # -- storing -------------------------------------------------------------------
 
@@ -141,8 +144,10 @@ class MessageService:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
                                                       'please send it again'), None))
+        if self.bus is not None:
+            self._publish(outcomes)
         for pending, outcome, wire in outcomes:
-            if wire is not None:
+            if wire is not None and self.bus is None:
                 try:
                     self._fan_out(pending, wire)
                 except Exception:
@@ -250,6 +255,16 @@ class MessageService:
             self._allowed.clear()
         self._allowed.add(key)
 
+    def _publish(self, outcomes):
+        stored = sorted(((wire, encode(wire), pending.origin)
+                         for pending, outcome, wire in outcomes if wire is not None),
+                        key=lambda item: item[0]['msgid'])
+        try:
+            self.bus.publish(stored)
+        except Exception:
+            # Stored all the same: recipients get it when they next connect.
+            log.exception('delivering %d messages failed', len(stored))
+
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
         if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
@@ -287,6 +302,17 @@ class MessageService:
             cursor = page[-1][0]
             if len(page) < BACKLOG_PAGE:
                 return
+            gevent.sleep(0)
+
+    def replay_start(self, user_id, since, most):
+        """Where a replay after `since` starts so that it holds at most `most` messages
+        (the newest): `since` itself when there are no more than that (or `most` is 0)."""
+        if not most:
+            return since
+        with db_session:
+            skipped = self._visible_to(user_id).filter(lambda m: m.id > since).order_by(
+                lambda m: desc(m.id))[most:most + 1]
+            return skipped[0].id if skipped else since
 
     def resume_point(self, user_id):
         with db_session:
@@ -294,10 +320,13 @@ class MessageService:
             return user.synced_msgid if user else 0
 
     def save_resume_point(self, user_id, msgid):
+        """Raise the user's resume point to `msgid`, never lower it. One conditional
+        UPDATE: a user's connections often close at once (a network drop, a logout), and
+        a read-then-write would lose the race (Pony's OptimisticCheckError)."""
         with db_session:
-            user = self.db.User.get(id=user_id)
-            if user is not None and user.synced_msgid < msgid:
-                user.synced_msgid = msgid
+            self.db.execute('UPDATE {} SET synced_msgid = $msgid WHERE id = $user_id '
+                            'AND synced_msgid < $msgid'
+                            .format(self.db.provider.quote_name('user')))
 
     def history(self, user_id, cmd, dstid, before=None, limit=HISTORY_DEFAULT):
         """A page of a conversation, oldest first, with ids below `before`.

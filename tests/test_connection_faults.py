@@ -1,0 +1,85 @@
+"""Faults around closing connections: one user's connections closing at once, and a
+client port reused while the server still closes the last connection from it."""
+import logging
+import socket
+import struct
+
+import gevent
+from pony.orm import db_session
+
+from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
+from tests.wsclient import raw_handshake
+
+
+def server_errors(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def resume_point(app, user_id):
+    with db_session:
+        return app.extensions['imchat'].db.User[user_id].synced_msgid
+
+
+def test_simultaneous_closes_keep_the_highest_resume_point(app, live_server, pair, connect,  # noqa: F811
+                                                           caplog):
+    alice, bob = pair
+    sender = connect(alice)
+    receivers = [connect(bob) for _ in range(8)]
+    msgids = sender.send_texts(bob.id, ['m{}'.format(n) for n in range(5)])
+    for receiver in receivers:
+        assert [m['msgid'] for m in receiver.recv_messages(5)] == msgids
+    # Every connection of bob drops at the same moment (a phone losing its network).
+    for receiver in receivers:
+        receiver.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        receiver.ws.sock.close()
+    assert wait_for(lambda: not live_server.hub.is_online(bob.id), timeout=15)
+    assert wait_for(lambda: resume_point(app, bob.id) == msgids[-1], timeout=15)
+    assert not server_errors(caplog)
+
+
+def test_concurrent_resume_point_saves_do_not_race(app, pair):
+    """What the closes above do, many at once and with different points: each save is
+    one conditional UPDATE, so none fails and the highest wins."""
+    _, bob = pair
+    messages = app.extensions['imchat'].messages
+    # Warm the pool, so the saves below start their transactions together.
+    gevent.joinall([gevent.spawn(messages.save_resume_point, bob.id, 1) for _ in range(8)],
+                   raise_error=True)
+    saves = [gevent.spawn(messages.save_resume_point, bob.id, 10 + n) for n in range(8)]
+    gevent.joinall(saves, timeout=30)
+    assert all(save.successful() for save in saves), [save.exception for save in saves]
+    assert resume_point(app, bob.id) == 17
+
+
+def test_a_resume_point_never_goes_back(app, pair):
+    _, bob = pair
+    messages = app.extensions['imchat'].messages
+    messages.save_resume_point(bob.id, 40)
+    messages.save_resume_point(bob.id, 30)
+    assert resume_point(app, bob.id) == 40
+    messages.save_resume_point(bob.id, 41)
+    assert resume_point(app, bob.id) == 41
+
+
+def test_a_reused_client_port_under_churn(app, live_server, pair, connect, caplog, capfd):  # noqa: F811
+    alice, bob = pair
+    sender = connect(alice)
+    sender.send_texts(bob.id, ['one to catch up on'])
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    for _ in range(150):
+        # The same client port every time; an RST leaves no TIME_WAIT to stop its reuse.
+        # Each connection catches up on a message, so closing it saves a resume point.
+        sock = raw_handshake(live_server.port, bob, since=0, local_port=port)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        sock.close()
+    assert wait_for(lambda: not live_server.hub.is_online(bob.id), timeout=15)
+    gevent.sleep(0.2)
+    assert 'KeyError' not in capfd.readouterr().err
+    assert not server_errors(caplog)
+    # Nothing of the closed connections stays registered anywhere in the server.
+    assert not getattr(live_server.server, 'clients', None)
+    # and the user can still chat
+    receiver = connect(bob, since=0)
+    assert receiver.recv()['content'] == 'one to catch up on'
