@@ -103,13 +103,18 @@ class User:
         while (self.received < expected or acks < acks_expected) and time.monotonic() < deadline:
             self.ws.settimeout(max(0.1, deadline - time.monotonic()))
             try:
-                frame = json.loads(self.ws.recv())
+                data = self.ws.recv()
             except (websocket.WebSocketTimeoutException, socket.timeout):
                 break
+            if not data:
+                continue  # a ping's empty payload
+            frame = json.loads(data)
             if frame.get('cmd') == 1:
                 assert frame['code'] == 0, frame
                 acks += 1
                 continue
+            if frame.get('cmd') not in (10, 11):
+                continue  # presence and other conversation events
             self.received += 1
             self.latencies.append(time.time() - float(frame['content']))
         return acks
