@@ -19,6 +19,9 @@ SETTINGS = {
     'DATABASE_URL': ('sqlite:///data/imchat.db', str),
     'HOST': ('127.0.0.1', str),
     'PORT': (8080, _int),
+    # Server processes on this machine sharing PORT (imchat/supervisor.py); above 1
+    # needs IMCHAT_BUS.
+    'WORKERS': (1, _int),
     'SECRET_KEY': (None, str),
     'LOG_LEVEL': ('INFO', str),
     # One log line per HTTP request (gevent's access log); off when nginx logs them.
@@ -39,6 +42,24 @@ SETTINGS = {
     # Logins allowed per mobile and per client address in LOGIN_WINDOW seconds.
     'LOGIN_ATTEMPTS': (10, _int),
     'LOGIN_WINDOW': (300, _int),
+    # Logins, right or wrong, per mobile and per client address a minute; registrations
+    # per client address an hour. Each costs a deliberately slow password hash.
+    'LOGIN_RATE': (30, _int),
+    'REGISTER_RATE': (20, _int),
+    # Largest request body anywhere but /attach/upload: parsing a huge form is slow.
+    'BODY_MAX_BYTES': (64 * 1024, _int),
+    # At the door (imchat.door): a request whose headers have not all arrived in this many
+    # seconds is dropped; connections open at once, and new connections a second, per
+    # client address; WebSocket handshakes (up to the end of the backlog) in progress.
+    'HEADER_TIMEOUT': (10, _int),
+    'CONNECTIONS_PER_ADDRESS': (256, _int),
+    'CONNECT_RATE': (50, _int),
+    'WS_HANDSHAKES': (64, _int),
+    # WebSockets one user may hold; a new one past this closes the oldest (4429).
+    'WS_PER_USER': (10, _int),
+    # Stored messages one (re)connection replays at most; older ones are left to
+    # /chat/history, and the client is told so.
+    'WS_BACKLOG_MAX': (2000, _int),
     # Reverse proxies in front of the server (1 behind the nginx sample) whose
     # X-Forwarded-For / -Proto / -Host to trust; 0 trusts none, for a direct start.
     'PROXY_COUNT': (0, _int),
@@ -50,15 +71,28 @@ SETTINGS = {
     'WS_QUEUE_SIZE': (1024, _int),
     # Largest frame accepted as a message; larger ones are refused with an ack.
     'WS_MAX_FRAME': (64 * 1024, _int),
-    # Messages one connection may send: WS_RATE a second on average, WS_BURST at once
-    # (a token bucket). 0 turns the limit off. People type far slower; this stops a
+    # Messages one user (all connections together) may send: WS_RATE a second on average,
+    # WS_BURST at once (a token bucket). 0 turns the limit off. People type far slower; this stops a
     # runaway or hostile client from filling the database.
     'WS_RATE': (20, _int),
     'WS_BURST': (100, _int),
+    # Seconds after sending in which a message may be recalled (0: no limit).
+    'RECALL_SECONDS': (120, _int),
+    # Seconds a user may be away before friends see them offline, so a reconnect
+    # does not flap (0: at once).
+    'PRESENCE_GRACE': (5, _int),
+    # The bus joining several processes (see imchat/service/bus.py): none, redis://...
+    # or udp://...; this process's name on it (default host and pid); seconds a node's
+    # users stay `online` after it stops refreshing them (a node that died).
+    'BUS': ('none', str),
+    'NODE_ID': ('', str),
+    'PRESENCE_TTL': (30, _int),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),
     'UPLOAD_MAX_BYTES': (10 * 1024 * 1024, _int),
+    # Bytes one user may upload in any 24 hours.
+    'UPLOAD_QUOTA_BYTES': (200 * 1024 * 1024, _int),
     'OSS_ENDPOINT': ('', str),
     'OSS_BUCKET': ('', str),
     'OSS_ACCESS_KEY_ID': ('', str),

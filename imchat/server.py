@@ -23,6 +23,8 @@ from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
+from imchat.door import Door, DoorHandler
+
 log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
 
@@ -52,13 +54,20 @@ class ImchatWebSocketHandler(WebSocketHandler):
             self.websocket = None
 
 
+class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
+    """The door's limits in front of the handler without the leaking registry."""
+
+
 def make_server(app, host=None, port=None, **kwargs):
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=ImchatWebSocketHandler, **kwargs)
+    server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
+    # Cheap refusals before the app does any work (imchat.door).
+    services = app.extensions['imchat']
+    server.door = Door(app.config, services.limit_store, services.handshakes)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log
@@ -129,16 +138,21 @@ def _on_stop_signals(callback):
 def main(create_app):
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
-    from imchat import configure_logging
+    from imchat import configure_logging, supervisor
 
     # Set up before the app exists, so even a bad setting is logged as time/level/message.
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
     known = isinstance(logging.getLevelName(level.upper()), int)
     configure_logging(level if known else 'INFO')
+    supervisor.label_worker_logs()
     try:
         app = create_app()
+        # IMCHAT_WORKERS above 1: this process supervises workers instead of serving.
+        workers = supervisor.prepare(app)
     except Exception as error:
         _fail_to_start(error)
+    if workers is not None:
+        sys.exit(workers.run())
     serve(app)
 
 
@@ -151,6 +165,8 @@ def _fail_to_start(error):
 
 def serve(app):
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
+    from imchat import supervisor  # workers sharing one port (IMCHAT_WORKERS)
+
     config = app.config
     services = app.extensions['imchat']
     limits = raise_open_file_limit()
@@ -173,9 +189,11 @@ def serve(app):
             os._exit(1)
 
     handles = _on_stop_signals(request_stop)
+    supervisor.watch_supervisor(request_stop)
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
     try:
+        supervisor.share_port(server, config)
         server.start()
     except OSError as error:
         _fail_to_start(error)

@@ -1,7 +1,8 @@
 """A small OSS-compatible object store for the tests, served on 127.0.0.1.
 
 It speaks the part of the Aliyun OSS REST API that imchat uses, path-style (the form
-oss2 takes for an IP endpoint): PUT and GET of `/<bucket>/<key>`. Every write must be
+oss2 takes for an IP endpoint): PUT, GET and DELETE of `/<bucket>/<key>`, and listing a
+bucket (`GET /<bucket>/?prefix=...`, ListObjects v1, for remove-orphans). Every write must be
 signed, and the signature is checked the way OSS checks it, for both signature version
 1 (`Authorization: OSS <id>:<sig>`, HMAC-SHA1) and version 4 (`OSS4-HMAC-SHA256`, with
 a region in its scope), so a wrong secret, key id or region fails as it would on OSS:
@@ -51,6 +52,7 @@ class FakeOss:
         self.buckets = set(buckets)
         self.region = region
         self.objects = {}  # (bucket, key) -> (bytes, content type)
+        self.modified = {}  # (bucket, key) -> seconds since the epoch (tests may age it)
         self.requests = []  # (method, path, signature version or None, status)
         self.server = None
 
@@ -86,6 +88,15 @@ class FakeOss:
             if method == 'PUT':
                 status, reply_headers, body = self._put(bucket, key, headers, environ,
                                                         signed=version is not None)
+            elif method == 'GET' and not key:
+                status, reply_headers, body = self._list(bucket, environ)
+            elif method == 'DELETE':
+                if version is None:
+                    raise OssFault(403, 'AccessDenied',
+                                   'You have no right to access this object.')
+                self.objects.pop((bucket, key), None)
+                self.modified.pop((bucket, key), None)
+                status, reply_headers, body = 204, [], b''
             elif method in ('GET', 'HEAD'):
                 status, reply_headers, body = self._get(bucket, key)
                 if method == 'HEAD':
@@ -113,9 +124,36 @@ class FakeOss:
             raise OssFault(400, 'InvalidDigest', 'The Content-MD5 you specified was invalid.')
         content_type = headers.get('content-type') or 'application/octet-stream'
         self.objects[(bucket, key)] = (body, content_type)
+        self.modified[(bucket, key)] = time.time()
         return 200, [('ETag', '"{}"'.format(md5.hexdigest().upper())),
                      ('x-oss-hash-crc64ecma', str(crc64(body))),
                      ('Content-Length', '0')], b''
+
+    def _list(self, bucket, environ):
+        params = dict(parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True))
+        prefix, marker = params.get('prefix', ''), params.get('marker', '')
+        max_keys = int(params.get('max-keys') or 100)
+        keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix)
+                      and k > marker)
+        page, truncated = keys[:max_keys], len(keys) > max_keys
+        contents = ''.join(
+            '<Contents><Key>{}</Key><LastModified>{}</LastModified><ETag>"{}"</ETag>'
+            '<Type>Normal</Type><Size>{}</Size><StorageClass>Standard</StorageClass>'
+            '</Contents>'.format(
+                quote(key), time.strftime('%Y-%m-%dT%H:%M:%S.000Z',
+                                          time.gmtime(self.modified[(bucket, key)])),
+                hashlib.md5(self.objects[(bucket, key)][0]).hexdigest().upper(),
+                len(self.objects[(bucket, key)][0]))
+            for key in page)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>{}</Name>'
+                '<Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>{}</MaxKeys>'
+                '<EncodingType>url</EncodingType><IsTruncated>{}</IsTruncated>{}{}'
+                '</ListBucketResult>'.format(
+                    bucket, quote(prefix), quote(marker), max_keys,
+                    'true' if truncated else 'false',
+                    '<NextMarker>{}</NextMarker>'.format(quote(page[-1])) if truncated else '',
+                    contents)).encode()
+        return 200, [('Content-Type', 'application/xml'), ('Content-Length', str(len(body)))], body
 
     def _get(self, bucket, key):
         if (bucket, key) not in self.objects:
@@ -213,7 +251,7 @@ class FakeOss:
                            OSSAccessKeyId=access_key_id)
 
 
-_REASONS = {200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found',
+_REASONS = {200: 'OK', 204: 'No Content', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found',
             405: 'Method Not Allowed'}
 
 

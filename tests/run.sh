@@ -12,14 +12,16 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 # Chromium for the browser tests, with CJK and emoji fonts so their screenshots show
-# the Chinese interface and emoji rather than boxes.
+# the Chinese interface and emoji rather than boxes; nginx for tests/test_nginx.py (it
+# runs its own nginx from a temp folder, never the system's).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=""
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$missing nginx"
   dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
   dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing="$missing fonts-noto-color-emoji"
   if [ -n "$missing" ]; then
-    echo "installing for the browser tests:$missing"
+    echo "installing for the tests:$missing"
     apt-get update -qq >/dev/null
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

@@ -75,7 +75,7 @@ def test_unreadable_frames(data, reason):
     assert reason in caught.value.msg
 
 
-@pytest.mark.parametrize('cmd', [2, 12, 99, '10x', None, 10.5])
+@pytest.mark.parametrize('cmd', [2, 16, 99, '10x', None, 10.5])
 def test_unknown_cmd(cmd):
     with pytest.raises(FrameError) as caught:
         parse_frame(frame(cmd=cmd, media=1, content='x'), LIMIT)

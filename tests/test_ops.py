@@ -85,24 +85,39 @@ def test_metrics_lists_every_series_in_prometheus_text(client):
         assert line.startswith('# ') or PROMETHEUS_LINE.match(line), line
 
 
+def without_node(text):
+    """The metrics text without the `node` label every series carries."""
+    return re.sub(r'node="[^"]*",?', '', text).replace('{}', '')
+
+
+def test_every_series_names_the_node(app, client):
+    node = app.extensions['imchat'].metrics.node
+    assert node
+    text = client.get('/metrics').get_data(as_text=True)
+    series = [line for line in text.splitlines() if not line.startswith('#')]
+    assert len(series) >= len(DECLARED)
+    for line in series:
+        assert 'node="{}"'.format(node) in line, line
+
+
 def test_metrics_count_http_requests_by_status(client, auth):
     auth.register()
     client.get('/no/such/page')
     client.get('/no/such/page')
     client.post('/user/login', data={'mobile': '1'})
-    text = client.get('/metrics').get_data(as_text=True)
+    text = without_node(client.get('/metrics').get_data(as_text=True))
     assert 'imchat_http_requests_total{status="200"} 1\n' in text
     assert 'imchat_http_requests_total{status="404"} 2\n' in text
     assert 'imchat_http_requests_total{status="400"} 1\n' in text
     # The /metrics request itself is counted once it is answered.
-    text = client.get('/metrics').get_data(as_text=True)
+    text = without_node(client.get('/metrics').get_data(as_text=True))
     assert 'imchat_http_requests_total{status="200"} 2\n' in text
 
 
 def test_metrics_reflect_the_registry(app, client):
     app.extensions['imchat'].metrics.inc('imchat_queue_drops_total', 3)
     app.extensions['imchat'].metrics.set('imchat_connections_open', 7)
-    text = client.get('/metrics').get_data(as_text=True)
+    text = without_node(client.get('/metrics').get_data(as_text=True))
     assert '\nimchat_queue_drops_total 3\n' in text
     assert '\nimchat_connections_open 7\n' in text
 
@@ -111,7 +126,7 @@ def test_metrics_over_the_real_server(live_server):
     http_get(live_server + '/healthz')
     status, content_type, body = http_get(live_server + '/metrics')
     assert status == 200 and content_type.startswith('text/plain')
-    assert 'imchat_http_requests_total{status="200"} 1' in body.decode()
+    assert 'imchat_http_requests_total{status="200"} 1' in without_node(body.decode())
 
 
 def test_open_file_limit_is_raised_to_the_hard_limit():

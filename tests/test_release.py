@@ -257,7 +257,7 @@ def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, t
                                                           'passwd': 'secret-pass'})
         assert status == 200, body
         status, _, body = http(base + '/metrics')
-        assert status == 200 and b'imchat_http_requests_total{status="200"}' in body
+        assert status == 200 and re.search(rb'imchat_http_requests_total\{(node="[^"]*",)?status="200"\}', body)
     finally:
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)
@@ -515,8 +515,9 @@ def test_sigterm_closes_websockets_going_away_and_keeps_every_acknowledged_messa
         assert first['code'] == 0, first
         acknowledged = [first['msgid']]
         metrics = http(base + '/metrics')[2].decode()
-        assert '\nimchat_connections_open 1\n' in metrics
-        assert int(re.search(r'^imchat_messages_stored_total (\d+)$', metrics, re.M).group(1)) >= 1
+        assert re.search(r'^imchat_connections_open(\{node="[^"]*"\})? 1$', metrics, re.M)
+        assert int(re.search(r'^imchat_messages_stored_total(\{node="[^"]*"\})? (\d+)$', metrics,
+                             re.M).group(2)) >= 1
         server.send_signal(signal.SIGTERM)
         close_code = None
         while close_code is None:
@@ -550,17 +551,13 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
                                   else None)
 
 
-def _site_for_test(release, listen_port, app_port):
-    """deploy/nginx-imchat.conf pointed at this test's ports and release folder; each
-    replaced line must be there, so a changed sample fails here instead of going untested."""
+def _site_for_test(release, listen_port, app_port, log_folder):
+    """deploy/nginx-imchat.conf pointed at this test's ports, release folder and logs."""
+    from tests.ops_harness import site_for_test
+
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
-        site = f.read()
-    for old, new in [('listen 80;', 'listen 127.0.0.1:{};'.format(listen_port)),
-                     ('server 127.0.0.1:8080;', 'server 127.0.0.1:{};'.format(app_port)),
-                     ('alias /opt/imchat/asset/;', 'alias {}/asset/;'.format(release))]:
-        assert site.count(old) == 1, 'the nginx sample no longer has ' + old
-        site = site.replace(old, new)
-    return site
+        return site_for_test(f.read(), listen_port, ['127.0.0.1:{}'.format(app_port)],
+                             log_folder, root=release)
 
 
 @pytest.mark.skipif(NGINX is None, reason='nginx is not installed (apt-get install nginx-core)')
@@ -568,7 +565,7 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
     from tests.wsclient import ChatClient
 
     app_port, nginx_port = free_port(), free_port()
-    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port))
+    (tmp_path / 'site.conf').write_text(_site_for_test(release, nginx_port, app_port, tmp_path))
     mime = '/etc/nginx/mime.types'
     (tmp_path / 'nginx.conf').write_text('\n'.join([
         'user root;', 'pid {0}/nginx.pid;', 'error_log {0}/error.log;', 'events {{}}',
@@ -613,6 +610,9 @@ def test_nginx_sample_proxies_pages_static_files_and_the_websocket(release, tmp_
         nginx.terminate()
         nginx.wait(timeout=10)
         assert _stop(server) == 0
+    # nginx logged the WebSocket without its query, so without the token.
+    logged = (tmp_path / 'imchat.access.log').read_text()
+    assert '"GET /chat HTTP/1.1" 101' in logged and user['token'] not in logged
 
 
 SYSTEMD_ANALYZE = shutil.which('systemd-analyze')

@@ -109,17 +109,41 @@ def test_two_templates_may_not_claim_one_route(tmp_path):
 
 
 def test_static_files_are_served_under_asset(client):
-    for path in ('/asset/js/common.js', '/asset/js/chat.js', '/asset/js/auth.js',
+    for path in ('/asset/js/common.js', '/asset/js/chat/main.js', '/asset/js/auth.js',
                  '/asset/css/app.css', '/asset/img/logo.svg'):
         response = client.get(path)
         assert response.status_code == 200, path
         response.close()
 
 
+def script_names():
+    """Every script of the client, the chat page's modules included."""
+    folder = os.path.join(ROOT, 'asset', 'js')
+    names = [os.path.relpath(os.path.join(d, f), folder).replace(os.sep, '/')
+             for d, _, files in os.walk(folder) for f in files if f.endswith('.js')]
+    assert 'chat/main.js' in names and 'common.js' in names
+    return sorted(names)
+
+
+def test_the_chat_page_loads_its_modules_as_javascript(client):
+    """Browsers run a `type="module"` script only when served as JavaScript, and every
+    module the entry imports must exist."""
+    html = client.get('/chat/index.shtml').get_data(as_text=True)
+    assert '<script type="module" src="/asset/js/chat/main.js">' in html
+    for name in script_names():
+        response = client.get('/asset/js/' + name)
+        assert response.status_code == 200, name
+        assert response.mimetype in ('text/javascript', 'application/javascript'), name
+        source = response.get_data(as_text=True)
+        response.close()
+        for imported in re.findall(r"""from '\./([\w-]+\.js)'""", source):
+            assert os.path.exists(os.path.join(ROOT, 'asset', 'js', os.path.dirname(name), imported)), (name, imported)
+
+
 def test_scripts_never_write_html(client):
     """User data reaches the page through textContent only: no innerHTML, outerHTML,
     insertAdjacentHTML or document.write anywhere in the client."""
-    for name in ('common.js', 'chat.js', 'auth.js'):
+    for name in script_names():
         source = client.get('/asset/js/' + name).get_data(as_text=True)
         for sink in ('innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'eval('):
             assert sink not in source, (name, sink)

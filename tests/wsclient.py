@@ -7,9 +7,12 @@ import websocket
 
 
 class ChatClient:
-    def __init__(self, url, timeout=5):
+    def __init__(self, url, timeout=5, ignore=(13, 15)):
         self.ws = websocket.create_connection(url, timeout=timeout)
         self.next_id = 1
+        # Typing and presence come whenever friends type or come and go: like a client
+        # that does not know them, skip them unless a test asks (ignore=()).
+        self.ignore = set(ignore)
 
     def send(self, **frame):
         if 'id' not in frame:
@@ -45,7 +48,9 @@ class ChatClient:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 raise ConnectionClosed(frame.data)
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                return json.loads(frame.data.decode('utf-8'))
+                message = json.loads(frame.data.decode('utf-8'))
+                if message.get('cmd') not in self.ignore:
+                    return message
 
     def recv_ack(self, timeout=5):
         message = self.recv(timeout)
@@ -67,6 +72,9 @@ class ChatClient:
                 opcode, frame = self.ws.recv_data_frame(True)
             except (websocket.WebSocketTimeoutException, socket.timeout):
                 return
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY) and \
+                    json.loads(frame.data.decode('utf-8')).get('cmd') in self.ignore:
+                continue
             if opcode not in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
                 raise AssertionError('unexpected frame {} {!r}'.format(opcode, frame.data))
 

@@ -27,6 +27,7 @@
       sending: '发送中…', sent: '已发送', not_sent: '未发送：{why}',
       connecting: '正在连接…',
       reconnecting: '连接断开，{s} 秒后重连…', online: '在线',
+      replaced: '你在别处打开的连接太多，此页已断开；刷新页面可重新连接',
       friend_added: '已添加好友', group_created: '已创建群「{name}」', group_joined: '已加入群',
       nickname_saved: '昵称已保存', load_older: '上滑加载更早的消息',
       loading: '加载中…', no_more: '没有更早的消息了',
@@ -39,7 +40,17 @@
       upload_failed: '上传失败：{why}', mic_failed: '无法录音：{why}',
       mic_unsupported: '这个浏览器不支持录音', too_short: '录音太短',
       session_over: '登录已失效，请重新登录', you: '我', members_count: '{n} 位成员',
-      lang_other: 'English', today: '今天', change_avatar: '换头像', avatar_saved: '头像已更新'
+      lang_other: 'English', today: '今天', change_avatar: '换头像', avatar_saved: '头像已更新',
+      tab_chats: '消息', no_chats: '还没有聊天。在好友或群组里选一个开始吧。',
+      read: '已读', typing: '{name} 正在输入…', offline: '离线', profile: '资料',
+      recall: '撤回', recalled: '消息已撤回', recalled_by_me: '你撤回了一条消息',
+      recalled_by: '{name} 撤回了一条消息', recall_too_late: '超过 {s} 秒的消息不能撤回',
+      unfriend: '删除好友', unfriend_confirm: '删除好友「{name}」？聊天记录会保留，但你们将不能再互发消息。',
+      unfriended: '已删除好友', leave_group: '退出群聊',
+      leave_confirm: '退出群「{name}」？', left_group: '已退出群',
+      kick: '移出', kick_confirm: '把「{name}」移出群？', kicked: '已将 {name} 移出群',
+      transfer: '转让群主', transfer_confirm: '把群主转让给「{name}」？你将成为普通成员。',
+      transferred: '{name} 现在是群主', owner: '群主', ok: '确定'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -65,6 +76,7 @@
       sending: 'Sending…', sent: 'Sent', not_sent: 'Not sent: {why}',
       connecting: 'Connecting…',
       reconnecting: 'Disconnected, reconnecting in {s} s…', online: 'online',
+      replaced: 'Too many connections open elsewhere: this page was disconnected. Reload to connect again',
       friend_added: 'Friend added', group_created: 'Group “{name}” created',
       group_joined: 'Joined the group', nickname_saved: 'Nickname saved',
       load_older: 'Scroll up for older messages', loading: 'Loading…',
@@ -79,7 +91,20 @@
       mic_unsupported: 'This browser cannot record audio', too_short: 'Too short to send',
       session_over: 'Your session has ended, please log in again', you: 'Me',
       members_count: '{n} members', lang_other: '中文', today: 'Today',
-      change_avatar: 'Change', avatar_saved: 'Avatar updated'
+      change_avatar: 'Change', avatar_saved: 'Avatar updated',
+      tab_chats: 'Chats', no_chats: 'No chats yet. Pick a friend or a group to start one.',
+      read: 'Read', typing: '{name} is typing…', offline: 'offline', profile: 'Profile',
+      recall: 'Recall', recalled: 'Message recalled', recalled_by_me: 'You recalled a message',
+      recalled_by: '{name} recalled a message',
+      recall_too_late: 'Messages older than {s} s cannot be recalled',
+      unfriend: 'Remove friend',
+      unfriend_confirm: 'Remove “{name}” from your friends? The history stays, but neither of you can send to the other.',
+      unfriended: 'Friend removed', leave_group: 'Leave the group',
+      leave_confirm: 'Leave the group “{name}”?', left_group: 'You left the group',
+      kick: 'Remove', kick_confirm: 'Remove “{name}” from the group?',
+      kicked: '{name} was removed from the group', transfer: 'Make owner',
+      transfer_confirm: 'Make “{name}” the owner of the group? You stay as a member.',
+      transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK'
     }
   };
 

@@ -1,7 +1,7 @@
 """Uploads: `/attach/upload` keeps an image, voice note or video and replies with its
 URL, which the client then sends in a message; `/mnt/<name>` serves the files kept on
 this machine's disk (IMCHAT_STORAGE=local)."""
-from flask import Blueprint, request, send_file
+from flask import Blueprint, g, request, send_file
 
 from imchat.ctrl import bind_request, login_required, ok, services
 from imchat.service.errors import BadRequest, NotFound
@@ -43,7 +43,7 @@ def upload():
     check_client_name('file', file.filename)
     if fields['filetype']:
         check_client_extension('filetype', fields['filetype'])
-    return ok(services().storage.store(file.stream))
+    return ok(services().uploads.store(g.user_id, file.stream))
 
 
 @bp.route('/mnt/<name>', methods=['GET', 'HEAD'])

@@ -1,4 +1,4 @@
-"""The /chat WebSocket and /chat/history.
+"""The /chat WebSocket, /chat/history and /chat/conversations.
 
 Each connection: authenticate, register a Client (its writer greenlet starts), send
 the stored backlog the connection lacks, then loop on receive in this greenlet. Every
@@ -13,8 +13,11 @@ from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_to
 from imchat.model import CMD_HEART
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
+from imchat.service.events import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
+from imchat.service.limits import backlog_skipped, release_handshake
+from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
@@ -91,10 +94,17 @@ def _serve(svc, conn, max_frame):
     community_ids = svc.contacts.community_ids(user_id)
     try:
         hub.register(client, community_ids)
-        for page in messages.backlog(user_id, since):
+        svc.ws_cap.admit(client)
+        # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
+        # is told what it skipped, to read with /chat/history.
+        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
+        if replay_after > since:
+            client.send(backlog_skipped(since, replay_after))
+        for page in messages.backlog(user_id, replay_after):
             for msgid, outgoing in page:
                 client.send_backlog(msgid, outgoing)
         client.finish_sync()
+        release_handshake(request.environ)
         while not client.closed:
             data = conn.receive()
             if data is None:
@@ -102,6 +112,7 @@ def _serve(svc, conn, max_frame):
             client.touch()
             _handle_frame(svc, client, data, max_frame)
     finally:
+        svc.ws_cap.release(client)
         hub.unregister(client)
 
 
@@ -114,10 +125,15 @@ def _handle_frame(svc, client, data, max_frame):
         return
     if frame.cmd == CMD_HEART:
         return
-    if not client.may_send():
+    if not svc.message_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')
         client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
                                 'send it again shortly'.format(client.hub.message_rate)))
+        return
+    if frame.cmd in UNSTORED_CMDS:
+        ack = svc.events.handle(client, frame)
+        if ack is not None:
+            client.send(ack)
         return
     outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
     if isinstance(outcome, Refused):
@@ -135,3 +151,10 @@ def history():
                           Field('before', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
     return ok_rows(services().messages.history(g.user_id, **fields))
+
+
+@bp.route('/conversations', methods=['GET', 'POST'])
+@login_required
+def conversations():
+    fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
+    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))

@@ -5,10 +5,12 @@ from imchat.ctrl.user import MOBILE
 from imchat.model import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
 from imchat.service.errors import BadRequest
 from imchat.util.bind import Field
+from imchat.util.urls import url_field
 
 bp = Blueprint('contact', __name__, url_prefix='/contact')
 
 DSTID = Field('dstid', int, required=True, minimum=1)
+MEMBERID = Field('memberid', int, required=True, minimum=1)
 
 
 @bp.route('/addfriend', methods=['POST'])
@@ -38,7 +40,7 @@ def load_friends():
 @login_required
 def create_community():
     fields = bind_request(Field('name', required=True, max_len=COMMUNITY_NAME_MAX),
-                          Field('icon', max_len=AVATAR_MAX), Field('memo', max_len=MEMO_MAX),
+                          url_field('icon', AVATAR_MAX), Field('memo', max_len=MEMO_MAX),
                           Field('cate', int, minimum=0, maximum=1000))
     return ok(services().contacts.create_community(g.user_id, **fields))
 
@@ -63,3 +65,35 @@ def community_members():
     fields = bind_request(DSTID)
     member_ids = services().contacts.member_ids(g.user_id, fields['dstid'])
     return ok_rows(services().users.public_profiles(member_ids))
+
+
+@bp.route('/delfriend', methods=['POST'])
+@login_required
+def delete_friend():
+    fields = bind_request(DSTID)
+    services().contacts.delete_friend(g.user_id, fields['dstid'])
+    return ok()
+
+
+@bp.route('/quitcommunity', methods=['POST'])
+@login_required
+def quit_community():
+    fields = bind_request(DSTID)
+    services().contacts.quit_community(g.user_id, fields['dstid'])
+    return ok()
+
+
+@bp.route('/kick', methods=['POST'])
+@login_required
+def kick():
+    fields = bind_request(DSTID, MEMBERID)
+    services().contacts.kick(g.user_id, fields['dstid'], fields['memberid'])
+    return ok()
+
+
+@bp.route('/transfer', methods=['POST'])
+@login_required
+def transfer():
+    fields = bind_request(DSTID, MEMBERID)
+    services().contacts.transfer(g.user_id, fields['dstid'], fields['memberid'])
+    return ok()

@@ -14,11 +14,16 @@ PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
 @bp.route('/healthz', methods=['GET', 'HEAD'])
 def healthz():
+    svc = services()
+    # With several nodes, whether the bus is up (a node whose bus is down still serves
+    # its own connections, so it stays in service: 200).
+    extra = {} if svc.bus is None else {'bus': svc.bus.status()}
     try:
-        check_database(services().db, services().db_watch)
+        check_database(svc.db, svc.db_watch)
     except Unavailable as error:
-        return reply(resp.fail(error.msg, data={'database': 'unreachable'}), error.status)
-    return ok({'database': 'ok'})
+        return reply(resp.fail(error.msg, data=dict({'database': 'unreachable'}, **extra)),
+                     error.status)
+    return ok(dict({'database': 'ok'}, **extra))
 
 
 @bp.route('/metrics', methods=['GET'])

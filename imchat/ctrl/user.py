@@ -3,18 +3,23 @@ from flask import Blueprint, g, request
 from imchat.ctrl import bind_request, login_required, ok, services
 from imchat.model import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
 from imchat.util.bind import Field
+from imchat.util.urls import url_field
 
 bp = Blueprint('user', __name__, url_prefix='/user')
 
 PASSWD_MIN = 6
 PASSWD_MAX = 128
 
-MOBILE = Field('mobile', required=True, pattern=r'\+?\d{5,%d}' % (MOBILE_MAX - 1),
-               pattern_hint='must be 5 to {} digits, optionally after a +'.format(MOBILE_MAX - 1))
-PASSWD = Field('passwd', required=True, min_len=PASSWD_MIN, max_len=PASSWD_MAX)
+# ASCII digits only: MySQL's collations take other scripts' digits (１３９, ١٣٩) as equal
+# to 139, which would let look-alike accounts be made and split the login limit.
+MOBILE = Field('mobile', required=True, pattern=r'\+?[0-9]{5,%d}' % (MOBILE_MAX - 1),
+               pattern_hint='must be 5 to {} digits (0-9), optionally after a +'.format(
+                   MOBILE_MAX - 1))
+# Passwords are taken as sent, spaces included.
+PASSWD = Field('passwd', required=True, min_len=PASSWD_MIN, max_len=PASSWD_MAX, strip=False)
 PROFILE = (
     Field('nickname', max_len=NICKNAME_MAX),
-    Field('avatar', max_len=AVATAR_MAX),
+    url_field('avatar', AVATAR_MAX),
     Field('sex', choices=SEXES),
     Field('memo', max_len=MEMO_MAX),
 )
@@ -28,13 +33,14 @@ def _with_token(profile, token):
 @bp.route('/register', methods=['POST'])
 def register():
     fields = bind_request(MOBILE, PASSWD, *PROFILE)
-    user, token = services().users.register(**fields)
+    user, token = services().users.register(**fields, client_addr=request.remote_addr or '')
     return ok(_with_token(user, token))
 
 
 @bp.route('/login', methods=['POST'])
 def login():
-    fields = bind_request(MOBILE, Field('passwd', required=True, max_len=PASSWD_MAX))
+    fields = bind_request(MOBILE, Field('passwd', required=True, max_len=PASSWD_MAX,
+                                        strip=False))
     user, token = services().users.login(fields['mobile'], fields['passwd'],
                                          client_addr=request.remote_addr or '')
     return ok(_with_token(user, token))
@@ -44,6 +50,17 @@ def login():
 @login_required
 def logout():
     services().users.logout(g.token)
+    return ok()
+
+
+@bp.route('/password', methods=['POST'])
+@login_required
+def change_password():
+    fields = bind_request(Field('passwd', required=True, max_len=PASSWD_MAX, strip=False),
+                          Field('newpasswd', required=True, min_len=PASSWD_MIN,
+                                max_len=PASSWD_MAX, strip=False))
+    services().users.change_passwd(g.token, fields['passwd'], fields['newpasswd'],
+                                   client_addr=request.remote_addr or '')
     return ok()
 
 

@@ -21,6 +21,13 @@ CMD_HEART = 0
 CMD_ACK = 1
 CMD_SINGLE_MSG = 10
 CMD_ROOM_MSG = 11
+# Conversation events (PROTOCOL.md, cmd 12-15); only a recall (14) is stored.
+CMD_READ = 12
+CMD_TYPING = 13
+CMD_RECALL = 14
+CMD_PRESENCE = 15
+# Message.media of a recalled message: its body is erased, the row stays in the stream.
+MEDIA_RECALLED = 0
 
 MOBILE_MAX = 20
 NICKNAME_MAX = 40
@@ -120,6 +127,59 @@ def define_database():
                                 self.content, self.pic, self.url, self.memo, self.amount,
                                 self.createat)
 
+    class Upload(db.Entity):
+        """One stored upload, for the daily quota and for removing unreferenced files."""
+        _table_ = 'upload'
+        id = PrimaryKey(int, auto=True, size=64)
+        name = Required(str, 64, index=True)
+        userid = Required(int, size=64)
+        size = Required(int, size=64)
+        createat = Required(int, size=64)
+        composite_index(userid, createat)
+
+    class Conversation(db.Entity):
+        """One user's view of one conversation (target 10: a friend, 11: a community),
+        kept in the same transaction as the messages, so the chat list is one indexed
+        query however many messages are stored."""
+        _table_ = 'conversation'
+        id = PrimaryKey(int, auto=True, size=64)
+        ownerid = Required(int, size=64)
+        target = Required(int)
+        dstid = Required(int, size=64)
+        last_msgid = Required(int, size=64, default=0)
+        # Read up to here (only ever moves forward); unread counts others' messages after it.
+        readmsgid = Required(int, size=64, default=0)
+        unread = Required(int, size=64, default=0)
+        composite_key(ownerid, target, dstid)
+        composite_index(ownerid, last_msgid)
+        composite_index(target, dstid)
+
+    class Stream(db.Entity):
+        # The position of a dense sequence: `message` is the highest message id taken.
+        # Ids are taken by moving it inside the inserting transaction (see
+        # insert_messages), so they commit in id order across processes.
+        _table_ = 'stream'
+        name = PrimaryKey(str, 32)
+        pos = Required(int, size=64)
+
+    class Presence(db.Entity):
+        # Who is connected to which node, for `online` across nodes; a row counts only
+        # until `expireat` (ms), which the node refreshes while it lives.
+        _table_ = 'presence'
+        userid = Required(int, size=64)
+        node = Required(str, 100)
+        expireat = Required(int, size=64, index=True)
+        PrimaryKey(userid, node)
+
+    class LimitEvent(db.Entity):
+        # One counted event (a failed login) of a limit shared by every node when there
+        # is no Redis to count in (service.shared_limits).
+        _table_ = 'limit_event'
+        id = PrimaryKey(int, auto=True, size=64)
+        key = Required(str, 200)
+        at = Required(int, size=64)
+        composite_index(key, at)
+
     return db
 
 
@@ -132,33 +192,64 @@ def insert_messages(db, rows, consecutive_ids):
     in order, and return their ids.
 
     One multi-row INSERT instead of one per message: a busy server stores a whole batch
-    in one round trip. Its ids are consecutive on SQLite (one writer at a time) and on
-    MySQL unless innodb_autoinc_lock_mode is 2 ("interleaved"), when `consecutive_ids`
-    is False and each row is inserted alone to learn its id.
+    in one round trip. The ids are not the database's auto-increment: they are taken from
+    the `message` stream (take_ids) in the same transaction, so they are dense (a
+    rolled-back batch gives its ids back) and commit in id order, whichever process
+    inserts (the stream's row stays locked until the commit). `consecutive_ids` is kept
+    for callers; every batch now gets consecutive ids.
     """
     if not rows:
         return []
     provider = db.provider
+    ids = take_ids(db, 'message', len(rows))
     mark = '?' if provider.paramstyle == 'qmark' else '%s'
     head = 'INSERT INTO {} ({}) VALUES '.format(
-        provider.quote_name('message'), ', '.join(provider.quote_name(c) for c in MESSAGE_COLUMNS))
-    one = '(' + ', '.join([mark] * len(MESSAGE_COLUMNS)) + ')'
-    if not consecutive_ids:
-        return [db._exec_sql(head + one, tuple(row), returning_id=True, start_transaction=True)
-                for row in rows]
+        provider.quote_name('message'),
+        ', '.join(provider.quote_name(c) for c in ('id',) + MESSAGE_COLUMNS))
+    one = '(' + ', '.join([mark] * (len(MESSAGE_COLUMNS) + 1)) + ')'
     # a tuple: Pony runs executemany() for a list
-    params = tuple(value for row in rows for value in row)
-    cursor = db._exec_sql(head + ', '.join([one] * len(rows)), params, start_transaction=True)
-    if provider.dialect == 'SQLite':
-        last = cursor.lastrowid  # SQLite reports the last row's id
-        return list(range(last - len(rows) + 1, last + 1))
-    first = cursor.lastrowid  # MySQL reports the first row's id
-    return list(range(first, first + len(rows)))
+    params = tuple(value for msgid, row in zip(ids, rows) for value in (msgid,) + tuple(row))
+    db._exec_sql(head + ', '.join([one] * len(rows)), params, start_transaction=True)
+    return ids
+
+
+def take_ids(db, stream, count):
+    """Move `stream` on by `count` in the current transaction and return the ids taken.
+    The UPDATE locks the stream's row (MySQL) or the database (SQLite) until commit, so
+    a second process taking ids waits: ids are dense and commit in order."""
+    provider = db.provider
+    mark = '?' if provider.paramstyle == 'qmark' else '%s'
+    table, pos, name = (provider.quote_name(n) for n in ('stream', 'pos', 'name'))
+    db._exec_sql('UPDATE {0} SET {1} = {1} + {3} WHERE {2} = {3}'.format(table, pos, name, mark),
+                 (count, stream), start_transaction=True)
+    last = db._exec_sql('SELECT {} FROM {} WHERE {} = {}'.format(pos, table, name, mark),
+                        (stream,), start_transaction=True).fetchone()[0]
+    return list(range(last - count + 1, last + 1))
+
+
+def ensure_stream(db, stream, table):
+    """Create `stream`'s row if missing and move it past the highest id in `table`
+    (rows written before the stream existed). Call inside a db_session."""
+    provider = db.provider
+    highest = db.select('SELECT MAX({}) FROM {}'.format(provider.quote_name('id'),
+                                                       provider.quote_name(table)))[0] or 0
+    row = db.Stream.get(name=stream)
+    if row is None:
+        db.Stream(name=stream, pos=highest)
+    elif row.pos < highest:
+        row.pos = highest
 
 
 def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
                  createat):
     """The stored message as recipients see it; empty body fields are left out."""
+    if cmd == CMD_RECALL:
+        # A recall event: `media` holds the recalled message's cmd, `amount` its id.
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid,
+                'recalledmsgid': amount, 'createat': createat}
+    if media == MEDIA_RECALLED:
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
+                'media': media, 'createat': createat, 'recalled': 1}
     wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
             'media': media, 'createat': createat}
     for name, value in (('content', content), ('pic', pic), ('url', url),

@@ -1,6 +1,7 @@
-from pony.orm import commit, db_session, max as db_max, select
+from pony.orm import commit, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, take_ids
+from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms
 
@@ -12,6 +13,10 @@ class ContactService:
         # Called with (user_id, community_id) after a join commits; the chat hub
         # listens so the user's open connections get the group's messages at once.
         self.join_listeners = []
+        # Called after an unfriending (user_id, friend_id) or a leave or kick (user_id,
+        # community_id) commits: open connections lose the permission at once.
+        self.unfriend_listeners = []
+        self.leave_listeners = []
 
     def add_friend(self, owner_id, dst_id):
         """Make two users friends, both directions in one transaction.
@@ -28,6 +33,18 @@ class ContactService:
             Contact(ownerid=owner_id, dstid=dst_id, cate=CONTACT_FRIEND, createat=now)
             if not Contact.exists(ownerid=dst_id, cate=CONTACT_FRIEND, dstid=owner_id):
                 Contact(ownerid=dst_id, dstid=owner_id, cate=CONTACT_FRIEND, createat=now)
+
+    def delete_friend(self, owner_id, dst_id):
+        """End a friendship, both directions; the history stays. Raises NotFound."""
+        with db_session:
+            deleted = self.db.Contact.select(
+                lambda c: c.cate == CONTACT_FRIEND and (
+                    (c.ownerid == owner_id and c.dstid == dst_id)
+                    or (c.ownerid == dst_id and c.dstid == owner_id))).delete(bulk=True)
+            if not deleted:
+                raise NotFound('user {} is not your friend'.format(dst_id), field='dstid')
+        for listener in self.unfriend_listeners:
+            listener(owner_id, dst_id)
 
     def friend_ids(self, owner_id):
         with db_session:
@@ -49,8 +66,10 @@ class ContactService:
             community = self.db.Community(name=name, ownerid=owner_id, icon=icon or '',
                                           memo=memo or '', cate=cate or 0, createat=now_ms())
             community.flush()
+            joined = self._last_msgid()
             self.db.Contact(ownerid=owner_id, dstid=community.id, cate=CONTACT_COMMUNITY,
-                            createat=community.createat, joined_msgid=self._last_msgid())
+                            createat=community.createat, joined_msgid=joined)
+            open_group_conversation(self.db, owner_id, community.id, joined)
             view = community.to_dict()
         self._notify_join(owner_id, view['id'])
         return view
@@ -62,10 +81,83 @@ class ContactService:
                 raise NotFound('no community {}'.format(community_id), field='dstid')
             Contact = self.db.Contact
             if not Contact.exists(ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=community_id):
+                joined = self._last_msgid()
                 Contact(ownerid=user_id, dstid=community_id, cate=CONTACT_COMMUNITY,
-                        createat=now_ms(), joined_msgid=self._last_msgid())
+                        createat=now_ms(), joined_msgid=joined)
+                open_group_conversation(self.db, user_id, community_id, joined)
                 commit()
         self._notify_join(user_id, community_id)
+
+    def quit_community(self, user_id, community_id):
+        """Leave a community; its owner may only when no one else is left (the community
+        then goes). Raises NotFound, Conflict."""
+        with db_session:
+            community = self._community(community_id)
+            self._membership(user_id, community_id, 'you are', 'dstid')
+            if community.ownerid == user_id:
+                if self.db.Contact.exists(lambda c: c.cate == CONTACT_COMMUNITY
+                                          and c.dstid == community_id and c.ownerid != user_id):
+                    raise Conflict('you own community {}: transfer it to another member '
+                                   'before leaving'.format(community_id), field='dstid')
+                community.delete()
+            self._remove_member(user_id, community_id)
+        self._notify_leave(user_id, community_id)
+
+    def kick(self, owner_id, community_id, member_id):
+        """The owner removes a member. Raises NotFound, Forbidden, BadRequest."""
+        with db_session:
+            self._owned(owner_id, community_id)
+            if member_id == owner_id:
+                raise BadRequest('you cannot kick yourself: transfer the community, then '
+                                 'leave it', field='memberid')
+            self._membership(member_id, community_id, 'user {} is'.format(member_id),
+                             'memberid')
+            self._remove_member(member_id, community_id)
+        self._notify_leave(member_id, community_id)
+
+    def transfer(self, owner_id, community_id, member_id):
+        """The owner hands the community to a member.
+        Raises NotFound, Forbidden, BadRequest, Conflict (they own the most allowed)."""
+        with db_session:
+            community = self._owned(owner_id, community_id)
+            if member_id == owner_id:
+                raise BadRequest('you already own community {}'.format(community_id),
+                                 field='memberid')
+            self._membership(member_id, community_id, 'user {} is'.format(member_id),
+                             'memberid')
+            owned = self.db.Community.select(lambda c: c.ownerid == member_id).count()
+            if owned >= self.max_communities:
+                raise Conflict('user {} already owns {} communities, the most allowed'
+                               .format(member_id, self.max_communities), field='memberid')
+            community.ownerid = member_id
+
+    def _community(self, community_id):
+        community = self.db.Community.get(id=community_id)
+        if community is None:
+            raise NotFound('no community {}'.format(community_id), field='dstid')
+        return community
+
+    def _owned(self, owner_id, community_id):
+        community = self._community(community_id)
+        if community.ownerid != owner_id:
+            raise Forbidden('only the owner of community {} may do that'.format(community_id))
+        return community
+
+    def _membership(self, user_id, community_id, who, field):
+        membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
+                                         dstid=community_id)
+        if membership is None:
+            raise NotFound('{} not a member of community {}'.format(who, community_id),
+                           field=field)
+        return membership
+
+    def _remove_member(self, user_id, community_id):
+        self._membership(user_id, community_id, '', '').delete()
+        close_group_conversation(self.db, user_id, community_id)
+
+    def _notify_leave(self, user_id, community_id):
+        for listener in self.leave_listeners:
+            listener(user_id, community_id)
 
     def load_communities(self, user_id):
         """The communities `user_id` belongs to, oldest first."""
@@ -99,7 +191,11 @@ class ContactService:
         return sorted(ids)
 
     def _last_msgid(self):
-        return db_max(m.id for m in self.db.Message) or 0
+        """The join's own place in the message stream: messages after it are the
+        member's. Taken like a message id (it locks the stream until the commit), so
+        every message below it committed before the join and every one above after; the
+        bus delivers the join in that order on every node."""
+        return take_ids(self.db, 'message', 1)[0]
 
     def _notify_join(self, user_id, community_id):
         for listener in self.join_listeners:

@@ -7,9 +7,10 @@ was readable enough to carry one).
 import json
 import re
 
-from imchat.model import (CMD_ACK, CMD_HEART, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTENT_MAX,
-                          MEMO_MAX, URL_MAX)
+from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
+                          CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
+from imchat.util.urls import URL_HINT, is_safe_url
 
 MEDIA_TEXT = 1
 MEDIA_NEWS = 2
@@ -22,7 +23,7 @@ MEDIA_VIDEO = 8
 MEDIA_CONTACT = 9
 MEDIA_CUSTOM = 100
 
-# media: (fields that must be present, fields that must be URLs)
+# media: (fields that must be present, the URL fields it uses)
 MEDIA_RULES = {
     MEDIA_TEXT: (('content',), ()),
     MEDIA_NEWS: (('content', 'url'), ('url', 'pic')),
@@ -50,12 +51,12 @@ CLIENT_ID_MAX = 64
 # the original client's constant `id: 1`, repeat, so they are never matched.
 IDEMPOTENCY_KEY_MIN = 8
 MAX_ID = (1 << 63) - 1
-# A URL a client may send: http(s), or a path on this server such as /mnt/x.png. Never
-# javascript: or data:, which a receiving web client might render.
-_URL = re.compile(r'(https?://[^\s<>"]+|/[^\s<>"]*)', re.IGNORECASE)
 # A number sent as a string: ASCII digits only (int() also takes '٣' and, with
 # isdigit(), '²' fails), and at most 19 so int() never meets its digit limit.
 _DIGITS = re.compile(r'-?[0-9]{1,19}')
+# Every media's `url` and `pic` are checked alike, under the one rule of util.urls:
+# http(s), or a path on this server such as /mnt/x.png; never javascript:, data:, //host.
+URL_FIELDS = ('url', 'pic')
 
 
 class FrameError(ValueError):
@@ -119,7 +120,7 @@ def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
 
 
 def parse_frame(data, max_bytes):
-    """Parse one text frame into a Frame. Raises FrameError."""
+    """Parse one text frame into a Frame (an EventFrame for cmd 12-15). Raises FrameError."""
     if isinstance(data, (bytes, bytearray)):
         raise FrameError('send messages as JSON text frames, not binary')
     too_large = len(data) > max_bytes and len(data.encode('utf-8')) > max_bytes
@@ -144,9 +145,13 @@ def parse_frame(data, max_bytes):
         return Frame(client_id, CMD_HEART)
     if cmd == CMD_ACK and _is_int(cmd):
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
+    if _is_int(cmd) and CMD_READ <= cmd <= CMD_PRESENCE:
+        from imchat.service.events import parse_event  # it builds on this module
+        return parse_event(raw, cmd, client_id)
     if not _is_int(cmd) or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
-        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community) or 0 '
-                         '(heartbeat)'.format(cmd), client_id)
+        raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
+                         '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
+                         client_id)
     dstid = _int_field(raw, 'dstid', client_id, minimum=1)
     media = _int_field(raw, 'media', client_id, minimum=0)
     if media not in MEDIA_RULES:
@@ -169,9 +174,8 @@ def parse_frame(data, max_bytes):
         if has_surrogate(value):
             raise FrameError('{} must be valid Unicode text (a lone surrogate is not)'
                              .format(name), client_id)
-        if value and name in url_fields and not _URL.fullmatch(value):
-            raise FrameError('{} must be an http(s) URL or a path on this server'.format(name),
-                             client_id)
+        if value and name in URL_FIELDS and not is_safe_url(value):
+            raise FrameError('{} {}'.format(name, URL_HINT), client_id)
         values[name] = value
     amount = 0
     if raw.get('amount') not in (None, ''):

@@ -177,6 +177,12 @@ class Hub:
         self.communities = {}
         self._user_communities = {}
         self.accepting = True
+        # The bus when several nodes share the users (service.bus): told of every
+        # connection, so this node hears the channels its connections need.
+        self.bus = None
+        # Called with (user_id, online) when a user's first connection opens (True) or
+        # last one closes (False); presence listens (see service.events).
+        self.presence_listeners = []
 
     def is_online(self, user_id):
         return bool(self.users.get(user_id))
@@ -184,18 +190,31 @@ class Hub:
     def register(self, client, community_ids):
         """Add a connected client and start its writer."""
         clients = self.users.setdefault(client.user_id, set())
-        if not clients:
+        first = not clients
+        if first:
             self._user_communities[client.user_id] = set(community_ids)
             for community_id in community_ids:
                 self.communities.setdefault(community_id, set()).add(client.user_id)
         clients.add(client)
+        if first:
+            self._presence_changed(client.user_id, True)
         client.writer = gevent.spawn(client.run_writer)
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
+        if self.bus is not None:
+            # Returns once this node hears the user's channels: before the backlog read.
+            self.bus.attach(client.user_id, community_ids)
 
     def unregister(self, client):
         """Forget a client whatever ended it, stop its writer, save where it got to."""
         client.closed = True
+        # Saved while the user still counts as online: a connection opened the moment
+        # this one is gone resumes after what this one delivered, not before.
+        if client.sent_high:
+            try:
+                self.save_resume_point(client.user_id, client.sent_high)
+            except Exception:
+                log.exception('could not save the resume point of user %s', client.user_id)
         clients = self.users.get(client.user_id)
         if clients is not None and client in clients:
             clients.discard(client)
@@ -208,19 +227,39 @@ class Hub:
                         members.discard(client.user_id)
                         if not members:
                             del self.communities[community_id]
+                self._presence_changed(client.user_id, False)
+            if self.bus is not None:
+                self.bus.detach(client.user_id)
         if client.writer is not None and gevent.getcurrent() is not client.writer:
             client.writer.kill(block=False)
-        if client.sent_high:
-            try:
-                self.save_resume_point(client.user_id, client.sent_high)
-            except Exception:
-                log.exception('could not save the resume point of user %s', client.user_id)
 
     def join_community(self, user_id, community_id):
         """A user joined: their open connections get the group's messages from now on."""
         if self.users.get(user_id):
             self._user_communities.setdefault(user_id, set()).add(community_id)
             self.communities.setdefault(community_id, set()).add(user_id)
+
+    def leave_community(self, user_id, community_id):
+        """A user left or was kicked: their open connections stop getting the group's
+        messages at once."""
+        self._user_communities.get(user_id, set()).discard(community_id)
+        members = self.communities.get(community_id)
+        if members is not None:
+            members.discard(user_id)
+            if not members:
+                del self.communities[community_id]
+
+    def _presence_changed(self, user_id, online):
+        for listener in self.presence_listeners:
+            listener(user_id, online)
+
+    def push(self, user_ids, outgoing, origin=None):
+        """Queue an unstored event (read, typing, presence) for every connection of
+        these users but `origin`; no message id bookkeeping, nothing kept for later."""
+        for user_id in user_ids:
+            for client in tuple(self.users.get(user_id, ())):
+                if client is not origin and not client.closed:
+                    client.send(outgoing)
 
     def fan_out(self, recipient_ids, msgid, outgoing, origin=None):
         """Queue one stored message for every connection of these users but `origin`."""

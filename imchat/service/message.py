@@ -14,11 +14,13 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
-from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
-                          insert_messages, message_wire)
+from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
+                          CONTACT_FRIEND, insert_messages, message_wire)
 from imchat.service.availability import pool_exhausted, unavailable_cause
+from imchat.service.conversation import record_messages
 from imchat.service.errors import BadRequest, Forbidden, NotFound
-from imchat.service.frame import idempotency_key
+from imchat.service.frame import Frame, idempotency_key
+from imchat.service.recall import recall_refusal
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -26,12 +28,13 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
-# Stored messages read per query when a connection catches up.
-BACKLOG_PAGE = 500
+# Stored messages read per query when a connection catches up: small pages, with a
+# yield between them, so forty reconnects at once do not starve everyone else.
+BACKLOG_PAGE = 100
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
-# Positive permission answers kept in memory (friendships and memberships are never
-# undone, so a "yes" stays true); cleared when this many pile up.
+# Positive permission answers kept in memory (unfriending, leaving and kicking take
+# theirs out, see forget_permission); cleared when this many pile up.
 PERMISSION_CACHE_MAX = 1000000
 
 
@@ -76,8 +79,12 @@ class MessageService:
         self._stopping = False
         self._busy = False
         self._allowed = set()
+        self._revocations = 0
+        self.recall_seconds = 0
         # The app's DatabaseWatch (imchat.service.availability), set after construction.
         self.db_watch = None
+        # The bus when several nodes share the users: it delivers (here and elsewhere).
+        self.bus = None
 
     # -- storing -------------------------------------------------------------------
 
@@ -137,8 +144,10 @@ class MessageService:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
                                                       'please send it again'), None))
+        if self.bus is not None:
+            self._publish(outcomes)
         for pending, outcome, wire in outcomes:
-            if wire is not None:
+            if wire is not None and self.bus is None:
                 try:
                     self._fan_out(pending, wire)
                 except Exception:
@@ -189,6 +198,7 @@ class MessageService:
                      idempotency_key(p.frame.client_id))
                     for p in accepted]
             ids = insert_messages(self.db, rows, self.consecutive_ids)
+            record_messages(self.db, [row[:3] + (msgid,) for row, msgid in zip(rows, ids)])
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
@@ -213,24 +223,51 @@ class MessageService:
 
     def _refusal(self, sender_id, frame):
         """Why `sender_id` may not send `frame`, or None when it may."""
+        if frame.cmd == CMD_RECALL:
+            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
         cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
                          if frame.cmd == CMD_SINGLE_MSG else
                          (CONTACT_COMMUNITY, 'you are not a member of community {}'))
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
+            revocations = self._revocations
             if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
                 return refusal.format(frame.dstid)
-            self._remember(key)
+            if revocations == self._revocations:  # else the answer may predate a revocation
+                self._remember(key)
         return None
+
+    def may_write_to(self, sender_id, cmd, dstid):
+        """True when `sender_id` may send to that friend (cmd 10) or community (11)."""
+        cate = CONTACT_FRIEND if cmd == CMD_SINGLE_MSG else CONTACT_COMMUNITY
+        if (cate, sender_id, dstid) in self._allowed:
+            return True
+        with db_session:
+            return self._refusal(sender_id, Frame(None, cmd, dstid)) is None
+
+    def forget_permission(self, cate, owner_id, dstid):
+        """A friendship or membership ended: check the database again next time."""
+        self._allowed.discard((cate, owner_id, dstid))
+        self._revocations += 1
 
     def _remember(self, key):
         if len(self._allowed) >= PERMISSION_CACHE_MAX:
             self._allowed.clear()
         self._allowed.add(key)
 
+    def _publish(self, outcomes):
+        stored = sorted(((wire, encode(wire), pending.origin)
+                         for pending, outcome, wire in outcomes if wire is not None),
+                        key=lambda item: item[0]['msgid'])
+        try:
+            self.bus.publish(stored)
+        except Exception:
+            # Stored all the same: recipients get it when they next connect.
+            log.exception('delivering %d messages failed', len(stored))
+
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
-        if wire['cmd'] == CMD_SINGLE_MSG:
+        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
             recipients = (wire['dstid'], wire['userid'])
         else:
             recipients = self.hub.online_members(wire['dstid'])
@@ -243,8 +280,10 @@ class MessageService:
         Message, Contact = self.db.Message, self.db.Contact
         return select(
             m for m in Message
-            if (m.cmd == CMD_SINGLE_MSG and (m.dstid == user_id or m.userid == user_id))
-            or (m.cmd == CMD_ROOM_MSG and exists(
+            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd == CMD_RECALL and m.media == CMD_SINGLE_MSG))
+                and (m.dstid == user_id or m.userid == user_id))
+            or ((m.cmd == CMD_ROOM_MSG or (m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG))
+                and exists(
                 c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
                 and c.dstid == m.dstid and m.id > c.joined_msgid)))
 
@@ -263,6 +302,17 @@ class MessageService:
             cursor = page[-1][0]
             if len(page) < BACKLOG_PAGE:
                 return
+            gevent.sleep(0)
+
+    def replay_start(self, user_id, since, most):
+        """Where a replay after `since` starts so that it holds at most `most` messages
+        (the newest): `since` itself when there are no more than that (or `most` is 0)."""
+        if not most:
+            return since
+        with db_session:
+            skipped = self._visible_to(user_id).filter(lambda m: m.id > since).order_by(
+                lambda m: desc(m.id))[most:most + 1]
+            return skipped[0].id if skipped else since
 
     def resume_point(self, user_id):
         with db_session:

@@ -14,6 +14,7 @@ DECLARED = {
     'imchat_messages_refused_total': ('counter', 'Chat frames refused with code -1'),
     'imchat_queue_drops_total': ('counter', 'Connections cut off because their queue was full'),
     'imchat_http_requests_total': ('counter', 'HTTP requests answered, by status'),
+    'imchat_bus_messages_received_total': ('counter', 'Chat messages taken off the bus'),
 }
 
 
@@ -26,7 +27,9 @@ def _label_text(labels):
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, node=None):
+        # Every series carries this node's name (IMCHAT_NODE_ID) as label `node`.
+        self.node = node
         self._values = {}
         self._lock = threading.Lock()
 
@@ -56,5 +59,8 @@ class Metrics:
             series = sorted(((labels, v) for (n, labels), v in values.items() if n == name),
                             key=lambda item: [(k, str(v)) for k, v in item[0]])
             for labels, value in series or [((), 0)]:
-                lines.append('{}{} {}'.format(name, _label_text(dict(labels)), value))
+                labels = dict(labels)
+                if self.node is not None:
+                    labels['node'] = self.node
+                lines.append('{}{} {}'.format(name, _label_text(labels), value))
         return '\n'.join(lines) + '\n'

@@ -149,9 +149,14 @@ def _sniff_iso_media(head):
 
 # Boxes on the way from the top of an MP4 to a track's handler (moov/trak/mdia/hdlr).
 _MP4_CONTAINERS = (b'moov', b'trak', b'mdia')
+# A real file nests them three deep; a crafted one could nest thousands (a box header is
+# 8 bytes), so the walk stops well before Python's recursion limit.
+_MP4_MAX_DEPTH = 8
 
 
-def _collect_mp4_handlers(data, start, end, handlers):
+def _collect_mp4_handlers(data, start, end, handlers, depth=0):
+    if depth > _MP4_MAX_DEPTH:
+        raise BadRequest('file: its MP4 boxes nest deeper than any real file', field='file')
     pos = start
     while pos + 8 <= end:
         size = int.from_bytes(data[pos:pos + 4], 'big')
@@ -165,7 +170,7 @@ def _collect_mp4_handlers(data, start, end, handlers):
             return
         box_end = min(pos + size, end)
         if box_type in _MP4_CONTAINERS:
-            _collect_mp4_handlers(data, pos + header, box_end, handlers)
+            _collect_mp4_handlers(data, pos + header, box_end, handlers, depth + 1)
         elif box_type == b'hdlr' and pos + header + 12 <= box_end:
             # version and flags (4), pre_defined (4), then the handler type.
             handlers.add(data[pos + header + 8:pos + header + 12])
@@ -356,6 +361,20 @@ class Storage:
     def save(self, upload):
         raise NotImplementedError
 
+    def stored_files(self):
+        """Yield (stored name, modified time in seconds since the epoch) of every file."""
+        raise NotImplementedError
+
+    def remove(self, name):
+        """Delete one stored file (gone already is fine)."""
+        raise NotImplementedError
+
+
+def name_of_url(url):
+    """The stored name at the end of a URL this storage handed out, or None."""
+    name = (url or '').rsplit('/', 1)[-1]
+    return name if STORED_NAME.fullmatch(name) else None
+
 
 def describe_size(count):
     for unit, scale in (('MB', 1024 * 1024), ('KB', 1024)):
@@ -393,6 +412,19 @@ class LocalStorage(Storage):
             raise StorageUnavailable('storage: the file could not be stored ({}); '
                                      'please try again later'.format(_disk_trouble(error)))
         return '{}/{}'.format(self.url_prefix, name)
+
+    def stored_files(self):
+        try:
+            entries = list(os.scandir(self.folder))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if STORED_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+
+    def remove(self, name):
+        media_type_of_name(name)  # never anything but a stored name
+        _remove_quietly(os.path.join(self.folder, name))
 
     def path_of(self, name):
         """The file behind a stored name, and its media type. Raises NotFound."""
@@ -463,6 +495,17 @@ class OssStorage(Storage):
             raise StorageRefused('storage: the file store refused the file ({}); {}'.format(
                 code or 'status {}'.format(error.status), _refusal_hint(code)))
         return '{}/{}'.format(self.public_url, key)
+
+    def stored_files(self):
+        prefix = OSS_FOLDER + '/'
+        for info in oss2.ObjectIterator(self.bucket, prefix=prefix):
+            name = info.key[len(prefix):]
+            if STORED_NAME.fullmatch(name):
+                yield name, info.last_modified
+
+    def remove(self, name):
+        media_type_of_name(name)  # never anything but a stored name
+        self.bucket.delete_object('{}/{}'.format(OSS_FOLDER, name))
 
 
 def _refusal_hint(code):

@@ -1,22 +1,34 @@
 import secrets
+import time
 
+import gevent
 from pony.orm import db_session, select
 
 from imchat.model import SEX_UNKNOWN
-from imchat.service.errors import Conflict, NotFound, TooManyRequests, Unauthorized
-from imchat.service.ratelimit import SlidingWindow
+from imchat.service.errors import Conflict, NotFound, Unauthorized
+from imchat.service.limits import LoginGuard, MemoryStore
 from imchat.util.clock import now_ms
 from imchat.util.passwd import check_passwd, make_passwd
 from imchat.util.token import new_token, token_key
 
+# Expired tokens are purged at most this often (seconds), on a login.
+TOKEN_PURGE_INTERVAL = 3600
+
+
+def _in_thread(function, *args):
+    """Run a CPU-heavy call (scrypt, which releases the GIL) in gevent's thread pool,
+    so the event loop keeps serving everyone else meanwhile."""
+    return gevent.get_hub().threadpool.apply(function, args)
+
 
 class UserService:
     def __init__(self, db, token_ttl, passwd_cost, login_attempts, login_window,
-                 is_online=lambda user_id: False):
+                 is_online=lambda user_id: False, guard=None):
         self.db = db
         self.token_ttl_ms = token_ttl * 1000
         self.passwd_cost = passwd_cost
-        self.login_limit = SlidingWindow(login_attempts, login_window)
+        self.guard = guard or LoginGuard(MemoryStore(), login_attempts, login_window)
+        self._purged_at = None
         self._dummy_hash = make_passwd(secrets.token_hex(16), passwd_cost)
         # Replaced by the chat hub once it exists, so profiles show who is connected.
         self.is_online = is_online
@@ -24,10 +36,13 @@ class UserService:
         # WebSockets opened with that token.
         self.logout_listeners = []
 
-    def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo=''):
-        """Create an account and log it in; returns (own profile, token). Raises Conflict."""
+    def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo='',
+                 client_addr=''):
+        """Create an account and log it in; returns (own profile, token).
+        Raises Conflict, TooManyRequests."""
+        self.guard.begin_register(client_addr)
         # Hash outside the transaction: it is the slow part and needs no database.
-        hashed = make_passwd(passwd, self.passwd_cost)
+        hashed = _in_thread(make_passwd, passwd, self.passwd_cost)
         with db_session:
             User = self.db.User
             if User.exists(mobile=mobile):
@@ -45,19 +60,18 @@ class UserService:
         Raises Unauthorized, TooManyRequests."""
         # Failed attempts count, per mobile and per address; successful ones never do,
         # so many people behind one address (an office, a proxy) are not locked out.
-        keys = ('m:' + mobile, 'a:' + client_addr)
-        if not all(self.login_limit.allows(key) for key in keys):
-            raise TooManyRequests('too many failed logins, try again in a few minutes')
+        # Counted before the check and settled after it (see service.limits).
+        attempt = self.guard.begin_login(mobile, client_addr)
         with db_session:
             user = self.db.User.get(mobile=mobile)
             stored = user.passwd if user else None
         # The same hashing work whether or not the mobile exists, so timing tells nothing.
-        valid = check_passwd(passwd, stored or self._dummy_hash)
+        valid = _in_thread(check_passwd, passwd, stored or self._dummy_hash)
         if not (valid and stored):
-            for key in keys:
-                self.login_limit.hit(key)
+            attempt.failed()
             raise Unauthorized('wrong mobile or password')
-        self.login_limit.reset('m:' + mobile)
+        attempt.succeeded()
+        self._purge_expired_tokens_now_and_then()
         with db_session:
             user = self.db.User[user.id]
             token = self._issue_token(user.id)
@@ -125,9 +139,41 @@ class UserService:
             return [u.to_public(self.is_online(u.id)) for u in users]
 
     def purge_expired_tokens(self):
+        """Delete every expired token."""
         with db_session:
             now = now_ms()
             self.db.Token.select(lambda t: t.expireat <= now).delete(bulk=True)
+
+    def _purge_expired_tokens_now_and_then(self):
+        now = time.monotonic()
+        if self._purged_at is None or now - self._purged_at >= TOKEN_PURGE_INTERVAL:
+            self._purged_at = now
+            self.purge_expired_tokens()
+
+    def change_passwd(self, token, passwd, new_passwd, client_addr=''):
+        """Change the token's user's password after checking the current one, and end
+        every other login of that user (their WebSockets included).
+        Raises Unauthorized, TooManyRequests."""
+        user_id = self.authenticate(token)
+        with db_session:
+            user = self.db.User[user_id]
+            mobile, stored = user.mobile, user.passwd
+        # A wrong current password counts as a failed login of that mobile.
+        attempt = self.guard.begin_login(mobile, client_addr)
+        if not _in_thread(check_passwd, passwd, stored):
+            attempt.failed()
+            raise Unauthorized('the current password is wrong', field='passwd')
+        attempt.succeeded()
+        hashed = _in_thread(make_passwd, new_passwd, self.passwd_cost)
+        keep = token_key(token)
+        with db_session:
+            self.db.User[user_id].passwd = hashed
+            others = select(t for t in self.db.Token if t.userid == user_id and t.key != keep)
+            ended = [row.key for row in others]
+            others.delete(bulk=True)
+        for key in ended:
+            for listener in self.logout_listeners:
+                listener(key)
 
     def _issue_token(self, user_id):
         token = new_token()

@@ -27,8 +27,10 @@ _MISSING = object()
 class Field:
     def __init__(self, name, kind=str, required=False, default=None, min_len=None,
                  max_len=None, pattern=None, pattern_hint=None, choices=None,
-                 minimum=None, maximum=None):
+                 minimum=None, maximum=None, strip=True):
         self.name = name
+        # False keeps leading and trailing spaces (passwords mean what the client sent).
+        self.strip = strip
         self.kind = kind
         self.required = required
         self.default = default
@@ -72,7 +74,7 @@ class Field:
             raw = str(raw)
         if not isinstance(raw, str):
             raise BindError(self.name, 'must be text')
-        value = raw.strip()
+        value = raw.strip() if self.strip else raw
         if '\x00' in value:
             raise BindError(self.name, 'must not contain NUL characters')
         if has_surrogate(value):

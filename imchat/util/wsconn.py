@@ -40,6 +40,8 @@ CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+# The user opened more WebSockets than IMCHAT_WS_PER_USER: this, their oldest, is closed.
+CLOSE_TOO_MANY = 4429
 
 
 def frame_header(opcode, length):

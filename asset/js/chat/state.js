@@ -1,0 +1,113 @@
+/* What the page knows: who I am, friends, groups, every profile seen, and the
+ * conversations with their messages, unread counts and read positions (the server
+ * keeps both: /chat/conversations and cmd 12). Views listen to `events` ('profile'
+ * when a profile arrives) rather than being called from here. */
+import {im, CMD} from './util.js';
+
+const current = im.session.get();
+export const signedIn = !!current;
+export let me = current ? current.user : {id: 0};
+export const token = current ? current.token : '';
+const keyPrefix = 'imchat.u' + me.id + '.';
+
+export const events = new EventTarget();
+
+export const state = {
+  tab: 'chats',
+  friends: [],             // public profiles, as /contact/loadfriend lists them
+  groups: [],              // communities
+  users: {},               // id -> public profile, everyone we have seen
+  convs: {},               // 'cmd:dstid' -> conversation
+  open: null,              // the conversation on screen
+  unread: {},              // 'cmd:dstid' -> messages from others after my read position
+  since: Number(im.storageGet(keyPrefix + 'since')) || 0,
+  localSeq: 0
+};
+state.users[me.id] = me;
+
+export function setMe(user) {
+  me = user;
+  state.users[me.id] = me;
+}
+
+// Counts kept by an older version of this page, before the server kept them.
+im.storageSet(keyPrefix + 'unread', null);
+
+// The highest msgid seen, where the next connection's `since` starts.
+export function advanceSince(msgid) {
+  if (msgid > state.since) {
+    state.since = msgid;
+    im.storageSet(keyPrefix + 'since', String(state.since));
+  }
+}
+
+export function convKey(cmd, dstid) { return cmd + ':' + dstid; }
+
+// The conversation a stored message belongs to, as seen from me.
+export function keyOfMessage(msg) {
+  if (msg.cmd === CMD.GROUP) return convKey(CMD.GROUP, msg.dstid);
+  const peer = Number(msg.userid) === Number(me.id) ? msg.dstid : msg.userid;
+  return convKey(CMD.USER, peer);
+}
+
+export function conv(key) {
+  let c = state.convs[key];
+  if (!c) {
+    const parts = key.split(':');
+    c = state.convs[key] = {key: key, cmd: Number(parts[0]), dstid: Number(parts[1]),
+                            byId: {}, pending: [], historyLoaded: false, hasOlder: true,
+                            loading: false, last: null,
+                            readmsgid: 0,      // how far I have read (any of my devices)
+                            peerreadmsgid: 0}; // 1:1: how far the friend has read
+  }
+  return c;
+}
+
+export function sortedMessages(c) {
+  const stored = Object.keys(c.byId).map((k) => c.byId[k]);
+  stored.sort((a, b) => a.msgid - b.msgid);
+  return stored.concat(c.pending);
+}
+
+// The newest stored message on screen in a conversation (0 if none).
+export function newestMsgid(c) {
+  const ids = Object.keys(c.byId).map(Number);
+  return ids.length ? Math.max.apply(null, ids) : 0;
+}
+
+export function oldestMsgid(c) {
+  const ids = Object.keys(c.byId).map(Number);
+  return ids.length ? Math.min.apply(null, ids) : 0;
+}
+
+// Keep a stored message in its conversation; false if it was already there.
+export function remember(c, msg) {
+  if (c.byId[msg.msgid]) return false;
+  c.byId[msg.msgid] = msg;
+  if (!c.last || (c.last.msgid && msg.msgid > c.last.msgid)) c.last = msg;
+  return true;
+}
+
+// A message taken back: its body is gone for everyone (the server erased it too).
+export function markRecalled(msg) {
+  ['content', 'url', 'pic', 'memo', 'amount'].forEach((k) => { delete msg[k]; });
+  msg.recalled = 1;
+}
+
+export function isFriend(id) {
+  return state.friends.some((f) => f.id === Number(id));
+}
+
+const userRequests = {};
+// The profile of any user id, fetched once; a 'profile' event says when it arrives.
+export function userOf(id) {
+  id = Number(id);
+  if (state.users[id]) return state.users[id];
+  if (!userRequests[id]) {
+    userRequests[id] = im.api('/user/find', {id: id}, 'GET').then((reply) => {
+      state.users[id] = reply.data;
+      events.dispatchEvent(new CustomEvent('profile', {detail: id}));
+    }, () => { /* keep the placeholder */ });
+  }
+  return {id: id, nickname: '#' + id, avatar: ''};
+}

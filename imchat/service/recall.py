@@ -1,0 +1,29 @@
+"""Recall (cmd 14): a sender takes back one of their own messages, within
+IMCHAT_RECALL_SECONDS of sending it.
+
+A recall is stored in the message stream like a message (cmd 14; its `media` column
+holds the recalled message's cmd and `amount` its id), so it gets its own msgid, its
+ack waits for the commit, and a client that was offline learns of it through `since`.
+In the same transaction the recalled message's body is erased: its row keeps id,
+sender, conversation and time, with media 0 and nothing else (see model.message_wire).
+"""
+from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
+from imchat.util.clock import now_ms
+
+
+def recall_refusal(db, sender_id, frame, recall_seconds):
+    """In the writer's transaction: why `sender_id` may not recall `frame.msgid`, or
+    None after erasing the message and aiming the frame at its conversation."""
+    original = db.Message.get(id=frame.msgid)
+    if original is None or original.cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+        return 'no message {}'.format(frame.msgid)
+    if original.userid != sender_id:
+        return 'message {} is not yours: only its sender may recall it'.format(frame.msgid)
+    if original.media == MEDIA_RECALLED:
+        return 'message {} is already recalled'.format(frame.msgid)
+    if recall_seconds and now_ms() - original.createat > recall_seconds * 1000:
+        return 'message {} is too old to recall: at most {} seconds after sending'.format(
+            frame.msgid, recall_seconds)
+    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0)
+    frame.target, frame.dstid = original.cmd, original.dstid
+    return None
