@@ -69,6 +69,9 @@ SETTINGS = {
     'WS_IDLE_TIMEOUT': (75, _int),
     # Frames queued for one connection before it counts as stalled and is cut off.
     'WS_QUEUE_SIZE': (1024, _int),
+    # Seconds a write may wait for a peer to read (live or catching up) before the
+    # connection is cut off as stalled.
+    'WS_SEND_TIMEOUT': (10, _int),
     # Largest frame accepted as a message; larger ones are refused with an ack.
     'WS_MAX_FRAME': (64 * 1024, _int),
     # Messages one user (all connections together) may send: WS_RATE a second on average,

@@ -189,6 +189,8 @@ def test_a_database_from_before_conversations_gets_its_list_at_start(group_of_th
     a = connect(alice)
     to_bob = a.send_texts(bob.id, ['hi'])
     in_group = a.send_texts(group, ['hello'], cmd=11)
+    quiet = auth.create_community(carol, 'quiet')['id']  # members, no messages yet
+    auth.join(bob, quiet)
     db = app.extensions['imchat'].db
     with db_session:
         db.Conversation.select().delete(bulk=True)
@@ -198,6 +200,9 @@ def test_a_database_from_before_conversations_gets_its_list_at_start(group_of_th
         assert [(r['target'], r['dstid'], r['last']['msgid'], r['unread']) for r in rows] == [
             (11, group, in_group[0], 0), (10, alice.id, to_bob[0], 0)]
         assert rows[1]['peerreadmsgid'] == to_bob[0]
+        with db_session:
+            assert restarted.extensions['imchat'].db.Conversation.exists(
+                ownerid=bob.id, target=11, dstid=quiet)
     finally:
         restarted.extensions['imchat'].close()
 
@@ -260,8 +265,10 @@ def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_wh
     clients = []
 
     def open_client(account):
+        registered = len(live_server.hub.users.get(account.id, ()))
         ws = ChatClient(live_server.ws_url(account), ignore=())
         clients.append(ws)
+        assert wait_for(lambda: len(live_server.hub.users.get(account.id, ())) > registered)
         return ws
     try:
         b, s = open_client(bob), open_client(stranger)
@@ -280,11 +287,13 @@ def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_wh
 
 
 def test_a_quick_reconnect_does_not_flap(auth, live_server):
-    live_server.app.extensions['imchat'].events.presence_grace = 2
+    # Long enough for a reconnect on a loaded machine.
+    live_server.app.extensions['imchat'].events.presence_grace = 5
 
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
     b = ChatClient(live_server.ws_url(bob), ignore=())
+    assert wait_for(lambda: live_server.hub.is_online(bob.id))
     a = ChatClient(live_server.ws_url(alice))
     try:
         assert b.recv() == {'cmd': 15, 'userid': alice.id, 'online': 1}
@@ -292,7 +301,7 @@ def test_a_quick_reconnect_does_not_flap(auth, live_server):
         assert wait_for(lambda: not live_server.hub.is_online(alice.id))
         a = ChatClient(live_server.ws_url(alice))
         assert wait_for(lambda: live_server.hub.is_online(alice.id))
-        b.expect_nothing(3)  # past the grace period: neither offline nor online again
+        b.expect_nothing(6)  # past the grace period: neither offline nor online again
     finally:
         a.close()
         b.close()
@@ -518,3 +527,19 @@ def test_a_read_while_the_database_is_locked_is_refused_and_the_connection_stays
     finally:
         other_process.close()
         deployment.close()
+
+
+def test_memberships_without_messages_get_their_rows_at_start(auth, app, app_config):
+    alice, bob = auth.register(), auth.register()
+    group = auth.create_community(alice)['id']
+    auth.join(bob, group)
+    with db_session:
+        app.extensions['imchat'].db.Conversation.select().delete(bulk=True)
+    restarted = create_app(app_config)
+    try:
+        with db_session:
+            rows = restarted.extensions['imchat'].db.Conversation.select()[:]
+            assert sorted((r.ownerid, r.target, r.dstid) for r in rows) == [
+                (alice.id, 11, group), (bob.id, 11, group)]
+    finally:
+        restarted.extensions['imchat'].close()

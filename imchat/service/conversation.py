@@ -195,10 +195,10 @@ class ConversationService:
 
     def rebuild_if_missing(self):
         """A database from before conversations existed: give every conversation with
-        messages its row, everything so far counted as read."""
+        messages, and every membership, its row, everything so far counted as read."""
         db = self.db
         with db_session:
-            if db.Conversation.select().exists() or not db.Message.select().exists():
+            if db.Conversation.select().exists():
                 return
             pairs = {}
             for sender_id, dstid, last in _sql(
@@ -218,4 +218,5 @@ class ConversationService:
                 rows.append((owner, CMD_ROOM_MSG, community_id, last, max(last, joined), 0))
             for start in range(0, len(rows), 200):
                 _upsert(db, rows[start:start + 200], 'last_msgid = NEW(last_msgid)')
-        log.info('conversation list built for %d conversations', len(rows))
+        if rows:
+            log.info('conversation list built for %d conversations', len(rows))
