@@ -54,9 +54,7 @@ SETTINGS = {
     'HEADER_TIMEOUT': (10, _int),
     'CONNECTIONS_PER_ADDRESS': (256, _int),
     'CONNECT_RATE': (50, _int),
-    # Below the database pool (DB_POOL_SIZE, 20), so that handshakes in progress, each a
-    # few queries, never take every connection from the message writer.
-    'WS_HANDSHAKES': (16, _int),
+    'WS_HANDSHAKES': (64, _int),
     # WebSockets one user may hold; a new one past this closes the oldest (4429).
     'WS_PER_USER': (10, _int),
     # Stored messages one (re)connection replays at most; older ones are left to
