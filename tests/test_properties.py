@@ -54,9 +54,7 @@ def check_frame(text):
     try:
         frame = parse_frame(text, LIMIT)
     except FrameError as error:
-        ack_refused(error.client_id, error.msg).data if hasattr(
-            ack_refused(error.client_id, error.msg), 'data') else None
-        json.dumps({'id': error.client_id, 'msg': error.msg}, ensure_ascii=False).encode()
+        ack_refused(error.client_id, error.msg)  # encodes it as UTF-8: it must be sendable
         return
     for name in ('content', 'pic', 'url', 'memo'):
         value = getattr(frame, name, '')
