@@ -186,4 +186,18 @@ def create_app(config=None):
             describe_database_url(app.config['DATABASE_URL']),
             ', '.join(applied(app.config['DATABASE_URL']))))
 
+    @app.cli.command('backup')
+    @click.argument('dest')
+    def backup_command(dest):
+        """Copy the SQLite database, consistently, to the new file DEST while the server
+        runs."""
+        from imchat.model.backup import BackupError, backup_sqlite
+
+        try:
+            pages = backup_sqlite(app.config['DATABASE_URL'], dest)
+        except BackupError as error:
+            raise click.ClickException(str(error))
+        click.echo('backed up {} to {} ({} pages)'.format(
+            describe_database_url(app.config['DATABASE_URL']), dest, pages))
+
     return app

@@ -208,3 +208,12 @@ def test_ids_past_64_bits_are_a_400_naming_the_field(client, auth, caplog, path,
     assert response.status_code == 400, response.json
     assert response.json['field'] == name, response.json
     no_server_errors(caplog)
+
+
+def test_a_lone_surrogate_as_the_claimed_userid_is_a_403(client, auth, caplog):
+    """Found by tests/test_properties.py: the refusal quoted it and could not be sent."""
+    account = auth.register()
+    response = post_json(client, '/contact/loadfriend', '{"userid": "\\ud800"}', account.token)
+    assert response.status_code == 403, response.get_data()
+    assert '\\ud800' in response.json['msg']
+    no_server_errors(caplog)

@@ -99,8 +99,10 @@ def login_required(view):
             if claimed in (None, ''):
                 continue
             if str(claimed).strip() != str(g.user_id):
+                # Quoted safely: it may be anything, a lone surrogate included.
+                shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
                 raise Forbidden('{} {} is not you: a request may only act as its '
-                                "token's user".format(name, claimed))
+                                "token's user".format(name, shown))
         return view(*args, **kwargs)
     return wrapped
 
