@@ -1,38 +1,46 @@
-"""Chat throughput and latency over real WebSockets.
+"""Chat throughput, latency and memory of the production server, commit against commit.
 
-Starts imchat (`python wsgi.py`, the production server) in a subprocess on a free
-127.0.0.1 port with a fresh database, registers users over HTTP, then drives:
+For each commit named (default: the baseline e50eb6f, then this working tree) it checks
+the commit out with `git worktree add` into a temporary folder, starts `python wsgi.py`
+from there with this repository's .venv, pinned to core 0 (`taskset -c 0`), on a fresh
+MariaDB database (or SQLite) with `IMCHAT_WS_RATE=0`, and drives it from load generator
+processes (bench/loadgen.py: picows on uvloop) pinned to the other cores:
 
-  1. pairs: P pairs of friends, each sender sending M messages to its partner;
-  2. group: one community of G members, S of them sending K messages each.
+  pairs  P pairs of friends; each sender sends M texts to its partner, keeping at most
+         W of them unacknowledged or undelivered;
+  group  one community of G members, S of them sending K texts each, window W
+         (counted over the recipients in the sender's own load process);
+  idle   N WebSockets that only answer pings: the server's RSS per connection.
 
-It prints messages/s (acknowledged sends), deliveries/s (frames received by
-recipients), latency percentiles (send to delivery, same clock) and lost messages
-(expected deliveries that never arrived). Run from the repository root:
+It prints messages/s, deliveries/s, latency p50/p99 (send to delivery), the server's CPU
+use of its core and CPU µs per message, the load processes' CPU use of theirs, lost,
+duplicated and out-of-order messages, RSS per idle connection, and each figure's ratio
+to the first commit. It exits 1 when a message is lost or duplicated.
 
-    .venv/bin/python bench/chat_bench.py                 # SQLite
-    .venv/bin/python bench/chat_bench.py --mysql mysql://root@127.0.0.1:3306/imchat_bench
+    .venv/bin/python bench/chat_bench.py                       # e50eb6f vs the work tree
+    .venv/bin/python bench/chat_bench.py --commits e50eb6f,HEAD --db sqlite
+    .venv/bin/python bench/chat_bench.py --only idle --idle-conns 20000   # as root
 """
-from gevent import monkey
-
-monkey.patch_all()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.parse  # noqa: E402
-import urllib.request  # noqa: E402
-
-import gevent  # noqa: E402
-import websocket  # noqa: E402
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
+LOADGEN = os.path.join(ROOT, 'bench', 'loadgen.py')
+BASELINE = 'e50eb6f'
+BUCKET_US = 50
+CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 
 def free_port():
@@ -41,189 +49,571 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def cores():
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return available, available
+    return available[:1], available[1:]
+
+
+def proc_cpu(pid):
+    with open('/proc/{}/stat'.format(pid)) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_kb(pid):
+    with open('/proc/{}/status'.format(pid)) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+class Tree:
+    """A checkout of one commit (or this work tree, for '.')."""
+
+    def __init__(self, ref):
+        self.ref = ref
+        if ref == '.':
+            self.path = ROOT
+            dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                                   cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            head = git('rev-parse', '--short', 'HEAD')
+            self.label = head + ('+changes' if dirty else '')
+            self.temp = None
+            return
+        self.temp = tempfile.mkdtemp(prefix='imchat-bench-')
+        self.path = os.path.join(self.temp, 'tree')
+        subprocess.run(['git', 'worktree', 'add', '--detach', '-q', self.path, ref],
+                       cwd=ROOT, check=True)
+        self.label = git('rev-parse', '--short', ref)
+
+    def remove(self):
+        if self.temp:
+            subprocess.run(['git', 'worktree', 'remove', '--force', self.path], cwd=ROOT,
+                           capture_output=True)
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def git(*args):
+    return subprocess.run(['git'] + list(args), cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 class Server:
-    def __init__(self, database_url):
+    counter = 0
+
+    def __init__(self, tree, args, server_cores):
+        Server.counter += 1
+        self.args = args
         self.port = free_port()
         self.base = 'http://127.0.0.1:{}'.format(self.port)
+        self.tmp = tempfile.mkdtemp(prefix='imchat-bench-run-')
+        if args.db == 'sqlite':
+            url = 'sqlite:///' + os.path.join(self.tmp, 'bench.db')
+            self.dbname = None
+        else:
+            self.dbname = 'imchat_bench_{}_{}'.format(os.getpid(), Server.counter)
+            url = '{}/{}'.format(args.mysql.rstrip('/'), self.dbname)
         env = dict(os.environ, IMCHAT_PORT=str(self.port), IMCHAT_HOST='127.0.0.1',
-                   IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
-                   IMCHAT_LOGIN_ATTEMPTS='100000', IMCHAT_MAX_COMMUNITIES='100',
-                   IMCHAT_LOG_LEVEL='WARNING', IMCHAT_WS_QUEUE_SIZE='100000',
-                   IMCHAT_WS_RATE='0')
-        self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'wsgi.py')],
-                                        env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
+                   IMCHAT_DATABASE_URL=url, IMCHAT_PASSWD_COST='4',
+                   IMCHAT_LOGIN_ATTEMPTS='0', IMCHAT_MAX_COMMUNITIES='100',
+                   IMCHAT_LOG_LEVEL='WARNING', IMCHAT_ACCESS_LOG='0', IMCHAT_WS_RATE='0',
+                   # Abuse limits that would stop one address opening thousands of
+                   # connections (settings a commit does not know are ignored).
+                   IMCHAT_LOGIN_RATE='0', IMCHAT_REGISTER_RATE='0', IMCHAT_CONNECT_RATE='0',
+                   IMCHAT_CONNECTIONS_PER_ADDRESS='0', IMCHAT_WS_HANDSHAKES='0',
+                   IMCHAT_WS_PER_USER='0',
+                   IMCHAT_UPLOAD_DIR=os.path.join(self.tmp, 'mnt'))
+        command = [PYTHON, 'wsgi.py']
+        if shutil.which('taskset') and len(os.sched_getaffinity(0)) > 1:
+            command = ['taskset', '-c', ','.join(map(str, server_cores))] + command
+        self.log = open(os.path.join(self.tmp, 'server.log'), 'w+')
+        self.process = subprocess.Popen(command, env=env, cwd=tree.path, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError('the server exited: ' + self.log_tail())
             try:
-                urllib.request.urlopen(self.base + '/user/login', data=b'', timeout=1)
+                urllib.request.urlopen(self.base + '/healthz', timeout=2)
+                return
             except urllib.error.HTTPError:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError('server did not start')
+        raise RuntimeError('the server did not start: ' + self.log_tail())
+
+    def log_tail(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-3000:]
 
     def call(self, path, token=None, **fields):
         request = urllib.request.Request(self.base + path,
                                          data=urllib.parse.urlencode(fields).encode())
         if token:
             request.add_header('Authorization', 'Bearer ' + token)
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             body = json.load(response)
-        assert body['code'] == 0, body
+        if body.get('code') != 0:
+            raise RuntimeError('{} failed: {}'.format(path, body))
         return body.get('data')
+
+    def register(self, count, prefix):
+        def one(n):
+            data = self.call('/user/register', mobile='1{}{:07d}'.format(prefix, n),
+                             passwd='bench-pass')
+            return {'uid': data['id'], 'token': data['token']}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            return list(pool.map(one, range(count)))
+
+    def parallel(self, calls):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda c: self.call(*c[0], **c[1]), calls))
+
+    def start_profile(self):
+        """With --profile DIR: py-spy samples the server during the phase."""
+        if not self.args.profile:
+            return None
+        os.makedirs(self.args.profile, exist_ok=True)
+        self.profile_path = os.path.join(self.args.profile, '{}-{}.txt'.format(
+            self.label, self.scenario))
+        return subprocess.Popen([os.path.join(ROOT, '.venv', 'bin', 'py-spy'), 'record',
+                                 '-p', str(self.process.pid), '-f', 'raw', '-r', '250',
+                                 '--nonblocking', '-o', self.profile_path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_profile(self, profiler):
+        if profiler is None:
+            return
+        profiler.send_signal(2)
+        profiler.wait(30)
+        print('  profile: {} (top self time below)'.format(self.profile_path))
+        print_profile(self.profile_path)
+
+    def cpu(self):
+        return proc_cpu(self.process.pid)
+
+    def rss_kb(self):
+        return proc_rss_kb(self.process.pid)
+
+    def metric(self, name):
+        with urllib.request.urlopen(self.base + '/metrics', timeout=30) as response:
+            for line in response.read().decode().splitlines():
+                # `name value`, or `name{node="..."} value` on a commit with nodes
+                if line.startswith(name + ' ') or line.startswith(name + '{'):
+                    return float(line.rsplit(None, 1)[1])
+        return None
 
     def stop(self):
         self.process.terminate()
         try:
-            self.process.wait(10)
+            self.process.wait(15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.dbname:
+            drop_database(self.args.mysql, self.dbname)
 
 
-class User:
-    count = 0
-
-    def __init__(self, server):
-        User.count += 1
-        data = server.call('/user/register', mobile=str(15000000000 + User.count),
-                           passwd='bench-pass')
-        self.id, self.token = data['id'], data['token']
-        self.server = server
-        self.ws = None
-        self.latencies = []
-        self.received = 0
-
-    def connect(self):
-        self.ws = websocket.create_connection(
-            'ws://127.0.0.1:{}/chat?id={}&token={}'.format(self.server.port, self.id,
-                                                         self.token), timeout=60)
-
-    def receive(self, expected, acks_expected, deadline):
-        acks = 0
-        while (self.received < expected or acks < acks_expected) and time.monotonic() < deadline:
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                data = self.ws.recv()
-            except (websocket.WebSocketTimeoutException, socket.timeout):
-                break
-            if not data:
-                continue  # a ping's empty payload
-            frame = json.loads(data)
-            if frame.get('cmd') == 1:
-                assert frame['code'] == 0, frame
-                acks += 1
+def print_profile(path, top=25):
+    """The functions with the most samples at the top of the stack, and overall."""
+    own, total, samples = {}, {}, 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(' ')
+            if not stack:
                 continue
-            if frame.get('cmd') not in (10, 11):
-                continue  # presence and other conversation events
-            self.received += 1
-            self.latencies.append(time.time() - float(frame['content']))
-        return acks
+            count = int(count)
+            samples += count
+            frames = stack.split(';')
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+            for frame in set(frames):
+                total[frame] = total.get(frame, 0) + count
+    for name, table in (('self', own), ('inclusive', total)):
+        print('  {} time:'.format(name))
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print('    {:5.1f}%  {}'.format(100 * count / max(samples, 1), frame[:150]))
 
 
-def send_many(user, cmd, dstid, count, interval):
-    for _ in range(count):
-        user.ws.send(json.dumps({'id': 1, 'cmd': cmd, 'dstid': dstid, 'media': 1,
-                                 'content': repr(time.time())}))
-        if interval:
-            gevent.sleep(interval)
+def drop_database(mysql_url, name):
+    try:
+        import pymysql
+        parsed = urllib.parse.urlparse(mysql_url)
+        conn = pymysql.connect(host=parsed.hostname or '127.0.0.1', port=parsed.port or 3306,
+                               user=parsed.username or 'root', password=parsed.password or '')
+        with conn.cursor() as cursor:
+            cursor.execute('DROP DATABASE IF EXISTS `{}`'.format(name))
+        conn.close()
+    except Exception as error:  # a leftover database is harmless
+        print('could not drop database {}: {}'.format(name, error), file=sys.stderr)
 
 
-def percentile(values, fraction):
-    if not values:
+class Workers:
+    """Load generator processes, each given one job; the same jobs run in all at once."""
+
+    def __init__(self, jobs, client_cores):
+        prefix = []
+        if shutil.which('taskset') and len(os.sched_getaffinity(0)) > 1:
+            prefix = ['taskset', '-c', ','.join(map(str, client_cores))]
+        self.procs = []
+        for job in jobs:
+            proc = subprocess.Popen(prefix + [PYTHON, LOADGEN], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            proc.stdin.write(json.dumps(job) + '\n')
+            proc.stdin.flush()
+            self.procs.append(proc)
+
+    def expect(self, key, timeout):
+        out = []
+        for proc in self.procs:
+            line = read_line(proc, timeout)
+            message = json.loads(line)
+            if key not in message:
+                raise RuntimeError('load generator said {!r}'.format(line))
+            out.append(message[key])
+        return out
+
+    def say(self, word):
+        for proc in self.procs:
+            proc.stdin.write(word + '\n')
+            proc.stdin.flush()
+
+    def close(self):
+        for proc in self.procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def read_line(proc, timeout):
+    import selectors
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout):
+        raise RuntimeError('a load generator gave no answer in {} s'.format(timeout))
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError('a load generator exited (status {})'.format(proc.wait()))
+    return line
+
+
+def split(items, parts):
+    return [items[i::parts] for i in range(parts)]
+
+
+def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_worker,
+             expect_per_worker, window, time_limit):
+    url = 'ws://127.0.0.1:{}/chat'.format(server.port)
+    jobs = [{'kind': 'chat', 'url': url, 'window': window, 'conns': conns_per_worker[w],
+             'senders': senders_per_worker[w], 'expect': expect_per_worker[w]}
+            for w in range(workers_count)]
+    workers = Workers(jobs, client_cores)
+    try:
+        workers.expect('ready', 300)
+        profiler = server.start_profile()
+        cpu0, t0 = server.cpu(), time.monotonic()
+        workers.say('go')
+        results = workers.expect('result', time_limit)
+        wall_end = time.monotonic()
+        cpu1 = server.cpu()
+        server.stop_profile(profiler)
+    finally:
+        workers.close()
+    start = min(r['start'] for r in results)
+    end = max(r['end'] for r in results)
+    wall = max(end - start, 1e-6)
+    hist = {}
+    for result in results:
+        for bucket, n in result['hist'].items():
+            hist[int(bucket)] = hist.get(int(bucket), 0) + n
+    acked = sum(r['acked'] for r in results)
+    delivered = sum(r['delivered'] for r in results)
+    expected = sum(r['expected'] for r in results)
+    server_cpu = cpu1 - cpu0
+    return {
+        'messages': acked, 'messages_s': acked / wall, 'deliveries_s': delivered / wall,
+        'p50_ms': percentile(hist, 0.50), 'p99_ms': percentile(hist, 0.99),
+        'server_cpu_pct': 100 * server_cpu / max(wall_end - t0, 1e-6),
+        'cpu_us_msg': 1e6 * server_cpu / max(acked, 1),
+        'cpu_us_delivery': 1e6 * server_cpu / max(delivered, 1),
+        'client_cpu_pct': 100 * sum(r['cpu'] for r in results) / wall / len(client_cores),
+        'client_cpu_max_pct': 100 * max(r['cpu'] for r in results) / wall,
+        'lost': expected - delivered,
+        'unacked': sum(r['sent'] for r in results) - acked,
+        'duplicates': sum(r['duplicates'] for r in results),
+        'out_of_order': sum(r['out_of_order'] for r in results),
+        'refused': sum(r['refused'] for r in results),
+        'closed': sum(r['closed'] for r in results), 'seconds': wall}
+
+
+def percentile(hist, q):
+    total = sum(hist.values())
+    if not total:
         return float('nan')
-    values = sorted(values)
-    return values[min(len(values) - 1, int(fraction * len(values)))]
+    rank, seen = q * total, 0
+    for bucket in sorted(hist):
+        seen += hist[bucket]
+        if seen >= rank:
+            return (bucket + 1) * BUCKET_US / 1000
+    return float('nan')
 
 
-def report(name, sends, expected, users, elapsed):
-    delivered = sum(u.received for u in users)
-    latencies = [x for u in users for x in u.latencies]
-    print('{:<6} {:>7} sent {:>8} delivered in {:6.2f}s  {:>8.0f} msgs/s {:>9.0f} deliveries/s  '
-          'latency ms p50 {:6.1f} p90 {:6.1f} p99 {:6.1f} max {:6.1f}  lost {}'.format(
-              name, sends, delivered, elapsed, sends / elapsed, delivered / elapsed,
-              percentile(latencies, .5) * 1000, percentile(latencies, .9) * 1000,
-              percentile(latencies, .99) * 1000, max(latencies or [0]) * 1000,
-              expected - delivered))
-    return expected - delivered
+def pairs_scenario(server, args, client_cores):
+    users = server.register(2 * args.pairs, 1)
+    server.parallel([(('/contact/addfriend', users[2 * i]['token']),
+                      {'dstid': users[2 * i + 1]['uid']}) for i in range(args.pairs)])
+    w = args.workers
+    conns = [[] for _ in range(w)]
+    senders = [[] for _ in range(w)]
+    expect = [{} for _ in range(w)]
+    for i in range(args.pairs):
+        k = i % w
+        a, b = users[2 * i], users[2 * i + 1]
+        conns[k] += [a, b]
+        ia, ib = len(conns[k]) - 2, len(conns[k]) - 1
+        senders[k].append({'conn': ia, 'dstid': b['uid'], 'cmd': 10, 'count': args.messages,
+                           'local': [ib]})
+        expect[k][ib] = {a['uid']: args.messages}
+    return run_chat(server, w, client_cores, conns, senders, expect, args.window,
+                    args.time_limit)
 
 
-def run_pairs(server, pairs, per_sender):
-    users = [(User(server), User(server)) for _ in range(pairs)]
-    for a, b in users:
-        server.call('/contact/addfriend', a.token, dstid=b.id)
-    for a, b in users:
-        a.connect()
-        b.connect()
-    start = time.monotonic()
-    deadline = start + 120
-    jobs = []
-    for a, b in users:
-        jobs.append(gevent.spawn(send_many, a, 10, b.id, per_sender, 0))
-        jobs.append(gevent.spawn(a.receive, 0, per_sender, deadline))
-        jobs.append(gevent.spawn(b.receive, per_sender, 0, deadline))
-    gevent.joinall(jobs, raise_error=True)
-    elapsed = time.monotonic() - start
-    lost = report('pairs', pairs * per_sender, pairs * per_sender, [b for _, b in users], elapsed)
-    for a, b in users:
-        a.ws.close()
-        b.ws.close()
-    return lost
+def group_scenario(server, args, client_cores):
+    users = server.register(args.group, 2)
+    group = server.call('/contact/createcommunity', users[0]['token'], name='bench')
+    server.parallel([(('/contact/joincommunity', u['token']), {'dstid': group['id']})
+                     for u in users[1:]])
+    w = args.workers
+    conns = split(users, w)
+    sender_uids = {u['uid'] for u in users[:args.group_senders]}
+    senders = [[] for _ in range(w)]
+    expect = [{} for _ in range(w)]
+    for k in range(w):
+        for index, user in enumerate(conns[k]):
+            expect[k][index] = {s: args.group_messages for s in sender_uids
+                                if s != user['uid']}
+            if user['uid'] in sender_uids:
+                senders[k].append({'conn': index, 'dstid': group['id'], 'cmd': 11,
+                                   'count': args.group_messages,
+                                   'local': [j for j in range(len(conns[k])) if j != index]})
+    return run_chat(server, w, client_cores, conns, senders, expect, args.window,
+                    args.time_limit)
 
 
-def run_group(server, members, senders, per_sender):
-    users = [User(server) for _ in range(members)]
-    group = server.call('/contact/createcommunity', users[0].token, name='bench')
-    for user in users[1:]:
-        server.call('/contact/joincommunity', user.token, dstid=group['id'])
-    for user in users:
-        user.connect()
-    talkers = users[:senders]
-    start = time.monotonic()
-    deadline = start + 120
-    total = senders * per_sender
-    jobs = [gevent.spawn(send_many, u, 11, group['id'], per_sender, 0) for u in talkers]
-    for user in users:
-        # every member gets every message but its own
-        own = per_sender if user in talkers else 0
-        jobs.append(gevent.spawn(user.receive, total - own, own, deadline))
-    gevent.joinall(jobs, raise_error=True)
-    elapsed = time.monotonic() - start
-    expected = total * (members - 1)
-    lost = report('group', total, expected, users, elapsed)
-    for user in users:
-        user.ws.close()
-    return lost
+def idle_scenario(server, args, client_cores):
+    per_user = 10
+    users = server.register(max(1, args.idle_conns // per_user), 3)
+    conns = [users[i % len(users)] for i in range(args.idle_conns)]
+    url = 'ws://127.0.0.1:{}/chat'.format(server.port)
+    # One connection first, so the imports and pools a first connection makes are not
+    # counted as the cost of a connection.
+    warm = Workers([{'kind': 'idle', 'url': url, 'conns': conns[:1]}], client_cores)
+    warm.expect('ready', 60)
+    warm.say('close')
+    warm.expect('result', 60)
+    warm.close()
+    time.sleep(1)
+    before = server.rss_kb()
+    t0 = time.monotonic()
+    jobs = [{'kind': 'idle', 'url': url, 'conns': part, 'concurrency': 12}
+            for part in split(conns, args.workers)]
+    workers = Workers(jobs, client_cores)
+    try:
+        workers.expect('ready', args.time_limit)
+        # The handshake answers before the server has registered the connection: wait
+        # until every one is registered (or the count stops growing).
+        open_now, last_change, deadline = -1, time.monotonic(), t0 + args.time_limit
+        while time.monotonic() < deadline:
+            count = server.metric('imchat_connections_open')
+            if count != open_now:
+                open_now, last_change = count, time.monotonic()
+            if open_now >= args.idle_conns or time.monotonic() - last_change > 15:
+                break
+            time.sleep(0.5)
+        connect_seconds = time.monotonic() - t0
+        time.sleep(3)
+        after = server.rss_kb()
+        open_now = server.metric('imchat_connections_open')
+        workers.say('close')
+        results = workers.expect('result', 60)
+    finally:
+        workers.close()
+    return {'conns': args.idle_conns, 'open': open_now,
+            'kb_per_conn': (after - before) / args.idle_conns,
+            'rss_before_mb': before / 1024, 'rss_after_mb': after / 1024,
+            'connect_s': connect_seconds, 'log': server.log_tail(),
+            'closed_by_server': sum(r['closed_by_server'] for r in results)}
+
+
+SCENARIOS = {'pairs': pairs_scenario, 'group': group_scenario, 'idle': idle_scenario}
+
+
+def raise_file_limit(needed):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+        except (ValueError, OSError) as error:
+            # Root without CAP_SYS_RESOURCE (a container) cannot pass the hard limit.
+            print('warning: could not raise the open-file limit to {} (hard limit {}: {}); '
+                  'the server holds at most about {} connections'.format(
+                      needed, hard, error, hard - 100))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    else:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(needed, hard)), hard))
+
+
+def fmt(value, digits=0):
+    if value is None or value != value:
+        return '-'
+    return '{:,.{}f}'.format(value, digits)
+
+
+def ratio(value, base):
+    if not base or value is None or base != base or value != value:
+        return '-'
+    return '{:.2f}x'.format(value / base)
+
+
+def report(results, labels):
+    base = labels[0]
+    print()
+    for name in ('pairs', 'group'):
+        rows = [(label, results[label][name]) for label in labels if name in results[label]]
+        if not rows:
+            continue
+        print('{}:'.format(name))
+        print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>5} {:>6}'.format(
+            'commit', 'msgs/s', 'deliv/s', 'p50 ms', 'p99 ms', 'µs/msg', 'srv cpu',
+            'cli cpu', 'lost', 'dup', 'order'))
+        for label, r in rows:
+            print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>7}% {:>7}% {:>6} {:>5} {:>6}'
+                  .format(label, fmt(r['messages_s']), fmt(r['deliveries_s']),
+                          fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['cpu_us_msg'], 1),
+                          fmt(r['server_cpu_pct']), fmt(r['client_cpu_pct']), r['lost'],
+                          r['duplicates'], r['out_of_order']))
+        b = results[base].get(name)
+        for label, r in rows[1:]:
+            if b:
+                print('  {} vs {}: messages/s {}, deliveries/s {}, p99 {}, CPU per message {}'
+                      .format(label, base, ratio(r['messages_s'], b['messages_s']),
+                              ratio(r['deliveries_s'], b['deliveries_s']),
+                              ratio(r['p99_ms'], b['p99_ms']),
+                              ratio(r['cpu_us_msg'], b['cpu_us_msg'])))
+        print()
+    rows = [(label, results[label]['idle']) for label in labels if 'idle' in results[label]]
+    if rows:
+        print('idle:')
+        print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11}'.format(
+            'commit', 'conns', 'open', 'KB/conn', 'RSS MB', 'connect s'))
+        for label, r in rows:
+            print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11}'.format(
+                label, r['conns'], fmt(r['open']), fmt(r['kb_per_conn'], 1),
+                '{}->{}'.format(fmt(r['rss_before_mb']), fmt(r['rss_after_mb'])),
+                fmt(r['connect_s'], 1)))
+        b = results[base].get('idle')
+        for label, r in rows[1:]:
+            if b:
+                print('  {} vs {}: KB per connection {}'.format(
+                    label, base, ratio(r['kb_per_conn'], b['kb_per_conn'])))
+        print()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--commits', default=BASELINE + ',.',
+                        help='comma-separated commits to compare, the first being the '
+                             'baseline; "." is this work tree as it is (default: %(default)s)')
+    parser.add_argument('--db', choices=('mysql', 'sqlite'), default='mysql')
+    parser.add_argument('--mysql', default=os.environ.get('IMCHAT_TEST_MYSQL',
+                                                          'mysql://root@127.0.0.1:3306'))
+    parser.add_argument('--only', default='pairs,group,idle',
+                        help='scenarios to run (default: %(default)s)')
+    parser.add_argument('--workers', type=int, default=3, help='load generator processes')
     parser.add_argument('--pairs', type=int, default=50)
-    parser.add_argument('--per-sender', type=int, default=100)
-    parser.add_argument('--group-members', type=int, default=200)
+    parser.add_argument('--messages', type=int, default=10000, help='texts a pair sender sends')
+    parser.add_argument('--group', type=int, default=200, help='members of the group')
     parser.add_argument('--group-senders', type=int, default=5)
-    parser.add_argument('--group-per-sender', type=int, default=40)
-    parser.add_argument('--mysql', help='a MySQL URL to use instead of a fresh SQLite file')
+    parser.add_argument('--group-messages', type=int, default=400,
+                        help='texts a group sender sends')
+    parser.add_argument('--window', type=int, default=10,
+                        help='unacknowledged or undelivered messages a sender may have')
+    parser.add_argument('--idle-conns', type=int, default=5000)
+    parser.add_argument('--profile', metavar='DIR',
+                        help='record the server with py-spy into DIR during each phase')
+    parser.add_argument('--time-limit', type=float, default=600,
+                        help='seconds a phase may take before the run fails')
     args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix='imchat-bench-')
-    database_url = args.mysql or 'sqlite:///{}/bench.db'.format(folder)
-    if args.mysql:
-        import pymysql
-        parts = urllib.parse.urlsplit(args.mysql)
-        con = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                              user=parts.username or 'root', password=parts.password or '',
-                              ssl_disabled=True)
-        con.cursor().execute('DROP DATABASE IF EXISTS `{}`'.format(parts.path.lstrip('/')))
-        con.close()
-    server = Server(database_url)
-    print('imchat bench: {} on {}'.format(database_url.split('://')[0], server.base))
-    try:
-        lost = run_pairs(server, args.pairs, args.per_sender)
-        lost += run_group(server, args.group_members, args.group_senders, args.group_per_sender)
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-    print('lost messages: {}'.format(lost))
-    sys.exit(1 if lost else 0)
+    if not os.path.exists(PYTHON):
+        sys.exit('no .venv: run `bash tests/run.sh --co -q` (or pip install -r '
+                 'requirements-dev.txt into .venv) first')
+    server_cores, client_cores = cores()
+    scenarios = [s.strip() for s in args.only.split(',') if s.strip()]
+    if 'idle' in scenarios:
+        raise_file_limit(args.idle_conns + 200)
+    print('server on core(s) {}, load generators ({} processes) on core(s) {}; database {}'
+          .format(server_cores, args.workers, client_cores, args.db))
+    results, labels, failed = {}, [], False
+    for ref in [c.strip() for c in args.commits.split(',') if c.strip()]:
+        tree = Tree(ref)
+        label = tree.label
+        labels.append(label)
+        results[label] = {}
+        try:
+            for name in scenarios:
+                server = Server(tree, args, server_cores)
+                server.label, server.scenario = label, name
+                try:
+                    r = SCENARIOS[name](server, args, client_cores)
+                except RuntimeError as error:
+                    print('{} {}: FAILED: {}'.format(label, name, error), flush=True)
+                    failed = True
+                    continue
+                finally:
+                    server.stop()
+                results[label][name] = r
+                if name == 'idle':
+                    print('{} idle: {} connections, {} KB each (RSS {} -> {} MB), opened '
+                          'in {} s'.format(label, r['conns'], fmt(r['kb_per_conn'], 1),
+                                           fmt(r['rss_before_mb']), fmt(r['rss_after_mb']),
+                                           fmt(r['connect_s'], 1)))
+                    if r['open'] is not None and r['open'] < r['conns']:
+                        print('  only {} of them were open ({} closed by the server); the '
+                              'server log ends:\n{}'.format(fmt(r['open']),
+                                                          r['closed_by_server'], r['log']))
+                        failed = True
+                    continue
+                print('{} {}: {} messages/s, {} deliveries/s, p50 {} ms, p99 {} ms, '
+                      'server CPU {}% ({} µs a message), load CPU {}% of {} core(s) '
+                      '(busiest process {}%), lost {}, duplicated {}, out of order {}, '
+                      'refused {}, unacknowledged {}, {} s'.format(
+                          label, name, fmt(r['messages_s']), fmt(r['deliveries_s']),
+                          fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['server_cpu_pct']),
+                          fmt(r['cpu_us_msg'], 1), fmt(r['client_cpu_pct']),
+                          len(client_cores), fmt(r['client_cpu_max_pct']), r['lost'],
+                          r['duplicates'], r['out_of_order'], r['refused'], r['unacked'],
+                          fmt(r['seconds'], 1)), flush=True)
+                if r['lost'] or r['duplicates'] or r['out_of_order'] or r['unacked']:
+                    failed = True
+        finally:
+            tree.remove()
+    report(results, labels)
+    if failed:
+        print('FAILED: messages were lost, duplicated, out of order or unacknowledged, '
+              'or connections were not held')
+        sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -61,7 +61,8 @@ class Services:
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
         self.hub = Hub(self.metrics, config['WS_QUEUE_SIZE'], config['WS_PING_INTERVAL'],
                        config['WS_IDLE_TIMEOUT'], save_resume_point=self._save_resume_point,
-                       message_rate=config['WS_RATE'], message_burst=config['WS_BURST'])
+                       message_rate=config['WS_RATE'], message_burst=config['WS_BURST'],
+                       send_timeout=config['WS_SEND_TIMEOUT'])
         self.messages = MessageService(self.db, self.hub, self.metrics,
                                        multirow_insert_ids_are_consecutive(self.db))
         self.messages.db_watch = self.db_watch

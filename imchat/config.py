@@ -54,7 +54,9 @@ SETTINGS = {
     'HEADER_TIMEOUT': (10, _int),
     'CONNECTIONS_PER_ADDRESS': (256, _int),
     'CONNECT_RATE': (50, _int),
-    'WS_HANDSHAKES': (64, _int),
+    # Below the database pool (DB_POOL_SIZE, 20), so that handshakes in progress, each a
+    # few queries, never take every connection from the message writer.
+    'WS_HANDSHAKES': (16, _int),
     # WebSockets one user may hold; a new one past this closes the oldest (4429).
     'WS_PER_USER': (10, _int),
     # Stored messages one (re)connection replays at most; older ones are left to
@@ -69,6 +71,9 @@ SETTINGS = {
     'WS_IDLE_TIMEOUT': (75, _int),
     # Frames queued for one connection before it counts as stalled and is cut off.
     'WS_QUEUE_SIZE': (1024, _int),
+    # Seconds a write may wait for a peer to read (live or catching up) before the
+    # connection is cut off as stalled.
+    'WS_SEND_TIMEOUT': (10, _int),
     # Largest frame accepted as a message; larger ones are refused with an ack.
     'WS_MAX_FRAME': (64 * 1024, _int),
     # Messages one user (all connections together) may send: WS_RATE a second on average,

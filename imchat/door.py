@@ -28,6 +28,7 @@ from imchat.service.limits import HANDSHAKE_ENVIRON_KEY, limited_address
 log = logging.getLogger('imchat')
 
 CONNECT_RATE_WINDOW = 1
+_CHAT_REQUEST_LINE = re.compile(r'GET /chat[?\s]')
 _SECRET_PARAMS = re.compile(r'([?&](?:token|passwd|newpasswd)=)[^&\s]*', re.IGNORECASE)
 
 
@@ -141,6 +142,10 @@ class DoorHandler(WebSocketHandler):
             return ''  # pywsgi then closes the connection without a reply
 
     def read_request(self, raw_requestline):
+        if self.door.handshakes.full() and _CHAT_REQUEST_LINE.match(raw_requestline):
+            # In a storm, refuse on the request line alone, before parsing any header.
+            self._stop_header_timer()
+            raise _Refused(TOO_MANY_HANDSHAKES)
         try:
             result = super().read_request(raw_requestline)
         finally:

@@ -105,8 +105,10 @@ class Node:
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.log_path = os.path.join(workdir, 'log.log')
+        # A small pool: several nodes of several test runs share one MariaDB.
         env = clean_environ(IMCHAT_PORT=port, IMCHAT_DATABASE_URL=database_url,
                             IMCHAT_LOG_LEVEL='INFO', IMCHAT_PASSWD_COST=4,
+                            IMCHAT_DB_POOL_SIZE=5,
                             IMCHAT_UPLOAD_DIR=os.path.join(workdir, 'mnt'), **settings)
         with open(self.log_path, 'ab') as log:
             self.process = subprocess.Popen(command or [sys.executable, script or WSGI],

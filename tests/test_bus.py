@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cluster import Node, RedisServer, TcpRelay, UdpRelay, free_port, http, wait_for
-from wsclient import ChatClient, ConnectionClosed
+from cluster import Node, RedisServer, TcpRelay, UdpRelay, free_port, wait_for
+from wsclient import ChatClient
 
 REDIS = 'redis://127.0.0.1:6379/0'
 _mobiles = iter(range(13700000000, 13799999999))
@@ -432,3 +432,59 @@ def test_writers_on_several_nodes_wait_for_the_stream_and_commit_in_id_order(
     finally:
         for client in (a0, b1, r2):
             client.close()
+
+
+@pytest.mark.parametrize('kind', ['redis', 'udp'])
+def test_conversation_events_cross_nodes(cluster, kind):
+    """Typing and presence (Hub.push, never stored) and recalls (stored events) reach
+    connections on other nodes; a kick on one node stops the member sending on another."""
+    nodes = cluster(kind, 3, PRESENCE_GRACE=0)
+    alice, bob = people(nodes[0], 2)
+    befriend(nodes[0], alice, bob)
+    b1 = ChatClient(nodes[1].ws_url(bob), timeout=10, ignore=())
+    try:
+        wait_for(lambda: nodes[0].post('/user/find', {'id': bob['id']}, alice)[1]['data'][
+            'online'] == 1, what='bob online')
+        a2 = connect(nodes[2], alice)
+        assert b1.recv(10) == {'cmd': 15, 'userid': alice['id'], 'online': 1}
+        a2.send(cmd=13, dstid=bob['id'])
+        assert a2.recv_ack(10)['code'] == 0
+        assert b1.recv(10) == {'cmd': 13, 'userid': alice['id'], 'dstid': bob['id']}
+        sent = a2.send_texts(bob['id'], ['oops'])[0]
+        assert b1.recv(10)['msgid'] == sent
+        a2.send(cmd=14, msgid=sent)
+        ack = a2.recv_ack(10)
+        assert ack['code'] == 0, ack
+        event = b1.recv(10)
+        assert event['cmd'] == 14 and event['recalledmsgid'] == sent
+        assert event['msgid'] == ack['msgid']
+        a2.close()
+        assert b1.recv(10) == {'cmd': 15, 'userid': alice['id'], 'online': 0}
+        # A kick on node0 stops bob sending to the group from node1 at once.
+        status, reply = nodes[0].post('/contact/createcommunity', {'name': 'g'}, alice)
+        community = reply['data']['id']
+        assert nodes[0].post('/contact/joincommunity', {'dstid': community}, bob)[0] == 200
+        b1.send(cmd=11, dstid=community, media=1, content='member', id=1)
+        assert b1.recv_ack(10)['code'] == 0  # allowed, and remembered on node1
+        assert nodes[0].post('/contact/kick', {'dstid': community, 'memberid': bob['id']},
+                             alice)[0] == 200
+
+        def refused():
+            b1.send(cmd=11, dstid=community, media=1, content='kicked?')
+            while True:
+                frame = b1.recv(10)
+                if frame.get('cmd') == 1:
+                    return frame['code'] == -1
+        wait_for(refused, what='the kicked member refused on another node')
+    finally:
+        b1.close()
+
+
+def test_a_bad_bus_setting_stops_the_start_saying_why(database_url, tmp_path):
+    node = Node('bad', database_url, 'kafka://127.0.0.1:9092', str(tmp_path))
+    try:
+        assert node.process.wait(60) == 1
+        log = node.read_log()
+        assert 'CRITICAL cannot start' in log and 'unsupported bus' in log, log
+    finally:
+        node.stop()

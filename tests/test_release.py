@@ -257,7 +257,8 @@ def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, t
                                                           'passwd': 'secret-pass'})
         assert status == 200, body
         status, _, body = http(base + '/metrics')
-        assert status == 200 and re.search(rb'imchat_http_requests_total\{(node="[^"]*",)?status="200"\}', body)
+        assert status == 200 and re.search(
+            rb'imchat_http_requests_total\{(node="[^"]*",)?status="200"\}', body)
     finally:
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)

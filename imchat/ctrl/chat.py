@@ -1,12 +1,13 @@
 """The /chat WebSocket, /chat/history and /chat/conversations.
 
-Each connection: authenticate, register a Client (its writer greenlet starts), send
-the stored backlog the connection lacks, then loop on receive in this greenlet. Every
+Each connection: authenticate, register a Client, send the stored backlog the
+connection lacks, then loop on receive in this greenlet. Every
 frame that needs the database gets its own short transaction (inside the services);
 nothing holds a db_session across the loop. `finally` unregisters, whatever ended it.
 """
 import logging
 
+import gevent
 from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
@@ -32,6 +33,9 @@ log = logging.getLogger('imchat.chat')
 # Messages bigger than the accepted size are read, refused with an ack and dropped;
 # past this multiple of it the connection is closed (1009) without reading the rest.
 HARD_LIMIT_FACTOR = 16
+
+# Frames of one connection being stored at once; past this, reading waits for the oldest.
+MAX_UNACKED = 64
 
 CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
 
@@ -72,7 +76,7 @@ def chat():
 def _serve(svc, conn, max_frame):
     try:
         token = request_token()
-        user_id, expires_at = svc.users.session(token)
+        user_id, expires_at = _aside(svc.users.session, token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
@@ -89,20 +93,19 @@ def _serve(svc, conn, max_frame):
         return
     since = fields['since']
     if since is None:
-        since = messages.resume_point(user_id)
+        since = _aside(messages.resume_point, user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
-    community_ids = svc.contacts.community_ids(user_id)
+    community_ids = _aside(svc.contacts.community_ids, user_id)
     try:
         hub.register(client, community_ids)
         svc.ws_cap.admit(client)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.
-        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
+        replay_after = _aside(messages.replay_start, user_id, since,
+                              current_app.config['WS_BACKLOG_MAX'])
         if replay_after > since:
             client.send(backlog_skipped(since, replay_after))
-        for page in messages.backlog(user_id, replay_after):
-            for msgid, outgoing in page:
-                client.send_backlog(msgid, outgoing)
+        _aside(_catch_up, messages, client, user_id, replay_after)
         client.finish_sync()
         release_handshake(request.environ)
         while not client.closed:
@@ -116,31 +119,66 @@ def _serve(svc, conn, max_frame):
         hub.unregister(client)
 
 
+def _catch_up(messages, client, user_id, since):
+    for page in messages.backlog(user_id, since):
+        client.send_backlog(page)
+
+
+def _aside(function, *args):
+    """Run `function(*args)` in a short-lived greenlet and return (or raise) what it
+    does. Pony keeps state per greenlet for every one that opened a db_session; done
+    aside, none of it stays with the connection's greenlet while it waits for frames."""
+    def run():
+        try:
+            return True, function(*args)
+        except Exception as error:
+            return False, error
+    done, value = gevent.spawn(run).get()
+    if not done:
+        raise value
+    return value
+
+
 def _handle_frame(svc, client, data, max_frame):
     try:
         frame = parse_frame(data, max_frame)
     except FrameError as error:
         svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(error.client_id, error.msg))
+        client.reply(ack_refused(error.client_id, error.msg))
         return
     if frame.cmd == CMD_HEART:
         return
     if not svc.message_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
-                                'send it again shortly'.format(client.hub.message_rate)))
+        client.reply(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
+                                 'send it again shortly'.format(client.hub.message_rate)))
         return
     if frame.cmd in UNSTORED_CMDS:
         ack = svc.events.handle(client, frame)
         if ack is not None:
-            client.send(ack)
+            client.reply(ack)
         return
-    outcome = svc.messages.submit(client.user_id, frame, origin=client).get()
-    if isinstance(outcome, Refused):
-        svc.metrics.inc('imchat_messages_refused_total')
-        client.send(ack_refused(frame.client_id, outcome.msg))
-    elif frame.client_id is not None:
-        client.send(ack_ok(frame.client_id, outcome))
+    # Read on while it is stored: the ack goes out after the commit, in frame order.
+    client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
+                      _Acknowledge(svc.metrics, frame.client_id), limit=MAX_UNACKED)
+
+
+class _Acknowledge:
+    """What to send once a frame's outcome is known."""
+
+    __slots__ = ('metrics', 'client_id')
+
+    def __init__(self, metrics, client_id):
+        self.metrics = metrics
+        self.client_id = client_id
+
+    def __call__(self, outcome):
+        if isinstance(outcome, Refused):
+            self.metrics.inc('imchat_messages_refused_total')
+            return ack_refused(self.client_id, outcome.msg)
+        if self.client_id is not None:
+            return ack_ok(self.client_id, outcome)
+        return None
 
 
 @bp.route('/history', methods=['GET', 'POST'])

@@ -534,7 +534,9 @@ class Bus:
             if seq.done != start or seq.paused:
                 gevent.sleep(0.05)
                 continue  # moved on (or waits for a join) while we read
-            log.info('bus: filled ids %s to %s from the database', start + 1, end)
+            # Expected while the bus is down; worth a line when it is up.
+            log.log(logging.INFO if self.transport.up else logging.DEBUG,
+                    'bus: filled ids %s to %s from the database', start + 1, end)
             seq.fill(end, [(msgid, (wire, None if 'join' in wire else self.encode(wire), None))
                            for msgid, (wire, _) in page])
 

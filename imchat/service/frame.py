@@ -7,6 +7,8 @@ was readable enough to carry one).
 import json
 import re
 
+import orjson
+
 from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
                           CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
@@ -57,6 +59,22 @@ _DIGITS = re.compile(r'-?[0-9]{1,19}')
 # Every media's `url` and `pic` are checked alike, under the one rule of util.urls:
 # http(s), or a path on this server such as /mnt/x.png; never javascript:, data:, //host.
 URL_FIELDS = ('url', 'pic')
+
+
+def _loads(data):
+    """json.loads, at C speed for the usual frame. orjson refuses what the standard
+    library reads (NaN, lone surrogates) and reads integers past 64 bits as floats, so
+    such frames, and any with a float at the top, are read again by json for the same
+    answers as before."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+    if type(raw) is dict:
+        for value in raw.values():
+            if type(value) is float:
+                return json.loads(data)
+    return raw
 
 
 class FrameError(ValueError):
@@ -127,7 +145,7 @@ def parse_frame(data, max_bytes):
     if nesting_exceeds(data):
         raise FrameError('the frame is nested too deeply: at most {} levels'.format(MAX_DEPTH))
     try:
-        raw = json.loads(data)
+        raw = _loads(data)
     except (ValueError, RecursionError):
         raise FrameError('the frame is not valid JSON'
                          if not too_large else 'the frame is too large')

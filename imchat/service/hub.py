@@ -4,36 +4,42 @@ find a message's recipients without scanning every connection.
     users:        user id -> that user's live clients (phone, laptop, ...)
     communities:  community id -> ids of its members who are online
 
-Each client owns a bounded queue and one writer greenlet that drains it; putting a
-frame on the queue never blocks, so one slow socket cannot stall a sender or the
-others. A client whose queue fills is cut off: its messages are stored, and it catches
-up when it reconnects.
+Handing a frame to a client never blocks and never switches greenlets: it goes into
+the client's buffer, and the hub flushes every buffer once the running greenlet yields,
+so a batch of messages fanned out together costs one write per connection. The
+connection writes in place while its socket accepts, and parks the rest with a send
+deadline otherwise (imchat/util/wsconn.py). A connection that stops reading is cut off:
+its messages are stored, and it catches up when it reconnects. Pings, the idle
+timeout and token expiry come from one periodic sweep over all connections, not from a
+greenlet or timer per connection.
+
+Public methods: `register`, `unregister`, `join_community`, `fan_out` (stored
+messages, by msgid, exactly once and in order per connection), `push` (events that are
+never stored), `online_members`, `is_online`, `cut_off`, `end_session`, `all_clients`,
+`close_all`.
 """
 import logging
 import time
+from collections import deque
 
 import gevent
-from gevent.queue import Empty, Full, Queue
 
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
 
 log = logging.getLogger('imchat.chat')
 
-_STOP = object()
 # Seconds a peer has to answer our close frame before its connection is dropped.
 CLOSE_GRACE = 2
-
-
-class _Close:
-    __slots__ = ('code', 'reason')
-
-    def __init__(self, code, reason):
-        self.code = code
-        self.reason = reason
+# Sweeps per ping interval (or idle timeout, whichever is shorter).
+SWEEPS_PER_INTERVAL = 5
 
 
 class Client:
+    __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
+                 'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'allowance',
+                 'allowance_at', 'closed', 'replies')
+
     def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
         self.user_id = user_id
@@ -42,28 +48,43 @@ class Client:
         self.token_key = token_key
         self.expires_at = expires_at
         self.conn = conn
-        self.queue = Queue(hub.queue_size)
-        # Highest message id put on the queue: the same message never goes twice to one
-        # connection, and (the store fanning out in id order) none is skipped.
+        # Highest message id handed to this connection: the same message never goes
+        # twice to one connection, and (the store fanning out in id order) none is skipped.
         self.high = since
-        # Highest message id written to the socket, saved as the user's resume point.
-        self.sent_high = 0
         # While the stored backlog is being sent, live messages wait here.
         self.syncing = True
         self.pending = []
+        # Frames waiting for the hub's next flush (None: nothing waiting), and the
+        # highest message id among them.
+        self.out = None
+        self.out_high = 0
         self.last_seen = time.monotonic()
+        self.next_ping = self.last_seen + hub.ping_interval
         # Token bucket of messages this connection may send (see Hub.message_rate).
         self.allowance = hub.message_burst
         self.allowance_at = self.last_seen
         self.closed = False
-        self.writer = None
+        # Replies to this connection's frames still waiting for their outcome, in the
+        # order the frames came (None: none waiting).
+        self.replies = None
         conn.on_pong = self.touch
+        conn.on_stalled = self.stalled
+        conn.max_pending = hub.queue_size
+        conn.send_timeout = hub.send_timeout
 
     def __repr__(self):
         return '<Client user={} high={}>'.format(self.user_id, self.high)
 
+    @property
+    def sent_high(self):
+        """Highest message id written to the socket, saved as the user's resume point."""
+        return self.conn.written_high
+
     def touch(self):
         self.last_seen = time.monotonic()
+
+    def stalled(self, reason):
+        self.hub.cut_off(self, reason)
 
     def may_send(self):
         """Take one message from the bucket; False when the sender is going too fast."""
@@ -91,24 +112,74 @@ class Client:
         self.send(outgoing, msgid)
 
     def send(self, outgoing, msgid=0):
-        """Queue a frame without blocking; a full queue cuts the connection off."""
-        try:
-            self.queue.put_nowait((msgid, outgoing))
-        except Full:
-            self.hub.cut_off(self, 'the connection stopped reading')
-
-    def send_backlog(self, msgid, outgoing):
-        """Queue a stored message from the backlog, waiting for room (no live traffic
-        waits behind it: that goes to `pending`)."""
-        if msgid <= self.high or self.closed:
+        """Queue a frame for the hub's next flush; never blocks."""
+        if self.closed:
             return
-        self.high = msgid
-        while not self.closed:  # a writer that died never drains the queue: do not wait on it
-            try:
-                self.queue.put((msgid, outgoing), timeout=1)
+        out = self.out
+        if out is None:
+            self.out = [outgoing]
+            self.hub.want_flush(self)
+        else:
+            out.append(outgoing)
+        if msgid:
+            self.out_high = msgid
+
+    def reply(self, outgoing):
+        """Send the reply to a frame, after the replies to earlier frames."""
+        if self.replies:
+            self.replies.append((None, outgoing))
+        else:
+            self.send(outgoing)
+
+    def reply_when(self, result, render, limit=0):
+        """Reply `render(value)` (an OutgoingFrame, or None for no reply) once the
+        AsyncResult `result` is ready, in frame order, without waiting for it here: the
+        connection goes on reading. With more than `limit` replies waiting, wait for the
+        oldest before returning, so one connection cannot pile up work."""
+        replies = self.replies
+        if replies is None:
+            replies = self.replies = deque()
+        replies.append((result, render))
+        result.rawlink(self._reply_ready)
+        if limit and len(replies) > limit:
+            oldest = replies[0][0]
+            if oldest is not None:
+                oldest.wait()
+
+    def _reply_ready(self, _result):
+        replies = self.replies
+        while replies:
+            result, render = replies[0]
+            if result is None:
+                self.send(render)
+            elif result.ready():
+                outgoing = render(result.value)
+                if outgoing is not None:
+                    self.send(outgoing)
+            else:
                 return
-            except Full:
-                continue
+            replies.popleft()
+
+    def flush(self):
+        out, self.out = self.out, None
+        if out and not self.closed:
+            self.conn.send_frames(out, self.out_high)
+
+    def send_backlog(self, page):
+        """Write a page of stored (msgid, OutgoingFrame) from the backlog and wait until
+        the socket took it; a reader that stops reading is cut off at the send deadline.
+        Live messages meanwhile wait in `pending`."""
+        frames, high = [], self.high
+        for msgid, outgoing in page:
+            if msgid > high:
+                frames.append(outgoing)
+                high = msgid
+        if not frames or self.closed:
+            return
+        self.high = high
+        self.flush()
+        self.conn.send_frames(frames, high, counted=False)
+        self.conn.wait_written()
 
     def finish_sync(self):
         pending, self.pending = self.pending, []
@@ -118,60 +189,27 @@ class Client:
 
     def close_politely(self, code, reason):
         """Write what is queued, then close with `code`."""
-        try:
-            self.queue.put_nowait((0, _Close(code, reason)))
-        except Full:
-            self.hub.cut_off(self, reason)
-
-    def run_writer(self):
-        conn, hub = self.conn, self.hub
-        next_ping = time.monotonic() + hub.ping_interval
-        try:
-            while True:
-                try:
-                    msgid, item = self.queue.get(timeout=max(0.0, next_ping - time.monotonic()))
-                except Empty:
-                    msgid, item = 0, None
-                if item is _STOP:
-                    return
-                if isinstance(item, _Close):
-                    conn.close(item.code, item.reason)
-                    # The peer answers a close with its own, which ends the reading
-                    # side; one that does not is dropped after a grace period.
-                    gevent.spawn_later(CLOSE_GRACE, conn.abort)
-                    return
-                if item is not None:
-                    conn.send(item)
-                    if msgid:
-                        self.sent_high = msgid
-                        hub.metrics.inc('imchat_messages_delivered_total')
-                now = time.monotonic()
-                if now >= next_ping:
-                    if self.expires_at is not None and now_ms() >= self.expires_at:
-                        self.close_politely(CLOSE_UNAUTHORIZED, 'the token has expired')
-                    if not conn.keeps_alive_itself:
-                        if now - self.last_seen > hub.idle_timeout:
-                            log.info('closing idle connection of user %s', self.user_id)
-                            conn.close(CLOSE_POLICY, 'idle timeout')
-                            conn.abort()
-                            return
-                        conn.ping()
-                    next_ping = now + hub.ping_interval
-        except OSError:
-            conn.abort()
-        finally:
-            self.closed = True
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        self.conn.close(code, reason)
+        # The peer answers a close with its own, which ends the reading side; one that
+        # does not is dropped after a grace period.
+        gevent.spawn_later(CLOSE_GRACE, self.conn.abort)
 
 
 class Hub:
     def __init__(self, metrics, queue_size, ping_interval, idle_timeout, save_resume_point,
-                 message_rate=0, message_burst=0):
+                 message_rate=0, message_burst=0, send_timeout=0):
         self.metrics = metrics
         self.message_rate = message_rate
         self.message_burst = message_burst
         self.queue_size = queue_size
         self.ping_interval = ping_interval
         self.idle_timeout = idle_timeout
+        # Seconds a write may wait for a peer to read before it is cut off (0: forever).
+        self.send_timeout = send_timeout
         self.save_resume_point = save_resume_point
         self.users = {}
         self.communities = {}
@@ -183,12 +221,83 @@ class Hub:
         # Called with (user_id, online) when a user's first connection opens (True) or
         # last one closes (False); presence listens (see service.events).
         self.presence_listeners = []
+        self._dirty = []
+        self._sweeper = None
+
+    # -- writing -------------------------------------------------------------------
+
+    def want_flush(self, client):
+        """`client` has frames waiting: flush it (with every other) once the running
+        greenlet yields, so frames queued together leave in one write."""
+        dirty = self._dirty
+        dirty.append(client)
+        if len(dirty) == 1:
+            gevent.get_hub().loop.run_callback(self._flush)
+
+    def _flush(self):
+        # Runs in the event loop's own greenlet: nothing here may block or switch.
+        dirty, self._dirty = self._dirty, []
+        delivered = 0
+        for client in dirty:
+            if client.out:
+                delivered += len(client.out)
+                try:
+                    client.flush()
+                except Exception:
+                    log.exception('writing to a connection of user %s failed',
+                                  client.user_id)
+                    client.conn.abort()
+        if delivered:
+            self.metrics.inc('imchat_messages_delivered_total', delivered)
+
+    # -- the periodic sweep ----------------------------------------------------------
+
+    def _start_sweeper(self):
+        if self._sweeper is None or self._sweeper.dead:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def _sweep_forever(self):
+        while self.users:
+            limits = [t for t in (self.ping_interval, self.idle_timeout) if t]
+            gevent.sleep(max(0.01, min(limits or [5]) / SWEEPS_PER_INTERVAL))
+            try:
+                self.sweep()
+            except Exception:
+                log.exception('the connection sweep failed')
+        self._sweeper = None
+
+    def sweep(self):
+        """Close expired logins and silent peers, and ping the connections due one."""
+        now, wall = time.monotonic(), now_ms()
+        ping_interval, idle_timeout = self.ping_interval, self.idle_timeout
+        for client in self.all_clients():
+            if client.closed:
+                continue
+            if client.expires_at is not None and wall >= client.expires_at:
+                client.close_politely(CLOSE_UNAUTHORIZED, 'the token has expired')
+                continue
+            conn = client.conn
+            if conn.keeps_alive_itself:
+                continue
+            if idle_timeout and now - client.last_seen > idle_timeout:
+                log.info('closing idle connection of user %s', client.user_id)
+                client.closed = True
+                conn.close(CLOSE_POLICY, 'idle timeout')
+                conn.abort()
+            elif ping_interval and now >= client.next_ping:
+                client.next_ping = now + ping_interval
+                try:
+                    conn.ping()
+                except OSError:
+                    conn.abort()
+
+    # -- connections -------------------------------------------------------------------
 
     def is_online(self, user_id):
         return bool(self.users.get(user_id))
 
     def register(self, client, community_ids):
-        """Add a connected client and start its writer."""
+        """Add a connected client."""
         clients = self.users.setdefault(client.user_id, set())
         first = not clients
         if first:
@@ -198,7 +307,7 @@ class Hub:
         clients.add(client)
         if first:
             self._presence_changed(client.user_id, True)
-        client.writer = gevent.spawn(client.run_writer)
+        self._start_sweeper()
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
         if self.bus is not None:
@@ -206,7 +315,8 @@ class Hub:
             self.bus.attach(client.user_id, community_ids)
 
     def unregister(self, client):
-        """Forget a client whatever ended it, stop its writer, save where it got to."""
+        """Save where a client got to, then forget it, whatever ended it (saved first, so
+        a reconnect that finds the user offline also finds the resume point)."""
         client.closed = True
         # Saved while the user still counts as online: a connection opened the moment
         # this one is gone resumes after what this one delivered, not before.
@@ -230,8 +340,6 @@ class Hub:
                 self._presence_changed(client.user_id, False)
             if self.bus is not None:
                 self.bus.detach(client.user_id)
-        if client.writer is not None and gevent.getcurrent() is not client.writer:
-            client.writer.kill(block=False)
 
     def join_community(self, user_id, community_id):
         """A user joined: their open connections get the group's messages from now on."""
@@ -253,20 +361,27 @@ class Hub:
         for listener in self.presence_listeners:
             listener(user_id, online)
 
-    def push(self, user_ids, outgoing, origin=None):
-        """Queue an unstored event (read, typing, presence) for every connection of
-        these users but `origin`; no message id bookkeeping, nothing kept for later."""
-        for user_id in user_ids:
-            for client in tuple(self.users.get(user_id, ())):
-                if client is not origin and not client.closed:
-                    client.send(outgoing)
-
     def fan_out(self, recipient_ids, msgid, outgoing, origin=None):
-        """Queue one stored message for every connection of these users but `origin`."""
+        """Queue one stored message for every connection of these users but `origin`.
+        Messages must come in msgid order; each connection gets each at most once."""
+        users = self.users
         for user_id in recipient_ids:
-            for client in tuple(self.users.get(user_id, ())):
-                if client is not origin:
-                    client.deliver(msgid, outgoing)
+            clients = users.get(user_id)
+            if clients:
+                for client in tuple(clients):
+                    if client is not origin:
+                        client.deliver(msgid, outgoing)
+
+    def push(self, user_ids, outgoing, origin=None):
+        """Queue an event that is never stored (typing, presence, read receipts) for
+        every connection of these users but `origin`; no msgid bookkeeping."""
+        users = self.users
+        for user_id in user_ids:
+            clients = users.get(user_id)
+            if clients:
+                for client in tuple(clients):
+                    if client is not origin:
+                        client.send(outgoing)
 
     def online_members(self, community_id):
         return tuple(self.communities.get(community_id, ()))
@@ -294,7 +409,8 @@ class Hub:
         clients = self.all_clients()
         for client in clients:
             client.close_politely(code, reason)
-        writers = [c.writer for c in clients if c.writer is not None]
-        gevent.joinall(writers, timeout=timeout)
+        with gevent.Timeout(timeout, False):
+            for client in clients:
+                client.conn.wait_written()
         for client in clients:
             client.conn.abort()

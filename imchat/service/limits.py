@@ -265,6 +265,9 @@ class HandshakeSlots:
         self.limit = limit
         self.in_progress = 0
 
+    def full(self):
+        return bool(self.limit) and self.in_progress >= self.limit
+
     def enter(self):
         """A `Slot` to release when the handshake is over, or None when all are taken."""
         if self.limit and self.in_progress >= self.limit:

@@ -5,11 +5,11 @@ a busy server does one transaction for many messages instead of one each. Only a
 the commit does it fan each message out (in id order, so every connection sees ids
 increase) and release the sender's acknowledgement. No ack ever precedes its commit.
 """
-import json
 import logging
 import time
 
 import gevent
+import orjson
 from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
@@ -64,8 +64,9 @@ class _Pending:
 
 
 def encode(wire):
-    return OutgoingFrame(json.dumps(wire, ensure_ascii=False, separators=(',', ':'))
-                         .encode('utf-8'))
+    # orjson writes the same bytes as json.dumps(wire, ensure_ascii=False,
+    # separators=(',', ':')).encode('utf-8'), several times faster.
+    return OutgoingFrame(orjson.dumps(wire))
 
 
 class MessageService:

@@ -13,13 +13,23 @@ with `socket.send`, which under gevent may write only part of a frame, so its so
 wrapped to write with `sendall`.
 
 Every connection: `receive()` returns the next text (str) or binary (bytes) message, or
-None once the peer is gone; `send(frame)` writes one `OutgoingFrame`; `ping()`;
-`close(code, reason)` says goodbye politely; `abort()` drops the TCP connection at once
-(for a peer that stopped reading, whose socket would block a polite close).
+None once the peer is gone; `send_frames(frames, high)` writes a list of `OutgoingFrame`s
+(`send(frame)` one); `ping()`; `close(code, reason)` says goodbye politely; `abort()`
+drops the TCP connection at once (for a peer that stopped reading, whose socket would
+block a polite close).
+
+Writes never block the caller. While the socket accepts, frames are written in place,
+all the frames handed over at once in one `send` (no greenlet, no timer). When the
+kernel's buffer is full, the rest is parked and one short-lived greenlet finishes it;
+every wait for the socket to take more has a deadline (`send_timeout` seconds), and a
+connection that misses it, or parks more than `max_pending` frames, is cut off
+(`on_stalled(reason)`): a peer that stopped reading can hold nothing up.
 """
 import socket
 import struct
 import threading
+
+import gevent
 
 OPCODE_CONTINUATION = 0x0
 OPCODE_TEXT = 0x1
@@ -42,6 +52,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 # The user opened more WebSockets than IMCHAT_WS_PER_USER: this, their oldest, is closed.
 CLOSE_TOO_MANY = 4429
+
+
+# Bytes asked of the socket at once when reading frames.
+READ_SIZE = 65536
 
 
 def frame_header(opcode, length):
@@ -94,7 +108,110 @@ def close_payload(code, reason):
     return struct.pack('!H', code) + data
 
 
-class GeventConnection:
+def _take_buffered(rfile, sock):
+    """What the handshake's buffered reader read past the request (a client may send
+    its first frame at once), without waiting; then close that reader, which frees its
+    buffer and leaves the socket open."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        data = rfile.read1(READ_SIZE) or b''
+    except OSError:
+        data = b''
+    finally:
+        sock.settimeout(timeout)
+    rfile.close()
+    return data
+
+
+class _Stalled(Exception):
+    """A parked write waited longer than the send deadline."""
+
+
+class _ParkedWrites:
+    """Write in place while the socket takes it; park the rest for one greenlet.
+
+    Subclasses provide `_send_now(frames)` (write without waiting; returns what is
+    left, or None) and `_send_waiting(item)` (write one parked item, waiting for the
+    socket, at most `send_timeout` seconds for each step of progress)."""
+
+    # Frames parked at most, and seconds a parked write may wait for the peer to read;
+    # the owner (the hub's Client) sets both, with `on_stalled(reason)` for a cut-off.
+    max_pending = 0
+    send_timeout = 0
+    on_stalled = None
+
+    def _init_writes(self):
+        self.closed = False
+        self.written_high = 0  # highest message id written to the socket
+        self._parked = None  # items waiting for the writer greenlet
+        self._parked_frames = 0
+        self._parked_high = 0
+        self._writer = None
+
+    def send(self, outgoing):
+        self.send_frames([outgoing])
+
+    def send_frames(self, frames, high=0, counted=True):
+        """Write these frames (in order, after anything parked); `high` is the highest
+        message id among them. Never blocks. Frames not `counted` do not count towards
+        `max_pending` (a page of backlog, whose sender waits for it to be written)."""
+        if self.closed:
+            return
+        if self._writer is None:
+            try:
+                rest = self._send_now(frames)
+            except OSError:
+                self.abort()
+                return
+            if rest is None:
+                if high:
+                    self.written_high = high
+                return
+            self._parked = [rest]
+            self._writer = gevent.spawn(self._drain)
+        else:
+            self._parked.append(self._parked_item(frames))
+        if counted:
+            self._parked_frames += len(frames)
+        if high:
+            self._parked_high = high
+        if self.max_pending and self._parked_frames > self.max_pending:
+            self._stall('the connection stopped reading')
+
+    def _stall(self, reason):
+        if self.on_stalled is not None:
+            self.on_stalled(reason)
+        self.abort()
+
+    def _drain(self):
+        try:
+            while self._parked:
+                items, high = self._parked, self._parked_high
+                self._parked, self._parked_frames = [], 0
+                for item in items:
+                    self._send_waiting(item)
+                if high:
+                    self.written_high = high
+        except _Stalled:
+            self._stall('the connection did not read for {} s'.format(self.send_timeout))
+        except OSError:
+            self.abort()
+        finally:
+            self._parked = None
+            self._writer = None
+
+    def _deadline(self):
+        return gevent.Timeout(self.send_timeout or None, _Stalled)
+
+    def wait_written(self):
+        """Wait until nothing is parked (or the connection is cut off)."""
+        writer = self._writer
+        if writer is not None:
+            writer.join()
+
+
+class GeventConnection(_ParkedWrites):
     """A connection upgraded by gevent-websocket, read and written frame by frame here."""
 
     # This side sends pings and expires silent peers itself.
@@ -102,16 +219,16 @@ class GeventConnection:
 
     def __init__(self, websocket, max_message, on_pong=None):
         self.websocket = websocket
-        self._read = websocket.raw_read
-        self._sendall = websocket.raw_write
         self._socket = websocket.handler.socket
+        # Frames are cut from a buffer filled by the socket's recv, which allocates only
+        # once data is there: a waiting connection holds no read buffer.
+        self._recv = self._socket.recv
+        self._buf = _take_buffered(websocket.handler.rfile, self._socket)
+        self._pos = 0
         _no_delay(self._socket)
         self.max_message = max_message
         self.on_pong = on_pong
-        self.closed = False
-        # Pongs and close replies come from the reading greenlet while the writer greenlet
-        # sends messages: gevent forbids two greenlets writing one socket at once.
-        self._write_lock = threading.Lock()
+        self._init_writes()
 
     def receive(self):
         try:
@@ -121,10 +238,25 @@ class GeventConnection:
             return None
 
     def _read_exact(self, n):
-        data = self._read(n) if n else b''
-        if len(data) != n:
-            raise EOFError('connection closed mid-frame')
-        return data
+        pos = self._pos
+        end = pos + n
+        if end <= len(self._buf):
+            self._pos = end
+            return self._buf[pos:end]
+        return self._read_more(n)
+
+    def _read_more(self, n):
+        chunks = [self._buf[self._pos:]]
+        have = len(chunks[0])
+        while have < n:
+            data = self._recv(max(READ_SIZE, n - have))
+            if not data:
+                raise EOFError('connection closed mid-frame')
+            chunks.append(data)
+            have += len(data)
+        self._buf = b''.join(chunks)
+        self._pos = n
+        return self._buf[:n]
 
     def _read_message(self):
         opcode = None
@@ -175,6 +307,8 @@ class GeventConnection:
                 # Far past any message we accept: do not read it into memory.
                 return self._fail(CLOSE_TOO_BIG, 'message too large')
             parts.append(unmask(self._read_exact(length), mask))
+            if self._pos == len(self._buf):
+                self._buf, self._pos = b'', 0  # keep nothing while idle
             if fin:
                 data = b''.join(parts)
                 if opcode == OPCODE_BINARY:
@@ -190,11 +324,28 @@ class GeventConnection:
         return None
 
     def _write(self, data):
-        with self._write_lock:
-            self._sendall(data)
+        if self.closed:
+            raise OSError('connection closed')
+        self.send_frames([_RawFrame(data)])
 
-    def send(self, outgoing):
-        self._write(outgoing.frame)
+    def _send_now(self, frames):
+        data = frames[0].frame if len(frames) == 1 else b''.join([f.frame for f in frames])
+        try:
+            sent = self._socket.send(data, 0, 0.0)
+        except BlockingIOError:
+            sent = 0
+        return None if sent == len(data) else memoryview(data)[sent:]
+
+    @staticmethod
+    def _parked_item(frames):
+        return b''.join([f.frame for f in frames])
+
+    def _send_waiting(self, data):
+        view = memoryview(data)
+        while view:
+            with self._deadline():
+                sent = self._socket.send(view)
+            view = view[sent:]
 
     def ping(self):
         self._write(frame_header(OPCODE_PING, 0))
@@ -202,12 +353,9 @@ class GeventConnection:
     def close(self, code=CLOSE_NORMAL, reason=''):
         if self.closed:
             return
-        self.closed = True
         payload = close_payload(code, reason)
-        try:
-            self._write(frame_header(OPCODE_CLOSE, len(payload)) + payload)
-        except OSError:
-            pass
+        self._write(frame_header(OPCODE_CLOSE, len(payload)) + payload)
+        self.closed = True
         self.websocket.closed = True
 
     def abort(self):
@@ -217,6 +365,16 @@ class GeventConnection:
             self._socket.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class _RawFrame:
+    """Bytes that are already a whole frame (a pong, a ping, a close)."""
+
+    __slots__ = ('frame', 'payload')
+
+    def __init__(self, frame):
+        self.frame = frame
+        self.payload = None
 
 
 class _SendAllSocket:
@@ -250,8 +408,9 @@ def _simple_server_class():
     return SendAllServer
 
 
-class SimpleConnection:
-    """A connection upgraded by simple-websocket (the Flask dev server's path)."""
+class SimpleConnection(_ParkedWrites):
+    """A connection upgraded by simple-websocket (the Flask dev server's path). Its
+    library writes with blocking calls, so every write goes to the parked greenlet."""
 
     # simple-websocket pings on its own thread and closes a peer that stops answering.
     keeps_alive_itself = True
@@ -262,7 +421,7 @@ class SimpleConnection:
         self._closed_error = ConnectionClosed
         self.server = _simple_server_class()(environ, max_message_size=max_message,
                                              ping_interval=ping_interval)
-        self.closed = False
+        self._init_writes()
 
     def receive(self):
         try:
@@ -271,11 +430,20 @@ class SimpleConnection:
             self.closed = True
             return None
 
-    def send(self, outgoing):
-        try:
-            self.server.send(outgoing.payload.decode('utf-8'))
-        except self._closed_error:
-            raise OSError('connection closed')
+    def _send_now(self, frames):
+        return [f.payload.decode('utf-8') for f in frames]
+
+    @staticmethod
+    def _parked_item(frames):
+        return [f.payload.decode('utf-8') for f in frames]
+
+    def _send_waiting(self, texts):
+        for text in texts:
+            with self._deadline():
+                try:
+                    self.server.send(text)
+                except self._closed_error:
+                    raise OSError('connection closed')
 
     def ping(self):
         pass
@@ -283,6 +451,8 @@ class SimpleConnection:
     def close(self, code=CLOSE_NORMAL, reason=''):
         if self.closed:
             return
+        # After what is parked, so every frame written before the close arrives.
+        self.wait_written()
         self.closed = True
         try:
             self.server.close(reason=code, message=reason)
