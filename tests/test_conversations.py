@@ -146,13 +146,25 @@ def test_conversations_most_recent_first_with_unread_counts(group_of_three, conn
                                'dstid': alice.id, 'media': 1,
                                'createat': rows[1]['last']['createat'],
                                'content': 'are you there?'}
-    assert rows[2]['readmsgid'] == to_bob[0]  # sending reads the conversation
+    assert rows[2]['readmsgid'] == 0  # sending reads nothing; my own are never unread
     assert rows[2]['peerreadmsgid'] == 0
     assert conversations(client, alice, limit=2) == rows[:2]
-    # Replying reads everything before the reply.
     a.send_texts(carol.id, ['yes'])
-    assert conversation(client, alice, 10, carol.id)['unread'] == 0
+    assert conversation(client, alice, 10, carol.id)['unread'] == 2
     assert conversation(client, carol, 10, alice.id)['unread'] == 1
+
+
+def test_a_read_sent_after_a_reply_still_reaches_the_peer(pair, connect, client):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    question = a.send_texts(bob.id, ['coming?'])[0]
+    assert b.recv()['msgid'] == question
+    answer = b.send_texts(alice.id, ['yes'])[0]  # stored before bob's client says it read
+    assert a.recv()['msgid'] == answer
+    assert read(b, 10, alice.id, question)['code'] == 0
+    assert a.recv() == {'cmd': 12, 'userid': bob.id, 'target': 10, 'dstid': alice.id,
+                        'msgid': question}
+    assert conversation(client, alice, 10, bob.id)['peerreadmsgid'] == question
 
 
 def test_group_unread_counts_only_messages_since_joining(group_of_three, connect, auth, client):

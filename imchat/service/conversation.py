@@ -7,7 +7,8 @@ transaction as the messages (`record_messages`), so the list is one indexed quer
 a few primary-key lookups, however many messages are stored.
 
 Invariants:
-- `readmsgid` only moves forward; sending a message reads the conversation up to it.
+- `readmsgid` only moves forward, and only by a read (cmd 12): sending a message does
+  not move it, so the read that follows always moves it and its receipt goes out.
 - `unread` counts the others' messages stored after `readmsgid` (since the row exists):
   the writer adds to it, a read subtracts exactly the messages it passes, in one
   compare-and-set statement, so a read and a message committing at once never lose
@@ -62,40 +63,30 @@ def _new_values(updates, form):
 
 def record_messages(db, stored):
     """In the message writer's transaction: move the conversations of these stored
-    messages, (sender id, cmd, dstid, msgid) in id order, forward."""
-    sent = {}       # (owner, target, dstid) -> [last, read, unread]: the owner sent some
-    received = {}   # (owner, target, dstid) -> [last, count]: the owner only received
-    groups = {}     # community id -> [last, count, sender keys]
+    messages, (sender id, cmd, dstid, msgid) in id order, forward. Each row gets its
+    last message; the others' messages count as unread. Sending moves no read position
+    (only a read does, so its receipt always goes out)."""
+    rows = {}       # (owner, target, dstid) -> [last, added unread]
+    groups = {}     # community id -> [last, count, {sender id: own count}]
     for sender_id, cmd, dstid, msgid in stored:
         if cmd == CMD_SINGLE_MSG:
-            mine, theirs = (sender_id, cmd, dstid), (dstid, cmd, sender_id)
-            received.pop(mine, None)
-            sent[mine] = [msgid, msgid, 0]
-            if theirs in sent:
-                sent[theirs][0] = msgid
-                sent[theirs][2] += 1
-            else:
-                row = received.setdefault(theirs, [0, 0])
+            for key, added in (((sender_id, cmd, dstid), 0), ((dstid, cmd, sender_id), 1)):
+                row = rows.setdefault(key, [0, 0])
                 row[0] = msgid
-                row[1] += 1
+                row[1] += added
         elif cmd == CMD_ROOM_MSG:
-            group = groups.setdefault(dstid, [0, 0, set()])
+            group = groups.setdefault(dstid, [0, 0, {}])
             group[0] = msgid
             group[1] += 1
-            mine = (sender_id, cmd, dstid)
-            for key in group[2]:
-                if key != mine:
-                    sent[key][0] = msgid
-                    sent[key][2] += 1
-            group[2].add(mine)
-            sent[mine] = [msgid, msgid, 0]
+            group[2][sender_id] = group[2].get(sender_id, 0) + 1
+    for community_id, (last, count, senders) in groups.items():
+        for sender_id, own in senders.items():
+            rows[(sender_id, CMD_ROOM_MSG, community_id)] = [last, count - own]
     # Rows in key order, so two writers (two nodes) lock them in the same order.
-    _upsert(db, sorted(key + tuple(values) for key, values in sent.items()),
-            'last_msgid = NEW(last_msgid), readmsgid = NEW(readmsgid), unread = NEW(unread)')
-    _upsert(db, sorted(key + (last, 0, added) for key, (last, added) in received.items()),
+    _upsert(db, sorted(key + (last, 0, added) for key, (last, added) in rows.items()),
             'last_msgid = NEW(last_msgid), unread = unread + NEW(unread)')
     for community_id, (last, added, senders) in sorted(groups.items()):
-        sender_ids = [key[0] for key in senders]
+        sender_ids = sorted(senders)
         _sql(db, 'UPDATE conversation SET last_msgid = ?, unread = unread + ? '
                  'WHERE target = ? AND dstid = ? AND ownerid NOT IN ({})'.format(
                      ', '.join('?' * len(sender_ids))),
