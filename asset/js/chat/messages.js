@@ -40,7 +40,15 @@ function receive(msg) {
   if (!mine && msg.msgid > Math.max(c.readmsgid, c.countedUpTo || 0)) {
     state.unread[c.key] = (state.unread[c.key] || 0) + 1;
   }
-  if (!mine && c.cmd === CMD.USER) stopTyping(c.dstid);
+  if (!mine && c.cmd === CMD.USER) {
+    stopTyping(c.dstid);
+    // Sending moves the sender's read position to their message (the server does so
+    // without a cmd 12): the friend has read my messages before this one.
+    if (msg.msgid > c.peerreadmsgid) {
+      c.peerreadmsgid = msg.msgid;
+      refreshReceipts(c);
+    }
+  }
   if (state.open === c) {
     appendMessage(msg);
     markRead(c);
@@ -94,7 +102,7 @@ export function loadConversations() {
       const c = conv(convKey(Number(row.target), Number(row.dstid)));
       c.readmsgid = Math.max(c.readmsgid, Number(row.readmsgid) || 0);
       if (row.peerreadmsgid) c.peerreadmsgid = Math.max(c.peerreadmsgid, Number(row.peerreadmsgid));
-      const last = row.last;
+      let last = row.last;
       // The server counted up to its last message; what reached this page since
       // (from the stream, while the reply was on its way) counts on top.
       const counted = last && last.msgid ? Number(last.msgid) : 0;
@@ -102,13 +110,14 @@ export function loadConversations() {
       state.unread[c.key] = (Number(row.unread) || 0) + othersAfter(c, Math.max(counted, c.readmsgid));
       if (last && last.msgid) {
         last.msgid = Number(last.msgid);
+        // For the list only: the message itself comes through the stream (it is after
+        // `since` if this page has not seen it) or with the history, and is shown
+        // then. Kept as seen here, the stream's copy would be dropped as a repeat.
         if (last.cmd === CMD.RECALL) {
           // The newest thing in the stream is a recall: it shows as such.
-          if (!c.last || c.last.msgid < last.msgid) c.last = {msgid: last.msgid, userid: last.userid, cmd: c.cmd,
-                                                              createat: last.createat, recalled: 1};
-        } else {
-          remember(c, last);
+          last = {msgid: last.msgid, userid: last.userid, cmd: c.cmd, createat: last.createat, recalled: 1};
         }
+        if (!c.last || !c.last.msgid || c.last.msgid < last.msgid) c.last = last;
       }
       refreshReceipts(c);
     });
@@ -192,6 +201,7 @@ function applyRecall(c, msgid) {
     markRecalled(msg);
     redrawMessage(msg);
   }
+  if (c.last && c.last.msgid === msgid) markRecalled(c.last);
   renderLists();
 }
 

@@ -84,7 +84,8 @@ export function oldestMsgid(c) {
 export function remember(c, msg) {
   if (c.byId[msg.msgid]) return false;
   c.byId[msg.msgid] = msg;
-  if (!c.last || (c.last.msgid && msg.msgid > c.last.msgid)) c.last = msg;
+  // >=: the stream's copy replaces the one /chat/conversations gave for the list.
+  if (!c.last || (c.last.msgid && msg.msgid >= c.last.msgid)) c.last = msg;
   return true;
 }
 
