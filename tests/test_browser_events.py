@@ -7,7 +7,7 @@ import re
 import time
 
 from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
-    DESKTOP, PHONE, ServerProcess, back_to_lists, browser, bubbles, expect, send_and_ack,
+    DESKTOP, PHONE, ServerProcess, back_to_lists, browser, bubbles, expect,
     login_in_browser, new_mobile, open_friend_chat, open_group_chat, people, send_text,
     server, shot)
 
@@ -117,34 +117,6 @@ def test_chats_list_unread_everywhere_and_a_read_on_one_device_clears_the_other(
     shot(pa, 'read-receipts-zh')
     for page in (pa, phone, laptop, pc):
         assert page.errors == []
-
-
-def test_a_reply_shows_my_earlier_messages_read(people, server):
-    """Sending moves the sender's read position to their message (the server sends no
-    cmd 12 for it): a reply from a client that never sent a read still turns my
-    earlier messages to read, live and after a reload."""
-    ada, bo = friends(server, 'Ada', 'Bo')
-    pa = people('en-US')
-    login_in_browser(pa, ada['mobile'])
-    open_friend_chat(pa, bo['id'])
-    send_text(pa, 'did you get the tickets?')
-    mine = pa.locator('#msg-list .msg.mine', has_text='tickets')
-    expect(mine).to_have_attribute('data-state', 'sent')
-    ws = server.socket(bo)
-    try:
-        ack = send_and_ack(ws, {'id': 'reply-1', 'cmd': 10, 'dstid': ada['id'], 'media': 1,
-                                'content': 'yes, two'})
-        assert ack['code'] == 0, ack
-    finally:
-        ws.close()
-    expect(bubbles(pa, 'yes, two')).to_have_count(1)
-    expect(mine).to_have_attribute('data-state', 'read')
-    expect(mine.locator('.msg-state')).to_have_text('Read')
-    pa.reload()
-    expect(pa.locator('#app')).to_have_attribute('data-conn', 'open')
-    open_friend_chat(pa, bo['id'])
-    expect(pa.locator('#msg-list .msg.mine', has_text='tickets')).to_have_attribute('data-state', 'read')
-    assert pa.errors == []
 
 
 def test_chats_tab_in_english_for_the_readme(people, server):

@@ -40,15 +40,7 @@ function receive(msg) {
   if (!mine && msg.msgid > Math.max(c.readmsgid, c.countedUpTo || 0)) {
     state.unread[c.key] = (state.unread[c.key] || 0) + 1;
   }
-  if (!mine && c.cmd === CMD.USER) {
-    stopTyping(c.dstid);
-    // Sending moves the sender's read position to their message (the server does so
-    // without a cmd 12): the friend has read my messages before this one.
-    if (msg.msgid > c.peerreadmsgid) {
-      c.peerreadmsgid = msg.msgid;
-      refreshReceipts(c);
-    }
-  }
+  if (!mine && c.cmd === CMD.USER) stopTyping(c.dstid);
   if (state.open === c) {
     appendMessage(msg);
     markRead(c);
