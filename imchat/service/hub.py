@@ -37,8 +37,8 @@ SWEEPS_PER_INTERVAL = 5
 
 class Client:
     __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
-                 'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'allowance',
-                 'allowance_at', 'closed', 'replies')
+                 'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'closed',
+                 'replies')
 
     def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
@@ -60,9 +60,6 @@ class Client:
         self.out_high = 0
         self.last_seen = time.monotonic()
         self.next_ping = self.last_seen + hub.ping_interval
-        # Token bucket of messages this connection may send (see Hub.message_rate).
-        self.allowance = hub.message_burst
-        self.allowance_at = self.last_seen
         self.closed = False
         # Replies to this connection's frames still waiting for their outcome, in the
         # order the frames came (None: none waiting).
@@ -85,19 +82,6 @@ class Client:
 
     def stalled(self, reason):
         self.hub.cut_off(self, reason)
-
-    def may_send(self):
-        """Take one message from the bucket; False when the sender is going too fast."""
-        rate, burst = self.hub.message_rate, self.hub.message_burst
-        if not rate:
-            return True
-        now = time.monotonic()
-        self.allowance = min(burst, self.allowance + (now - self.allowance_at) * rate)
-        self.allowance_at = now
-        if self.allowance < 1:
-            return False
-        self.allowance -= 1
-        return True
 
     def deliver(self, msgid, outgoing):
         """Queue a stored message unless this connection already has it."""
