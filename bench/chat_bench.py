@@ -256,9 +256,9 @@ def drop_database(mysql_url, name):
 class Workers:
     """Load generator processes, each given one job; the same jobs run in all at once."""
 
-    def __init__(self, jobs, client_cores):
+    def __init__(self, jobs, client_cores=None):
         prefix = []
-        if shutil.which('taskset') and len(os.sched_getaffinity(0)) > 1:
+        if client_cores and shutil.which('taskset') and len(os.sched_getaffinity(0)) > 1:
             prefix = ['taskset', '-c', ','.join(map(str, client_cores))]
         self.procs = []
         for job in jobs:

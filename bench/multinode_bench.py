@@ -25,9 +25,7 @@ message carries its send time. The run exits 1 when a message is lost or doubled
 import argparse
 import json
 import os
-import selectors
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +35,13 @@ import urllib.parse
 import urllib.request
 import uuid
 
+# The load-generator pool, its histogram and a free port, as the single-node bench has them.
+from chat_bench import Workers, free_port, percentile  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
 LOADGEN = os.path.join(ROOT, 'bench', 'loadgen.py')
-# loadgen.py's latency histogram: buckets of 50 µs.
-BUCKET_US = 50
 CLK_TCK = os.sysconf('SC_CLK_TCK')
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def process_tree_cpu(pid):
@@ -163,49 +156,6 @@ class Server:
             self.process.wait()
 
 
-class Loads:
-    """loadgen.py processes, one job each, started together."""
-
-    def __init__(self, jobs):
-        self.procs = []
-        for job in jobs:
-            proc = subprocess.Popen([PYTHON, LOADGEN], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True, cwd=ROOT)
-            proc.stdin.write(json.dumps(job) + '\n')
-            proc.stdin.flush()
-            self.procs.append(proc)
-
-    def expect(self, key, timeout):
-        answers = []
-        for proc in self.procs:
-            selector = selectors.DefaultSelector()
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                raise RuntimeError('a load generator gave no answer in {} s'.format(timeout))
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError('a load generator exited ({})'.format(proc.wait()))
-            message = json.loads(line)
-            if key not in message:
-                raise RuntimeError('a load generator said {!r}'.format(line))
-            answers.append(message[key])
-        return answers
-
-    def say(self, word):
-        for proc in self.procs:
-            proc.stdin.write(word + '\n')
-            proc.stdin.flush()
-
-    def close(self):
-        for proc in self.procs:
-            try:
-                proc.stdin.close()
-                proc.wait(15)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-
-
 def sender_job(url, pairs, messages, window):
     return {'kind': 'chat', 'url': url, 'window': window,
             'conns': [a for a, _ in pairs],
@@ -235,7 +185,7 @@ def pair_job(url, pairs, messages, window):
 
 def run(jobs, server_cpu, time_limit):
     """Run the jobs at once; return their results and the servers' CPU seconds."""
-    loads = Loads(jobs)
+    loads = Workers(jobs)
     try:
         loads.expect('ready', 300)
         cpu0 = server_cpu()
@@ -261,18 +211,6 @@ def summarize(results):
             'duplicates': sum(r['duplicates'] for r in results),
             'out_of_order': sum(r['out_of_order'] for r in results),
             'refused': sum(r['refused'] for r in results)}
-
-
-def percentile(hist, q):
-    total = sum(hist.values())
-    if not total:
-        return float('nan')
-    rank, seen = q * total, 0
-    for bucket in sorted(hist):
-        seen += hist[bucket]
-        if seen >= rank:
-            return (bucket + 1) * BUCKET_US / 1000
-    return float('nan')
 
 
 def latency_phase(args, folder):
