@@ -74,3 +74,57 @@ def test_a_long_client_id_is_stored_once_however_often_it_is_sent(app, auth):
     assert len(ids) == 2
     history = messages.history(bob.id, 10, alice.id)
     assert [m['content'] for m in history] == ['once', 'original client', 'original client']
+
+
+# Text that SQL escaping must carry through unchanged: quotes of both kinds, backslashes
+# before quotes, a NUL-like escape, MySQL's wildcards, the ? mark of a statement text,
+# line breaks, emoji beyond the BMP and a Ctrl-Z (MySQL's \Z).
+AWKWARD_TEXTS = ["it's", 'say "hi"', "\\'; DROP TABLE message; --", 'back\\slash\\',
+                 '100% _sure_?', 'a ? b ? c', 'line\nbreak\r\ttab', '😀 你好 \u200b',
+                 '\x1a end', "''", '\\', "\\\\'"]
+
+
+def test_awkward_text_is_stored_exactly_as_sent(app, auth):
+    from imchat.service.frame import Frame
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    svc = app.extensions['imchat']
+    frames = [Frame('awkward-{:04d}'.format(i), 10, bob.id, 1, content=text, memo=text[:140])
+              for i, text in enumerate(AWKWARD_TEXTS)]
+    outcomes = [result.get(timeout=10) for result in
+                [svc.messages.submit(alice.id, frame) for frame in frames]]
+    with db_session:
+        for frame, outcome in zip(frames, outcomes):
+            row = svc.db.Message[outcome.msgid]
+            assert (row.content, row.memo, row.clientid) == (frame.content, frame.memo,
+                                                             frame.client_id)
+    # The idempotency lookup writes the same keys into its own statement.
+    again = [svc.messages.submit(alice.id, frame).get(timeout=10) for frame in frames]
+    assert [o.msgid for o in again] == [o.msgid for o in outcomes]
+
+
+@pytest.mark.parametrize('sql_mode', ['', 'NO_BACKSLASH_ESCAPES'])
+def test_mysql_literals_read_back_exactly_under_either_sql_mode(mysql_reachable, sql_mode):
+    """What imchat writes into statement text reads back as the value, whether or not
+    the session takes backslash escapes."""
+    if mysql_reachable is not True:
+        pytest.skip('MySQL is not reachable')
+    from tests.conftest import _mysql_admin
+
+    from imchat.model import mysql_literal_writer
+
+    con = _mysql_admin()
+    try:
+        with con.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = '{}'".format(sql_mode))
+            literal = mysql_literal_writer(con)
+            values = AWKWARD_TEXTS + ['\x00nul', -5, 0, 2 ** 63 - 1, None]
+            cursor.execute('SELECT ' + ', '.join(literal(v) for v in values))
+            assert list(cursor.fetchone()) == values
+            for other in (1.5, b'bytes', True, ['list']):  # nothing else goes into SQL
+                with pytest.raises(TypeError):
+                    literal(other)
+    finally:
+        con.close()
+

@@ -20,7 +20,7 @@ import logging
 from pony.orm import count, db_session, select
 
 from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
-                          message_wire)
+                          execute_sql, message_wire)
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger('imchat.chat')
@@ -30,13 +30,6 @@ CONVERSATIONS_MAX = 1000
 _COLUMNS = ('ownerid', 'target', 'dstid', 'last_msgid', 'readmsgid', 'unread')
 # Attempts at moving a read position that others move at the same moment.
 _READ_ATTEMPTS = 5
-
-
-def _sql(db, text, params=(), write=False):
-    """Run `text` with ? placeholders on either backend, in the current db_session."""
-    if db.provider.paramstyle != 'qmark':
-        text = text.replace('?', '%s')
-    return db._exec_sql(text, tuple(params), start_transaction=write)
 
 
 def _upsert(db, rows, updates):
@@ -52,7 +45,7 @@ def _upsert(db, rows, updates):
     one = '(' + ', '.join('?' * len(_COLUMNS)) + ')'
     text = 'INSERT INTO conversation ({}) VALUES {}{}'.format(
         ', '.join(_COLUMNS), ', '.join([one] * len(rows)), tail)
-    _sql(db, text, [value for row in rows for value in row], write=True)
+    execute_sql(db, text, [value for row in rows for value in row], write=True)
 
 
 def _new_values(updates, form):
@@ -87,7 +80,7 @@ def record_messages(db, stored):
             'last_msgid = NEW(last_msgid), unread = unread + NEW(unread)')
     for community_id, (last, added, senders) in sorted(groups.items()):
         sender_ids = sorted(senders)
-        _sql(db, 'UPDATE conversation SET last_msgid = ?, unread = unread + ? '
+        execute_sql(db, 'UPDATE conversation SET last_msgid = ?, unread = unread + ? '
                  'WHERE target = ? AND dstid = ? AND ownerid NOT IN ({})'.format(
                      ', '.join('?' * len(sender_ids))),
              [last, added, CMD_ROOM_MSG, community_id] + sender_ids, write=True)
@@ -114,7 +107,7 @@ class ConversationService:
         """The user's conversations with messages, most recent first."""
         limit = max(1, min(limit or CONVERSATIONS_DEFAULT, CONVERSATIONS_MAX))
         with db_session:
-            rows = _sql(self.db,
+            rows = execute_sql(self.db,
                         'SELECT c.target, c.dstid, c.readmsgid, c.unread, p.readmsgid, '
                         'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, '
                         'm.memo, m.amount, m.createat '
@@ -141,7 +134,7 @@ class ConversationService:
         Raises BadRequest, NotFound, Forbidden."""
         with db_session:
             for _ in range(_READ_ATTEMPTS):
-                row = _sql(self.db, 'SELECT id, last_msgid, readmsgid FROM conversation '
+                row = execute_sql(self.db, 'SELECT id, last_msgid, readmsgid FROM conversation '
                                     'WHERE ownerid = ? AND target = ? AND dstid = ?',
                            (user_id, target, dstid)).fetchone()
                 if row is None:
@@ -152,7 +145,7 @@ class ConversationService:
                 if position <= read:
                     return None
                 passed = self._others_messages(user_id, target, dstid, read, position)
-                moved = _sql(self.db, 'UPDATE conversation SET readmsgid = ?, '
+                moved = execute_sql(self.db, 'UPDATE conversation SET readmsgid = ?, '
                                       'unread = CASE WHEN unread > ? THEN unread - ? ELSE 0 END '
                                       'WHERE id = ? AND readmsgid = ?',
                              (position, passed, passed, row_id, read), write=True).rowcount
@@ -192,12 +185,12 @@ class ConversationService:
             if db.Conversation.select().exists():
                 return
             pairs = {}
-            for sender_id, dstid, last in _sql(
+            for sender_id, dstid, last in execute_sql(
                     db, 'SELECT userid, dstid, MAX(id) FROM message WHERE cmd = ? '
                         'GROUP BY userid, dstid', (CMD_SINGLE_MSG,)).fetchall():
                 for key in ((sender_id, dstid), (dstid, sender_id)):
                     pairs[key] = max(pairs.get(key, 0), last)
-            group_last = dict(_sql(db, 'SELECT dstid, MAX(id) FROM message WHERE cmd = ? '
+            group_last = dict(execute_sql(db, 'SELECT dstid, MAX(id) FROM message WHERE cmd = ? '
                                        'GROUP BY dstid', (CMD_ROOM_MSG,)).fetchall())
             rows = [(owner, CMD_SINGLE_MSG, dstid, last, last, 0)
                     for (owner, dstid), last in pairs.items()]

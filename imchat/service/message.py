@@ -15,7 +15,8 @@ from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
-                          CONTACT_FRIEND, insert_messages, message_wire)
+                          CONTACT_FRIEND, execute_sql, insert_messages,
+                          message_wire)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import record_messages
 from imchat.service.errors import BadRequest, Forbidden, NotFound
@@ -215,10 +216,11 @@ class MessageService:
         keys = {idempotency_key(p.frame.client_id) for p in batch} - {None}
         if not keys:
             return {}
-        senders = list({p.sender_id for p in batch})
-        keys = list(keys)
-        found = select((m.userid, m.clientid, m.id, m.createat) for m in self.db.Message
-                       if m.userid in senders and m.clientid in keys)[:]
+        senders = sorted({p.sender_id for p in batch})
+        found = execute_sql(self.db, 'SELECT userid, clientid, id, createat FROM message '
+                            'WHERE userid IN ({}) AND clientid IN ({})'.format(
+                                ', '.join(['?'] * len(senders)), ', '.join(['?'] * len(keys))),
+                            senders + sorted(keys)).fetchall()
         return {(userid, clientid): Stored(msgid, createat)
                 for userid, clientid, msgid, createat in found}
 
