@@ -12,6 +12,7 @@ import tarfile
 import io
 
 import pytest
+from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
@@ -267,5 +268,63 @@ def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, t
     app, server = start_today(database_url, tmp_path)
     try:
         assert app.extensions['imchat'].applied_migrations == []
+    finally:
+        stop_today(app, server)
+
+
+# The release whose server made the conversation table (issue 13) with its index on
+# (ownerid, last_msgid), which migration 0002 drops.
+CONVERSATIONS_RELEASE = 'f55ff63'
+
+
+def conversation_indexes(app):
+    db = app.extensions['imchat'].db
+    with db_session:
+        if db.provider.dialect == 'SQLite':
+            rows = db.select("SELECT name FROM sqlite_master WHERE type = 'index' "
+                             "AND tbl_name = 'conversation'")
+        else:
+            rows = db.select('SELECT DISTINCT index_name FROM information_schema.statistics '
+                             "WHERE table_schema = DATABASE() AND table_name = 'conversation'")
+    return set(rows)
+
+
+def test_conversations_made_before_migration_0002_upgrade_intact(database_url, tmp_path):
+    code_dir = tmp_path / 'previous'
+    code_dir.mkdir()
+    export_release(CONVERSATIONS_RELEASE, code_dir)
+    old = OldServer(str(code_dir), database_url, tmp_path)
+    try:
+        users, community, sent = fill_with_the_old_release(old)
+        before = {user['id']: post(old.base, '/chat/conversations', user['token'])[1]['rows']
+                  for user in users}
+    finally:
+        old.stop()
+    a, b, c = users
+    assert len(before[b['id']]) == 2, before  # a friend and the community
+
+    app, server = start_today(database_url, tmp_path)
+    try:
+        assert '0002_9-conversation-no-recency-index' in (
+            app.extensions['imchat'].applied_migrations)
+        assert 'idx_conversation__ownerid_last_msgid' not in conversation_indexes(app)
+        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        for user in users:
+            status, answer = post(base, '/chat/conversations', user['token'])
+            assert status == 200 and answer['rows'] == before[user['id']], answer
+        # Still kept up to date: b's chat with a comes first again, one more unread.
+        sender = ChatClient(ws_url(port, a), timeout=20)
+        try:
+            sender.text(b['id'], 'after the upgrade')
+            ack = sender.recv_ack(timeout=20)
+            assert ack['code'] == 0, ack
+        finally:
+            sender.close()
+        status, answer = post(base, '/chat/conversations', b['token'])
+        first = answer['rows'][0]
+        assert (first['target'], first['dstid'], first['last']['msgid']) == (
+            10, a['id'], ack['msgid'])
+        earlier = [row for row in before[b['id']] if row['target'] == 10][0]
+        assert first['unread'] == earlier['unread'] + 1
     finally:
         stop_today(app, server)
