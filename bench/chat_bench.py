@@ -13,7 +13,9 @@ processes (bench/loadgen.py: picows on uvloop) pinned to the other cores:
   idle   N WebSockets that only answer pings: the server's RSS per connection.
 
 It prints messages/s, deliveries/s, latency p50/p99 (send to delivery), the server's CPU
-use of its core and CPU µs per message, the load processes' CPU use of theirs, lost,
+use of its core and CPU µs per message, the local MariaDB's CPU (µs a message: what
+storing costs the database, which shares the machine) and how busy all cores were
+together, the load processes' CPU use of theirs, lost,
 duplicated and out-of-order messages, RSS per idle connection, and each figure's ratio
 to the first commit. It exits 1 when a message is lost or duplicated.
 
@@ -60,6 +62,32 @@ def proc_cpu(pid):
     with open('/proc/{}/stat'.format(pid)) as f:
         fields = f.read().rsplit(')', 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy():
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    with open('/proc/stat') as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK, sum(fields[:8]) / CLK_TCK
+
+
+def database_pid(args):
+    """The local MariaDB/MySQL server's pid when the benchmark stores into one."""
+    if args.db != 'mysql':
+        return None
+    host = urllib.parse.urlparse(args.mysql).hostname or '127.0.0.1'
+    if host not in ('127.0.0.1', 'localhost', '::1'):
+        return None
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/{}/comm'.format(entry)) as f:
+                    if f.read().strip() in ('mariadbd', 'mysqld'):
+                        return int(entry)
+            except OSError:
+                continue
+    return None
 
 
 def proc_rss_kb(pid):
@@ -322,11 +350,16 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
     try:
         workers.expect('ready', 300)
         profiler = server.start_profile()
+        db_pid = database_pid(server.args)
+        db0 = proc_cpu(db_pid) if db_pid else None
+        busy0, total0 = machine_busy()
         cpu0, t0 = server.cpu(), time.monotonic()
         workers.say('go')
         results = workers.expect('result', time_limit)
         wall_end = time.monotonic()
         cpu1 = server.cpu()
+        busy1, total1 = machine_busy()
+        db_cpu = proc_cpu(db_pid) - db0 if db_pid else None
         server.stop_profile(profiler)
     finally:
         workers.close()
@@ -347,6 +380,11 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         'server_cpu_pct': 100 * server_cpu / max(wall_end - t0, 1e-6),
         'cpu_us_msg': 1e6 * server_cpu / max(acked, 1),
         'cpu_us_delivery': 1e6 * server_cpu / max(delivered, 1),
+        # The database's own work (MariaDB on this machine), and the whole machine's use
+        # of all its cores: a run where these add up to every core is bound by the box.
+        'db_cpu_pct': None if db_cpu is None else 100 * db_cpu / max(wall_end - t0, 1e-6),
+        'db_us_msg': None if db_cpu is None else 1e6 * db_cpu / max(acked, 1),
+        'machine_pct': 100 * (busy1 - busy0) / max(total1 - total0, 1e-6),
         'client_cpu_pct': 100 * sum(r['cpu'] for r in results) / wall / len(client_cores),
         'client_cpu_max_pct': 100 * max(r['cpu'] for r in results) / wall,
         'lost': expected - delivered,
@@ -495,15 +533,19 @@ def report(results, labels):
         if not rows:
             continue
         print('{}:'.format(name))
-        print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>5} {:>6}'.format(
-            'commit', 'msgs/s', 'deliv/s', 'p50 ms', 'p99 ms', 'µs/msg', 'srv cpu',
-            'cli cpu', 'lost', 'dup', 'order'))
+        print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} '
+              '{:>5} {:>6}'.format('commit', 'msgs/s', 'deliv/s', 'p50 ms', 'p99 ms', 'µs/msg',
+                                   'srv cpu', 'cli cpu', 'db µs/msg', 'db cpu', 'machine',
+                                   'lost', 'dup', 'order'))
         for label, r in rows:
-            print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>7}% {:>7}% {:>6} {:>5} {:>6}'
+            print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>7}% {:>7}% {:>9} {:>7}% {:>7}% '
+                  '{:>6} {:>5} {:>6}'
                   .format(label, fmt(r['messages_s']), fmt(r['deliveries_s']),
                           fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['cpu_us_msg'], 1),
-                          fmt(r['server_cpu_pct']), fmt(r['client_cpu_pct']), r['lost'],
-                          r['duplicates'], r['out_of_order']))
+                          fmt(r['server_cpu_pct']), fmt(r['client_cpu_pct']),
+                          fmt(r.get('db_us_msg'), 1), fmt(r.get('db_cpu_pct')),
+                          fmt(r.get('machine_pct')), r['lost'], r['duplicates'],
+                          r['out_of_order']))
         b = results[base].get(name)
         for label, r in rows[1:]:
             if b:
@@ -597,12 +639,15 @@ def main():
                     continue
                 print('{} {}: {} messages/s, {} deliveries/s, p50 {} ms, p99 {} ms, '
                       'server CPU {}% ({} µs a message), load CPU {}% of {} core(s) '
-                      '(busiest process {}%), lost {}, duplicated {}, out of order {}, '
+                      '(busiest process {}%), database CPU {}% ({} µs a message), all '
+                      'cores {}% busy, lost {}, duplicated {}, out of order {}, '
                       'refused {}, unacknowledged {}, {} s'.format(
                           label, name, fmt(r['messages_s']), fmt(r['deliveries_s']),
                           fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['server_cpu_pct']),
                           fmt(r['cpu_us_msg'], 1), fmt(r['client_cpu_pct']),
-                          len(client_cores), fmt(r['client_cpu_max_pct']), r['lost'],
+                          len(client_cores), fmt(r['client_cpu_max_pct']),
+                          fmt(r.get('db_cpu_pct')), fmt(r.get('db_us_msg'), 1),
+                          fmt(r.get('machine_pct')), r['lost'],
                           r['duplicates'], r['out_of_order'], r['refused'], r['unacked'],
                           fmt(r['seconds'], 1)), flush=True)
                 if r['lost'] or r['duplicates'] or r['out_of_order'] or r['unacked']:
