@@ -146,6 +146,10 @@ def ensure_mysql_database(params, timeout=10):
         con.close()
 
 
+# MySQL's server_status bit for a connection inside a transaction that wrote.
+_IN_TRANSACTION = 1
+
+
 class DatabaseUnavailable(Exception):
     """Raised by the connection pool during an outage, without trying the database."""
 
@@ -204,11 +208,17 @@ class BoundedPool:
             raise DatabaseUnavailable('the database is unavailable')
 
     def release(self, con):
-        try:
-            con.rollback()
-        except BaseException:
-            self.drop(con)
-            raise
+        if getattr(con, 'imchat_committed', False) and not con.server_status & _IN_TRANSACTION:
+            # Its session ended in a COMMIT: nothing is open on it to roll back, and a
+            # ROLLBACK would be one more round trip on every write (the message
+            # writer's among them).
+            con.imchat_committed = False
+        else:
+            try:
+                con.rollback()
+            except BaseException:
+                self.drop(con)
+                raise
         self._idle.append(con)
         self._slots.release()
 
@@ -234,6 +244,12 @@ class PooledMySQLProvider(MySQLProvider):
         module, connect_kwargs = pony_pool.dbapi_module, pony_pool.kwargs
         return BoundedPool(module, pool_size, pool_timeout,
                            lambda: module.connect(**connect_kwargs))
+
+    def commit(self, connection, cache=None):
+        super().commit(connection, cache)
+        # Pony releases the connection next: the pool need not roll it back (a session
+        # that only read still is, to end its snapshot).
+        connection.imchat_committed = True
 
 
 class PooledSQLiteProvider(SQLiteProvider):
