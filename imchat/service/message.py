@@ -212,15 +212,26 @@ class MessageService:
                  if outcome is None else outcome, wire) for p, outcome, wire in outcomes]
 
     def _already_stored(self, batch):
-        """{(sender id, key): Stored} for the batch's idempotency keys already stored."""
-        keys = {idempotency_key(p.frame.client_id) for p in batch} - {None}
-        if not keys:
+        """{(sender id, key): Stored} for the batch's idempotency keys already stored:
+        one lookup in the (userid, clientid) index for each key. (MariaDB reads
+        `userid IN (..) AND clientid IN (..)` with many values by scanning the whole
+        table, so there it is asked for the pairs themselves; SQLite searches the index
+        for the two lists.)"""
+        pairs = sorted({(p.sender_id, idempotency_key(p.frame.client_id)) for p in batch
+                        if idempotency_key(p.frame.client_id) is not None})
+        if not pairs:
             return {}
-        senders = sorted({p.sender_id for p in batch})
+        if self.db.provider.dialect == 'MySQL':
+            where = '(userid, clientid) IN ({})'.format(', '.join(['(?, ?)'] * len(pairs)))
+            params = [value for pair in pairs for value in pair]
+        else:
+            senders = sorted({sender for sender, _ in pairs})
+            keys = sorted({key for _, key in pairs})
+            where = 'userid IN ({}) AND clientid IN ({})'.format(
+                ', '.join(['?'] * len(senders)), ', '.join(['?'] * len(keys)))
+            params = senders + keys
         found = execute_sql(self.db, 'SELECT userid, clientid, id, createat FROM message '
-                            'WHERE userid IN ({}) AND clientid IN ({})'.format(
-                                ', '.join(['?'] * len(senders)), ', '.join(['?'] * len(keys))),
-                            senders + sorted(keys)).fetchall()
+                            'WHERE ' + where, params).fetchall()
         return {(userid, clientid): Stored(msgid, createat)
                 for userid, clientid, msgid, createat in found}
 
