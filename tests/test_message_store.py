@@ -208,3 +208,42 @@ def test_the_idempotency_lookup_reads_the_index_not_the_table(app_config):
         assert scanned < 5000, scanned
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
+def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth):
+    """Batch N+1's keys are looked up while batch N commits: a frame sent again (after
+    a dropped connection) whose first copy is in batch N is not in that lookup's
+    answer, and must still get the first copy's ack rather than a second row."""
+    import gevent
+
+    from imchat.service.frame import Frame
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    svc = app.extensions['imchat']
+    messages = svc.messages
+    frame = Frame('again-key-0001', 10, bob.id, 1, content='once')
+    holder = _mysql_admin()  # holds the message stream's row: batch N cannot commit
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute('USE `{}`'.format(app.config['DATABASE_URL'].rsplit('/', 1)[1]))
+            cursor.execute('BEGIN')
+            cursor.execute("SELECT pos FROM stream WHERE name = 'message' FOR UPDATE")
+        first = messages.submit(alice.id, frame)
+        deadline = gevent.get_hub().loop.now() + 10
+        while not (messages._in_flight == 1 and messages._looked_up.empty()):
+            assert gevent.get_hub().loop.now() < deadline, 'batch N never reached its commit'
+            gevent.sleep(0.01)
+        again = messages.submit(alice.id, frame)
+        while messages._looked_up.qsize() != 1:  # batch N+1 looked up, waiting
+            assert gevent.get_hub().loop.now() < deadline, 'batch N+1 was never looked up'
+            gevent.sleep(0.01)
+        assert not first.ready()
+    finally:
+        holder.rollback()
+        holder.close()
+    stored, repeated = first.get(timeout=10), again.get(timeout=10)
+    assert repeated.msgid == stored.msgid
+    with db_session:
+        assert svc.db.Message.select(lambda m: m.clientid == 'again-key-0001').count() == 1

@@ -1,9 +1,18 @@
 """Storing chat messages, fanning them out, and reading them back.
 
-One writer greenlet takes accepted frames from a queue and commits them in batches:
-a busy server does one transaction for many messages instead of one each. Only after
-the commit does it fan each message out (in id order, so every connection sees ids
-increase) and release the sender's acknowledgement. No ack ever precedes its commit.
+Accepted frames are stored in batches: a busy server does one transaction for many
+messages instead of one each. Two greenlets form a pipeline:
+
+- the lookup greenlet takes a batch off the queue and looks its idempotency keys up
+  (on a connection of its own, a round trip off the committing path);
+- the commit greenlet stores each looked-up batch in one transaction, then fans each
+  message out (in id order, so every connection sees ids increase) and releases the
+  senders' acknowledgements. No ack ever precedes its commit.
+
+So batch N+1's lookup runs while batch N commits. A key that batch N commits after
+N+1's lookup began is not in that lookup's answer: the commit greenlet remembers the
+keys of the batches it committed lately and checks N+1 against them (and looks up
+again itself, in its transaction, when the batch waited longer than it remembers).
 """
 import logging
 import time
@@ -11,6 +20,8 @@ import time
 import gevent
 import orjson
 from gevent.event import AsyncResult
+from collections import deque
+
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
@@ -29,6 +40,12 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
+# Batches looked up and waiting for the commit greenlet, at most: with one committing,
+# lookups stay one batch ahead, and what arrives meanwhile makes the next batch bigger.
+LOOKED_UP_MAX = 1
+# Committed batches whose idempotency keys the commit greenlet remembers, for batches
+# looked up while they committed (at most LOOKED_UP_MAX + 2 can be; more is a margin).
+RECENT_BATCHES = 8
 # Stored messages read per query when a connection catches up: small pages, with a
 # yield between them, so forty reconnects at once do not starve everyone else.
 BACKLOG_PAGE = 100
@@ -77,9 +94,14 @@ class MessageService:
         self.hub = hub
         self.metrics = metrics
         self._queue = Queue()
-        self._writer = None
+        self._looked_up = Queue(LOOKED_UP_MAX)
+        self._writers = None
         self._stopping = False
-        self._busy = False
+        # Batches taken off the queue and not yet stored.
+        self._in_flight = 0
+        # Batches committed so far, and the keys of the latest: (number, {key: Stored}).
+        self._commits = 0
+        self._recent = deque(maxlen=RECENT_BATCHES)
         self._allowed = set()
         self._revocations = 0
         self.recall_seconds = 0
@@ -96,8 +118,8 @@ class MessageService:
         if self._stopping:
             pending.result.set(Refused('the server is shutting down, send it again shortly'))
             return pending.result
-        if self._writer is None:
-            self._writer = gevent.spawn(self._run_writer)
+        if self._writers is None:
+            self._writers = [gevent.spawn(self._run_lookups), gevent.spawn(self._run_commits)]
         self._queue.put(pending)
         return pending.result
 
@@ -105,34 +127,53 @@ class MessageService:
         """Refuse new messages and finish storing the ones in flight."""
         self._stopping = True
         self.wait_until_idle(timeout)
-        if self._writer is not None:
-            self._writer.kill(block=True, timeout=1)
-        while not self._queue.empty():  # only when storing took longer than `timeout`
-            self._queue.get_nowait().result.set(
-                Refused('the server is shutting down, send it again shortly'))
+        if self._writers is not None:
+            gevent.killall(self._writers, block=True, timeout=1)
+        # Only when storing took longer than `timeout`:
+        left = []
+        while not self._looked_up.empty():
+            left.extend(self._looked_up.get_nowait()[0])
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        for pending in left:
+            if not pending.result.ready():
+                pending.result.set(Refused('the server is shutting down, send it again shortly'))
 
     def wait_until_idle(self, timeout=5):
         deadline = time.monotonic() + timeout
-        while (not self._queue.empty() or self._busy) and time.monotonic() < deadline:
+        while (not self._queue.empty() or self._in_flight) and time.monotonic() < deadline:
             gevent.sleep(0.005)
 
-    def _run_writer(self):
+    def _run_lookups(self):
         while True:
             batch = [self._queue.get()]
-            self._busy = True
+            self._in_flight += 1
             while len(batch) < BATCH_MAX:
                 try:
                     batch.append(self._queue.get_nowait())
                 except Empty:
                     break
+            since = self._commits
             try:
-                self._store_batch(batch)
-            finally:
-                self._busy = False
+                with db_session:
+                    stored_before = self._already_stored(batch)
+            except Exception:
+                # The commit greenlet looks them up in its own transaction, and reports
+                # what went wrong there.
+                stored_before = None
+            self._looked_up.put((batch, stored_before, since))
 
-    def _store_batch(self, batch):
+    def _run_commits(self):
+        while True:
+            batch, stored_before, since = self._looked_up.get()
+            try:
+                self._store_batch(batch, stored_before, since)
+            finally:
+                self._in_flight -= 1
+
+    def _store_batch(self, batch, stored_before=None, since=0):
         try:
-            outcomes = self._commit(batch)
+            outcomes = self._commit(batch, stored_before, since)
         except Exception as error:
             if self._refuse_unavailable(batch, error):
                 return
@@ -175,10 +216,12 @@ class MessageService:
             pending.result.set(Refused(msg))
         return True
 
-    def _commit(self, batch):
+    def _commit(self, batch, stored_before=None, since=0):
+        """Store a batch in one transaction; `stored_before` is what a lookup found of
+        its keys when `since` batches were committed (None: look them up here)."""
         accepted, outcomes = [], []
         with db_session:
-            stored_before = self._already_stored(batch)
+            stored_before = self._stored_before(batch, stored_before, since)
             batch_keys = {}
             for pending in batch:
                 key = (pending.sender_id, idempotency_key(pending.frame.client_id))
@@ -207,9 +250,26 @@ class MessageService:
             if row[-1] is not None:
                 batch_keys[(pending.sender_id, row[-1])] = stored
             outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
+        self._commits += 1
+        self._recent.append((self._commits, batch_keys))
         # A repeat inside this very batch learns its twin's id only now.
         return [(p, batch_keys[(p.sender_id, idempotency_key(p.frame.client_id))]
                  if outcome is None else outcome, wire) for p, outcome, wire in outcomes]
+
+    def _stored_before(self, batch, looked_up, since):
+        """{(sender id, key): Stored} of the batch's keys stored before it: what the
+        lookup found, and what was committed here after it began."""
+        if looked_up is None or (since < self._commits and (
+                not self._recent or self._recent[0][0] > since + 1)):
+            return self._already_stored(batch)  # not looked up, or too long ago
+        for number, keys in self._recent:
+            if number > since:
+                for pending in batch:
+                    key = (pending.sender_id, idempotency_key(pending.frame.client_id))
+                    stored = keys.get(key)
+                    if stored is not None:
+                        looked_up[key] = stored
+        return looked_up
 
     def _already_stored(self, batch):
         """{(sender id, key): Stored} for the batch's idempotency keys already stored:
