@@ -11,6 +11,7 @@ open-file limit, logs where it listens and what it stores into, and on SIGTERM o
 stops accepting, lets the app close its WebSockets and finish storing messages, and
 returns so the process exits 0.
 """
+import gc
 import logging
 import os
 import signal
@@ -29,6 +30,12 @@ log = logging.getLogger('imchat')
 access_log = logging.getLogger('imchat.access')
 
 STOP_SIGNALS = ('SIGTERM', 'SIGINT')
+# Allocations between two collections of the cyclic garbage collector's youngest
+# generation. At Python's default of 700 a busy server ran one every few messages, each
+# walking what survived the last (pending messages, results, frames): 12% of the
+# server's CPU under the pairs load (perf). Reference counting still frees nearly all
+# memory at once; only objects in cycles wait longer for the collector.
+GC_YOUNG_THRESHOLD = 20000
 
 
 class ImchatWebSocketHandler(WebSocketHandler):
@@ -156,6 +163,18 @@ def main(create_app):
     serve(app)
 
 
+def tune_garbage_collector():
+    """Before serving: keep what starting made (modules, the app, Pony's mapping) out of
+    the cyclic collector's walks for good, and collect the youngest generation less
+    often (GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+    log.info('garbage collector: %d objects made while starting set aside, a collection '
+             'every %d allocations', gc.get_freeze_count(), gc.get_threshold()[0])
+
+
 def _fail_to_start(error):
     log.critical('cannot start: %s: %s (IMCHAT_LOG_LEVEL=DEBUG logs the traceback)',
                  type(error).__name__, error)
@@ -190,6 +209,7 @@ def serve(app):
 
     handles = _on_stop_signals(request_stop)
     supervisor.watch_supervisor(request_stop)
+    tune_garbage_collector()
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
     try:

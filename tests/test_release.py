@@ -98,6 +98,9 @@ def check_log(text, database_url, port):
         assert LOG_LINE.match(line), 'not a time/level/message line: {!r}'.format(line)
     assert 'listening on http://127.0.0.1:{}'.format(port) in text
     assert re.search(r' INFO open-file limit: \d+', text)
+    # The cyclic collector does not walk what starting made, and runs less often.
+    assert re.search(r' INFO garbage collector: \d{4,} objects made while starting set aside, '
+                     r'a collection every 20000 allocations', text)
     from imchat.model.engine import describe_database_url
     assert 'database: ' + describe_database_url(database_url) in text
     assert 'storage: local directory ' in text
