@@ -247,3 +247,30 @@ def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth)
     assert repeated.msgid == stored.msgid
     with db_session:
         assert svc.db.Message.select(lambda m: m.clientid == 'again-key-0001').count() == 1
+
+
+def test_a_batch_the_database_refuses_leaves_no_trace(app):
+    """A refused INSERT (here a client id longer than its column) fails the whole batch,
+    whose statements travel together on MySQL: the stream gives its ids back, no row
+    stays, and the connection serves the next batch."""
+    from pony.orm import rollback
+
+    db = app.extensions['imchat'].db
+    with db_session:
+        before = db.Stream.get(name='message').pos
+    good = (7, 10, 8, 1, 'fine', '', '', '', 0, 1, None)
+    if db.provider.dialect == 'MySQL':
+        bad = (7, 10, 8, 1, 'refused', '', '', '', 0, 1, 'k' * 65)
+    else:  # SQLite keeps any length: a NOT NULL column given NULL is refused there
+        bad = (7, 10, 8, 1, None, '', '', '', 0, 1, None)
+    with pytest.raises(Exception):
+        with db_session:
+            insert_messages(db, [good, bad, good], True, lambda ids: [
+                ('UPDATE stream SET pos = pos WHERE name = ?', ['message'])])
+    rollback()
+    with db_session:
+        assert db.Stream.get(name='message').pos == before
+        assert db.Message.select().count() == 0
+    with db_session:
+        ids = insert_messages(db, [good, good], True)
+    assert ids == [before + 1, before + 2]

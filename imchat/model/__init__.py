@@ -219,6 +219,10 @@ def _session_connection(db, write):
 
 
 def _inline(db, text, params, write):
+    return _inline_with(mysql_literal_writer(_session_connection(db, write)), text, params)
+
+
+def _inline_with(literal, text, params):
     parts = _SPLIT_TEXTS.get(text)
     if parts is None:
         if len(_SPLIT_TEXTS) >= SPLIT_TEXTS_MAX:
@@ -226,7 +230,6 @@ def _inline(db, text, params, write):
         parts = _SPLIT_TEXTS[text] = text.split('?')
     if len(parts) != len(params) + 1:
         raise ValueError('{} values for {} marks'.format(len(params), len(parts) - 1))
-    literal = mysql_literal_writer(_session_connection(db, write))
     out = [parts[0]]
     for value, part in zip(params, parts[1:]):
         out.append(literal(value))
@@ -234,8 +237,26 @@ def _inline(db, text, params, write):
     return ''.join(out)
 
 
+class MessageId:
+    """The id of a message of the batch being inserted, written into SQL before the id is
+    known: on MySQL a batch's statements go in one round trip with the UPDATE that takes
+    its ids, which leaves the last one in a session variable; this is that less `back`."""
+
+    __slots__ = ('back',)
+
+    def __init__(self, back):
+        self.back = back
+
+    def __repr__(self):
+        return 'MessageId(last - {})'.format(self.back)
+
+
+# The session variable holding the last id a batch took (see insert_messages).
+_LAST_ID = '@imchat_last_msgid'
+
+
 def mysql_literal_writer(connection):
-    """A function writing an int, str or None as a MySQL literal, escaped for
+    """A function writing an int, str, None or MessageId as a MySQL literal, escaped for
     `connection`'s session as PyMySQL escapes (quotes doubled when the session's
     sql_mode has NO_BACKSLASH_ESCAPES, else backslash escapes)."""
     if connection.server_status & _NO_BACKSLASH_ESCAPES:
@@ -253,6 +274,8 @@ def mysql_literal_writer(connection):
             return str_type(value)
         if value is None:
             return 'NULL'
+        if kind is MessageId:
+            return '({} - {:d})'.format(_LAST_ID, value.back)
         raise TypeError('cannot write a {} into SQL'.format(kind.__name__))
     return literal
 
@@ -261,42 +284,71 @@ def _quoted(value):
     return "'" + escape_string(value) + "'"
 
 
-_MESSAGE_ROW = '(%d, %d, %d, %d, %d, %s, %s, %s, %s, %d, %d, %s)'
+_MESSAGE_ROW = '(%s, %d, %d, %d, %d, %s, %s, %s, %s, %d, %d, %s)'
 
 
-def insert_messages(db, rows, consecutive_ids):
+def insert_messages(db, rows, consecutive_ids, following=None):
     """Insert message rows (tuples in MESSAGE_COLUMNS order) in the current db_session,
-    in order, and return their ids.
+    in order, and return their ids; `following(ids)` gives statements, [(text with ?
+    marks, values)], to run next in the same transaction (the conversation rows).
 
     One multi-row INSERT instead of one per message: a busy server stores a whole batch
-    in one round trip. The ids are not the database's auto-increment: they are taken from
-    the `message` stream (take_ids) in the same transaction, so they are dense (a
+    at once. The ids are not the database's auto-increment: they are taken from the
+    `message` stream (take_ids) in the same transaction, so they are dense (a
     rolled-back batch gives its ids back) and commit in id order, whichever process
     inserts (the stream's row stays locked until the commit). `consecutive_ids` is kept
     for callers; every batch now gets consecutive ids.
+
+    On MySQL the UPDATE that takes the ids, the INSERT and the following statements go
+    in one round trip: a statement's round trip costs the writer a turn of the event
+    loop, which under load is most of a batch's time. Their ids are then MessageId
+    values, read from a session variable by the database.
     """
     if not rows:
         return []
     provider = db.provider
-    ids = take_ids(db, 'message', len(rows))
     head = 'INSERT INTO {} ({}) VALUES '.format(
         provider.quote_name('message'),
         ', '.join(provider.quote_name(c) for c in ('id',) + MESSAGE_COLUMNS))
-    if provider.dialect == 'MySQL':
-        literal = mysql_literal_writer(_session_connection(db, True))
-        # %d refuses anything but a number, and the text columns go through `literal`.
-        values = ', '.join([_MESSAGE_ROW % (msgid, userid, cmd, dstid, media, literal(content),
-                                            literal(pic), literal(url), literal(memo), amount,
-                                            createat, literal(clientid))
-                            for msgid, (userid, cmd, dstid, media, content, pic, url, memo,
-                                        amount, createat, clientid) in zip(ids, rows)])
-        db._exec_sql(head + values, None, start_transaction=True)
-    else:
+    if provider.dialect != 'MySQL':
+        ids = take_ids(db, 'message', len(rows))
         one = '(' + ', '.join(['?'] * (len(MESSAGE_COLUMNS) + 1)) + ')'
         # a tuple: Pony runs executemany() for a list
         params = tuple(value for msgid, row in zip(ids, rows) for value in (msgid,) + tuple(row))
         db._exec_sql(head + ', '.join([one] * len(rows)), params, start_transaction=True)
-    return ids
+        for text, values in (following(ids) if following else ()):
+            execute_sql(db, text, values, write=True)
+        return ids
+    count = len(rows)
+    literal = mysql_literal_writer(_session_connection(db, True))
+    symbolic = [MessageId(count - 1 - i) for i in range(count)]
+    # %d refuses anything but a number, and the other columns go through `literal`.
+    values = ', '.join([_MESSAGE_ROW % (literal(msgid), userid, cmd, dstid, media,
+                                        literal(content), literal(pic), literal(url),
+                                        literal(memo), amount, createat, literal(clientid))
+                        for msgid, (userid, cmd, dstid, media, content, pic, url, memo,
+                                    amount, createat, clientid) in zip(symbolic, rows)])
+    texts = [_take_ids_text(provider, count, 'message'),
+             'SET {} = LAST_INSERT_ID()'.format(_LAST_ID), head + values]
+    texts.extend(_inline_with(literal, text, values)
+                 for text, values in (following(symbolic) if following else ()))
+    cursor = db._exec_sql(';\n'.join(texts), None, start_transaction=True)
+    # The UPDATE's reply comes first; read every statement's before anything else.
+    moved, last = cursor.rowcount, cursor.lastrowid
+    while cursor.nextset():
+        pass
+    if moved != 1:
+        raise LookupError('no stream {!r}'.format('message'))
+    return list(range(last - count + 1, last + 1))
+
+
+def _take_ids_text(provider, count, stream):
+    # LAST_INSERT_ID(expr) hands the new position back with the UPDATE's own reply.
+    if not stream.isidentifier():
+        raise ValueError('not a stream name: {!r}'.format(stream))
+    table, pos, name = (provider.quote_name(n) for n in ('stream', 'pos', 'name'))
+    return "UPDATE {0} SET {1} = LAST_INSERT_ID({1} + {3:d}) WHERE {2} = '{4}'".format(
+        table, pos, name, count, stream)
 
 
 def take_ids(db, stream, count):
@@ -306,10 +358,8 @@ def take_ids(db, stream, count):
     provider = db.provider
     table, pos, name = (provider.quote_name(n) for n in ('stream', 'pos', 'name'))
     if provider.dialect == 'MySQL':
-        # LAST_INSERT_ID(expr) hands the new position back with the UPDATE's own reply:
-        # one round trip instead of an UPDATE and a SELECT.
-        cursor = execute_sql(db, 'UPDATE {0} SET {1} = LAST_INSERT_ID({1} + ?) WHERE {2} = ?'
-                             .format(table, pos, name), (count, stream), write=True)
+        cursor = db._exec_sql(_take_ids_text(provider, count, stream), None,
+                              start_transaction=True)
         if cursor.rowcount != 1:
             raise LookupError('no stream {!r}'.format(stream))
         last = cursor.lastrowid

@@ -240,8 +240,14 @@ class BoundedPool:
 
 class PooledMySQLProvider(MySQLProvider):
     def get_pool(self, *args, pool_size=20, pool_timeout=30, **kwargs):
+        from pymysql.constants import CLIENT
+
         pony_pool = super().get_pool(*args, **kwargs)
-        module, connect_kwargs = pony_pool.dbapi_module, pony_pool.kwargs
+        module, connect_kwargs = pony_pool.dbapi_module, dict(pony_pool.kwargs)
+        # The message writer sends a batch's statements in one round trip
+        # (model.insert_messages); every value in them is escaped as a literal.
+        connect_kwargs['client_flag'] = connect_kwargs.get('client_flag', 0) | (
+            CLIENT.MULTI_STATEMENTS)
         return BoundedPool(module, pool_size, pool_timeout,
                            lambda: module.connect(**connect_kwargs))
 

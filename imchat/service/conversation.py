@@ -3,7 +3,7 @@
 Each user has one `conversation` row per conversation (target 10: a friend, 11: a
 community) holding its last message id, the user's read position and how many messages
 from others came after it. The message writer updates these rows in the same
-transaction as the messages (`record_messages`), so the list is one indexed query and
+transaction as the messages (`conversation_statements`), so the list is one indexed query and
 a few primary-key lookups, however many messages are stored.
 
 Invariants:
@@ -33,10 +33,8 @@ _READ_ATTEMPTS = 5
 
 
 def _upsert(db, rows, updates):
-    """Insert conversation rows, or update the existing ones with `updates`, where
-    NEW(column) is the value the row would have been inserted with."""
-    if not rows:
-        return
+    """The statement inserting conversation rows, or updating the existing ones with
+    `updates`, where NEW(column) is the value the row would have been inserted with."""
     if db.provider.dialect == 'SQLite':
         tail = ' ON CONFLICT (ownerid, target, dstid) DO UPDATE SET ' + _new_values(
             updates, 'excluded.{}')
@@ -45,7 +43,7 @@ def _upsert(db, rows, updates):
     one = '(' + ', '.join('?' * len(_COLUMNS)) + ')'
     text = 'INSERT INTO conversation ({}) VALUES {}{}'.format(
         ', '.join(_COLUMNS), ', '.join([one] * len(rows)), tail)
-    execute_sql(db, text, [value for row in rows for value in row], write=True)
+    return text, [value for row in rows for value in row]
 
 
 def _new_values(updates, form):
@@ -54,11 +52,12 @@ def _new_values(updates, form):
     return updates
 
 
-def record_messages(db, stored):
-    """In the message writer's transaction: move the conversations of these stored
-    messages, (sender id, cmd, dstid, msgid) in id order, forward. Each row gets its
-    last message; the others' messages count as unread. Sending moves no read position
-    (only a read does, so its receipt always goes out)."""
+def conversation_statements(db, stored):
+    """The statements, [(text, values)], that move the conversations of these stored
+    messages, (sender id, cmd, dstid, msgid) in id order, forward; the message writer
+    runs them in the messages' transaction. Each row gets its last message; the others'
+    messages count as unread. Sending moves no read position (only a read does, so its
+    receipt always goes out). A msgid may be a model.MessageId."""
     rows = {}       # (owner, target, dstid) -> [last, added unread]
     groups = {}     # community id -> [last, count, {sender id: own count}]
     for sender_id, cmd, dstid, msgid in stored:
@@ -75,15 +74,19 @@ def record_messages(db, stored):
     for community_id, (last, count, senders) in groups.items():
         for sender_id, own in senders.items():
             rows[(sender_id, CMD_ROOM_MSG, community_id)] = [last, count - own]
-    # Rows in key order, so two writers (two nodes) lock them in the same order.
-    _upsert(db, sorted(key + (last, 0, added) for key, (last, added) in rows.items()),
-            'last_msgid = NEW(last_msgid), unread = unread + NEW(unread)')
+    statements = []
+    if rows:
+        # Rows in key order, so two writers (two nodes) lock them in the same order.
+        statements.append(_upsert(
+            db, sorted(key + (last, 0, added) for key, (last, added) in rows.items()),
+            'last_msgid = NEW(last_msgid), unread = unread + NEW(unread)'))
     for community_id, (last, added, senders) in sorted(groups.items()):
         sender_ids = sorted(senders)
-        execute_sql(db, 'UPDATE conversation SET last_msgid = ?, unread = unread + ? '
-                 'WHERE target = ? AND dstid = ? AND ownerid NOT IN ({})'.format(
-                     ', '.join('?' * len(sender_ids))),
-             [last, added, CMD_ROOM_MSG, community_id] + sender_ids, write=True)
+        statements.append((
+            'UPDATE conversation SET last_msgid = ?, unread = unread + ? WHERE target = ? '
+            'AND dstid = ? AND ownerid NOT IN ({})'.format(', '.join('?' * len(sender_ids))),
+            [last, added, CMD_ROOM_MSG, community_id] + sender_ids))
+    return statements
 
 
 def open_group_conversation(db, user_id, community_id, joined_msgid):
@@ -107,17 +110,17 @@ class ConversationService:
         """The user's conversations with messages, most recent first."""
         limit = max(1, min(limit or CONVERSATIONS_DEFAULT, CONVERSATIONS_MAX))
         with db_session:
-            rows = execute_sql(self.db,
-                        'SELECT c.target, c.dstid, c.readmsgid, c.unread, p.readmsgid, '
-                        'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, '
-                        'm.memo, m.amount, m.createat '
-                        'FROM conversation c JOIN message m ON m.id = c.last_msgid '
-                        'LEFT JOIN conversation p '
-                        'ON c.target = ? AND p.ownerid = c.dstid AND p.target = ? '
-                        'AND p.dstid = c.ownerid '
-                        'WHERE c.ownerid = ? AND c.last_msgid > 0 '
-                        'ORDER BY c.last_msgid DESC LIMIT ?',
-                        (CMD_SINGLE_MSG, CMD_SINGLE_MSG, user_id, limit)).fetchall()
+            rows = execute_sql(
+                self.db, 'SELECT c.target, c.dstid, c.readmsgid, c.unread, p.readmsgid, '
+                         'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, '
+                         'm.memo, m.amount, m.createat '
+                         'FROM conversation c JOIN message m ON m.id = c.last_msgid '
+                         'LEFT JOIN conversation p '
+                         'ON c.target = ? AND p.ownerid = c.dstid AND p.target = ? '
+                         'AND p.dstid = c.ownerid '
+                         'WHERE c.ownerid = ? AND c.last_msgid > 0 '
+                         'ORDER BY c.last_msgid DESC LIMIT ?',
+                         (CMD_SINGLE_MSG, CMD_SINGLE_MSG, user_id, limit)).fetchall()
         result = []
         for row in rows:
             target, dstid, readmsgid, unread, peer_read = row[:5]
@@ -135,8 +138,8 @@ class ConversationService:
         with db_session:
             for _ in range(_READ_ATTEMPTS):
                 row = execute_sql(self.db, 'SELECT id, last_msgid, readmsgid FROM conversation '
-                                    'WHERE ownerid = ? AND target = ? AND dstid = ?',
-                           (user_id, target, dstid)).fetchone()
+                                  'WHERE ownerid = ? AND target = ? AND dstid = ?',
+                                  (user_id, target, dstid)).fetchone()
                 if row is None:
                     self._check_in_conversation(user_id, target, dstid)
                     return None  # nothing stored there yet: nothing to read
@@ -146,9 +149,10 @@ class ConversationService:
                     return None
                 passed = self._others_messages(user_id, target, dstid, read, position)
                 moved = execute_sql(self.db, 'UPDATE conversation SET readmsgid = ?, '
-                                      'unread = CASE WHEN unread > ? THEN unread - ? ELSE 0 END '
-                                      'WHERE id = ? AND readmsgid = ?',
-                             (position, passed, passed, row_id, read), write=True).rowcount
+                                    'unread = CASE WHEN unread > ? THEN unread - ? ELSE 0 END '
+                                    'WHERE id = ? AND readmsgid = ?',
+                                    (position, passed, passed, row_id, read),
+                                    write=True).rowcount
                 if moved:
                     return position
             log.warning('read position of user %s kept moving under us', user_id)
@@ -190,8 +194,9 @@ class ConversationService:
                         'GROUP BY userid, dstid', (CMD_SINGLE_MSG,)).fetchall():
                 for key in ((sender_id, dstid), (dstid, sender_id)):
                     pairs[key] = max(pairs.get(key, 0), last)
-            group_last = dict(execute_sql(db, 'SELECT dstid, MAX(id) FROM message WHERE cmd = ? '
-                                       'GROUP BY dstid', (CMD_ROOM_MSG,)).fetchall())
+            group_last = dict(execute_sql(db, 'SELECT dstid, MAX(id) FROM message '
+                                          'WHERE cmd = ? GROUP BY dstid',
+                                          (CMD_ROOM_MSG,)).fetchall())
             rows = [(owner, CMD_SINGLE_MSG, dstid, last, last, 0)
                     for (owner, dstid), last in pairs.items()]
             for owner, community_id, joined in select(
@@ -201,6 +206,7 @@ class ConversationService:
                 last = last if last > joined else 0
                 rows.append((owner, CMD_ROOM_MSG, community_id, last, max(last, joined), 0))
             for start in range(0, len(rows), 200):
-                _upsert(db, rows[start:start + 200], 'last_msgid = NEW(last_msgid)')
+                execute_sql(db, *_upsert(db, rows[start:start + 200],
+                                         'last_msgid = NEW(last_msgid)'), write=True)
         if rows:
             log.info('conversation list built for %d conversations', len(rows))

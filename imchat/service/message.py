@@ -29,7 +29,7 @@ from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMM
                           CONTACT_FRIEND, execute_sql, insert_messages,
                           message_wire)
 from imchat.service.availability import pool_exhausted, unavailable_cause
-from imchat.service.conversation import record_messages
+from imchat.service.conversation import conversation_statements
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.frame import Frame, idempotency_key
 from imchat.service.recall import recall_refusal
@@ -242,8 +242,9 @@ class MessageService:
                      p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat,
                      idempotency_key(p.frame.client_id))
                     for p in accepted]
-            ids = insert_messages(self.db, rows, self.consecutive_ids)
-            record_messages(self.db, [row[:3] + (msgid,) for row, msgid in zip(rows, ids)])
+            ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
+                conversation_statements(self.db, [row[:3] + (msgid,)
+                                                  for row, msgid in zip(rows, ids)])))
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
