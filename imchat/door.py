@@ -190,7 +190,10 @@ class DoorHandler(WebSocketHandler):
     def take_socket(self):
         """The socket outlives the request (`ImchatWebSocketHandler.take_socket`): it
         counts as a connection from its address until its new owner closes it."""
-        sock, on_closed = super().take_socket()
+        taken = super().take_socket()
+        if taken is None:
+            return None
+        sock, on_closed = taken
         counted, self._counted = self._counted, None
         if counted is not None:
             on_closed = partial(self.door.leave, counted)

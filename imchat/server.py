@@ -58,8 +58,12 @@ class ImchatWebSocketHandler(WebSocketHandler):
         """Hand the connection's socket to the caller, who closes it: when the request
         ends, pywsgi then neither reads nor closes it. Returns the socket (a new object
         for the same file descriptor: the server closes the one it accepted) and what
-        to call once it is closed (None: nothing)."""
-        accepted, self.socket = self.socket, None
+        to call once it is closed (None: nothing); or None, and nothing changes, for
+        a socket whose state lives in its object (TLS)."""
+        accepted = self.socket
+        if type(accepted) is not gevent.socket.socket:
+            return None
+        self.socket = None
         return gevent.socket.socket(fileno=accepted.detach()), None
 
 

@@ -263,7 +263,8 @@ class GeventConnection(_ParkedWrites):
         """Let the request's greenlet end; from now on call `session.read(message)` for
         each message in order (with None once the peer is gone) until it returns False,
         then `session.end()` once, then close the socket. False (and nothing changed)
-        where the server cannot hand its socket over, or the connection is closed."""
+        where the server cannot hand its socket over (gevent-websocket's own handler;
+        TLS), or the connection is closed."""
         take_socket = getattr(self.websocket.handler, 'take_socket', None)
         if take_socket is None:
             return False
@@ -273,7 +274,10 @@ class GeventConnection(_ParkedWrites):
             self._writer.join()
         if self.closed:
             return False
-        self._socket, self._on_socket_closed = take_socket()
+        taken = take_socket()
+        if taken is None:
+            return False
+        self._socket, self._on_socket_closed = taken
         # gevent-websocket would otherwise write a close frame when the request ends.
         self.websocket.closed = True
         self.websocket = None
