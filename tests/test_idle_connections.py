@@ -12,13 +12,17 @@ import tracemalloc
 import greenlet
 from flask.ctx import RequestContext
 from imchat.server import ImchatHandler
+from imchat.util.wsconn import _readers
 from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
 from tests.test_connection_faults import resume_point
 from tests.wsclient import raw_handshake
 
 
 def live_greenlets():
-    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
+    """Greenlets alive, but for the spare readers (at most SPARE_READERS, however many
+    connections are open)."""
+    alive = sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
+    return alive - len(_readers.spare)
 
 
 def requests_alive(live_server):
