@@ -66,10 +66,13 @@ def chat():
     if session is None:
         conn.close()
     elif not conn.read_in_background(session):
-        # The Flask dev server: read in this request's thread until the connection ends.
-        while session.read(conn.receive()):
-            pass
-        session.end()
+        # The Flask dev server: read in this request's thread until the connection ends
+        # (or the thread is stopped: it still unregisters).
+        try:
+            while session.read(conn.receive()):
+                pass
+        finally:
+            session.end()
     # The socket is closed or handed over by now: gevent-websocket ignores this reply,
     # and werkzeug's write of it fails quietly, as under flask-sock.
     return Response()
