@@ -15,7 +15,15 @@ Jobs:
         {index: {sender uid: count}}, `window`. A message is complete when it is
         acknowledged and delivered to every recipient in this process; a sender keeps
         at most `window` incomplete messages.
-  idle: `conns`, `concurrency`: open them, report, hold them until "close".
+  idle: `conns`, `concurrency`: open them, report, hold them until "close". A
+        connection counts as open (and frees its place among the `concurrency`
+        being opened) once the server answers a ping on it, that is, once the server
+        has set it up and reads it: the server answers the upgrade before it
+        authenticates and sends the backlog, so without this the load would open
+        connections as fast as the server upgrades them, and thousands would be in
+        set-up at once (with IMCHAT_WS_HANDSHAKES=0, as here): the RSS figure would
+        then be the allocator's high-water mark of that pile-up, not what a
+        connection costs at rest.
 
 Message content is "<sender uid>:<seq>:<send time in ns>", so a recipient measures
 latency on the shared monotonic clock and counts lost, duplicated and out-of-order
@@ -47,6 +55,7 @@ class Conn(WSListener):
         self.last_msgid = 0
         self.closed = None
         self.seen = {}  # sender uid -> bytearray of the seqs received
+        self.pong = None  # a future, while waiting for the answer to a ping
 
     def on_ws_connected(self, transport):
         self.transport = transport
@@ -55,6 +64,9 @@ class Conn(WSListener):
         kind = frame.msg_type
         if kind is TEXT:
             self.gen.on_text(self, frame.get_payload_as_bytes())
+        elif kind is WSMsgType.PONG:
+            if self.pong is not None and not self.pong.done():
+                self.pong.set_result(None)
         elif kind is WSMsgType.CLOSE:
             self.closed = frame.get_close_code()
             transport.send_close(frame.get_close_code())
@@ -63,6 +75,8 @@ class Conn(WSListener):
     def on_ws_disconnected(self, transport):
         if self.closed is None:
             self.closed = 'disconnected'
+        if self.pong is not None and not self.pong.done():
+            self.pong.set_result(None)
 
 
 class Sender:
@@ -114,6 +128,8 @@ class Gen:
                             '{}?id={}&token={}'.format(self.url, conn['uid'], conn['token']),
                             websocket_handshake_timeout=60)
                         self.conns[index] = listener
+                        if self.job['kind'] == 'idle':
+                            await self.served(listener)
                         return
                     except (OSError, asyncio.TimeoutError):
                         if attempt == 4:
@@ -122,6 +138,17 @@ class Gen:
 
         self.conns = [None] * len(self.job['conns'])
         await asyncio.gather(*(one(i, c) for i, c in enumerate(self.job['conns'])))
+
+    @staticmethod
+    async def served(conn):
+        """Wait until the server answers a ping: it has set the connection up."""
+        conn.pong = asyncio.get_running_loop().create_future()
+        conn.transport.send_ping()
+        try:
+            await asyncio.wait_for(conn.pong, 60)
+        except asyncio.TimeoutError:
+            pass  # counted by the orchestrator, which waits for every connection
+        conn.pong = None
 
     # -- the chat phase -------------------------------------------------------------
 

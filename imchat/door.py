@@ -19,6 +19,7 @@ connections for many clients).
 """
 import logging
 import re
+from functools import partial
 
 import gevent
 from geventwebsocket.handler import WebSocketHandler
@@ -185,6 +186,18 @@ class DoorHandler(WebSocketHandler):
         finally:
             self._stop_header_timer()
             self._end_handshake()
+
+    def take_socket(self):
+        """The socket outlives the request (`ImchatWebSocketHandler.take_socket`): it
+        counts as a connection from its address until its new owner closes it."""
+        taken = super().take_socket()
+        if taken is None:
+            return None
+        sock, on_closed = taken
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            on_closed = partial(self.door.leave, counted)
+        return sock, on_closed
 
     def _stop_header_timer(self):
         if self._header_timer is not None:

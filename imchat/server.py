@@ -19,6 +19,7 @@ import sys
 import time
 
 import gevent
+import gevent.socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
@@ -59,6 +60,18 @@ class ImchatWebSocketHandler(WebSocketHandler):
                 self.websocket.close()
             self.environ.update({'wsgi.websocket': None})
             self.websocket = None
+
+    def take_socket(self):
+        """Hand the connection's socket to the caller, who closes it: when the request
+        ends, pywsgi then neither reads nor closes it. Returns the socket (a new object
+        for the same file descriptor: the server closes the one it accepted) and what
+        to call once it is closed (None: nothing); or None, and nothing changes, for
+        a socket whose state lives in its object (TLS)."""
+        accepted = self.socket
+        if type(accepted) is not gevent.socket.socket:
+            return None
+        self.socket = None
+        return gevent.socket.socket(fileno=accepted.detach()), None
 
 
 class ImchatHandler(DoorHandler, ImchatWebSocketHandler):

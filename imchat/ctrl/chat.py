@@ -1,9 +1,12 @@
 """The /chat WebSocket, /chat/history and /chat/conversations.
 
 Each connection: authenticate, register a Client, send the stored backlog the
-connection lacks, then loop on receive in this greenlet. Every
-frame that needs the database gets its own short transaction (inside the services);
-nothing holds a db_session across the loop. `finally` unregisters, whatever ended it.
+connection lacks, then read its frames: under the production server the request ends
+there and the connection reads in the background, a greenlet only while frames come
+(GeventConnection.read_in_background); under the Flask dev server, in a loop in the
+request's thread. Every frame that needs the database gets its own short transaction
+(inside the services); nothing holds a db_session across reads. `_Session.end`
+unregisters once, whatever ended the connection.
 """
 import logging
 
@@ -54,47 +57,64 @@ def chat():
                            config['WS_PING_INTERVAL'])
     if conn is None:
         return chat_over_http()
+    svc = services()
     try:
-        _serve(services(), conn, max_frame)
+        session = _connect(svc, conn, max_frame)
     except Exception as error:
-        cause = unavailable_cause(error)
-        if cause is not None:
-            # Logged once per outage; the client reconnects with back-off.
-            services().db_watch.refuse(cause)
-            conn.close(CLOSE_TRY_AGAIN_LATER, 'the database is unavailable, try again later')
-        else:
-            log.exception('chat connection failed')
-            conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
-    finally:
+        _close_for_error(svc, conn, error)
+        session = None
+    if session is None:
         conn.close()
-    # The socket is closed by now: gevent-websocket ignores this reply, and werkzeug's
-    # write of it fails quietly, as under flask-sock.
+    elif not conn.read_in_background(session):
+        # The Flask dev server: read in this request's thread until the connection ends
+        # (or the thread is stopped: it still unregisters).
+        try:
+            while session.read(conn.receive()):
+                pass
+        finally:
+            session.end()
+    # The socket is closed or handed over by now: gevent-websocket ignores this reply,
+    # and werkzeug's write of it fails quietly, as under flask-sock.
     return Response()
 
 
-def _serve(svc, conn, max_frame):
+def _close_for_error(svc, conn, error):
+    cause = unavailable_cause(error)
+    if cause is not None:
+        # Logged once per outage; the client reconnects with back-off.
+        svc.db_watch.refuse(cause)
+        conn.close(CLOSE_TRY_AGAIN_LATER, 'the database is unavailable, try again later')
+    else:
+        log.exception('chat connection failed', exc_info=error)
+        conn.close(CLOSE_SERVER_ERROR, 'server error, please reconnect')
+
+
+def _connect(svc, conn, max_frame):
+    """Authenticate, register the client and send its backlog: the `_Session` to read
+    its frames, or None when the connection was refused (and closed with a code)."""
     try:
         token = request_token()
         user_id, expires_at = svc.users.session(token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
         conn.close(CLOSE_UNAUTHORIZED, error.msg)
-        return
+        return None
     except BindError as error:
         conn.close(CLOSE_BAD_REQUEST, str(error))
-        return
+        return None
     if fields['id'] is not None and fields['id'] != user_id:
         conn.close(CLOSE_FORBIDDEN, 'id {} is not the token\'s user'.format(fields['id']))
-        return
+        return None
     hub, messages = svc.hub, svc.messages
     if not hub.accepting:
         conn.close(CLOSE_GOING_AWAY, 'server going away')
-        return
+        return None
     since = fields['since']
     if since is None:
         since = messages.resume_point(user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
     community_ids = svc.contacts.community_ids(user_id)
+    session = _Session(svc, client, max_frame)
     try:
         hub.register(client, community_ids)
         svc.ws_cap.admit(client)
@@ -107,15 +127,55 @@ def _serve(svc, conn, max_frame):
             client.send_backlog(page)
         client.finish_sync()
         release_handshake(request.environ)
-        while not client.closed:
-            data = conn.receive()
-            if data is None:
-                break
+    except BaseException:
+        session.forget()
+        raise
+    return session
+
+
+class _Session:
+    """A connected client's incoming frames, after its backlog: `read` each message,
+    then `end` once, whatever ended the connection. Holds no request or Flask object,
+    so it can outlive the request (GeventConnection.read_in_background)."""
+
+    __slots__ = ('svc', 'client', 'max_frame', 'error')
+
+    def __init__(self, svc, client, max_frame):
+        self.svc = svc
+        self.client = client
+        self.max_frame = max_frame
+        self.error = None
+
+    def read(self, data):
+        """Handle one incoming message (None: the peer is gone); False once the
+        connection is over."""
+        if data is None:
+            return False
+        client = self.client
+        try:
             client.touch()
-            _handle_frame(svc, client, data, max_frame)
-    finally:
-        svc.ws_cap.release(client)
-        hub.unregister(client)
+            _handle_frame(self.svc, client, data, self.max_frame)
+        except Exception as error:
+            self.error = error
+            return False
+        return not client.closed
+
+    def forget(self):
+        """Unregister the client (saving its resume point first)."""
+        self.svc.ws_cap.release(self.client)
+        self.svc.hub.unregister(self.client)
+
+    def end(self):
+        """Forget the client, then close: with 1013 or 1011 when a frame failed (or
+        forgetting did), else politely (unless already closed)."""
+        conn = self.client.conn
+        try:
+            self.forget()
+        except Exception as error:
+            self.error = self.error or error
+        if self.error is not None:
+            _close_for_error(self.svc, conn, self.error)
+        conn.close()
 
 
 def _handle_frame(svc, client, data, max_frame):

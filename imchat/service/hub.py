@@ -31,6 +31,10 @@ log = logging.getLogger('imchat.chat')
 
 # Seconds a peer has to answer our close frame before its connection is dropped.
 CLOSE_GRACE = 2
+# On shutdown, seconds between looks at whether every connection is unregistered, and
+# seconds they have at least to get there after being dropped (one database write each).
+UNREGISTER_POLL = 0.01
+UNREGISTER_GRACE = 1
 # Sweeps per ping interval (or idle timeout, whichever is shorter).
 SWEEPS_PER_INTERVAL = 5
 
@@ -388,8 +392,12 @@ class Hub:
         return [client for clients in self.users.values() for client in clients]
 
     def close_all(self, code=CLOSE_GOING_AWAY, reason='server going away', timeout=3):
-        """Close every connection politely, then drop what is still open after `timeout`."""
+        """Close every connection politely, drop what is still open after `timeout`, then
+        wait until each is unregistered, its resume point saved (until `timeout` is up,
+        or UNREGISTER_GRACE seconds at least): a connection read in the background
+        belongs to no request the server would wait for."""
         self.accepting = False
+        deadline = time.monotonic() + timeout
         clients = self.all_clients()
         for client in clients:
             client.close_politely(code, reason)
@@ -398,3 +406,6 @@ class Hub:
                 client.conn.wait_written()
         for client in clients:
             client.conn.abort()
+        deadline = max(deadline, time.monotonic() + UNREGISTER_GRACE)
+        while self.users and time.monotonic() < deadline:
+            gevent.sleep(UNREGISTER_POLL)
