@@ -28,6 +28,7 @@ def live_greenlets():
 def requests_alive(live_server):
     """The pywsgi handlers and Flask request contexts of this server still alive (other
     tests' servers may leave theirs to the garbage collector)."""
+    gc.collect()
     return sum(1 for o in gc.get_objects()
                if isinstance(o, ImchatHandler) and o.server is live_server.server
                or isinstance(o, RequestContext) and o.app is live_server.app)
@@ -78,9 +79,9 @@ def test_an_idle_connection_keeps_no_greenlet_nor_request_objects(pair, connect,
     greenlets_before = live_greenlets()
     socks = [raw_handshake(live_server.port, bob) for _ in range(9)]  # WS_PER_USER is 10
     assert wait_for(lambda: len(live_server.hub.users.get(bob.id, ())) == 9)
+    # Other tests' greenlets may still be ending: wait for the requests themselves.
+    assert wait_for(lambda: requests_alive(live_server) == 0)
     assert wait_for(lambda: live_greenlets() - greenlets_before <= 2)
-    gc.collect()
-    assert requests_alive(live_server) == 0
     # A ping answered, or a pong (what every idle client sends the sweep's pings),
     # leaves no greenlet behind either.
     for sock in socks:
