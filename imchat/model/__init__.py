@@ -6,6 +6,7 @@ the entities as attributes of that database (`db.User`). Models only declare
 columns and small `to_dict` views; services own every transaction.
 """
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
+from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import escape_string
 
 SEX_WOMEN = 'W'
@@ -188,8 +189,6 @@ def define_database():
 MESSAGE_COLUMNS = ('userid', 'cmd', 'dstid', 'media', 'content', 'pic', 'url', 'memo', 'amount',
                    'createat', 'clientid')
 
-# MySQL's server_status bit for a session whose strings take no backslash escapes.
-_NO_BACKSLASH_ESCAPES = 512
 # Statement texts split at their ? marks, by text; cleared when this many pile up (a
 # text's marks vary with a batch's size, so there are a few hundred in use).
 _SPLIT_TEXTS = {}
@@ -259,7 +258,7 @@ def mysql_literal_writer(connection):
     """A function writing an int, str, None or MessageId as a MySQL literal, escaped for
     `connection`'s session as PyMySQL escapes (quotes doubled when the session's
     sql_mode has NO_BACKSLASH_ESCAPES, else backslash escapes)."""
-    if connection.server_status & _NO_BACKSLASH_ESCAPES:
+    if connection.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
         def text(value):
             return "'" + value.replace("'", "''") + "'"
     else:

@@ -10,6 +10,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from pony.orm.dbproviders.mysql import MySQLProvider
 from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
+from pymysql.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
 
 
 # SQLite's busy timeout when none is wanted: a year.
@@ -146,10 +147,6 @@ def ensure_mysql_database(params, timeout=10):
         con.close()
 
 
-# MySQL's server_status bit for a connection inside a transaction that wrote.
-_IN_TRANSACTION = 1
-
-
 class DatabaseUnavailable(Exception):
     """Raised by the connection pool during an outage, without trying the database."""
 
@@ -208,7 +205,8 @@ class BoundedPool:
             raise DatabaseUnavailable('the database is unavailable')
 
     def release(self, con):
-        if getattr(con, 'imchat_committed', False) and not con.server_status & _IN_TRANSACTION:
+        if getattr(con, 'imchat_committed', False) and not (
+                con.server_status & SERVER_STATUS_IN_TRANS):
             # Its session ended in a COMMIT: nothing is open on it to roll back, and a
             # ROLLBACK would be one more round trip on every write (the message
             # writer's among them).

@@ -16,12 +16,11 @@ again itself, in its transaction, when the batch waited longer than it remembers
 """
 import logging
 import time
+from collections import deque
 
 import gevent
 import orjson
 from gevent.event import AsyncResult
-from collections import deque
-
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
@@ -260,16 +259,15 @@ class MessageService:
     def _stored_before(self, batch, looked_up, since):
         """{(sender id, key): Stored} of the batch's keys stored before it: what the
         lookup found, and what was committed here after it began."""
-        if looked_up is None or (since < self._commits and (
-                not self._recent or self._recent[0][0] > since + 1)):
-            return self._already_stored(batch)  # not looked up, or too long ago
-        for number, keys in self._recent:
-            if number > since:
-                for pending in batch:
-                    key = (pending.sender_id, idempotency_key(pending.frame.client_id))
-                    stored = keys.get(key)
-                    if stored is not None:
-                        looked_up[key] = stored
+        later = [keys for number, keys in self._recent if number > since]
+        if looked_up is None or len(later) < self._commits - since:
+            return self._already_stored(batch)  # not looked up, or too long ago to tell
+        for keys in later:
+            for pending in batch:
+                key = (pending.sender_id, idempotency_key(pending.frame.client_id))
+                stored = keys.get(key)
+                if stored is not None:
+                    looked_up[key] = stored
         return looked_up
 
     def _already_stored(self, batch):
