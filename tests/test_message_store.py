@@ -212,9 +212,9 @@ def test_the_idempotency_lookup_reads_the_index_not_the_table(app_config):
 
 @pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
 def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth):
-    """Batch N+1's keys are looked up while batch N commits: a frame sent again (after
-    a dropped connection) whose first copy is in batch N is not in that lookup's
-    answer, and must still get the first copy's ack rather than a second row."""
+    """A frame sent again (after a dropped connection) while its first copy's batch is
+    still committing: the copy waits for the next batch, whose insert the unique key
+    refuses, and gets the first copy's ack rather than a second row."""
     import gevent
 
     from imchat.service.frame import Frame
@@ -232,21 +232,54 @@ def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth)
             cursor.execute("SELECT pos FROM stream WHERE name = 'message' FOR UPDATE")
         first = messages.submit(alice.id, frame)
         deadline = gevent.get_hub().loop.now() + 10
-        while not (messages._in_flight == 1 and messages._looked_up.empty()):
+        while not (messages._in_flight == 1 and messages._queue.empty()):
             assert gevent.get_hub().loop.now() < deadline, 'batch N never reached its commit'
             gevent.sleep(0.01)
         again = messages.submit(alice.id, frame)
-        while messages._looked_up.qsize() != 1:  # batch N+1 looked up, waiting
-            assert gevent.get_hub().loop.now() < deadline, 'batch N+1 was never looked up'
-            gevent.sleep(0.01)
-        assert not first.ready()
+        gevent.sleep(0.2)
+        assert not first.ready() and not again.ready()
     finally:
         holder.rollback()
         holder.close()
     stored, repeated = first.get(timeout=10), again.get(timeout=10)
-    assert repeated.msgid == stored.msgid
+    assert repeated.msgid == stored.msgid and repeated.createat == stored.createat
     with db_session:
         assert svc.db.Message.select(lambda m: m.clientid == 'again-key-0001').count() == 1
+
+
+@pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
+def test_new_keys_are_stored_without_looking_them_up(app_config):
+    """A batch of keys never sent before is one transaction with no SELECT: the unique
+    key, not a lookup, catches a key sent again."""
+    from imchat import create_app
+    from imchat.service.frame import Frame
+
+    app_config['DB_POOL_SIZE'] = 1  # the writer's session is the one whose counters we read
+    app = create_app(app_config)
+    try:
+        svc = app.extensions['imchat']
+        db = svc.db
+        with db_session:
+            db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
+        # The first message checks the friendship (a SELECT, then remembered).
+        assert svc.messages.submit(7, Frame('warm-up-key-1', 10, 8, 1, content='x')).get(
+            timeout=10).msgid
+        with db_session:
+            before = _session_status(db, 'Com_select')
+        results = [svc.messages.submit(7, Frame('fresh-key-{:04d}'.format(i), 10, 8, 1,
+                                                content='x'))
+                   for i in range(200)]
+        ids = [result.get(timeout=20).msgid for result in results]
+        with db_session:
+            # Reading the counter is a SELECT of its own.
+            assert _session_status(db, 'Com_select') == before + 1
+            assert db.Message.select().count() == 201
+        assert ids == sorted(ids) and len(set(ids)) == 200
+        again = svc.messages.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
+            timeout=10)
+        assert again.msgid == ids[42]
+    finally:
+        svc.close()
 
 
 def test_a_batch_the_database_refuses_leaves_no_trace(app):

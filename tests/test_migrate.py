@@ -328,3 +328,76 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
         assert first['unread'] == earlier['unread'] + 1
     finally:
         stop_today(app, server)
+
+
+def message_indexes(app):
+    db = app.extensions['imchat'].db
+    with db_session:
+        if db.provider.dialect == 'SQLite':
+            rows = db.select("SELECT name FROM sqlite_master WHERE type = 'index' "
+                             "AND tbl_name = 'message'")
+        else:
+            rows = db.select('SELECT DISTINCT index_name FROM information_schema.statistics '
+                             "WHERE table_schema = DATABASE() AND table_name = 'message'")
+    return set(rows)
+
+
+def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_url, tmp_path):
+    """Migration 0003 makes (userid, clientid) unique, compared byte for byte. Keys that
+    differ in case or trailing space were one value to MySQL's collation and stay two;
+    a key stored twice before (a resend racing across nodes) keeps it on its first copy
+    only; no message is lost; a resend then gets the right copy's ack."""
+    from yoyo import read_migrations
+
+    from imchat.model.engine import ensure_mysql_database, parse_database_url
+    from imchat.model.migrate import _backend
+    from imchat.service.frame import Frame
+
+    kind, params = parse_database_url(database_url)
+    if kind == 'mysql':
+        ensure_mysql_database(params)
+    backend = _backend(database_url)
+    try:
+        with backend.lock(timeout=60):
+            migrations = read_migrations(MIGRATIONS_DIR)
+            backend.apply_migrations(backend.to_apply(migrations.filter(
+                lambda m: m.id < '0003')))
+        cursor = backend.connection.cursor()
+        mark = '?' if database_url.startswith('sqlite') else '%s'
+        keys = ['twice-key-1', 'twice-key-1', 'CaseKey-01', 'casekey-01', 'pad-key-01',
+                'pad-key-01 ', 'twice-key-1', None, None]
+        for msgid, key in enumerate(keys, 1):
+            cursor.execute('INSERT INTO message (id, userid, cmd, dstid, media, content, pic, '
+                           "url, memo, amount, createat, clientid) VALUES ({0}, 7, 10, 8, 1, "
+                           "'old', '', '', '', 0, {0}, {0})".format(mark),
+                           (msgid, msgid, key))
+        backend.connection.commit()
+    finally:
+        backend.connection.close()
+
+    app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
+                      'UPLOAD_DIR': str(tmp_path / 'mnt')})
+    try:
+        svc = app.extensions['imchat']
+        assert svc.applied_migrations[0] == '0003_9-message-unique-client-key'
+        indexes = message_indexes(app)
+        assert 'unq_message__userid_clientid' in indexes
+        assert 'idx_message__userid_clientid' not in indexes
+        with db_session:
+            stored = dict(svc.db.select('SELECT id, clientid FROM message'))
+            svc.db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
+        assert stored == {1: 'twice-key-1', 2: None, 3: 'CaseKey-01', 4: 'casekey-01',
+                          5: 'pad-key-01', 6: 'pad-key-01 ', 7: None, 8: None, 9: None}
+
+        def send(key):
+            return svc.messages.submit(7, Frame(key, 10, 8, 1, content='again')).get(
+                timeout=10)
+        assert send('twice-key-1').msgid == 1
+        assert send('casekey-01').msgid == 4
+        assert send('pad-key-01 ').msgid == 6
+        fresh = send('CASEKEY-01')
+        assert fresh.msgid > 9 and send('CASEKEY-01').msgid == fresh.msgid
+        with db_session:
+            assert svc.db.Message.select().count() == 10
+    finally:
+        app.extensions['imchat'].close()

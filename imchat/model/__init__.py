@@ -5,7 +5,11 @@ many apps on many throw-away databases, and production builds one. Services reac
 the entities as attributes of that database (`db.User`). Models only declare
 columns and small `to_dict` views; services own every transaction.
 """
+import sqlite3
+
+import pymysql
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
+from pymysql.constants import ER
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import escape_string
 
@@ -118,11 +122,12 @@ def define_database():
         amount = Required(int, size=64, default=0)
         createat = Required(int, size=64)
         # The sender's own id for the message when it can serve as an idempotency key
-        # (see service.frame.idempotency_key); NULL otherwise.
+        # (see service.frame.idempotency_key); NULL otherwise. Unique for a sender,
+        # compared byte for byte (migration 0003): the writer relies on it.
         clientid = Optional(str, 64, nullable=True)
         composite_index(cmd, dstid, id)
         composite_index(userid, id)
-        composite_index(userid, clientid)
+        composite_key(userid, clientid)
 
         def to_wire(self):
             return message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
@@ -184,6 +189,17 @@ def define_database():
         composite_index(key, at)
 
     return db
+
+
+def is_duplicate_key(error):
+    """Whether `error` (PyMySQL's, sqlite3's, or Pony's wrapping either) is a unique
+    key refusing a row: MySQL's error 1062, SQLite's UNIQUE constraint."""
+    error = getattr(error, 'original_exc', None) or error
+    if isinstance(error, pymysql.err.IntegrityError):
+        return bool(error.args) and error.args[0] == ER.DUP_ENTRY
+    if isinstance(error, sqlite3.IntegrityError):
+        return str(error).startswith('UNIQUE constraint failed')
+    return False
 
 
 MESSAGE_COLUMNS = ('userid', 'cmd', 'dstid', 'media', 'content', 'pic', 'url', 'memo', 'amount',

@@ -1,22 +1,20 @@
 """Storing chat messages, fanning them out, and reading them back.
 
 Accepted frames are stored in batches: a busy server does one transaction for many
-messages instead of one each. Two greenlets form a pipeline:
+messages instead of one each. One greenlet takes what the queue holds (up to
+BATCH_MAX), stores it in one transaction, then fans each message out (in id order, so
+every connection sees ids increase) and releases the senders' acknowledgements. No ack
+ever precedes its commit.
 
-- the lookup greenlet takes a batch off the queue and looks its idempotency keys up
-  (on a connection of its own, a round trip off the committing path);
-- the commit greenlet stores each looked-up batch in one transaction, then fans each
-  message out (in id order, so every connection sees ids increase) and releases the
-  senders' acknowledgements. No ack ever precedes its commit.
-
-So batch N+1's lookup runs while batch N commits. A key that batch N commits after
-N+1's lookup began is not in that lookup's answer: the commit greenlet remembers the
-keys of the batches it committed lately and checks N+1 against them (and looks up
-again itself, in its transaction, when the batch waited longer than it remembers).
+A frame sent again (after a dropped connection) must get its first copy's ack and no
+second row. The database says whether a key is new: (userid, clientid) is a unique key,
+so the batch is written without looking its keys up first, and only a batch that hits
+a key stored before is written again, having looked its keys up in its transaction
+(about one batch in many thousands under load: a resend is rare). A repeat inside one
+batch is caught here, before writing.
 """
 import logging
 import time
-from collections import deque
 
 import gevent
 import orjson
@@ -25,7 +23,7 @@ from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
-                          CONTACT_FRIEND, execute_sql, insert_messages,
+                          CONTACT_FRIEND, execute_sql, insert_messages, is_duplicate_key,
                           message_wire)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
@@ -39,12 +37,6 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
-# Batches looked up and waiting for the commit greenlet, at most: with one committing,
-# lookups stay one batch ahead, and what arrives meanwhile makes the next batch bigger.
-LOOKED_UP_MAX = 1
-# Committed batches whose idempotency keys the commit greenlet remembers, for batches
-# looked up while they committed (at most LOOKED_UP_MAX + 2 can be; more is a margin).
-RECENT_BATCHES = 8
 # Stored messages read per query when a connection catches up: small pages, with a
 # yield between them, so forty reconnects at once do not starve everyone else.
 BACKLOG_PAGE = 100
@@ -93,14 +85,10 @@ class MessageService:
         self.hub = hub
         self.metrics = metrics
         self._queue = Queue()
-        self._looked_up = Queue(LOOKED_UP_MAX)
-        self._writers = None
+        self._writer = None
         self._stopping = False
         # Batches taken off the queue and not yet stored.
         self._in_flight = 0
-        # Batches committed so far, and the keys of the latest: (number, {key: Stored}).
-        self._commits = 0
-        self._recent = deque(maxlen=RECENT_BATCHES)
         self._allowed = set()
         self._revocations = 0
         self.recall_seconds = 0
@@ -117,8 +105,8 @@ class MessageService:
         if self._stopping:
             pending.result.set(Refused('the server is shutting down, send it again shortly'))
             return pending.result
-        if self._writers is None:
-            self._writers = [gevent.spawn(self._run_lookups), gevent.spawn(self._run_commits)]
+        if self._writer is None:
+            self._writer = gevent.spawn(self._run_writer)
         self._queue.put(pending)
         return pending.result
 
@@ -126,12 +114,10 @@ class MessageService:
         """Refuse new messages and finish storing the ones in flight."""
         self._stopping = True
         self.wait_until_idle(timeout)
-        if self._writers is not None:
-            gevent.killall(self._writers, block=True, timeout=1)
+        if self._writer is not None:
+            self._writer.kill(block=True, timeout=1)
         # Only when storing took longer than `timeout`:
         left = []
-        while not self._looked_up.empty():
-            left.extend(self._looked_up.get_nowait()[0])
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
         for pending in left:
@@ -143,36 +129,29 @@ class MessageService:
         while (not self._queue.empty() or self._in_flight) and time.monotonic() < deadline:
             gevent.sleep(0.005)
 
-    def _run_lookups(self):
+    def _run_writer(self):
         while True:
             batch = [self._queue.get()]
             self._in_flight += 1
-            while len(batch) < BATCH_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except Empty:
-                    break
-            since = self._commits
             try:
-                with db_session:
-                    stored_before = self._already_stored(batch)
-            except Exception:
-                # The commit greenlet looks them up in its own transaction, and reports
-                # what went wrong there.
-                stored_before = None
-            self._looked_up.put((batch, stored_before, since))
-
-    def _run_commits(self):
-        while True:
-            batch, stored_before, since = self._looked_up.get()
-            try:
-                self._store_batch(batch, stored_before, since)
+                while len(batch) < BATCH_MAX:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except Empty:
+                        break
+                self._store_batch(batch)
             finally:
                 self._in_flight -= 1
 
-    def _store_batch(self, batch, stored_before=None, since=0):
+    def _store_batch(self, batch):
         try:
-            outcomes = self._commit(batch, stored_before, since)
+            try:
+                outcomes = self._commit(batch, look_up=False)
+            except Exception as error:
+                if not is_duplicate_key(error):
+                    raise
+                # A key stored before (a frame sent again): its first copy's ack.
+                outcomes = self._commit(batch, look_up=True)
         except Exception as error:
             if self._refuse_unavailable(batch, error):
                 return
@@ -181,7 +160,7 @@ class MessageService:
             outcomes = []
             for pending in batch:
                 try:
-                    outcomes.extend(self._commit([pending]))
+                    outcomes.extend(self._commit([pending], look_up=True))
                 except Exception:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
@@ -215,12 +194,14 @@ class MessageService:
             pending.result.set(Refused(msg))
         return True
 
-    def _commit(self, batch, stored_before=None, since=0):
-        """Store a batch in one transaction; `stored_before` is what a lookup found of
-        its keys when `since` batches were committed (None: look them up here)."""
+    def _commit(self, batch, look_up):
+        """Store a batch in one transaction. Without `look_up` its keys are not looked
+        up: a key stored before fails the transaction (the unique key), is_duplicate_key
+        tells, and the batch is stored again with `look_up`, getting the stored copies'
+        acks for those keys."""
         accepted, outcomes = [], []
         with db_session:
-            stored_before = self._stored_before(batch, stored_before, since)
+            stored_before = self._already_stored(batch) if look_up else {}
             batch_keys = {}
             for pending in batch:
                 key = (pending.sender_id, idempotency_key(pending.frame.client_id))
@@ -250,25 +231,9 @@ class MessageService:
             if row[-1] is not None:
                 batch_keys[(pending.sender_id, row[-1])] = stored
             outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
-        self._commits += 1
-        self._recent.append((self._commits, batch_keys))
         # A repeat inside this very batch learns its twin's id only now.
         return [(p, batch_keys[(p.sender_id, idempotency_key(p.frame.client_id))]
                  if outcome is None else outcome, wire) for p, outcome, wire in outcomes]
-
-    def _stored_before(self, batch, looked_up, since):
-        """{(sender id, key): Stored} of the batch's keys stored before it: what the
-        lookup found, and what was committed here after it began."""
-        later = [keys for number, keys in self._recent if number > since]
-        if looked_up is None or len(later) < self._commits - since:
-            return self._already_stored(batch)  # not looked up, or too long ago to tell
-        for keys in later:
-            for pending in batch:
-                key = (pending.sender_id, idempotency_key(pending.frame.client_id))
-                stored = keys.get(key)
-                if stored is not None:
-                    looked_up[key] = stored
-        return looked_up
 
     def _already_stored(self, batch):
         """{(sender id, key): Stored} for the batch's idempotency keys already stored:
