@@ -248,9 +248,11 @@ def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth)
 
 
 @pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
-def test_new_keys_are_stored_without_looking_them_up(app_config):
-    """A batch of keys never sent before is one transaction with no SELECT: the unique
-    key, not a lookup, catches a key sent again."""
+def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
+    """A batch of keys never sent before costs one round trip: no lookup (the unique key,
+    not a SELECT, catches a key sent again), and its COMMIT goes with its statements."""
+    import pymysql
+
     from imchat import create_app
     from imchat.service.frame import Frame
 
@@ -266,15 +268,27 @@ def test_new_keys_are_stored_without_looking_them_up(app_config):
             timeout=10).msgid
         with db_session:
             before = _session_status(db, 'Com_select')
+        sent = []
+        execute_command = pymysql.connections.Connection._execute_command
+
+        def counted(connection, command, sql):
+            sent.append(sql)
+            return execute_command(connection, command, sql)
+        monkeypatch.setattr(pymysql.connections.Connection, '_execute_command', counted)
+        # Submitted without a yield between them: one batch.
         results = [svc.messages.submit(7, Frame('fresh-key-{:04d}'.format(i), 10, 8, 1,
                                                 content='x'))
                    for i in range(200)]
         ids = [result.get(timeout=20).msgid for result in results]
+        monkeypatch.undo()
+        assert len(sent) == 1, [text[:80] for text in sent]
         with db_session:
-            # Reading the counter is a SELECT of its own.
+            # Reading the counter is a SELECT of its own. The rows are there for this
+            # session (on the same connection): the pool would have rolled back an
+            # uncommitted batch.
             assert _session_status(db, 'Com_select') == before + 1
             assert db.Message.select().count() == 201
-        assert ids == sorted(ids) and len(set(ids)) == 200
+        assert ids == list(range(ids[0], ids[0] + 200))
         again = svc.messages.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
             timeout=10)
         assert again.msgid == ids[42]
@@ -307,3 +321,18 @@ def test_a_batch_the_database_refuses_leaves_no_trace(app):
     with db_session:
         ids = insert_messages(db, [good, good], True)
     assert ids == [before + 1, before + 2]
+
+
+def test_a_batch_with_no_stream_to_take_ids_from_is_refused_whole(app):
+    """The batch's COMMIT travels with its statements on MySQL: with the message stream's
+    row gone, the batch must fail before it, leaving no row, rather than commit rows
+    under ids nobody took."""
+    db = app.extensions['imchat'].db
+    with db_session:
+        db.execute("DELETE FROM stream WHERE name = 'message'")
+    row = (7, 10, 8, 1, 'no ids', '', '', '', 0, 1, None)
+    with pytest.raises(LookupError):
+        with db_session:
+            insert_messages(db, [row, row], True, lambda ids: [], last=True)
+    with db_session:
+        assert db.Message.select().count() == 0

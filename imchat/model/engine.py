@@ -250,7 +250,14 @@ class PooledMySQLProvider(MySQLProvider):
                            lambda: module.connect(**connect_kwargs))
 
     def commit(self, connection, cache=None):
-        super().commit(connection, cache)
+        if getattr(connection, 'imchat_commit_sent', False):
+            # The session's last statements ended with their own COMMIT (the message
+            # writer's batch, model.insert_messages): no transaction is open to commit.
+            connection.imchat_commit_sent = False
+            if cache is not None:
+                cache.in_transaction = False
+        else:
+            super().commit(connection, cache)
         # Pony releases the connection next: the pool need not roll it back (a session
         # that only read still is, to end its snapshot).
         connection.imchat_committed = True

@@ -42,6 +42,8 @@ BATCH_MAX = 256
 BACKLOG_PAGE = 100
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
+# Which contact lets a user send a message of each cmd (a recall is checked apart).
+CONTACT_BY_CMD = {CMD_SINGLE_MSG: CONTACT_FRIEND, CMD_ROOM_MSG: CONTACT_COMMUNITY}
 # Positive permission answers kept in memory (unfriending, leaving and kicking take
 # theirs out, see forget_permission); cleared when this many pile up.
 PERMISSION_CACHE_MAX = 1000000
@@ -63,13 +65,16 @@ class Refused:
 
 
 class _Pending:
-    __slots__ = ('sender_id', 'frame', 'origin', 'result')
+    __slots__ = ('sender_id', 'frame', 'origin', 'result', 'key')
 
     def __init__(self, sender_id, frame, origin):
         self.sender_id = sender_id
         self.frame = frame
         self.origin = origin
         self.result = AsyncResult()
+        # (sender id, idempotency key), or None when the frame's id cannot be one.
+        key = idempotency_key(frame.client_id)
+        self.key = None if key is None else (sender_id, key)
 
 
 def encode(wire):
@@ -203,37 +208,40 @@ class MessageService:
         with db_session:
             stored_before = self._already_stored(batch) if look_up else {}
             batch_keys = {}
+            allowed = self._allowed
             for pending in batch:
-                key = (pending.sender_id, idempotency_key(pending.frame.client_id))
-                if key[1] is not None and (key in stored_before or key in batch_keys):
+                key = pending.key
+                if key is not None and (key in stored_before or key in batch_keys):
                     # Sent again after a dropped connection: the same ack, stored once.
                     earlier = stored_before.get(key) or batch_keys[key]
                     outcomes.append((pending, earlier, None))
                     continue
-                refusal = self._refusal(pending.sender_id, pending.frame)
-                if refusal:
-                    outcomes.append((pending, Refused(refusal), None))
-                    continue
+                frame = pending.frame
+                if (CONTACT_BY_CMD.get(frame.cmd), pending.sender_id, frame.dstid) not in allowed:
+                    refusal = self._refusal(pending.sender_id, frame)
+                    if refusal:
+                        outcomes.append((pending, Refused(refusal), None))
+                        continue
                 accepted.append(pending)
-                if key[1] is not None:
+                if key is not None:
                     batch_keys[key] = None  # filled in once the row has its id
             createat = now_ms()
-            rows = [(p.sender_id, p.frame.cmd, p.frame.dstid, p.frame.media, p.frame.content,
-                     p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat,
-                     idempotency_key(p.frame.client_id))
-                    for p in accepted]
+            rows = [(p.sender_id, f.cmd, f.dstid, f.media, f.content, f.pic, f.url, f.memo,
+                     f.amount, createat, None if p.key is None else p.key[1])
+                    for p, f in [(p, p.frame) for p in accepted]]
             ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
                 conversation_statements(self.db, [row[:3] + (msgid,)
-                                                  for row, msgid in zip(rows, ids)])))
+                                                  for row, msgid in zip(rows, ids)])),
+                last=True)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
-            if row[-1] is not None:
-                batch_keys[(pending.sender_id, row[-1])] = stored
+            if pending.key is not None:
+                batch_keys[pending.key] = stored
             outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
         # A repeat inside this very batch learns its twin's id only now.
-        return [(p, batch_keys[(p.sender_id, idempotency_key(p.frame.client_id))]
-                 if outcome is None else outcome, wire) for p, outcome, wire in outcomes]
+        return [(p, batch_keys[p.key] if outcome is None else outcome, wire)
+                for p, outcome, wire in outcomes]
 
     def _already_stored(self, batch):
         """{(sender id, key): Stored} for the batch's idempotency keys already stored:
@@ -241,8 +249,7 @@ class MessageService:
         `userid IN (..) AND clientid IN (..)` with many values by scanning the whole
         table, so there it is asked for the pairs themselves; SQLite searches the index
         for the two lists.)"""
-        pairs = sorted({(p.sender_id, idempotency_key(p.frame.client_id)) for p in batch
-                        if idempotency_key(p.frame.client_id) is not None})
+        pairs = sorted({p.key for p in batch if p.key is not None})
         if not pairs:
             return {}
         if self.db.provider.dialect == 'MySQL':
@@ -263,9 +270,9 @@ class MessageService:
         """Why `sender_id` may not send `frame`, or None when it may."""
         if frame.cmd == CMD_RECALL:
             return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
-        cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
-                         if frame.cmd == CMD_SINGLE_MSG else
-                         (CONTACT_COMMUNITY, 'you are not a member of community {}'))
+        cate = CONTACT_BY_CMD.get(frame.cmd, CONTACT_COMMUNITY)
+        refusal = ('user {} is not your friend' if cate == CONTACT_FRIEND else
+                   'you are not a member of community {}')
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
             revocations = self._revocations
