@@ -336,3 +336,87 @@ def test_a_batch_with_no_stream_to_take_ids_from_is_refused_whole(app):
             insert_messages(db, [row, row], True, lambda ids: [], last=True)
     with db_session:
         assert db.Message.select().count() == 0
+
+
+@pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
+def test_a_batch_sent_to_follow_another_stores_only_if_that_one_committed(app):
+    """insert_messages' `after`: the batch stores nothing (StreamMoved) unless the batch
+    it follows committed (its anchor row is there) and nothing took ids since."""
+    from imchat.model import StreamMoved, take_ids
+
+    db = app.extensions['imchat'].db
+    first = [(7, 10, 8, 1, 'first %d' % i, '', '', '', 0, 1, 'first-key-%d' % i)
+             for i in range(3)]
+    with db_session:
+        ids = insert_messages(db, first, True, last=True)
+    committed = (ids[-1], ids[-1], 7, 'first-key-2')
+
+    def follow(after, key):
+        with db_session:
+            return insert_messages(db, [(7, 10, 8, 1, key, '', '', '', 0, 1, key)], True,
+                                   last=True, after=after)
+
+    def stored(key):
+        with db_session:
+            return db.Message.exists(clientid=key)
+
+    # The anchor row is not there (that batch rolled back): nothing stored.
+    with pytest.raises(StreamMoved):
+        follow((ids[-1], ids[-1], 7, 'first-key-9'), 'follow-key-1')
+    assert not stored('follow-key-1')
+    # Another took an id since: nothing stored either.
+    with db_session:
+        taken = take_ids(db, 'message', 1)[0]
+    with pytest.raises(StreamMoved):
+        follow(committed, 'follow-key-2')
+    assert not stored('follow-key-2')
+    # As expected: stored, right after.
+    assert follow((taken, ids[-1], 7, 'first-key-2'), 'follow-key-3') == [taken + 1]
+    assert stored('follow-key-3')
+
+
+@pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
+def test_a_batch_that_fails_after_taking_ids_is_not_overtaken(app, auth):
+    """Two batches in the database at once: batch N holds the stream and then fails (one
+    of its keys turns out stored: a concurrent transaction committed it), while N+1
+    waits for the stream. N+1 must not commit first: it fails too, and each is stored
+    again in turn, so one sender's messages keep the order it sent them in."""
+    import gevent
+
+    from imchat.service.frame import Frame
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    svc = app.extensions['imchat']
+    messages = svc.messages
+    # Learn the friendship first: no SELECT on the way below.
+    assert messages.submit(alice.id, Frame('warm-up-key-1', 10, bob.id, 1,
+                                           content='x')).get(timeout=10).msgid
+    other = _mysql_admin()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute('USE `{}`'.format(app.config['DATABASE_URL'].rsplit('/', 1)[1]))
+            cursor.execute('BEGIN')
+            cursor.execute("INSERT INTO message (id, userid, cmd, dstid, media, content, pic, "
+                           "url, memo, amount, createat, clientid) VALUES (1000000, %s, 10, "
+                           "%s, 1, 'elsewhere', '', '', '', 0, 1, 'dup-key-0001')",
+                           (alice.id, bob.id))
+        sent = ['a-key-0001', 'dup-key-0001', 'a-key-0002']
+        results = [messages.submit(alice.id, Frame(key, 10, bob.id, 1, content=key))
+                   for key in sent]
+        gevent.sleep(0.3)  # batch N holds the stream, its INSERT waits for that row
+        later = ['b-key-0001', 'b-key-0002']
+        results += [messages.submit(alice.id, Frame(key, 10, bob.id, 1, content=key))
+                    for key in later]
+        gevent.sleep(0.3)  # batch N+1 waits for the stream
+        assert not any(result.ready() for result in results)
+        other.commit()
+    finally:
+        other.close()
+    outcomes = [result.get(timeout=10) for result in results]
+    assert outcomes[1].msgid == 1000000  # stored before: its ack, no second row
+    ids = [outcome.msgid for key, outcome in zip(sent + later, outcomes)
+           if key != 'dup-key-0001']
+    assert ids == sorted(ids) and len(set(ids)) == 4, ids
+    with db_session:
+        assert svc.db.Message.select().count() == 6

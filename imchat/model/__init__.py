@@ -315,12 +315,31 @@ def mysql_escapes(connection):
 _MESSAGE_ROW = "(({} - %d), %d, %d, %d, %d, '%s', '%s', '%s', '%s', %d, %d, %s)".format(_LAST_ID)
 
 
-def insert_messages(db, rows, consecutive_ids, following=None, last=False):
+class StreamMoved(Exception):
+    """A batch sent to follow another (insert_messages' `after`) found the stream not
+    where that one left it: the other did not commit, or a third took ids between.
+    Nothing of the batch was stored; store it again once the other is over."""
+
+
+# MySQL's "Subquery returns more than 1 row": how the id-reading SET fails on purpose.
+_ER_SUBQUERY_NO_1_ROW = 1242
+
+
+def insert_messages(db, rows, consecutive_ids, following=None, last=False, after=None,
+                    holding=None):
     """Insert message rows (tuples in MESSAGE_COLUMNS order) in the current db_session,
     in order, and return their ids; `following(ids)` gives statements, [(text with ?
     marks, values)], to run next in the same transaction (the conversation rows).
     `last`: the session writes nothing more, so on MySQL its COMMIT goes in the same
     round trip too (PooledMySQLProvider.commit then has nothing left to send).
+
+    On MySQL a batch may be sent while the one before it is still committing, on another
+    connection: its UPDATE of the stream then waits for that one's lock. `after` is
+    (last id, anchor id, anchor userid, anchor clientid) of that batch: this one stores
+    nothing (StreamMoved) unless the stream stands at that last id and the anchor, a
+    row of that batch with an idempotency key (unique), is there, i.e. unless that
+    batch committed and nothing took ids since. `holding(ids)` is called once this
+    batch holds the stream, before the rest of its statements are answered.
 
     One multi-row INSERT instead of one per message: a busy server stores a whole batch
     at once. The ids are not the database's auto-increment: they are taken from the
@@ -350,6 +369,8 @@ def insert_messages(db, rows, consecutive_ids, following=None, last=False):
             execute_sql(db, text, values, write=True)
         return ids
     count = len(rows)
+    if last:
+        db.flush()  # what the session changed through Pony goes before the COMMIT
     connection = _session_connection(db, True)
     literal, escapes = mysql_literal_writer(connection), mysql_escapes(connection)
     symbolic = [MessageId(count - 1 - i) for i in range(count)]
@@ -361,11 +382,20 @@ def insert_messages(db, rows, consecutive_ids, following=None, last=False):
         'NULL' if clientid is None else "'" + clientid.translate(escapes) + "'")
         for back, (userid, cmd, dstid, media, content, pic, url, memo, amount, createat,
                    clientid) in zip(range(count - 1, -1, -1), rows)])
+    condition = 'ROW_COUNT() = 1'
+    if after is not None:
+        before, anchor_id, anchor_userid, anchor_key = after
+        condition += (' AND LAST_INSERT_ID() = {:d} AND EXISTS (SELECT 1 FROM {} WHERE {} = '
+                      '{:d} AND {} = {:d} AND {} = {})').format(
+            before + count, provider.quote_name('message'), provider.quote_name('id'),
+            anchor_id, provider.quote_name('userid'), anchor_userid,
+            provider.quote_name('clientid'), literal(anchor_key))
     texts = [_take_ids_text(provider, count, 'message'),
-             # With no stream row to move, this fails (a subquery of two rows, which IF
-             # evaluates only then), and with it the batch: nothing after it runs.
-             'SET {} = IF(ROW_COUNT() = 1, LAST_INSERT_ID(), (SELECT 1 UNION SELECT 2))'
-             .format(_LAST_ID), head + values]
+             # Unless the condition holds (the UPDATE moved the stream, and as `after`
+             # expects), this fails (a subquery of two rows, which IF evaluates only
+             # then), and with it the batch: nothing after it runs.
+             'SET {} = IF({}, LAST_INSERT_ID(), (SELECT 1 UNION SELECT 2))'
+             .format(_LAST_ID, condition), head + values]
     texts.extend(_inline_with(literal, text, values)
                  for text, values in (following(symbolic) if following else ()))
     if last:
@@ -374,11 +404,17 @@ def insert_messages(db, rows, consecutive_ids, following=None, last=False):
     # The UPDATE's reply comes first; read every statement's before anything else.
     moved, last_id = cursor.rowcount, cursor.lastrowid
     try:
+        cursor.nextset()  # the SET, which fails unless the stream moved as it should
+        if holding is not None:
+            holding(list(range(last_id - count + 1, last_id + 1)))
         while cursor.nextset():
             pass
-    except Exception:
+    except Exception as error:
         if moved != 1:
             raise LookupError('no stream {!r}'.format('message')) from None
+        if after is not None and getattr(error, 'args', (None,))[:1] == (
+                _ER_SUBQUERY_NO_1_ROW,):
+            raise StreamMoved('the stream moved on from {}'.format(after[0])) from None
         raise
     if last:
         # The provider's commit (engine.PooledMySQLProvider) has nothing left to send.

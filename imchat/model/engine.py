@@ -250,10 +250,12 @@ class PooledMySQLProvider(MySQLProvider):
                            lambda: module.connect(**connect_kwargs))
 
     def commit(self, connection, cache=None):
-        if getattr(connection, 'imchat_commit_sent', False):
+        sent, connection.imchat_commit_sent = (
+            getattr(connection, 'imchat_commit_sent', False), False)
+        if sent and not connection.server_status & SERVER_STATUS_IN_TRANS:
             # The session's last statements ended with their own COMMIT (the message
-            # writer's batch, model.insert_messages): no transaction is open to commit.
-            connection.imchat_commit_sent = False
+            # writer's batch, model.insert_messages), and nothing wrote after it (an
+            # UPDATE would have opened a transaction): there is nothing to commit.
             if cache is not None:
                 cache.in_transaction = False
         else:

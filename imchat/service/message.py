@@ -1,10 +1,19 @@
 """Storing chat messages, fanning them out, and reading them back.
 
 Accepted frames are stored in batches: a busy server does one transaction for many
-messages instead of one each. One greenlet takes what the queue holds (up to
+messages instead of one each. A writer greenlet takes what the queue holds (up to
 BATCH_MAX), stores it in one transaction, then fans each message out (in id order, so
 every connection sees ids increase) and releases the senders' acknowledgements. No ack
 ever precedes its commit.
+
+On MySQL two writers overlap: the next batch is sent, on a connection of its own, as
+soon as the one before holds the message stream, so the database goes from one batch's
+COMMIT straight to the next batch's statements instead of waiting for this process to
+read the reply, fan out and write the next batch. The batches still commit, fan out
+and ack in the order they were taken (a _Turn each, chained): the second one's UPDATE
+of the stream waits for the first's lock, and it stores nothing unless the first did
+commit (model.insert_messages' `after`; else StreamMoved, and it is stored again once
+the first is over).
 
 A frame sent again (after a dropped connection) must get its first copy's ack and no
 second row. The database says whether a key is new: (userid, clientid) is a unique key,
@@ -18,13 +27,13 @@ import time
 
 import gevent
 import orjson
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
 from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
-                          CONTACT_FRIEND, execute_sql, insert_messages, is_duplicate_key,
-                          message_wire)
+                          CONTACT_FRIEND, StreamMoved, execute_sql, insert_messages,
+                          is_duplicate_key, message_wire)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
 from imchat.service.errors import BadRequest, Forbidden, NotFound
@@ -37,6 +46,8 @@ log = logging.getLogger('imchat.chat')
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
+# Batches in the database at once on MySQL (see above); SQLite has one writer at a time.
+PIPELINE_DEPTH = 2
 # Stored messages read per query when a connection catches up: small pages, with a
 # yield between them, so forty reconnects at once do not starve everyone else.
 BACKLOG_PAGE = 100
@@ -62,6 +73,50 @@ class Refused:
 
     def __init__(self, msg):
         self.msg = msg
+
+
+class _Turn:
+    """A batch's place in the order batches are stored, fanned out and acked in."""
+
+    __slots__ = ('after', 'changed', 'over', 'follower')
+
+    def __init__(self):
+        # While an attempt at storing the batch holds the message stream: what the next
+        # batch may expect of it (insert_messages' `after`); None when it does not.
+        self.after = None
+        # Set (and replaced) whenever `after` is set or the turn is over.
+        self.changed = Event()
+        # Set once the batch's outcomes are all delivered.
+        self.over = Event()
+        # The next batch's attempt that counts on `after`, until it has ended: an Event
+        # set then. A failed attempt waits for it before its batch tries again, so that
+        # one cannot commit first.
+        self.follower = None
+
+    def hold(self, after):
+        self.after = after
+        self._change()
+
+    def lose(self):
+        """The attempt that held the stream failed: wait until the next batch's attempt
+        that counted on it has failed too (it cannot commit)."""
+        self.after = None
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            follower.wait()
+
+    def finish(self):
+        self.after = None
+        self.over.set()
+        self._change()
+
+    def _change(self):
+        changed, self.changed = self.changed, Event()
+        changed.set()
+
+
+_OVER = _Turn()
+_OVER.finish()
 
 
 class _Pending:
@@ -90,7 +145,9 @@ class MessageService:
         self.hub = hub
         self.metrics = metrics
         self._queue = Queue()
-        self._writer = None
+        self._writers = None
+        # The turn of the batch taken last (the next one follows it).
+        self._last_turn = _OVER
         self._stopping = False
         # Batches taken off the queue and not yet stored.
         self._in_flight = 0
@@ -110,8 +167,9 @@ class MessageService:
         if self._stopping:
             pending.result.set(Refused('the server is shutting down, send it again shortly'))
             return pending.result
-        if self._writer is None:
-            self._writer = gevent.spawn(self._run_writer)
+        if self._writers is None:
+            depth = PIPELINE_DEPTH if self.db.provider.dialect == 'MySQL' else 1
+            self._writers = [gevent.spawn(self._run_writer) for _ in range(depth)]
         self._queue.put(pending)
         return pending.result
 
@@ -119,8 +177,8 @@ class MessageService:
         """Refuse new messages and finish storing the ones in flight."""
         self._stopping = True
         self.wait_until_idle(timeout)
-        if self._writer is not None:
-            self._writer.kill(block=True, timeout=1)
+        if self._writers is not None:
+            gevent.killall(self._writers, block=True, timeout=1)
         # Only when storing took longer than `timeout`:
         left = []
         while not self._queue.empty():
@@ -136,28 +194,46 @@ class MessageService:
 
     def _run_writer(self):
         while True:
-            batch = [self._queue.get()]
-            self._in_flight += 1
+            # Take the next place in line first, then wait until the batch before holds
+            # the stream (or is over): what comes meanwhile makes this batch bigger.
+            previous, turn = self._last_turn, _Turn()
+            self._last_turn = turn
             try:
-                while len(batch) < BATCH_MAX:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except Empty:
-                        break
-                self._store_batch(batch)
+                self._wait_for_hold(previous)
+                batch = [self._queue.get()]
+                self._in_flight += 1
+                try:
+                    while len(batch) < BATCH_MAX:
+                        try:
+                            batch.append(self._queue.get_nowait())
+                        except Empty:
+                            break
+                    self._store_batch(batch, previous, turn)
+                finally:
+                    self._in_flight -= 1
             finally:
-                self._in_flight -= 1
+                turn.finish()
 
-    def _store_batch(self, batch):
+    @staticmethod
+    def _wait_for_hold(previous):
+        while not previous.over.is_set() and previous.after is None:
+            previous.changed.wait()
+
+    def _store_batch(self, batch, previous, turn):
+        """Store `batch`, which follows the batch whose turn is `previous`, then fan it
+        out and settle its senders' results; `turn` is this batch's."""
         try:
             try:
-                outcomes = self._commit(batch, look_up=False)
+                outcomes = self._attempt(batch, previous, turn, look_up=False)
             except Exception as error:
-                if not is_duplicate_key(error):
+                if not (is_duplicate_key(error) or isinstance(error, StreamMoved)):
                     raise
-                # A key stored before (a frame sent again): its first copy's ack.
-                outcomes = self._commit(batch, look_up=True)
+                # A key stored before (a frame sent again): its first copy's ack. Or the
+                # batch before did not commit: after it, then.
+                previous.over.wait()
+                outcomes = self._attempt(batch, _OVER, turn, look_up=True)
         except Exception as error:
+            previous.over.wait()
             if self._refuse_unavailable(batch, error):
                 return
             log.exception('storing %d messages failed', len(batch))
@@ -165,11 +241,14 @@ class MessageService:
             outcomes = []
             for pending in batch:
                 try:
-                    outcomes.extend(self._commit([pending], look_up=True))
+                    # Not held out to the next batch: it would commit between two.
+                    outcomes.extend(self._attempt([pending], _OVER, None, look_up=True))
                 except Exception:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
                                                       'please send it again'), None))
+        # The batch before fans out first: ids increase on every connection.
+        previous.over.wait()
         if self.bus is not None:
             self._publish(outcomes)
         for pending, outcome, wire in outcomes:
@@ -180,6 +259,27 @@ class MessageService:
                     # Stored all the same: recipients get it when they next connect.
                     log.exception('delivering message %s failed', wire['msgid'])
             pending.result.set(outcome)
+
+    def _attempt(self, batch, previous, turn, look_up):
+        """One try at storing `batch`, following `previous` when that holds the stream
+        (else after it is over); the next batch may follow this one once it holds it
+        (never when `turn` is None)."""
+        after = None
+        counted = None
+        if not previous.over.is_set():
+            self._wait_for_hold(previous)
+            if not previous.over.is_set():
+                after = previous.after
+                counted = previous.follower = Event()
+        try:
+            return self._commit(batch, look_up, after, turn)
+        except BaseException:
+            if turn is not None:
+                turn.lose()
+            raise
+        finally:
+            if counted is not None:
+                counted.set()
 
     def _refuse_unavailable(self, batch, error):
         """Refuse the whole batch, with no retry one by one and no traceback, when the
@@ -199,12 +299,13 @@ class MessageService:
             pending.result.set(Refused(msg))
         return True
 
-    def _commit(self, batch, look_up):
+    def _commit(self, batch, look_up, after=None, turn=None):
         """Store a batch in one transaction. Without `look_up` its keys are not looked
         up: a key stored before fails the transaction (the unique key), is_duplicate_key
         tells, and the batch is stored again with `look_up`, getting the stored copies'
-        acks for those keys."""
-        accepted, outcomes = [], []
+        acks for those keys. `after`: see insert_messages; `turn` holds the stream once
+        this batch does."""
+        accepted, outcomes, refused = [], [], []
         with db_session:
             stored_before = self._already_stored(batch) if look_up else {}
             batch_keys = {}
@@ -220,19 +321,39 @@ class MessageService:
                 if (CONTACT_BY_CMD.get(frame.cmd), pending.sender_id, frame.dstid) not in allowed:
                     refusal = self._refusal(pending.sender_id, frame)
                     if refusal:
+                        if key is not None and not look_up:
+                            refused.append(len(outcomes))
                         outcomes.append((pending, Refused(refusal), None))
                         continue
                 accepted.append(pending)
                 if key is not None:
                     batch_keys[key] = None  # filled in once the row has its id
+            if refused:
+                # A frame refused now may have been stored before it was sent again
+                # (a recall already done, a friendship since ended): then its first
+                # copy's ack, as any frame sent again gets.
+                stored_before = self._already_stored([outcomes[i][0] for i in refused])
+                for i in refused:
+                    stored = stored_before.get(outcomes[i][0].key)
+                    if stored is not None:
+                        outcomes[i] = (outcomes[i][0], stored, None)
             createat = now_ms()
             rows = [(p.sender_id, f.cmd, f.dstid, f.media, f.content, f.pic, f.url, f.memo,
                      f.amount, createat, None if p.key is None else p.key[1])
                     for p, f in [(p, p.frame) for p in accepted]]
+            holding = None
+            if turn is not None:
+                def holding(ids):
+                    # The row of this batch the next one checks for (it has a key, so
+                    # it can only be this batch's).
+                    for row, msgid in zip(reversed(rows), reversed(ids)):
+                        if row[-1] is not None:
+                            turn.hold((ids[-1], msgid, row[0], row[-1]))
+                            return
             ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
                 conversation_statements(self.db, [row[:3] + (msgid,)
                                                   for row, msgid in zip(rows, ids)])),
-                last=True)
+                last=True, after=after, holding=holding)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
