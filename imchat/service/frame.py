@@ -70,10 +70,8 @@ def _loads(data):
         raw = orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
-    if type(raw) is dict:
-        for value in raw.values():
-            if type(value) is float:
-                return json.loads(data)
+    if type(raw) is dict and float in map(type, raw.values()):
+        return json.loads(data)
     return raw
 
 
@@ -108,7 +106,8 @@ class Frame:
 
 
 def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    # What a JSON decoder gives is an int, a bool or something else: no subclasses.
+    return type(value) is int
 
 
 def _client_id(raw):
@@ -159,14 +158,15 @@ def parse_frame(data, max_bytes):
     cmd = raw['cmd']
     if isinstance(cmd, str) and _DIGITS.fullmatch(cmd.strip()):
         cmd = int(cmd)
-    if cmd == CMD_HEART and _is_int(cmd):
+    is_int = _is_int(cmd)
+    if cmd == CMD_HEART and is_int:
         return Frame(client_id, CMD_HEART)
-    if cmd == CMD_ACK and _is_int(cmd):
+    if cmd == CMD_ACK and is_int:
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
-    if _is_int(cmd) and CMD_READ <= cmd <= CMD_PRESENCE:
+    if is_int and CMD_READ <= cmd <= CMD_PRESENCE:
         from imchat.service.events import parse_event  # it builds on this module
         return parse_event(raw, cmd, client_id)
-    if not _is_int(cmd) or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+    if not is_int or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
                          '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
                          client_id)
@@ -178,8 +178,9 @@ def parse_frame(data, max_bytes):
     values = {}
     for name, limit in TEXT_LIMITS.items():
         value = raw.get(name)
-        if value is None:
-            value = ''
+        if value is None or value == '':
+            values[name] = ''  # nothing to check (most fields of most frames)
+            continue
         if _is_int(value):
             value = str(value)
         if not isinstance(value, str):

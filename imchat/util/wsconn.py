@@ -278,6 +278,8 @@ class GeventConnection(_ParkedWrites):
         # once data is there: a waiting connection holds no read buffer.
         self._buf = _take_buffered(websocket.handler.rfile, self._socket)
         self._pos = 0
+        # Whether the last read left the socket empty (it did not fill its buffer).
+        self._drained = False
         _no_delay(self._socket)
         self.max_message = max_message
         self.on_pong = on_pong
@@ -349,13 +351,19 @@ class GeventConnection(_ParkedWrites):
     def _more_to_read(self):
         """Whether a message may be waiting, without waiting for one: what is left of
         the buffer, else one read of what the socket has now (its end, or an error,
-        counts: the next read meets it and ends the connection)."""
+        counts: the next read meets it and ends the connection). After a read that did
+        not fill its buffer the socket had no more: no read then (a failing one costs a
+        system call and an exception a burst), the watcher tells if more came since."""
         if self._pos < len(self._buf):
             return True
+        if self._drained:
+            self._buf, self._pos = b'', 0  # keep nothing while idle
+            return False
         try:
             # The plain socket under gevent's, which is non-blocking: gevent's own
             # would wait for data.
             data = self._socket._sock.recv(READ_SIZE)
+            self._drained = len(data) < READ_SIZE
         except BlockingIOError:
             self._buf, self._pos = b'', 0  # keep nothing while idle
             return False
@@ -387,7 +395,9 @@ class GeventConnection(_ParkedWrites):
         chunks = [self._buf[self._pos:]]
         have = len(chunks[0])
         while have < n:
-            data = self._socket.recv(max(READ_SIZE, n - have))
+            size = max(READ_SIZE, n - have)
+            data = self._socket.recv(size)
+            self._drained = len(data) < size
             if not data:
                 raise EOFError('connection closed mid-frame')
             chunks.append(data)
