@@ -122,19 +122,25 @@ class Client:
     def reply_when(self, result, render, limit=0):
         """Reply `render(value)` (an OutgoingFrame, or None for no reply) once the
         AsyncResult `result` is ready, in frame order, without waiting for it here: the
-        connection goes on reading. With more than `limit` replies waiting, wait for the
-        oldest before returning, so one connection cannot pile up work."""
+        connection goes on reading. Whoever sets the result then calls results_ready()
+        (the message service does, for the frames this connection sent). With more than
+        `limit` replies waiting, wait for the oldest before returning, so one connection
+        cannot pile up work."""
         replies = self.replies
         if replies is None:
             replies = self.replies = deque()
         replies.append((result, render))
-        result.rawlink(self._reply_ready)
-        if limit and len(replies) > limit:
+        if result.ready():  # refused at once (the server is stopping)
+            self.results_ready()
+        elif limit and len(replies) > limit:
             oldest = replies[0][0]
             if oldest is not None:
                 oldest.wait()
+                self.results_ready()
 
-    def _reply_ready(self, _result):
+    def results_ready(self):
+        """Send the replies whose results are in, in frame order (up to the first that
+        is not)."""
         replies = self.replies
         while replies:
             result, render = replies[0]

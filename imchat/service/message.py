@@ -132,6 +132,19 @@ class _Pending:
         self.key = None if key is None else (sender_id, key)
 
 
+def _settle(outcomes):
+    """Set each (pending, outcome)'s result, then tell each origin (the sender's
+    connection, hub.Client) once that its results are in: it acknowledges them in frame
+    order, a batch's worth in one go (no callback for each result)."""
+    origins = {}
+    for pending, outcome in outcomes:
+        pending.result.set(outcome)
+        if pending.origin is not None:
+            origins[id(pending.origin)] = pending.origin
+    for origin in origins.values():
+        origin.results_ready()
+
+
 def encode(wire):
     # orjson writes the same bytes as json.dumps(wire, ensure_ascii=False,
     # separators=(',', ':')).encode('utf-8'), several times faster.
@@ -183,9 +196,8 @@ class MessageService:
         left = []
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
-        for pending in left:
-            if not pending.result.ready():
-                pending.result.set(Refused('the server is shutting down, send it again shortly'))
+        _settle([(pending, Refused('the server is shutting down, send it again shortly'))
+                 for pending in left if not pending.result.ready()])
 
     def wait_until_idle(self, timeout=5):
         deadline = time.monotonic() + timeout
@@ -251,14 +263,15 @@ class MessageService:
         previous.over.wait()
         if self.bus is not None:
             self._publish(outcomes)
-        for pending, outcome, wire in outcomes:
-            if wire is not None and self.bus is None:
-                try:
-                    self._fan_out(pending, wire)
-                except Exception:
-                    # Stored all the same: recipients get it when they next connect.
-                    log.exception('delivering message %s failed', wire['msgid'])
-            pending.result.set(outcome)
+        if self.bus is None:
+            for pending, outcome, wire in outcomes:
+                if wire is not None:
+                    try:
+                        self._fan_out(pending, wire)
+                    except Exception:
+                        # Stored all the same: recipients get it when they next connect.
+                        log.exception('delivering message %s failed', wire['msgid'])
+        _settle([(pending, outcome) for pending, outcome, _ in outcomes])
 
     def _attempt(self, batch, previous, turn, look_up):
         """One try at storing `batch`, following `previous` when that holds the stream
@@ -295,8 +308,7 @@ class MessageService:
             msg = 'the server is busy, send it again shortly'
         else:
             return False
-        for pending in batch:
-            pending.result.set(Refused(msg))
+        _settle([(pending, Refused(msg)) for pending in batch])
         return True
 
     def _commit(self, batch, look_up, after=None, turn=None):
