@@ -277,15 +277,15 @@ def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, t
 CONVERSATIONS_RELEASE = 'f55ff63'
 
 
-def conversation_indexes(app):
+def table_indexes(app, table):
     db = app.extensions['imchat'].db
     with db_session:
         if db.provider.dialect == 'SQLite':
             rows = db.select("SELECT name FROM sqlite_master WHERE type = 'index' "
-                             "AND tbl_name = 'conversation'")
+                             "AND tbl_name = $table")
         else:
             rows = db.select('SELECT DISTINCT index_name FROM information_schema.statistics '
-                             "WHERE table_schema = DATABASE() AND table_name = 'conversation'")
+                             'WHERE table_schema = DATABASE() AND table_name = $table')
     return set(rows)
 
 
@@ -307,7 +307,7 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
     try:
         assert '0002_9-conversation-no-recency-index' in (
             app.extensions['imchat'].applied_migrations)
-        assert 'idx_conversation__ownerid_last_msgid' not in conversation_indexes(app)
+        assert 'idx_conversation__ownerid_last_msgid' not in table_indexes(app, 'conversation')
         base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
@@ -328,18 +328,6 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
         assert first['unread'] == earlier['unread'] + 1
     finally:
         stop_today(app, server)
-
-
-def message_indexes(app):
-    db = app.extensions['imchat'].db
-    with db_session:
-        if db.provider.dialect == 'SQLite':
-            rows = db.select("SELECT name FROM sqlite_master WHERE type = 'index' "
-                             "AND tbl_name = 'message'")
-        else:
-            rows = db.select('SELECT DISTINCT index_name FROM information_schema.statistics '
-                             "WHERE table_schema = DATABASE() AND table_name = 'message'")
-    return set(rows)
 
 
 def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_url, tmp_path):
@@ -380,7 +368,7 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
     try:
         svc = app.extensions['imchat']
         assert svc.applied_migrations[0] == '0003_9-message-unique-client-key'
-        indexes = message_indexes(app)
+        indexes = table_indexes(app, 'message')
         assert 'unq_message__userid_clientid' in indexes
         assert 'idx_message__userid_clientid' not in indexes
         with db_session:
