@@ -11,7 +11,7 @@ import pymysql
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
 from pymysql.constants import ER
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
-from pymysql.converters import _escape_table as BACKSLASH_ESCAPES, escape_string
+from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
 
 SEX_WOMEN = 'W'
 SEX_MEN = 'M'
@@ -270,21 +270,29 @@ class MessageId:
 _LAST_ID = '@imchat_last_msgid'
 
 
+# Under NO_BACKSLASH_ESCAPES a quote is doubled and nothing else is escaped.
+QUOTE_DOUBLING = {ord("'"): "''"}
+
+
+def mysql_escapes(connection):
+    """The str.translate table escaping text for a string literal of `connection`'s
+    session as PyMySQL escapes (its escape_string's table; quotes doubled when the
+    session's sql_mode has NO_BACKSLASH_ESCAPES)."""
+    if connection.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return QUOTE_DOUBLING
+    return BACKSLASH_ESCAPES
+
+
 def mysql_literal_writer(connection):
     """A function writing an int, str, None or MessageId as a MySQL literal, escaped for
-    `connection`'s session as PyMySQL escapes (quotes doubled when the session's
-    sql_mode has NO_BACKSLASH_ESCAPES, else backslash escapes)."""
-    if connection.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        def text(value):
-            return "'" + value.replace("'", "''") + "'"
-    else:
-        text = _quoted
+    `connection`'s session (mysql_escapes)."""
+    escapes = mysql_escapes(connection)
     int_type, str_type = int, str
 
     def literal(value):
         kind = type(value)
         if kind is str_type:
-            return text(value) if value else "''"
+            return "'" + value.translate(escapes) + "'"
         if kind is int_type:
             return str_type(value)
         if value is None:
@@ -293,22 +301,6 @@ def mysql_literal_writer(connection):
             return '({} - {:d})'.format(_LAST_ID, value.back)
         raise TypeError('cannot write a {} into SQL'.format(kind.__name__))
     return literal
-
-
-def _quoted(value):
-    return "'" + escape_string(value) + "'"
-
-
-# Under NO_BACKSLASH_ESCAPES a quote is doubled and nothing else is escaped.
-QUOTE_DOUBLING = {ord("'"): "''"}
-
-
-def mysql_escapes(connection):
-    """The str.translate table escaping text for a string literal of `connection`'s
-    session, as PyMySQL's escape_string does (mysql_literal_writer's rule)."""
-    if connection.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        return QUOTE_DOUBLING
-    return BACKSLASH_ESCAPES
 
 
 # A message row; its id is the batch's last less the number of rows after it.

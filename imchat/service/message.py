@@ -53,8 +53,6 @@ PIPELINE_DEPTH = 2
 BACKLOG_PAGE = 100
 HISTORY_DEFAULT = 30
 HISTORY_MAX = 100
-# Which contact lets a user send a message of each cmd (a recall is checked apart).
-CONTACT_BY_CMD = {CMD_SINGLE_MSG: CONTACT_FRIEND, CMD_ROOM_MSG: CONTACT_COMMUNITY}
 # Positive permission answers kept in memory (unfriending, leaving and kicking take
 # theirs out, see forget_permission); cleared when this many pile up.
 PERMISSION_CACHE_MAX = 1000000
@@ -263,7 +261,7 @@ class MessageService:
         previous.over.wait()
         if self.bus is not None:
             self._publish(outcomes)
-        if self.bus is None:
+        else:
             for pending, outcome, wire in outcomes:
                 if wire is not None:
                     try:
@@ -321,7 +319,6 @@ class MessageService:
         with db_session:
             stored_before = self._already_stored(batch) if look_up else {}
             batch_keys = {}
-            allowed = self._allowed
             for pending in batch:
                 key = pending.key
                 if key is not None and (key in stored_before or key in batch_keys):
@@ -329,14 +326,12 @@ class MessageService:
                     earlier = stored_before.get(key) or batch_keys[key]
                     outcomes.append((pending, earlier, None))
                     continue
-                frame = pending.frame
-                if (CONTACT_BY_CMD.get(frame.cmd), pending.sender_id, frame.dstid) not in allowed:
-                    refusal = self._refusal(pending.sender_id, frame)
-                    if refusal:
-                        if key is not None and not look_up:
-                            refused.append(len(outcomes))
-                        outcomes.append((pending, Refused(refusal), None))
-                        continue
+                refusal = self._refusal(pending.sender_id, pending.frame)
+                if refusal:
+                    if key is not None and not look_up:
+                        refused.append(len(outcomes))
+                    outcomes.append((pending, Refused(refusal), None))
+                    continue
                 accepted.append(pending)
                 if key is not None:
                     batch_keys[key] = None  # filled in once the row has its id
@@ -344,15 +339,16 @@ class MessageService:
                 # A frame refused now may have been stored before it was sent again
                 # (a recall already done, a friendship since ended): then its first
                 # copy's ack, as any frame sent again gets.
-                stored_before = self._already_stored([outcomes[i][0] for i in refused])
+                found = self._already_stored([outcomes[i][0] for i in refused])
                 for i in refused:
-                    stored = stored_before.get(outcomes[i][0].key)
+                    stored = found.get(outcomes[i][0].key)
                     if stored is not None:
                         outcomes[i] = (outcomes[i][0], stored, None)
             createat = now_ms()
-            rows = [(p.sender_id, f.cmd, f.dstid, f.media, f.content, f.pic, f.url, f.memo,
-                     f.amount, createat, None if p.key is None else p.key[1])
-                    for p, f in [(p, p.frame) for p in accepted]]
+            rows = [(p.sender_id, p.frame.cmd, p.frame.dstid, p.frame.media, p.frame.content,
+                     p.frame.pic, p.frame.url, p.frame.memo, p.frame.amount, createat,
+                     None if p.key is None else p.key[1])
+                    for p in accepted]
             holding = None
             if turn is not None:
                 def holding(ids):
@@ -403,9 +399,9 @@ class MessageService:
         """Why `sender_id` may not send `frame`, or None when it may."""
         if frame.cmd == CMD_RECALL:
             return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
-        cate = CONTACT_BY_CMD.get(frame.cmd, CONTACT_COMMUNITY)
-        refusal = ('user {} is not your friend' if cate == CONTACT_FRIEND else
-                   'you are not a member of community {}')
+        cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
+                         if frame.cmd == CMD_SINGLE_MSG else
+                         (CONTACT_COMMUNITY, 'you are not a member of community {}'))
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
             revocations = self._revocations

@@ -356,21 +356,21 @@ class GeventConnection(_ParkedWrites):
         system call and an exception a burst), the watcher tells if more came since."""
         if self._pos < len(self._buf):
             return True
-        if self._drained:
-            self._buf, self._pos = b'', 0  # keep nothing while idle
-            return False
-        try:
-            # The plain socket under gevent's, which is non-blocking: gevent's own
-            # would wait for data.
-            data = self._socket._sock.recv(READ_SIZE)
-            self._drained = len(data) < READ_SIZE
-        except BlockingIOError:
-            self._buf, self._pos = b'', 0  # keep nothing while idle
-            return False
-        except OSError:
-            return True
-        self._buf, self._pos = data, 0
-        return True
+        if not self._drained:
+            try:
+                # The plain socket under gevent's, which is non-blocking: gevent's own
+                # would wait for data.
+                data = self._socket._sock.recv(READ_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return True
+            else:
+                self._drained = len(data) < READ_SIZE
+                self._buf, self._pos = data, 0
+                return True
+        self._buf, self._pos = b'', 0  # keep nothing while idle
+        return False
 
     def _finish(self):
         session, self._session = self._session, None
