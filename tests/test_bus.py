@@ -348,6 +348,7 @@ def test_a_join_while_the_group_is_busy_gets_exactly_the_messages_after_it(clust
     his socket gets every message after his join, in order, and none before it (the
     messages his membership lets him read in the history)."""
     import gevent
+    from gevent.event import Event
 
     nodes = cluster(kind, 3)
     alice, bob = people(nodes[0], 2)
@@ -356,13 +357,21 @@ def test_a_join_while_the_group_is_busy_gets_exactly_the_messages_after_it(clust
     a2, b1 = connect(nodes[2], alice), connect(nodes[1], bob)
     try:
         sent = []
+        joined = Event()
 
         def flood():
-            for n in range(60):
-                sent.extend(a2.send_texts(community, ['m{}'.format(n)], cmd=11))
+            # Until the join is answered, then ten more: however long the join takes
+            # against the flood, it lands in the middle of it (a fixed count of 60 could
+            # all be stored before a slow join).
+            after = 0
+            while after < 10:
+                sent.extend(a2.send_texts(community, ['m{}'.format(len(sent))], cmd=11))
+                if joined.is_set():
+                    after += 1
         flooding = gevent.spawn(flood)
         wait_for(lambda: len(sent) >= 10, what='the flood under way')
         assert nodes[0].post('/contact/joincommunity', {'dstid': community}, bob)[0] == 200
+        joined.set()
         flooding.get(timeout=60)
         status, reply = nodes[1].post('/chat/history', {'cmd': 11, 'dstid': community,
                                                          'limit': 100}, bob)
