@@ -5,6 +5,7 @@ import socket
 import time
 
 import gevent
+import gevent.event
 import pytest
 from pony.orm import db_session
 
@@ -504,6 +505,29 @@ def test_going_away_on_shutdown_after_storing_in_flight(app, pair, connect, live
     live_server.hub.close_all(timeout=1)
     assert b.recv()['content'] == 'last words'
     assert b.close_code()[0] == 1001
+
+
+def test_a_connection_still_authenticating_at_shutdown_is_closed_going_away(app, pair,
+                                                                          live_server):
+    # The WebSocket is open, and the server is still reading the user's groups, when
+    # the node starts to stop: it is closed with the rest, not registered after them.
+    alice, _ = pair
+    contacts = app.extensions['imchat'].contacts
+    reading, go_on = gevent.event.Event(), gevent.event.Event()
+    community_ids = contacts.community_ids
+
+    def slow(user_id):
+        reading.set()
+        go_on.wait(10)
+        return community_ids(user_id)
+    contacts.community_ids = slow
+    client = ChatClient(live_server.ws_url(alice))
+    assert reading.wait(10)
+    live_server.hub.close_all(timeout=1)
+    go_on.set()
+    assert client.close_code()[0] == 1001
+    gevent.sleep(0.1)
+    assert not live_server.hub.is_online(alice.id)
 
 
 def test_a_frame_sent_again_after_a_dropped_connection_is_stored_once(pair, connect):

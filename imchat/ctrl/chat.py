@@ -92,6 +92,18 @@ def _close_for_error(svc, conn, error):
 def _connect(svc, conn, max_frame):
     """Authenticate, register the client and send its backlog: the `_Session` to read
     its frames, or None when the connection was refused (and closed with a code)."""
+    hub = svc.hub
+    # Until it registers, a node that stops closes it going away with the rest.
+    if not hub.opening(conn):
+        conn.close(CLOSE_GOING_AWAY, 'server going away')
+        return None
+    try:
+        return _authenticate_and_register(svc, conn, max_frame)
+    finally:
+        hub.opened(conn)
+
+
+def _authenticate_and_register(svc, conn, max_frame):
     try:
         token = request_token()
         user_id, expires_at = svc.users.session(token)
@@ -106,9 +118,6 @@ def _connect(svc, conn, max_frame):
         conn.close(CLOSE_FORBIDDEN, 'id {} is not the token\'s user'.format(fields['id']))
         return None
     hub, messages = svc.hub, svc.messages
-    if not hub.accepting:
-        conn.close(CLOSE_GOING_AWAY, 'server going away')
-        return None
     since = fields['since']
     if since is None:
         since = messages.resume_point(user_id)
@@ -116,7 +125,9 @@ def _connect(svc, conn, max_frame):
     community_ids = svc.contacts.community_ids(user_id)
     session = _Session(svc, client, max_frame)
     try:
-        hub.register(client, community_ids)
+        if not hub.register(client, community_ids):
+            conn.close(CLOSE_GOING_AWAY, 'server going away')
+            return None
         svc.ws_cap.admit(client)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.

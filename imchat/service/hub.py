@@ -217,6 +217,9 @@ class Hub:
         self.presence_listeners = []
         self._dirty = []
         self._sweeper = None
+        # WebSockets open but not yet registered (authenticating, reading the user's
+        # groups): close_all closes them too.
+        self._opening = set()
 
     # -- writing -------------------------------------------------------------------
 
@@ -290,8 +293,23 @@ class Hub:
     def is_online(self, user_id):
         return bool(self.users.get(user_id))
 
+    def opening(self, conn):
+        """A WebSocket is open and about to authenticate: False when this node is
+        stopping (close it going away), else it is closed with the rest until `opened`."""
+        if not self.accepting:
+            return False
+        self._opening.add(conn)
+        return True
+
+    def opened(self, conn):
+        self._opening.discard(conn)
+
     def register(self, client, community_ids):
-        """Add a connected client."""
+        """Add a connected client; False when this node is stopping (close_all has run
+        or is running, and would miss it)."""
+        if not self.accepting:
+            return False
+        self._opening.discard(client.conn)
         clients = self.users.setdefault(client.user_id, set())
         first = not clients
         if first:
@@ -307,6 +325,7 @@ class Hub:
         if self.bus is not None:
             # Returns once this node hears the user's channels: before the backlog read.
             self.bus.attach(client.user_id, community_ids)
+        return True
 
     def unregister(self, client):
         """Save where a client got to, then forget it, whatever ended it (saved first, so
@@ -404,6 +423,8 @@ class Hub:
         belongs to no request the server would wait for."""
         self.accepting = False
         deadline = time.monotonic() + timeout
+        for conn in list(self._opening):
+            conn.close(code, reason)
         clients = self.all_clients()
         for client in clients:
             client.close_politely(code, reason)
