@@ -3,7 +3,7 @@
 The orchestrator starts several of these pinned to the cores the server does not use,
 writes one JSON job on stdin and talks to it by lines:
 
-    worker -> {"ready": ...}   every connection of the job is open
+    worker -> {"ready": ...}   every connection of the job is open and set up
     orch   -> go               start sending (all workers at once)
     worker -> {"result": ...}  the phase is over (or stalled): counts, a latency
                                histogram, the worker's own CPU seconds
@@ -24,6 +24,9 @@ Jobs:
         set-up at once (with IMCHAT_WS_HANDSHAKES=0, as here): the RSS figure would
         then be the allocator's high-water mark of that pile-up, not what a
         connection costs at rest.
+  Chat connections are waited for the same way, so that a phase measures chat, not
+  the set-up of the connections: a message sent to a group while members are still
+  being set up reaches them only with their backlog, and its latency was the set-up's.
 
 Message content is "<sender uid>:<seq>:<send time in ns>", so a recipient measures
 latency on the shared monotonic clock and counts lost, duplicated and out-of-order
@@ -54,8 +57,10 @@ class Conn(WSListener):
         self.transport = None
         self.last_msgid = 0
         self.closed = None
-        self.seen = {}  # sender uid -> bytearray of the seqs received
+        self.seen = {}  # sender uid (its digits, bytes) -> bytearray of the seqs received
+        self.on_text = gen.on_text
         self.pong = None  # a future, while waiting for the answer to a ping
+        self.sender = None  # the Sender on this connection, if it sends
 
     def on_ws_connected(self, transport):
         self.transport = transport
@@ -63,7 +68,7 @@ class Conn(WSListener):
     def on_ws_frame(self, transport, frame):
         kind = frame.msg_type
         if kind is TEXT:
-            self.gen.on_text(self, frame.get_payload_as_bytes())
+            self.on_text(self, frame.get_payload_as_bytes())
         elif kind is WSMsgType.PONG:
             if self.pong is not None and not self.pong.done():
                 self.pong.set_result(None)
@@ -128,8 +133,7 @@ class Gen:
                             '{}?id={}&token={}'.format(self.url, conn['uid'], conn['token']),
                             websocket_handshake_timeout=60)
                         self.conns[index] = listener
-                        if self.job['kind'] == 'idle':
-                            await self.served(listener)
+                        await self.served(listener)
                         return
                     except (OSError, asyncio.TimeoutError):
                         if attempt == 4:
@@ -156,10 +160,11 @@ class Gen:
         for spec in self.job['senders']:
             conn = self.conns[spec['conn']]
             spec['uid'] = self.job['conns'][spec['conn']]['uid']
-            self.senders[spec['uid']] = Sender(conn, spec)
+            # Keyed by the uid's digits as a delivery carries them: no int() a delivery.
+            conn.sender = self.senders[str(spec['uid']).encode()] = Sender(conn, spec)
         for index, by_sender in self.job['expect'].items():
             for uid, count in by_sender.items():
-                self.conns[int(index)].seen[int(uid)] = bytearray(count)
+                self.conns[int(index)].seen[str(uid).encode()] = bytearray(count)
                 self.expected += count
 
     def send_more(self, sender):
@@ -186,8 +191,9 @@ class Gen:
         if msgid <= conn.last_msgid:
             self.out_of_order += 1
         conn.last_msgid = msgid
-        uid, seq, sent = payload[payload.rfind(b'"content":"') + 11:-2].split(b':')
-        seen = conn.seen.get(int(uid))
+        # The content, last: from the quote that opens it (it holds none) to '"}'.
+        uid, seq, sent = payload[payload.rfind(b'"', 0, -2) + 1:-2].split(b':')
+        seen = conn.seen.get(uid)
         if seen is None:
             return
         seq = int(seq)
@@ -198,7 +204,7 @@ class Gen:
         self.delivered += 1
         bucket = (now - int(sent)) // BUCKET_NS
         self.hist[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
-        sender = self.senders.get(int(uid))
+        sender = self.senders.get(uid)
         if sender is not None:
             self._advance(sender, seq)
         if self.delivered == self.expected and self._senders_done():
@@ -208,7 +214,7 @@ class Gen:
         if wire.get('cmd') != 1:
             self.events += 1  # presence and the like, on commits that send them
             return
-        sender = self.senders.get(self.job['conns'][conn.index]['uid'])
+        sender = conn.sender
         if sender is None or wire.get('id') not in sender.ids:
             return
         if wire.get('code') != 0:
