@@ -8,6 +8,9 @@ processes (bench/loadgen.py: picows on uvloop) pinned to the other cores:
 
   pairs  P pairs of friends; each sender sends M texts to its partner, keeping at most
          W of them unacknowledged or undelivered;
+  paced  the pairs load sent at a set rate: --rate-factor (6) times the baseline's
+         pairs messages/s in this run (or --rate), each message timed from when it
+         fell due, for every commit but the baseline: the latency at that rate;
   group  one community of G members, S of them sending K texts each, window W
          (counted over the recipients in the sender's own load process);
   idle   N WebSockets that only answer pings: the server's RSS per connection.
@@ -16,8 +19,9 @@ It prints messages/s, deliveries/s, latency p50/p99 (send to delivery), the serv
 use of its core and CPU µs per message, the local MariaDB's CPU (µs a message: what
 storing costs the database, which shares the machine) and how busy all cores were
 together, the load processes' CPU use of theirs, lost,
-duplicated and out-of-order messages, RSS per idle connection, and each figure's ratio
-to the first commit. It exits 1 when a message is lost or duplicated.
+duplicated and out-of-order messages, the mean messages a transaction stored (on
+commits that count them), RSS per idle connection, and each figure's ratio to the first
+commit. It exits 1 when a message is lost or duplicated.
 
     .venv/bin/python bench/chat_bench.py                       # e50eb6f vs the work tree
     .venv/bin/python bench/chat_bench.py --commits e50eb6f,HEAD --db sqlite
@@ -235,6 +239,12 @@ class Server:
                     return float(line.rsplit(None, 1)[1])
         return None
 
+    def batches(self):
+        """(messages stored, transactions that stored them) so far; the second is None
+        on a commit that does not count them."""
+        return (self.metric('imchat_messages_stored_total'),
+                self.metric('imchat_message_batches_total'))
+
     def stop(self):
         self.process.terminate()
         try:
@@ -354,10 +364,12 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         db0 = proc_cpu(db_pid) if db_pid else None
         busy0, total0 = machine_busy()
         cpu0, t0 = server.cpu(), time.monotonic()
+        stored0, batches0 = server.batches()
         workers.say('go')
         results = workers.expect('result', time_limit)
         wall_end = time.monotonic()
         cpu1 = server.cpu()
+        stored1, batches1 = server.batches()
         busy1, total1 = machine_busy()
         db_cpu = proc_cpu(db_pid) - db0 if db_pid else None
         server.stop_profile(profiler)
@@ -392,6 +404,9 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         'duplicates': sum(r['duplicates'] for r in results),
         'out_of_order': sum(r['out_of_order'] for r in results),
         'refused': sum(r['refused'] for r in results),
+        # Messages a transaction (on commits that count their batches).
+        'batch': (stored1 - stored0) / (batches1 - batches0)
+        if batches0 is not None and batches1 > batches0 else None,
         'closed': sum(r['closed'] for r in results), 'seconds': wall}
 
 
@@ -407,7 +422,7 @@ def percentile(hist, q):
     return float('nan')
 
 
-def pairs_scenario(server, args, client_cores):
+def pairs_scenario(server, args, client_cores, rate=None):
     users = server.register(2 * args.pairs, 1)
     server.parallel([(('/contact/addfriend', users[2 * i]['token']),
                       {'dstid': users[2 * i + 1]['uid']}) for i in range(args.pairs)])
@@ -421,10 +436,30 @@ def pairs_scenario(server, args, client_cores):
         conns[k] += [a, b]
         ia, ib = len(conns[k]) - 2, len(conns[k]) - 1
         senders[k].append({'conn': ia, 'dstid': b['uid'], 'cmd': 10, 'count': args.messages,
-                           'local': [ib]})
+                           'local': [ib], 'rate': rate / args.pairs if rate else None})
         expect[k][ib] = {a['uid']: args.messages}
-    return run_chat(server, w, client_cores, conns, senders, expect, args.window,
-                    args.time_limit)
+    result = run_chat(server, w, client_cores, conns, senders, expect, args.window,
+                      args.time_limit)
+    result['offered'] = rate
+    return result
+
+
+def paced_scenario(server, args, client_cores):
+    """The pairs load sent at a set rate (args.paced_rate messages/s in all), each
+    message timed from when it fell due: the latency at that rate, not at saturation."""
+    return pairs_scenario(server, args, client_cores, rate=args.paced_rate)
+
+
+def paced_rate(args, results, labels, label):
+    """The rate of the paced phase for `label`: --rate, else --rate-factor times the
+    baseline's pairs messages/s in this run; None (skip it) for the baseline itself or
+    when the baseline's pairs phase did not run."""
+    if args.rate:
+        return args.rate
+    base = results[labels[0]].get('pairs')
+    if label == labels[0] or base is None:
+        return None
+    return args.rate_factor * base['messages_s']
 
 
 def group_scenario(server, args, client_cores):
@@ -494,7 +529,8 @@ def idle_scenario(server, args, client_cores):
             'closed_by_server': sum(r['closed_by_server'] for r in results)}
 
 
-SCENARIOS = {'pairs': pairs_scenario, 'group': group_scenario, 'idle': idle_scenario}
+SCENARIOS = {'pairs': pairs_scenario, 'paced': paced_scenario, 'group': group_scenario,
+             'idle': idle_scenario}
 
 
 def raise_file_limit(needed):
@@ -528,11 +564,14 @@ def ratio(value, base):
 def report(results, labels):
     base = labels[0]
     print()
-    for name in ('pairs', 'group'):
+    for name in ('pairs', 'paced', 'group'):
         rows = [(label, results[label][name]) for label in labels if name in results[label]]
         if not rows:
             continue
-        print('{}:'.format(name))
+        if name == 'paced':
+            print('pairs, paced (each message timed from when it fell due):')
+        else:
+            print('{}:'.format(name))
         print('  {:<16} {:>10} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} '
               '{:>5} {:>6}'.format('commit', 'msgs/s', 'deliv/s', 'p50 ms', 'p99 ms', 'µs/msg',
                                    'srv cpu', 'cli cpu', 'db µs/msg', 'db cpu', 'machine',
@@ -546,6 +585,16 @@ def report(results, labels):
                           fmt(r.get('db_us_msg'), 1), fmt(r.get('db_cpu_pct')),
                           fmt(r.get('machine_pct')), r['lost'], r['duplicates'],
                           r['out_of_order']))
+        if name == 'paced':
+            b = results[base].get('pairs')
+            for label, r in rows:
+                print('  {}: offered {} messages/s{}, carried {}, p99 {} ms'.format(
+                    label, fmt(r['offered']),
+                    ' ({}x {}\'s pairs)'.format(ratio(r['offered'], b['messages_s'])[:-1],
+                                                 base) if b else '',
+                    fmt(r['messages_s']), fmt(r['p99_ms'], 1)))
+            print()
+            continue
         b = results[base].get(name)
         for label, r in rows[1:]:
             if b:
@@ -581,7 +630,7 @@ def main():
     parser.add_argument('--db', choices=('mysql', 'sqlite'), default='mysql')
     parser.add_argument('--mysql', default=os.environ.get('IMCHAT_TEST_MYSQL',
                                                           'mysql://root@127.0.0.1:3306'))
-    parser.add_argument('--only', default='pairs,group,idle',
+    parser.add_argument('--only', default='pairs,paced,group,idle',
                         help='scenarios to run (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=3, help='load generator processes')
     parser.add_argument('--pairs', type=int, default=50)
@@ -592,6 +641,11 @@ def main():
                         help='texts a group sender sends')
     parser.add_argument('--window', type=int, default=10,
                         help='unacknowledged or undelivered messages a sender may have')
+    parser.add_argument('--rate-factor', type=float, default=6,
+                        help='the paced phase sends at this times the baseline\'s pairs '
+                             'messages/s (default: %(default)s)')
+    parser.add_argument('--rate', type=float,
+                        help='the paced phase\'s messages/s in all, for every commit')
     parser.add_argument('--idle-conns', type=int, default=5000)
     parser.add_argument('--profile', metavar='DIR',
                         help='record the server with py-spy into DIR during each phase')
@@ -615,6 +669,12 @@ def main():
         results[label] = {}
         try:
             for name in scenarios:
+                if name == 'paced':
+                    args.paced_rate = paced_rate(args, results, labels, label)
+                    if args.paced_rate is None:
+                        print('{} paced: skipped (it runs at --rate-factor times the '
+                              'baseline\'s pairs rate, for the other commits)'.format(label))
+                        continue
                 server = Server(tree, args, server_cores)
                 server.label, server.scenario = label, name
                 try:
@@ -641,7 +701,7 @@ def main():
                       'server CPU {}% ({} µs a message), load CPU {}% of {} core(s) '
                       '(busiest process {}%), database CPU {}% ({} µs a message), all '
                       'cores {}% busy, lost {}, duplicated {}, out of order {}, '
-                      'refused {}, unacknowledged {}, {} s'.format(
+                      'refused {}, unacknowledged {}, {} s, {} messages a batch'.format(
                           label, name, fmt(r['messages_s']), fmt(r['deliveries_s']),
                           fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['server_cpu_pct']),
                           fmt(r['cpu_us_msg'], 1), fmt(r['client_cpu_pct']),
@@ -649,7 +709,10 @@ def main():
                           fmt(r.get('db_cpu_pct')), fmt(r.get('db_us_msg'), 1),
                           fmt(r.get('machine_pct')), r['lost'],
                           r['duplicates'], r['out_of_order'], r['refused'], r['unacked'],
-                          fmt(r['seconds'], 1)), flush=True)
+                          fmt(r['seconds'], 1), fmt(r['batch'], 1)), flush=True)
+                if name == 'paced':
+                    print('  (paced: offered {} messages/s)'.format(fmt(r['offered'])),
+                          flush=True)
                 if r['lost'] or r['duplicates'] or r['out_of_order'] or r['unacked']:
                     failed = True
         finally:

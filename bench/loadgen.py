@@ -46,6 +46,7 @@ from picows import WSListener, WSMsgType, ws_connect
 BUCKET_NS = 50_000
 BUCKETS = 600_000
 STALL_SECONDS = 15
+PACE_SECONDS = 0.001  # libuv timers count whole milliseconds
 TEXT = WSMsgType.TEXT
 monotonic_ns = time.monotonic_ns
 
@@ -97,6 +98,12 @@ class Sender:
         self.done = 0
         self.in_flight = 0
         self.ids = {}
+        # Paced (`rate` messages/s): message `seq` is due at start + seq * interval, and
+        # its latency counts from then, so a window that holds it back counts too
+        # (no coordinated omission). Unpaced: sent as the window allows, timed from then.
+        rate = spec.get('rate')
+        self.interval_ns = int(1e9 / rate) if rate else 0
+        self.start_ns = 0
 
     def complete(self, seq):
         self.in_flight -= 1
@@ -169,15 +176,28 @@ class Gen:
 
     def send_more(self, sender):
         transport = sender.conn.transport
-        while sender.in_flight < self.window and sender.next < sender.count:
+        limit = sender.count
+        interval = sender.interval_ns
+        if interval:
+            limit = min(limit, (monotonic_ns() - sender.start_ns) // interval + 1)
+        while sender.in_flight < self.window and sender.next < limit:
             seq = sender.next
             sender.next += 1
             sender.in_flight += 1
             client_id = 'b{}-{}-{}'.format(sender.uid, seq, 'xxxxxxxx')
             sender.ids[client_id] = seq
+            sent = sender.start_ns + seq * interval if interval else monotonic_ns()
             transport.send(WSMsgType.TEXT, orjson.dumps(
                 {'id': client_id, 'cmd': sender.cmd, 'dstid': sender.dstid, 'media': 1,
-                 'content': '{}:{}:{}'.format(sender.uid, seq, time.monotonic_ns())}))
+                 'content': '{}:{}:{}'.format(sender.uid, seq, sent)}))
+
+    async def pace(self):
+        """Send the paced senders' messages as they fall due (every PACE_SECONDS)."""
+        paced = [s for s in self.senders.values() if s.interval_ns]
+        while paced and not self.finished.is_set():
+            await asyncio.sleep(PACE_SECONDS)
+            for sender in paced:
+                self.send_more(sender)
 
     def on_text(self, conn, payload):
         now = monotonic_ns()
@@ -242,8 +262,13 @@ class Gen:
         if not self.expected and not self.senders:
             self.finished.set()
         cpu0, start = time.process_time(), time.monotonic()
-        for sender in self.senders.values():
+        start_ns = monotonic_ns()
+        senders = list(self.senders.values())
+        for index, sender in enumerate(senders):
+            # Paced senders are spread over one interval, not all due at the same instant.
+            sender.start_ns = start_ns + index * sender.interval_ns // len(senders)
             self.send_more(sender)
+        pacer = asyncio.ensure_future(self.pace())
         last_progress, last_change = -1, time.monotonic()
         while not self.finished.is_set():
             try:
@@ -254,6 +279,7 @@ class Gen:
                 last_progress, last_change = self.progress, time.monotonic()
             elif time.monotonic() - last_change > STALL_SECONDS:
                 break
+        pacer.cancel()
         end = time.monotonic()
         cpu = time.process_time() - cpu0
         hist = {i: n for i, n in enumerate(self.hist) if n}

@@ -51,6 +51,24 @@ def test_a_failed_batch_is_retried_one_by_one(app, auth, monkeypatch):
     assert 'could not be stored' in outcomes[2].msg
 
 
+def test_the_metrics_count_messages_stored_and_the_transactions_that_stored_them(app, auth):
+    from imchat.service.frame import Frame
+
+    alice, bob = auth.register(), auth.register()
+    auth.befriend(alice, bob)
+    services = app.extensions['imchat']
+    messages, metrics = services.messages, services.metrics
+    stored0 = metrics.value('imchat_messages_stored_total')
+    batches0 = metrics.value('imchat_message_batches_total')
+    # Queued before the writer runs: one batch. Then one on its own.
+    results = [messages.submit(alice.id, Frame(i, 10, bob.id, 1, content='m %d' % i))
+               for i in range(5)]
+    assert len({result.get(timeout=10).msgid for result in results}) == 5
+    messages.submit(alice.id, Frame(9, 10, bob.id, 1, content='alone')).get(timeout=10)
+    assert metrics.value('imchat_messages_stored_total') - stored0 == 6
+    assert metrics.value('imchat_message_batches_total') - batches0 == 2
+
+
 def test_a_long_client_id_is_stored_once_however_often_it_is_sent(app, auth):
     from imchat.service.frame import Frame
     from imchat.service.message import Stored

@@ -363,6 +363,7 @@ class MessageService:
                                                   for row, msgid in zip(rows, ids)])),
                 last=True, after=after, holding=holding)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
+        self.metrics.inc('imchat_message_batches_total')
         for pending, row, msgid in zip(accepted, rows, ids):
             stored = Stored(msgid, createat)
             if pending.key is not None:

@@ -10,6 +10,8 @@ DECLARED = {
     'imchat_connections_open': ('gauge', 'WebSocket connections open now'),
     'imchat_connections_total': ('counter', 'WebSocket connections accepted'),
     'imchat_messages_stored_total': ('counter', 'Chat messages committed to the database'),
+    'imchat_message_batches_total': ('counter', 'Transactions that committed chat messages '
+                                                '(messages stored over this: the mean batch)'),
     'imchat_messages_delivered_total': ('counter', 'Chat message frames written to sockets'),
     'imchat_messages_refused_total': ('counter', 'Chat frames refused with code -1'),
     'imchat_queue_drops_total': ('counter', 'Connections cut off because their queue was full'),
