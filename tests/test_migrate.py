@@ -389,3 +389,76 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
             assert svc.db.Message.select().count() == 10
     finally:
         app.extensions['imchat'].close()
+
+
+# The last commit whose conversation table has an `id` (before migration 0004).
+CONVERSATION_ID_RELEASE = 'd206bf3'
+
+
+def primary_key(app, table):
+    db = app.extensions['imchat'].db
+    with db_session:
+        if db.provider.dialect == 'SQLite':
+            rows = db.select('SELECT name, pk FROM pragma_table_info($table)')
+            return [name for name, pk in sorted(rows, key=lambda row: row[1]) if pk]
+        return list(db.select('SELECT column_name FROM information_schema.key_column_usage '
+                              "WHERE table_schema = DATABASE() AND table_name = $table AND "
+                              "constraint_name = 'PRIMARY' ORDER BY ordinal_position"))
+
+
+def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database_url,
+                                                                        tmp_path):
+    """Migration 0004 keys the conversation table by (ownerid, target, dstid): every
+    row keeps its last message, read position and unread count, and messages, reads and
+    the list go on working on the upgraded rows."""
+    code_dir = tmp_path / 'previous'
+    code_dir.mkdir()
+    export_release(CONVERSATION_ID_RELEASE, code_dir)
+    old = OldServer(str(code_dir), database_url, tmp_path)
+    try:
+        users, community, sent = fill_with_the_old_release(old)
+        before = {user['id']: post(old.base, '/chat/conversations', user['token'])[1]['rows']
+                  for user in users}
+    finally:
+        old.stop()
+    a, b, c = users
+    assert any(row['unread'] for row in before[b['id']]), before
+
+    app, server = start_today(database_url, tmp_path)
+    try:
+        assert app.extensions['imchat'].applied_migrations == [
+            '0004_9-conversation-keyed-by-owner-and-peer']
+        assert primary_key(app, 'conversation') == ['ownerid', 'target', 'dstid']
+        assert 'idx_conversation__target_dstid' in table_indexes(app, 'conversation')
+        assert 'unq_conversation__ownerid_target_dstid' not in table_indexes(app,
+                                                                          'conversation')
+        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        for user in users:
+            status, answer = post(base, '/chat/conversations', user['token'])
+            assert status == 200 and answer['rows'] == before[user['id']], answer
+        sender, reader = (ChatClient(ws_url(port, a), timeout=20),
+                          ChatClient(ws_url(port, b), timeout=20))
+        try:
+            sender.text(b['id'], 'after the upgrade')
+            ack = sender.recv_ack(timeout=20)
+            assert ack['code'] == 0, ack
+            status, answer = post(base, '/chat/conversations', b['token'])
+            first = answer['rows'][0]
+            earlier = [row for row in before[b['id']] if row['target'] == 10][0]
+            assert (first['target'], first['dstid'], first['last']['msgid'],
+                    first['unread']) == (10, a['id'], ack['msgid'], earlier['unread'] + 1)
+            # A read moves the upgraded row's position (the compare-and-set by key).
+            reader.send(cmd=12, target=10, dstid=a['id'], msgid=ack['msgid'])
+            answer = reader.recv(timeout=20)
+            while answer.get('cmd') != 1:  # its backlog comes first
+                answer = reader.recv(timeout=20)
+            assert answer['code'] == 0, answer
+            status, answer = post(base, '/chat/conversations', b['token'])
+            first = answer['rows'][0]
+            assert (first['dstid'], first['readmsgid'], first['unread']) == (
+                a['id'], ack['msgid'], 0)
+        finally:
+            sender.close()
+            reader.close()
+    finally:
+        stop_today(app, server)

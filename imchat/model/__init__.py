@@ -149,7 +149,6 @@ def define_database():
         kept in the same transaction as the messages, so the chat list is one indexed
         query however many messages are stored."""
         _table_ = 'conversation'
-        id = PrimaryKey(int, auto=True, size=64)
         ownerid = Required(int, size=64)
         target = Required(int)
         dstid = Required(int, size=64)
@@ -157,9 +156,11 @@ def define_database():
         # Read up to here (only ever moves forward); unread counts others' messages after it.
         readmsgid = Required(int, size=64, default=0)
         unread = Required(int, size=64, default=0)
+        # The key is the primary key (migration 0004): InnoDB finds the row the writer's
+        # upsert updates in its clustered index, without inserting one and taking it back.
         # No index on (ownerid, last_msgid): each message would move its rows in it
         # (migration 0002). The list sorts one user's rows, found by this key.
-        composite_key(ownerid, target, dstid)
+        PrimaryKey(ownerid, target, dstid)
         composite_index(target, dstid)
 
     class Stream(db.Entity):

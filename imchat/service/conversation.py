@@ -137,21 +137,22 @@ class ConversationService:
         Raises BadRequest, NotFound, Forbidden."""
         with db_session:
             for _ in range(_READ_ATTEMPTS):
-                row = execute_sql(self.db, 'SELECT id, last_msgid, readmsgid FROM conversation '
+                row = execute_sql(self.db, 'SELECT last_msgid, readmsgid FROM conversation '
                                   'WHERE ownerid = ? AND target = ? AND dstid = ?',
                                   (user_id, target, dstid)).fetchone()
                 if row is None:
                     self._check_in_conversation(user_id, target, dstid)
                     return None  # nothing stored there yet: nothing to read
-                row_id, last, read = row
+                last, read = row
                 position = min(msgid, last)
                 if position <= read:
                     return None
                 passed = self._others_messages(user_id, target, dstid, read, position)
                 moved = execute_sql(self.db, 'UPDATE conversation SET readmsgid = ?, '
                                     'unread = CASE WHEN unread > ? THEN unread - ? ELSE 0 END '
-                                    'WHERE id = ? AND readmsgid = ?',
-                                    (position, passed, passed, row_id, read),
+                                    'WHERE ownerid = ? AND target = ? AND dstid = ? '
+                                    'AND readmsgid = ?',
+                                    (position, passed, passed, user_id, target, dstid, read),
                                     write=True).rowcount
                 if moved:
                     return position
