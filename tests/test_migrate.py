@@ -289,17 +289,24 @@ def table_indexes(app, table):
     return set(rows)
 
 
-def test_conversations_made_before_migration_0002_upgrade_intact(database_url, tmp_path):
+def conversations_of_a_release(release, database_url, tmp_path):
+    """Fill a database with `release`'s own server (fill_with_the_old_release); returns
+    its users and each one's conversation list as that server gave it."""
     code_dir = tmp_path / 'previous'
     code_dir.mkdir()
-    export_release(CONVERSATIONS_RELEASE, code_dir)
+    export_release(release, code_dir)
     old = OldServer(str(code_dir), database_url, tmp_path)
     try:
-        users, community, sent = fill_with_the_old_release(old)
+        users, _, _ = fill_with_the_old_release(old)
         before = {user['id']: post(old.base, '/chat/conversations', user['token'])[1]['rows']
                   for user in users}
     finally:
         old.stop()
+    return users, before
+
+
+def test_conversations_made_before_migration_0002_upgrade_intact(database_url, tmp_path):
+    users, before = conversations_of_a_release(CONVERSATIONS_RELEASE, database_url, tmp_path)
     a, b, c = users
     assert len(before[b['id']]) == 2, before  # a friend and the community
 
@@ -411,16 +418,7 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
     """Migration 0004 keys the conversation table by (ownerid, target, dstid): every
     row keeps its last message, read position and unread count, and messages, reads and
     the list go on working on the upgraded rows."""
-    code_dir = tmp_path / 'previous'
-    code_dir.mkdir()
-    export_release(CONVERSATION_ID_RELEASE, code_dir)
-    old = OldServer(str(code_dir), database_url, tmp_path)
-    try:
-        users, community, sent = fill_with_the_old_release(old)
-        before = {user['id']: post(old.base, '/chat/conversations', user['token'])[1]['rows']
-                  for user in users}
-    finally:
-        old.stop()
+    users, before = conversations_of_a_release(CONVERSATION_ID_RELEASE, database_url, tmp_path)
     a, b, c = users
     assert any(row['unread'] for row in before[b['id']]), before
 
