@@ -4,9 +4,9 @@ The message writer moves each batch's conversation rows with one multi-row upser
 (INSERT ... ON DUPLICATE KEY UPDATE). With an AUTO_INCREMENT `id` as the primary key and
 (ownerid, target, dstid) a unique key beside it, InnoDB inserted every row into the
 clustered index, met the duplicate in the unique key, took the insert back and then
-updated the row: for rows that nearly always exist, twice the work (measured on
-MariaDB 10.11, 100 existing rows: 2.1 ms of the server's CPU against 1.0 ms keyed by
-owner and peer), and an id used up for each. Keyed by (ownerid, target, dstid), the
+updated the row: for rows that nearly always exist, far more work (MariaDB 10.11, an
+upsert of 100 existing rows: 1.65 to 2.27 ms of the database server's CPU, against 1.05
+to 1.35 ms keyed by owner and peer), and an id used up for each. Keyed by (ownerid, target, dstid), the
 upsert finds the row where it would insert it. Nothing read `id` but the read
 position's compare-and-set, which now names the row by its key.
 
