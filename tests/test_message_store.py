@@ -3,6 +3,7 @@ import pytest
 from pony.orm import db_session
 
 from imchat.model import insert_messages
+from imchat.model.engine import multi_statement_connections
 from imchat.model.engine import multirow_insert_ids_are_consecutive
 from tests.conftest import _mysql_admin
 
@@ -284,7 +285,8 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
         # The first message checks the friendship (a SELECT, then remembered).
         assert svc.messages.submit(7, Frame('warm-up-key-1', 10, 8, 1, content='x')).get(
             timeout=10).msgid
-        with db_session:
+        # The writer's own connection (the pool lends it to the writer's kind only).
+        with multi_statement_connections(), db_session:
             before = _session_status(db, 'Com_select')
         sent = []
         execute_command = pymysql.connections.Connection._execute_command
@@ -300,7 +302,7 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
         ids = [result.get(timeout=20).msgid for result in results]
         monkeypatch.undo()
         assert len(sent) == 1, [text[:80] for text in sent]
-        with db_session:
+        with multi_statement_connections(), db_session:
             # Reading the counter is a SELECT of its own. The rows are there for this
             # session (on the same connection): the pool would have rolled back an
             # uncommitted batch.
@@ -310,6 +312,39 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
         again = svc.messages.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
             timeout=10)
         assert again.msgid == ids[42]
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
+def test_only_the_message_writer_may_stack_statements_in_a_query(app_config):
+    """A batch goes in one multi-statement query; no other query may carry a second
+    statement (an injection could not stack one), not even on a connection the writer
+    used before."""
+    from pony.orm.dbapiprovider import ProgrammingError
+
+    from imchat import create_app
+    from imchat.service.frame import Frame
+
+    app_config['DB_POOL_SIZE'] = 1
+    app = create_app(app_config)
+    try:
+        svc = app.extensions['imchat']
+        db = svc.db
+        with db_session:
+            db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
+        assert svc.messages.submit(7, Frame('stack-key-01', 10, 8, 1, content='x')).get(
+            timeout=10).msgid
+        with db_session:
+            with pytest.raises(ProgrammingError) as refused:
+                db.select('SELECT 1; SELECT 2')
+            assert refused.value.original_exc.args[0] == 1064  # a syntax error
+        with db_session:  # the connection is fine after it
+            assert db.select('SELECT 3') == [3]
+        assert svc.messages.submit(7, Frame('stack-key-02', 10, 8, 1, content='y')).get(
+            timeout=10).msgid
+        with db_session:
+            assert db.Message.select().count() == 2
     finally:
         svc.close()
 

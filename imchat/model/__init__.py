@@ -13,6 +13,8 @@ from pymysql.constants import ER
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
 
+from imchat.model.engine import enable_multi_statements
+
 SEX_WOMEN = 'W'
 SEX_MEN = 'M'
 SEX_UNKNOWN = 'U'
@@ -365,6 +367,7 @@ def insert_messages(db, rows, consecutive_ids, following=None, last=False, after
     if last:
         db.flush()  # what the session changed through Pony goes before the COMMIT
     connection = _session_connection(db, True)
+    enable_multi_statements(connection)  # once a connection; the writer's keep it
     literal, escapes = mysql_literal_writer(connection), mysql_escapes(connection)
     symbolic = [MessageId(count - 1 - i) for i in range(count)]
     # Written here rather than value by value through `literal` (a third of the cost of

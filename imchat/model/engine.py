@@ -4,11 +4,15 @@
     mysql://user:pass@host:port/dbname
 """
 import collections
+import contextlib
 import os
+import struct
 import threading
 from urllib.parse import quote, unquote, urlsplit
 
+from greenlet import getcurrent
 from pony.orm.dbproviders.mysql import MySQLProvider
+from pymysql.constants import COMMAND
 from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
 
@@ -156,6 +160,36 @@ class PoolExhausted(Exception):
     busy: the server is overloaded, the database may be fine."""
 
 
+# COM_SET_OPTION's argument turning multiple statements a query on for the session.
+_MYSQL_OPTION_MULTI_STATEMENTS_ON = 0
+
+
+def enable_multi_statements(connection):
+    """Let a MySQL connection run several statements in one query, from now on (the
+    message writer's batches, model.insert_messages). Pooled connections open without
+    it, so that no other query could have a statement stacked on it; one that has it
+    goes back to the pool among its kind (BoundedPool), for the writer's next batch."""
+    if getattr(connection, 'imchat_multi_statements', False):
+        return
+    connection._execute_command(COMMAND.COM_SET_OPTION,
+                                struct.pack('<H', _MYSQL_OPTION_MULTI_STATEMENTS_ON))
+    connection._read_packet()  # EOF, or the server's error raised
+    connection.imchat_multi_statements = True
+
+
+@contextlib.contextmanager
+def multi_statement_connections():
+    """While this runs, the running greenlet borrows the pooled connections that run
+    several statements a query, if any is free (the message writer's)."""
+    current = getcurrent()
+    before = getattr(current, 'imchat_multi_statements', False)
+    current.imchat_multi_statements = True
+    try:
+        yield
+    finally:
+        current.imchat_multi_statements = before
+
+
 class BoundedPool:
     """One pool of database connections shared by every greenlet, at most `size` open.
 
@@ -172,6 +206,9 @@ class BoundedPool:
         self.timeout = timeout
         self._slots = threading.BoundedSemaphore(size)
         self._idle = collections.deque()
+        # Connections that run several statements a query: lent only to the greenlets
+        # that send such queries (multi_statement_connections).
+        self._idle_multi = collections.deque()
         self.size = size
         # A DatabaseWatch (imchat.service.availability), once the app has one: during
         # an outage the pool refuses at once instead of trying the database.
@@ -186,6 +223,8 @@ class BoundedPool:
                 2013, 'no database connection free after {}s'.format(self.timeout))
         try:
             self._refuse_during_outage()  # it may have begun while this one waited
+            if self._idle_multi and getattr(getcurrent(), 'imchat_multi_statements', False):
+                return self._idle_multi.pop(), False
             return self._idle.pop(), False
         except IndexError:
             pass
@@ -217,7 +256,10 @@ class BoundedPool:
             except BaseException:
                 self.drop(con)
                 raise
-        self._idle.append(con)
+        if getattr(con, 'imchat_multi_statements', False):
+            self._idle_multi.append(con)
+        else:
+            self._idle.append(con)
         self._slots.release()
 
     def drop(self, con):
@@ -229,23 +271,20 @@ class BoundedPool:
             self._slots.release()
 
     def disconnect(self):
-        while self._idle:
-            try:
-                self._idle.pop().close()
-            except Exception:
-                pass
+        for idle in (self._idle, self._idle_multi):
+            while idle:
+                try:
+                    idle.pop().close()
+                except Exception:
+                    pass
 
 
 class PooledMySQLProvider(MySQLProvider):
     def get_pool(self, *args, pool_size=20, pool_timeout=30, **kwargs):
-        from pymysql.constants import CLIENT
-
         pony_pool = super().get_pool(*args, **kwargs)
         module, connect_kwargs = pony_pool.dbapi_module, dict(pony_pool.kwargs)
-        # The message writer sends a batch's statements in one round trip
-        # (model.insert_messages); every value in them is escaped as a literal.
-        connect_kwargs['client_flag'] = connect_kwargs.get('client_flag', 0) | (
-            CLIENT.MULTI_STATEMENTS)
+        # One statement a query: only the message writer's connections are given more
+        # (enable_multi_statements), for its batches, every value in them a literal.
         return BoundedPool(module, pool_size, pool_timeout,
                            lambda: module.connect(**connect_kwargs))
 

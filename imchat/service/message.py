@@ -34,6 +34,7 @@ from pony.orm import db_session, desc, exists, select
 from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
                           CONTACT_FRIEND, StreamMoved, execute_sql, insert_messages,
                           is_duplicate_key, message_wire)
+from imchat.model.engine import multi_statement_connections
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
 from imchat.service.errors import BadRequest, Forbidden, NotFound
@@ -203,6 +204,12 @@ class MessageService:
             gevent.sleep(0.005)
 
     def _run_writer(self):
+        # A batch's statements go in one query (insert_messages): this greenlet borrows
+        # the pooled connections that allow it.
+        with multi_statement_connections():
+            self._write_batches()
+
+    def _write_batches(self):
         while True:
             # Take the next place in line first, then wait until the batch before holds
             # the stream (or is over): what comes meanwhile makes this batch bigger.
