@@ -1,10 +1,11 @@
 """Storing messages in batches: the ids handed back are the ids the rows got."""
+import contextlib
+
 import pytest
 from pony.orm import db_session
 
 from imchat.model import insert_messages
-from imchat.model.engine import multi_statement_connections
-from imchat.model.engine import multirow_insert_ids_are_consecutive
+from imchat.model.engine import multi_statement_connections, multirow_insert_ids_are_consecutive
 from tests.conftest import _mysql_admin
 
 
@@ -150,6 +151,20 @@ def test_mysql_literals_read_back_exactly_under_either_sql_mode(mysql_reachable,
 
 
 
+@contextlib.contextmanager
+def _app_of_one_connection(app_config):
+    """The app on a pool of one MySQL connection, so that a session's counters are the
+    connection's (the writer's, read inside multi_statement_connections)."""
+    from imchat import create_app
+
+    app_config['DB_POOL_SIZE'] = 1
+    app = create_app(app_config)
+    try:
+        yield app.extensions['imchat']
+    finally:
+        app.extensions['imchat'].close()
+
+
 def _session_status(db, name):
     return int(db.select('SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS '
                          "WHERE VARIABLE_NAME = '{}'".format(name.upper()))[0])
@@ -160,12 +175,8 @@ def test_a_committed_session_goes_back_to_the_pool_without_a_rollback(app_config
     """A session that ended in a COMMIT goes back to the pool without a ROLLBACK (one
     round trip less on every write, the message writer's included), and the next
     session on that connection still reads what others committed meanwhile."""
-    from imchat import create_app
-
-    app_config['DB_POOL_SIZE'] = 1  # every session gets the same connection
-    app = create_app(app_config)
-    try:
-        db = app.extensions['imchat'].db
+    with _app_of_one_connection(app_config) as svc:  # every session gets the same one
+        db = svc.db
         with db_session:
             rollbacks = _session_status(db, 'Com_rollback')
             assert db.User.select().count() == 0
@@ -187,8 +198,6 @@ def test_a_committed_session_goes_back_to_the_pool_without_a_rollback(app_config
         with db_session:
             assert db.User.select().count() == 2
             assert _session_status(db, 'Com_rollback') == rollbacks
-    finally:
-        app.extensions['imchat'].close()
 
 
 @pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
@@ -196,13 +205,9 @@ def test_the_idempotency_lookup_reads_the_index_not_the_table(app_config):
     """Each batch looks its idempotency keys up in the (userid, clientid) index. Asked
     as `userid IN (..) AND clientid IN (..)`, MariaDB read the whole message table for
     every batch instead: on a big table, seconds a batch."""
-    from imchat import create_app
     from imchat.service.frame import Frame
 
-    app_config['DB_POOL_SIZE'] = 1  # the writer's session is the one whose counters we read
-    app = create_app(app_config)
-    try:
-        svc = app.extensions['imchat']
+    with _app_of_one_connection(app_config) as svc:
         db = svc.db
         senders = list(range(1, 51))
         with db_session:
@@ -213,20 +218,18 @@ def test_the_idempotency_lookup_reads_the_index_not_the_table(app_config):
         with db_session:
             for sender in senders:
                 db.Contact(ownerid=sender, dstid=99, cate=1, createat=1)
-        with db_session:
+        with multi_statement_connections(), db_session:  # the writer's connection
             before = _session_status(db, 'Handler_read_rnd_next')
         frames = [(senders[i % 50], Frame('new-key-{:06d}'.format(i), 10, 99, 1, content='x'))
                   for i in range(100)] + [(senders[7], Frame('old-key-000007', 10, 99, 1,
                                                              content='again'))]
         outcomes = [result.get(timeout=20) for result in
                     [svc.messages.submit(sender, frame) for sender, frame in frames]]
-        with db_session:
+        with multi_statement_connections(), db_session:
             scanned = _session_status(db, 'Handler_read_rnd_next') - before
             assert outcomes[-1].msgid == db.Message.get(clientid='old-key-000007').id
         # Reading the session's counters scans a few hundred rows of its own.
         assert scanned < 5000, scanned
-    finally:
-        svc.close()
 
 
 @pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
@@ -272,13 +275,9 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
     not a SELECT, catches a key sent again), and its COMMIT goes with its statements."""
     import pymysql
 
-    from imchat import create_app
     from imchat.service.frame import Frame
 
-    app_config['DB_POOL_SIZE'] = 1  # the writer's session is the one whose counters we read
-    app = create_app(app_config)
-    try:
-        svc = app.extensions['imchat']
+    with _app_of_one_connection(app_config) as svc:
         db = svc.db
         with db_session:
             db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
@@ -312,8 +311,6 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
         again = svc.messages.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
             timeout=10)
         assert again.msgid == ids[42]
-    finally:
-        svc.close()
 
 
 @pytest.mark.parametrize('database_url', ['mysql'], indirect=True)
@@ -323,13 +320,9 @@ def test_only_the_message_writer_may_stack_statements_in_a_query(app_config):
     used before."""
     from pony.orm.dbapiprovider import ProgrammingError
 
-    from imchat import create_app
     from imchat.service.frame import Frame
 
-    app_config['DB_POOL_SIZE'] = 1
-    app = create_app(app_config)
-    try:
-        svc = app.extensions['imchat']
+    with _app_of_one_connection(app_config) as svc:
         db = svc.db
         with db_session:
             db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
@@ -345,8 +338,6 @@ def test_only_the_message_writer_may_stack_statements_in_a_query(app_config):
             timeout=10).msgid
         with db_session:
             assert db.Message.select().count() == 2
-    finally:
-        svc.close()
 
 
 def test_a_batch_the_database_refuses_leaves_no_trace(app):
