@@ -12,8 +12,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from greenlet import getcurrent
 from pony.orm.dbproviders.mysql import MySQLProvider
-from pymysql.constants import COMMAND
 from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
+from pymysql.constants import COMMAND
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
 
 
