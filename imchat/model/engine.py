@@ -10,7 +10,7 @@ import struct
 import threading
 from urllib.parse import quote, unquote, urlsplit
 
-from greenlet import getcurrent
+from gevent import getcurrent
 from pony.orm.dbproviders.mysql import MySQLProvider
 from pony.orm.dbproviders.sqlite import SQLitePool, SQLiteProvider
 from pymysql.constants import COMMAND
