@@ -4,7 +4,9 @@ For each commit named (default: the baseline e50eb6f, then this working tree) it
 the commit out with `git worktree add` into a temporary folder, starts `python wsgi.py`
 from there with this repository's .venv, pinned to core 0 (`taskset -c 0`), on a fresh
 MariaDB database (or SQLite) with `IMCHAT_WS_RATE=0`, and drives it from load generator
-processes (bench/loadgen.py: picows on uvloop) pinned to the other cores:
+processes pinned to the other cores: bench/loadgen.c, built with the system's C compiler
+(`--load c`, the default when there is one: a few µs of CPU a frame), or
+bench/loadgen.py (`--load python`: picows on uvloop, several times that):
 
   pairs  P pairs of friends; each sender sends M texts to its partner, keeping at most
          W of them unacknowledged or undelivered;
@@ -28,6 +30,7 @@ commit. It exits 1 when a message is lost or duplicated.
     .venv/bin/python bench/chat_bench.py --only idle --idle-conns 20000   # as root
 """
 import argparse
+import atexit
 import concurrent.futures
 import json
 import os
@@ -44,6 +47,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
 LOADGEN = os.path.join(ROOT, 'bench', 'loadgen.py')
+LOADGEN_C = os.path.join(ROOT, 'bench', 'loadgen.c')
 BASELINE = 'e50eb6f'
 BUCKET_US = 50
 CLK_TCK = os.sysconf('SC_CLK_TCK')
@@ -291,18 +295,61 @@ def drop_database(mysql_url, name):
         print('could not drop database {}: {}'.format(name, error), file=sys.stderr)
 
 
+def build_loadgen(choice):
+    """The command of a load process: bench/loadgen.c built into a temporary folder
+    (`choice` 'c', or 'auto' when there is a C compiler), else bench/loadgen.py."""
+    compiler = shutil.which(os.environ.get('CC', 'cc')) or shutil.which('gcc')
+    if choice == 'python' or (choice == 'auto' and compiler is None):
+        return [PYTHON, LOADGEN]
+    if compiler is None:
+        sys.exit('--load c: no C compiler (cc or gcc) on the PATH')
+    folder = tempfile.mkdtemp(prefix='imchat-loadgen-')
+    atexit.register(shutil.rmtree, folder, True)
+    binary = os.path.join(folder, 'loadgen')
+    subprocess.run([compiler, '-O2', '-Wall', '-o', binary, LOADGEN_C], check=True)
+    return [binary]
+
+
+def job_lines(job):
+    """A job as loadgen.c reads it: lines of words (its header comment)."""
+    url = urllib.parse.urlparse(job['url'])
+    conns = job['conns']
+    lines = ['kind ' + job['kind'],
+             'target {} {} {}'.format(url.hostname, url.port, url.path),
+             'window {}'.format(job.get('window', 10)),
+             'concurrency {}'.format(job.get('concurrency', 32)),
+             'stall {!r}'.format(float(job.get('stall', 15))),
+             'conns {}'.format(len(conns))]
+    lines += ['{} {}'.format(c['uid'], c['token']) for c in conns]
+    senders = job.get('senders', [])
+    lines.append('senders {}'.format(len(senders)))
+    lines += ['{} {} {} {} {} {!r}'.format(s['conn'], s['dstid'], s['cmd'], s['count'],
+                                           len(s['local']), float(s.get('rate') or 0))
+              for s in senders]
+    expect = [(index, uid, count) for index, by_sender in job.get('expect', {}).items()
+              for uid, count in by_sender.items()]
+    lines.append('expect {}'.format(len(expect)))
+    lines += ['{} {} {}'.format(*entry) for entry in expect]
+    lines.append('end')
+    return '\n'.join(lines) + '\n'
+
+
 class Workers:
     """Load generator processes, each given one job; the same jobs run in all at once."""
+
+    command = None  # set in main() (build_loadgen)
 
     def __init__(self, jobs, client_cores=None):
         prefix = []
         if client_cores and shutil.which('taskset') and len(os.sched_getaffinity(0)) > 1:
             prefix = ['taskset', '-c', ','.join(map(str, client_cores))]
+        command = Workers.command or [PYTHON, LOADGEN]
         self.procs = []
         for job in jobs:
-            proc = subprocess.Popen(prefix + [PYTHON, LOADGEN], stdin=subprocess.PIPE,
+            proc = subprocess.Popen(prefix + command, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
-            proc.stdin.write(json.dumps(job) + '\n')
+            proc.stdin.write(json.dumps(job) + '\n' if command[0] == PYTHON
+                             else job_lines(job))
             proc.stdin.flush()
             self.procs.append(proc)
 
@@ -633,6 +680,9 @@ def main():
     parser.add_argument('--only', default='pairs,paced,group,idle',
                         help='scenarios to run (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=3, help='load generator processes')
+    parser.add_argument('--load', choices=('auto', 'c', 'python'), default='auto',
+                        help='the load generator: bench/loadgen.c (auto: when there is a '
+                             'C compiler) or bench/loadgen.py')
     parser.add_argument('--pairs', type=int, default=50)
     parser.add_argument('--messages', type=int, default=10000, help='texts a pair sender sends')
     parser.add_argument('--group', type=int, default=200, help='members of the group')
@@ -656,11 +706,15 @@ def main():
         sys.exit('no .venv: run `bash tests/run.sh --co -q` (or pip install -r '
                  'requirements-dev.txt into .venv) first')
     server_cores, client_cores = cores()
+    Workers.command = build_loadgen(args.load)
     scenarios = [s.strip() for s in args.only.split(',') if s.strip()]
     if 'idle' in scenarios:
         raise_file_limit(args.idle_conns + 200)
-    print('server on core(s) {}, load generators ({} processes) on core(s) {}; database {}'
-          .format(server_cores, args.workers, client_cores, args.db))
+    print('server on core(s) {}, load generators ({} processes of {}) on core(s) {}; '
+          'database {}'.format(server_cores, args.workers,
+                               os.path.basename(LOADGEN if Workers.command[0] == PYTHON
+                                                else LOADGEN_C),
+                               client_cores, args.db))
     results, labels, failed = {}, [], False
     for ref in [c.strip() for c in args.commits.split(',') if c.strip()]:
         tree = Tree(ref)

@@ -277,7 +277,7 @@ class Gen:
                 pass
             if self.progress != last_progress:
                 last_progress, last_change = self.progress, time.monotonic()
-            elif time.monotonic() - last_change > STALL_SECONDS:
+            elif time.monotonic() - last_change > self.job.get('stall', STALL_SECONDS):
                 break
         pacer.cancel()
         end = time.monotonic()
