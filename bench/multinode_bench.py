@@ -1,7 +1,8 @@
 """Several processes on one machine: what the bus costs and what a second core buys.
 
-Two phases, each on a fresh database, with bench/loadgen.py (picows on uvloop, in
-processes of their own) as the clients:
+Two phases, each on a fresh database, with chat_bench's load generators (bench/loadgen.c,
+built with the system's cc, or bench/loadgen.py with `--load python`; in processes of
+their own) as the clients:
 
   latency   two nodes (`python wsgi.py` twice, each on its own port, one database, one
             Redis bus: what two workers are). P "local" pairs have sender and recipient
@@ -36,7 +37,7 @@ import urllib.request
 import uuid
 
 # The load-generator pool, its histogram and a free port, as the single-node bench has them.
-from chat_bench import Workers, free_port, percentile  # noqa: E402
+from chat_bench import Workers, build_loadgen, free_port, percentile  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -301,9 +302,14 @@ def main():
     parser.add_argument('--messages', type=int, default=200)
     parser.add_argument('--window', type=int, default=2)
     parser.add_argument('--time-limit', type=int, default=600)
+    parser.add_argument('--load', choices=('auto', 'c', 'python'), default='auto',
+                        help='the load generator: bench/loadgen.c (auto: when there is a '
+                             'C compiler) or bench/loadgen.py')
     args = parser.parse_args()
     if not os.path.exists(LOADGEN):
         sys.exit('bench/loadgen.py is missing (the load generator of bench/chat_bench.py)')
+    Workers.command = build_loadgen(args.load)
+    print('load: {}'.format(os.path.basename(Workers.command[-1])))
     folder = tempfile.mkdtemp(prefix='imchat-multinode-')
     failed = False
     try:
