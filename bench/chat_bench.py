@@ -73,11 +73,14 @@ def proc_cpu(pid):
 
 
 def machine_busy():
-    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    """(busy, total, steal) CPU seconds of the whole machine, from /proc/stat. Steal is
+    time a virtual machine's cores wanted and its host gave to others (counted as busy):
+    a run with much of it measured a machine slower than usual."""
     with open('/proc/stat') as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK, sum(fields[:8]) / CLK_TCK
+    return ((sum(fields[:8]) - idle) / CLK_TCK, sum(fields[:8]) / CLK_TCK,
+            fields[7] / CLK_TCK)
 
 
 def database_pid(args):
@@ -409,7 +412,7 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         profiler = server.start_profile()
         db_pid = database_pid(server.args)
         db0 = proc_cpu(db_pid) if db_pid else None
-        busy0, total0 = machine_busy()
+        busy0, total0, steal0 = machine_busy()
         cpu0, t0 = server.cpu(), time.monotonic()
         stored0, batches0 = server.batches()
         workers.say('go')
@@ -417,7 +420,7 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         wall_end = time.monotonic()
         cpu1 = server.cpu()
         stored1, batches1 = server.batches()
-        busy1, total1 = machine_busy()
+        busy1, total1, steal1 = machine_busy()
         db_cpu = proc_cpu(db_pid) - db0 if db_pid else None
         server.stop_profile(profiler)
     finally:
@@ -444,6 +447,7 @@ def run_chat(server, workers_count, client_cores, conns_per_worker, senders_per_
         'db_cpu_pct': None if db_cpu is None else 100 * db_cpu / max(wall_end - t0, 1e-6),
         'db_us_msg': None if db_cpu is None else 1e6 * db_cpu / max(acked, 1),
         'machine_pct': 100 * (busy1 - busy0) / max(total1 - total0, 1e-6),
+        'steal_pct': 100 * (steal1 - steal0) / max(total1 - total0, 1e-6),
         'client_cpu_pct': 100 * sum(r['cpu'] for r in results) / wall / len(client_cores),
         'client_cpu_max_pct': 100 * max(r['cpu'] for r in results) / wall,
         'lost': expected - delivered,
@@ -754,14 +758,15 @@ def main():
                 print('{} {}: {} messages/s, {} deliveries/s, p50 {} ms, p99 {} ms, '
                       'server CPU {}% ({} µs a message), load CPU {}% of {} core(s) '
                       '(busiest process {}%), database CPU {}% ({} µs a message), all '
-                      'cores {}% busy, lost {}, duplicated {}, out of order {}, '
+                      'cores {}% busy ({}% stolen by the host), lost {}, duplicated {}, '
+                      'out of order {}, '
                       'refused {}, unacknowledged {}, {} s, {} messages a batch'.format(
                           label, name, fmt(r['messages_s']), fmt(r['deliveries_s']),
                           fmt(r['p50_ms'], 1), fmt(r['p99_ms'], 1), fmt(r['server_cpu_pct']),
                           fmt(r['cpu_us_msg'], 1), fmt(r['client_cpu_pct']),
                           len(client_cores), fmt(r['client_cpu_max_pct']),
                           fmt(r.get('db_cpu_pct')), fmt(r.get('db_us_msg'), 1),
-                          fmt(r.get('machine_pct')), r['lost'],
+                          fmt(r.get('machine_pct')), fmt(r.get('steal_pct'), 1), r['lost'],
                           r['duplicates'], r['out_of_order'], r['refused'], r['unacked'],
                           fmt(r['seconds'], 1), fmt(r['batch'], 1)), flush=True)
                 if name == 'paced':

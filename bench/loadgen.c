@@ -648,8 +648,9 @@ static int read_frames(Conn *c, int64_t now)
 static void on_readable(Conn *c, int64_t now)
 {
     for (;;) {
-        if (c->in_cap - c->in_len < 65536) {
-            c->in_cap = c->in_cap ? c->in_cap * 2 : 131072;
+        /* Small while a connection only answers pings; doubled while reads fill it. */
+        if (c->in_cap - c->in_len < 4096) {
+            c->in_cap = c->in_cap ? c->in_cap * 2 : 16384;
             c->in = xrealloc(c->in, c->in_cap);
         }
         size_t space = c->in_cap - c->in_len;
