@@ -796,6 +796,21 @@ static void emit_result(int64_t end)
     fflush(stdout);
 }
 
+/* epoll_pwait2 times in nanoseconds (Linux 5.11 on); before it, epoll_wait in whole
+ * milliseconds, rounded up so that nothing is sent before it falls due. */
+static int wait_events(struct epoll_event *evs, int max, const struct timespec *ts)
+{
+    static int whole_ms;
+    if (!whole_ms) {
+        int n = epoll_pwait2(epfd, evs, max, ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        whole_ms = 1;
+    }
+    long long ms = ts->tv_sec * 1000LL + (ts->tv_nsec + 999999) / 1000000;
+    return epoll_wait(epfd, evs, max, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
 int main(void)
 {
     struct rlimit rl;
@@ -833,9 +848,9 @@ int main(void)
             ts.tv_sec = (wake - now) / 1000000000LL;
             ts.tv_nsec = (wake - now) % 1000000000LL;
         }
-        int n = epoll_pwait2(epfd, evs, 512, &ts, NULL);
+        int n = wait_events(evs, 512, &ts);
         if (n < 0 && errno != EINTR)
-            die("epoll_pwait2: %s", strerror(errno));
+            die("epoll wait: %s", strerror(errno));
         now = now_ns();
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == STDIN_KEY) {
