@@ -249,8 +249,10 @@ def _inline_with(literal, text, params):
     if len(parts) != len(params) + 1:
         raise ValueError('{} values for {} marks'.format(len(params), len(parts) - 1))
     out = [parts[0]]
+    int_type, str_type = int, str
     for value, part in zip(params, parts[1:]):
-        out.append(literal(value))
+        # Most values are ints (the conversation rows): written here, without a call.
+        out.append(str_type(value) if type(value) is int_type else literal(value))
         out.append(part)
     return ''.join(out)
 
@@ -260,10 +262,11 @@ class MessageId:
     known: on MySQL a batch's statements go in one round trip with the UPDATE that takes
     its ids, which leaves the last one in a session variable; this is that less `back`."""
 
-    __slots__ = ('back',)
+    __slots__ = ('back', 'sql')
 
     def __init__(self, back):
         self.back = back
+        self.sql = '({} - {:d})'.format(_LAST_ID, back)  # each is written about twice
 
     def __repr__(self):
         return 'MessageId(last - {})'.format(self.back)
@@ -301,7 +304,7 @@ def mysql_literal_writer(connection):
         if value is None:
             return 'NULL'
         if kind is MessageId:
-            return '({} - {:d})'.format(_LAST_ID, value.back)
+            return value.sql
         raise TypeError('cannot write a {} into SQL'.format(kind.__name__))
     return literal
 
