@@ -633,7 +633,10 @@ static int read_frames(Conn *c, int64_t now)
         case 8:
             send_frame(c, 8, payload, n >= 2 ? 2 : 0);
             flush(c);
-            c->state = SERVED;  /* counted as closed by the server */
+            /* Closed while being set up (a bad token, say): it is open, and closed by
+             * the server, as loadgen.py counts it, not a connect to try again. */
+            if (c->state == PINGED)
+                on_served(c);
             drop(c);
             return 0;
         default:

@@ -169,3 +169,23 @@ def test_idle_connections_are_held_and_the_ones_the_server_closes_are_counted(
     finally:
         workers.close()
     assert result == {'closed_by_server': 1}
+
+
+def test_a_connection_the_server_closes_while_it_is_set_up_counts_as_closed(auth,
+                                                                            live_server,
+                                                                            load):
+    """A bad token: the server upgrades, then closes with 4401 before the ping is
+    answered. The job still gets ready (the others are open) and counts that one as
+    closed by the server, rather than waiting for it for ever."""
+    a, b = auth.register(), auth.register()
+    url = 'ws://127.0.0.1:{}/chat'.format(live_server.port)
+    refused = {'uid': b.id, 'token': 'not-a-token'}
+    workers = load([{'kind': 'idle', 'url': url, 'conns': [conn(a), refused, conn(a)],
+                     'concurrency': 2}])
+    try:
+        assert workers.expect('ready', 20) == [3]
+        workers.say('close')
+        [result] = workers.expect('result', 20)
+    finally:
+        workers.close()
+    assert result == {'closed_by_server': 1}
