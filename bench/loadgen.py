@@ -152,7 +152,12 @@ class Gen:
 
     @staticmethod
     async def served(conn):
-        """Wait until the server answers a ping: it has set the connection up."""
+        """Wait until the server answers a ping: it has set the connection up.
+
+        A close that came with the upgrade, before this ran (a bad token, say), has
+        already ended the connection: it is open, and closed by the server."""
+        if conn.closed is not None:
+            return
         conn.pong = asyncio.get_running_loop().create_future()
         conn.transport.send_ping()
         try:

@@ -3,12 +3,15 @@ server: they count every message once, and count what is lost, refused or closed
 
 The benchmark's figures are only as good as these counts, so both generators are run
 here through chat_bench's own Workers, with the jobs its scenarios write."""
+import base64
+import hashlib
 import importlib.util
 import os
 import shutil
 
 import gevent
 import pytest
+from gevent.server import StreamServer
 from pony.orm import db_session, select
 
 from tests.test_chat import wait_for
@@ -46,7 +49,7 @@ def app_config(app_config):
 
 
 # The generators do not care which database stores the messages.
-pytestmark = pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+sqlite_only = pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
 
 
 def conn(account):
@@ -76,6 +79,7 @@ def stored_contents(app, sender_id):
                       key=lambda content: int(content.split(':')[1]))
 
 
+@sqlite_only
 def test_pairs_every_message_is_acknowledged_and_delivered_once(app, auth, live_server,
                                                                 load):
     a, b, c, d = (auth.register() for _ in range(4))
@@ -99,6 +103,7 @@ def test_pairs_every_message_is_acknowledged_and_delivered_once(app, auth, live_
             [str(sender.id), str(seq)] for seq in range(25)]
 
 
+@sqlite_only
 def test_a_group_spread_over_two_processes(app, auth, live_server, load):
     owner, *members = (auth.register() for _ in range(4))
     group = auth.create_community(owner)
@@ -125,6 +130,7 @@ def test_a_group_spread_over_two_processes(app, auth, live_server, load):
         (0, 0, 0), (0, 0, 0)]
 
 
+@sqlite_only
 def test_refused_and_undelivered_messages_are_counted(auth, live_server, load):
     a, stranger = auth.register(), auth.register()
     senders = [{'conn': 0, 'dstid': stranger.id, 'cmd': 10, 'count': 5, 'local': [1]}]
@@ -137,6 +143,7 @@ def test_refused_and_undelivered_messages_are_counted(auth, live_server, load):
     assert result['expected'] - result['delivered'] == 5
 
 
+@sqlite_only
 def test_a_paced_sender_sends_no_message_before_it_falls_due(auth, live_server, load):
     a, b = auth.register(), auth.register()
     auth.befriend(a, b)
@@ -149,6 +156,7 @@ def test_a_paced_sender_sends_no_message_before_it_falls_due(auth, live_server, 
     assert result['end'] - result['start'] >= 11 / 40
 
 
+@sqlite_only
 def test_idle_connections_are_held_and_the_ones_the_server_closes_are_counted(
         client, auth, live_server, load):
     a, b = auth.register(), auth.register()
@@ -171,21 +179,62 @@ def test_idle_connections_are_held_and_the_ones_the_server_closes_are_counted(
     assert result == {'closed_by_server': 1}
 
 
+@sqlite_only
 def test_a_connection_the_server_closes_while_it_is_set_up_counts_as_closed(auth,
                                                                             live_server,
                                                                             load):
-    """A bad token: the server upgrades, then closes with 4401 before the ping is
-    answered. The job still gets ready (the others are open) and counts that one as
-    closed by the server, rather than waiting for it for ever."""
+    """A bad token: the server upgrades, then closes with 4401, before or after the
+    ping goes out (the close can come in the same read as the upgrade's answer). The
+    job still gets ready (the others are open) and counts each such one as closed by
+    the server, rather than waiting for it for ever. Several of them, so both orders
+    come up."""
     a, b = auth.register(), auth.register()
     url = 'ws://127.0.0.1:{}/chat'.format(live_server.port)
     refused = {'uid': b.id, 'token': 'not-a-token'}
-    workers = load([{'kind': 'idle', 'url': url, 'conns': [conn(a), refused, conn(a)],
-                     'concurrency': 2}])
+    conns = [conn(a)] + [refused] * 40 + [conn(a)]
+    workers = load([{'kind': 'idle', 'url': url, 'conns': conns, 'concurrency': 4}])
     try:
-        assert workers.expect('ready', 20) == [3]
+        assert workers.expect('ready', 20) == [len(conns)]
         workers.say('close')
         [result] = workers.expect('result', 20)
     finally:
         workers.close()
-    assert result == {'closed_by_server': 1}
+    assert result == {'closed_by_server': 40}
+
+
+def _closes_as_it_upgrades(sock, _address):
+    """A server that sends its close (4401) in the same write as the upgrade's answer,
+    as a server may: the client reads both at once, before it sends its ping."""
+    request = b''
+    while b'\r\n\r\n' not in request:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return
+        request += chunk
+    key = next(line.split(b':', 1)[1].strip() for line in request.split(b'\r\n')
+               if line.lower().startswith(b'sec-websocket-key:'))
+    accept = base64.b64encode(hashlib.sha1(
+        key + b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest())
+    sock.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'
+                 b'Connection: Upgrade\r\nSec-WebSocket-Accept: ' + accept + b'\r\n\r\n'
+                 + bytes([0x88, 2]) + (4401).to_bytes(2, 'big'))
+    while sock.recv(4096):  # the client's answering close, then its end
+        pass
+
+
+def test_a_close_in_the_same_read_as_the_upgrade_counts_as_closed(load):
+    server = StreamServer(('127.0.0.1', 0), _closes_as_it_upgrades)
+    server.start()
+    try:
+        url = 'ws://127.0.0.1:{}/chat'.format(server.server_port)
+        conns = [{'uid': n, 'token': 'any'} for n in range(1, 6)]
+        workers = load([{'kind': 'idle', 'url': url, 'conns': conns, 'concurrency': 2}])
+        try:
+            assert workers.expect('ready', 20) == [5]
+            workers.say('close')
+            [result] = workers.expect('result', 20)
+        finally:
+            workers.close()
+    finally:
+        server.stop()
+    assert result == {'closed_by_server': 5}
