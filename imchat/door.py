@@ -10,7 +10,10 @@
 - at most `IMCHAT_WS_HANDSHAKES` WebSocket handshakes in progress (from the upgrade
   request to the end of its backlog, `service.limits.HandshakeSlots`): in a reconnect
   storm the rest get 503 with `Retry-After` at once, and connected people keep chatting;
-- the access log never shows a `token` or `passwd` query parameter.
+- the access log never shows a `token` or `passwd` query parameter;
+- a connection accepted once the server is nearly out of open files (within
+  `FILES_KEPT_FREE` of its limit, which the database pool, uploads and logs need) gets
+  503 with `Retry-After` and is closed: a full server says so, and keeps what it holds.
 
 Per-address limits skip loopback peers unless `IMCHAT_PROXY_COUNT` is set; then the
 address is the one the trusted proxies forwarded (`X-Forwarded-For`), known once the
@@ -19,6 +22,7 @@ connections for many clients).
 """
 import logging
 import re
+import time
 from functools import partial
 
 import gevent
@@ -29,6 +33,13 @@ from imchat.service.limits import HANDSHAKE_ENVIRON_KEY, limited_address
 log = logging.getLogger('imchat')
 
 CONNECT_RATE_WINDOW = 1
+# Open files kept for what is not a client connection (the database pool, uploads, log
+# files, gevent's thread pool): new connections are refused before the last of them.
+FILES_KEPT_FREE = 100
+# A connection refused as the server is full waits this long for its request, so that
+# closing it does not reset the reply away (a close with unread data is a reset).
+FULL_REQUEST_WAIT = 0.5
+FULL_WARNING_INTERVAL = 60
 _CHAT_REQUEST_LINE = re.compile(r'GET /chat[?\s]')
 _SECRET_PARAMS = re.compile(r'([?&](?:token|passwd|newpasswd)=)[^&\s]*', re.IGNORECASE)
 
@@ -50,6 +61,21 @@ TOO_MANY_CONNECTIONS = _refusal('429 Too Many Requests',
                                 'too many connections from your address, try again shortly')
 TOO_MANY_HANDSHAKES = _refusal('503 Service Unavailable',
                                'the server is busy, reconnect in a moment')
+SERVER_FULL = _refusal('503 Service Unavailable',
+                       'the server is full, try again in a while', retry_after=10)
+
+
+def file_ceiling():
+    """The lowest file descriptor number at which a new connection is refused (the
+    server is full), or None where there is no open-file limit to keep to."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit, and sockets are not small numbers
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(soft - FILES_KEPT_FREE, soft // 2)
 
 
 class _HeadersTooSlow(Exception):
@@ -74,6 +100,25 @@ class Door:
         self.store = store
         self.handshakes = handshakes
         self.open = {}
+        self.ceiling = file_ceiling()
+        self.refused_full = 0
+        self._warned_full_at = None
+
+    def full(self, sock):
+        """Whether the server is within FILES_KEPT_FREE of its open-file limit, judged by
+        the socket just accepted: the system gives each new file the lowest free number,
+        so every number below this socket's is in use."""
+        return self.ceiling is not None and sock.fileno() >= self.ceiling
+
+    def count_full(self):
+        """Count a connection refused as the server is full; warns once a minute."""
+        self.refused_full += 1
+        now = time.monotonic()
+        if self._warned_full_at is None or now - self._warned_full_at >= FULL_WARNING_INTERVAL:
+            self._warned_full_at = now
+            log.warning('the server is full: new connections get 503 (%d so far) while '
+                        'fewer than %d of its open files are free; raise the open-file '
+                        'limit (ulimit -n) or add nodes', self.refused_full, FILES_KEPT_FREE)
 
     def enter(self, address):
         """Count a new connection (or, behind proxies, a request) from `address`;
@@ -117,6 +162,9 @@ class DoorHandler(WebSocketHandler):
 
     def handle(self):
         door = self.door
+        if door.full(self.socket):
+            self._refuse_full()
+            return
         if not door.proxy_count:
             peer = self.client_address
             address = limited_address(peer[0] if isinstance(peer, tuple) else '', 0)
@@ -131,6 +179,18 @@ class DoorHandler(WebSocketHandler):
             door.leave(self._counted)
             self._counted = None
             self._end_handshake()
+
+    def _refuse_full(self):
+        self.door.count_full()
+        sock = self.socket
+        try:
+            with gevent.Timeout(FULL_REQUEST_WAIT, False):
+                sock.recv(65536)  # the request line and headers, read and let go
+            sock.sendall(SERVER_FULL[1])
+        except OSError:
+            pass  # the client has gone: nothing to tell it
+        finally:
+            sock.close()
 
     def read_requestline(self):
         if self.door.header_timeout:

@@ -6,6 +6,7 @@ peer's address must be one that is not loopback.
 """
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -623,18 +624,23 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server_process(database_url, tmp_path):
-    """The production server (`python wsgi.py`) in its own process, on a free port, with
-    at most 8 WebSocket handshakes in progress."""
+def _serve(database_url, tmp_path, files=None, stderr=subprocess.DEVNULL, **settings):
+    """Start the production server (`python wsgi.py`) in its own process, on a free port,
+    with at most `files` open files if given; returns (process, base URL, port)."""
     port = _free_port()
     env = dict(os.environ, IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
                IMCHAT_PORT=str(port), IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'),
-               IMCHAT_WS_HANDSHAKES='8', IMCHAT_WS_RATE='0', IMCHAT_ACCESS_LOG='0',
-               IMCHAT_LOG_LEVEL='WARNING',
+               IMCHAT_WS_RATE='0', IMCHAT_ACCESS_LOG='0', IMCHAT_LOG_LEVEL='WARNING',
                PYTHONPATH=ROOT)
+    env.update(('IMCHAT_' + name, str(value)) for name, value in settings.items())
+
+    def limit_files():
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
     process = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=stderr,
+                               preexec_fn=limit_files if files else None)
     base = 'http://127.0.0.1:{}'.format(port)
     deadline = time.monotonic() + 60
     while True:
@@ -646,13 +652,25 @@ def server_process(database_url, tmp_path):
             pass
         assert time.monotonic() < deadline, 'the server did not answer'
         time.sleep(0.1)
-    yield base, port
+    return process, base, port
+
+
+def _stop(process):
     process.terminate()
     try:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def server_process(database_url, tmp_path):
+    """The production server in its own process, with at most 8 WebSocket handshakes in
+    progress."""
+    process, base, port = _serve(database_url, tmp_path, WS_HANDSHAKES=8)
+    yield base, port
+    _stop(process)
 
 
 def _register(base, mobile):
@@ -697,3 +715,111 @@ def test_connected_people_keep_chatting_through_a_reconnect_storm(server_process
     assert sent >= 5, (sent, counts)
     # The storm got through in part, and the rest was turned away at the door.
     assert counts.get('101', 0) > 0 and counts.get('503', 0) > 0, counts
+
+
+# --- out of open files ---------------------------------------------------------------
+
+FILES = 256  # the server's open-file limit in these tests: full at 156 (door.file_ceiling)
+
+
+@pytest.fixture
+def small_server(tmp_path):
+    """The production server on SQLite with room for FILES open files, its log in a file."""
+    log_path = tmp_path / 'server.log'
+    with open(log_path, 'wb') as log_file:
+        process, base, port = _serve('sqlite:///{}'.format(tmp_path / 'imchat.db'), tmp_path,
+                                     files=FILES, stderr=log_file, WS_PER_USER=1000,
+                                     HEADER_TIMEOUT=60, LOG_LEVEL='INFO')
+    yield base, port, log_path
+    _stop(process)
+
+
+def _refusal_of(error):
+    """The status and headers of a refused WebSocket handshake (websocket-client)."""
+    assert isinstance(error, websocket.WebSocketBadStatusException), repr(error)
+    return error.status_code, {k.lower(): v for k, v in (error.resp_headers or {}).items()}
+
+
+def test_a_full_server_refuses_new_connections_with_503_and_keeps_its_own(small_server):
+    """Near its open-file limit the server answers new connections 503 with Retry-After,
+    rather than failing to accept them (a hang for the client, a traceback a second in
+    the log); the people connected chat on, and a place freed is taken again."""
+    base, port, log_path = small_server
+    (alice_id, alice_token), (bob_id, bob_token) = [_register(base, m) for m in
+                                                    ('13600000001', '13600000002')]
+    requests.post(base + '/contact/addfriend', timeout=30, data={'dstid': bob_id},
+                  headers={'Authorization': 'Bearer ' + alice_token})
+    url = 'ws://127.0.0.1:{}/chat?id={}&token={}'.format(port, bob_id, bob_token)
+    alice = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
+        port, alice_id, alice_token), timeout=30)
+    bob = ChatClient(url, timeout=30)
+    held = []
+    try:
+        while True:
+            assert len(held) < FILES, 'never refused'
+            try:
+                held.append(ChatClient(url, timeout=30))
+            except websocket.WebSocketException as error:
+                status, headers = _refusal_of(error)
+                break
+        assert status == 503 and headers.get('retry-after') == '10'
+        # Full at file number 156: what the server had open at start, then sockets.
+        assert 100 < len(held) + 2 < 156, len(held)
+        # Still full: the next is refused too, and HTTP as well, with a clear reason.
+        reply = requests.get(base + '/healthz', timeout=10)
+        assert reply.status_code == 503 and 'full' in reply.json()['msg']
+        # Those connected chat on.
+        alice.text(bob_id, 'still here')
+        assert alice.recv_ack(timeout=30)['code'] == 0
+        assert bob.recv(timeout=30)['content'] == 'still here'
+        # A place freed is taken again.
+        for client in held[:5]:
+            client.close()
+        del held[:5]
+        assert wait_for(lambda: _connects(url, held), timeout=30)
+    finally:
+        for client in [alice, bob] + held:
+            client.close()
+    text = log_path.read_text()
+    assert 'the server is full' in text
+    assert 'Too many open files' not in text
+
+
+def _connects(url, held):
+    try:
+        held.append(ChatClient(url, timeout=30))
+        return True
+    except websocket.WebSocketBadStatusException:
+        return False
+
+
+def test_a_flood_past_the_last_open_file_is_answered_and_the_server_lives(small_server):
+    """A flood of connections that send nothing, twice the server's open files: those
+    accepted while there is room wait for their request as usual (up to the ceiling);
+    every one past it gets 503 and is closed, so the files come free again, and none waits
+    unanswered for long. The server lives through it and serves as before after it."""
+    base, port, log_path = small_server
+    flood = []
+    try:
+        for _ in range(2 * FILES):
+            flood.append(socket.create_connection(('127.0.0.1', port), timeout=30))
+        # Those held waiting for their request are below the ceiling (156): the rest
+        # are answered within seconds (a 503, or closed), not after the header timeout.
+        unanswered = set(flood)
+        deadline = time.monotonic() + 30
+        while len(unanswered) >= 156 and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(unanswered), [], [], 1)
+            for sock in readable:
+                try:
+                    answer = sock.recv(4096)
+                except ConnectionResetError:
+                    answer = b''
+                assert answer == b'' or answer.startswith(b'HTTP/1.1 503'), answer
+                unanswered.discard(sock)
+        assert len(unanswered) < 156
+    finally:
+        for sock in flood:
+            sock.close()
+    assert wait_for(lambda: requests.get(base + '/healthz', timeout=10).status_code == 200,
+                    timeout=30)
+    assert 'the server is full' in log_path.read_text()
