@@ -322,6 +322,7 @@ def job_lines(job):
              'window {}'.format(job.get('window', 10)),
              'concurrency {}'.format(job.get('concurrency', 32)),
              'stall {!r}'.format(float(job.get('stall', 15))),
+             'setup {!r}'.format(float(job.get('setup', 60))),
              'conns {}'.format(len(conns))]
     lines += ['{} {}'.format(c['uid'], c['token']) for c in conns]
     senders = job.get('senders', [])

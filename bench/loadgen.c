@@ -12,6 +12,8 @@
  *   window W
  *   concurrency C     connections being opened at once
  *   stall S           seconds with no frame before a chat phase ends, short of its total
+ *   setup T           seconds a connection has to be set up (upgraded, its ping answered)
+ *                     before it is tried again, up to 5 times in all
  *   conns N           then N lines:  UID TOKEN
  *   senders S         then S lines:  CONN DSTID CMD COUNT LOCAL RATE   (RATE 0: unpaced)
  *   expect E          then E lines:  CONN SENDER_UID COUNT
@@ -62,6 +64,7 @@ struct Sender;
 typedef struct {
     int fd, index, state, attempt;
     int64_t retry_at;           /* when a failed connect is tried again (ns) */
+    int64_t opened_at;          /* when the connect was started (ns) */
     uint64_t uid;
     char *token;
     char *in;
@@ -89,6 +92,7 @@ typedef struct Sender {
 static char kind[16], host[64], path[256];
 static int port, window_ = 10, concurrency = 32;
 static int64_t stall_ns = 15000000000LL;
+static int64_t setup_ns = 60000000000LL;
 static Conn *conns;
 static int n_conns;
 static Sender *senders;
@@ -173,6 +177,11 @@ static void read_job(void)
     if (scanf("%lf", &stall) != 1 || stall <= 0)
         die("bad job: stall");
     stall_ns = (int64_t)(stall * 1e9);
+    double setup;
+    expect_word("setup");
+    if (scanf("%lf", &setup) != 1 || setup <= 0)
+        die("bad job: setup");
+    setup_ns = (int64_t)(setup * 1e9);
     expect_word("conns");
     if (scanf("%d", &n_conns) != 1 || n_conns < 0)
         die("bad job: conns");
@@ -341,6 +350,7 @@ static void start_connect(Conn *c)
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->state = CONNECTING;
+    c->opened_at = now_ns();
     c->in_len = c->out_len = c->out_off = 0;
     c->polling_out = 1;
     struct epoll_event e = {.events = EPOLLOUT, .data.u64 = (uint64_t)c->index};
@@ -406,10 +416,17 @@ static void drop(Conn *c)
     c->retry_at = now_ns() + (int64_t)(0.5e9 * c->attempt);
 }
 
+/* Connections due to be tried again, and those the server has not set up in time (as
+ * loadgen.py's handshake and ping timeouts): a server out of files leaves them waiting. */
 static void retry_due(int64_t now)
 {
     for (int i = 0; i < next_open; i++) {
         Conn *c = &conns[i];
+        if (c->fd >= 0 && c->state != SERVED && now - c->opened_at > setup_ns) {
+            fprintf(stderr, "loadgen: connection %d (user %lu) not set up in %.1f s\n",
+                    c->index, c->uid, setup_ns / 1e9);
+            drop(c);
+        }
         if (c->retry_at && c->retry_at <= now && opening < concurrency) {
             c->retry_at = 0;
             start_connect(c);

@@ -46,6 +46,7 @@ from picows import WSListener, WSMsgType, ws_connect
 BUCKET_NS = 50_000
 BUCKETS = 600_000
 STALL_SECONDS = 15
+SETUP_SECONDS = 60  # a connection not set up in this long is tried again (job: setup)
 PACE_SECONDS = 0.001  # libuv timers count whole milliseconds
 TEXT = WSMsgType.TEXT
 monotonic_ns = time.monotonic_ns
@@ -131,20 +132,33 @@ class Gen:
     async def connect_all(self, concurrency):
         gate = asyncio.Semaphore(concurrency)
 
+        setup = self.job.get('setup', SETUP_SECONDS)
+
+        async def open_one(index, conn):
+            _, listener = await ws_connect(
+                lambda: Conn(self, index),
+                '{}?id={}&token={}'.format(self.url, conn['uid'], conn['token']),
+                websocket_handshake_timeout=setup)
+            self.conns[index] = listener
+            await self.served(listener)
+
         async def one(index, conn):
             async with gate:
                 for attempt in range(5):
                     try:
-                        _, listener = await ws_connect(
-                            lambda: Conn(self, index),
-                            '{}?id={}&token={}'.format(self.url, conn['uid'], conn['token']),
-                            websocket_handshake_timeout=60)
-                        self.conns[index] = listener
-                        await self.served(listener)
+                        # Upgraded and its ping answered within `setup` seconds, else
+                        # tried again: a server out of files leaves it waiting.
+                        await asyncio.wait_for(open_one(index, conn), setup)
                         return
                     except (OSError, asyncio.TimeoutError):
+                        listener = self.conns[index]
+                        if listener is not None and listener.transport is not None:
+                            listener.transport.disconnect(graceful=False)
+                        self.conns[index] = None
                         if attempt == 4:
                             raise
+                        print('connection {} (user {}) not set up: tried again'.format(
+                            index, conn['uid']), file=sys.stderr)
                         await asyncio.sleep(0.5 * (attempt + 1))
 
         self.conns = [None] * len(self.job['conns'])
@@ -161,10 +175,9 @@ class Gen:
         conn.pong = asyncio.get_running_loop().create_future()
         conn.transport.send_ping()
         try:
-            await asyncio.wait_for(conn.pong, 60)
-        except asyncio.TimeoutError:
-            pass  # counted by the orchestrator, which waits for every connection
-        conn.pong = None
+            await conn.pong
+        finally:
+            conn.pong = None
 
     # -- the chat phase -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import socket
 
 import gevent
 import pytest
@@ -238,3 +239,23 @@ def test_a_close_in_the_same_read_as_the_upgrade_counts_as_closed(load):
     finally:
         server.stop()
     assert result == {'closed_by_server': 5}
+
+
+def test_a_connection_the_server_never_sets_up_is_tried_again_then_given_up(load):
+    """A server that takes the connection and never answers (one out of files leaves
+    it in its listen queue): each try ends after the job's `setup` seconds, and after
+    five the generator exits with an error, rather than waiting for ever."""
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(16)  # never accepted, never answered
+    try:
+        url = 'ws://127.0.0.1:{}/chat'.format(silent.getsockname()[1])
+        workers = load([{'kind': 'idle', 'url': url, 'conns': [{'uid': 1, 'token': 't'}],
+                         'setup': 0.2}])
+        try:
+            with pytest.raises(RuntimeError, match='exited'):
+                workers.expect('ready', 30)
+        finally:
+            workers.close()
+    finally:
+        silent.close()
