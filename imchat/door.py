@@ -92,13 +92,14 @@ class Door:
     """The counters the handlers of one server share (no yield between a check and its
     record: every method runs without one)."""
 
-    def __init__(self, config, store, handshakes):
+    def __init__(self, config, store, handshakes, metrics):
         self.header_timeout = config['HEADER_TIMEOUT']
         self.per_address = config['CONNECTIONS_PER_ADDRESS']
         self.connect_rate = config['CONNECT_RATE']
         self.proxy_count = config['PROXY_COUNT']
         self.store = store
         self.handshakes = handshakes
+        self.metrics = metrics
         self.open = {}
         self.ceiling = file_ceiling()
         self.refused_full = 0
@@ -110,8 +111,13 @@ class Door:
         so every number below this socket's is in use."""
         return self.ceiling is not None and sock.fileno() >= self.ceiling
 
+    def refused(self, reason):
+        """Count a connection refused at the door (imchat_connections_refused_total)."""
+        self.metrics.inc('imchat_connections_refused_total', reason=reason)
+
     def count_full(self):
         """Count a connection refused as the server is full; warns once a minute."""
+        self.refused('full')
         self.refused_full += 1
         now = time.monotonic()
         if self._warned_full_at is None or now - self._warned_full_at >= FULL_WARNING_INTERVAL:
@@ -126,9 +132,11 @@ class Door:
         if address is None:
             return True
         if self.per_address and self.open.get(address, 0) >= self.per_address:
+            self.refused('address')
             return False
         if self.connect_rate and not self.store.take('connect:' + address, self.connect_rate,
                                                      CONNECT_RATE_WINDOW):
+            self.refused('address')
             return False
         self.open[address] = self.open.get(address, 0) + 1
         return True
@@ -203,15 +211,16 @@ class DoorHandler(WebSocketHandler):
             return ''  # pywsgi then closes the connection without a reply
 
     def read_request(self, raw_requestline):
-        if self.door.handshakes.full() and _CHAT_REQUEST_LINE.match(raw_requestline):
+        door = self.door
+        if door.handshakes.full() and _CHAT_REQUEST_LINE.match(raw_requestline):
             # In a storm, refuse on the request line alone, before parsing any header.
             self._stop_header_timer()
+            door.refused('handshakes')
             raise _Refused(TOO_MANY_HANDSHAKES)
         try:
             result = super().read_request(raw_requestline)
         finally:
             self._stop_header_timer()
-        door = self.door
         if door.proxy_count:
             door.leave(self._counted)
             self._counted = None
@@ -223,6 +232,7 @@ class DoorHandler(WebSocketHandler):
             self._end_handshake()
             self._handshake = door.handshakes.enter()
             if self._handshake is None:
+                door.refused('handshakes')
                 raise _Refused(TOO_MANY_HANDSHAKES)
         return result
 

@@ -87,7 +87,8 @@ def make_server(app, host=None, port=None, **kwargs):
     server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
     # Cheap refusals before the app does any work (imchat.door).
     services = app.extensions['imchat']
-    server.door = Door(app.config, services.limit_store, services.handshakes)
+    server.door = Door(app.config, services.limit_store, services.handshakes,
+                       services.metrics)
     # gevent-websocket's handler logs each request to `server.logger` at INFO (and would
     # otherwise make a logger of its own that prints nothing).
     server.logger = access_log

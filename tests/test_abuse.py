@@ -549,6 +549,12 @@ def test_a_request_whose_headers_never_finish_is_dropped(app, live_server):
     assert requests.get(live_server.url + '/healthz', timeout=30).status_code == 200
 
 
+def refused(live_server, reason):
+    """Connections refused at the door for `reason`, as /metrics counts them."""
+    return live_server.app.extensions['imchat'].metrics.value(
+        'imchat_connections_refused_total', reason=reason)
+
+
 @settings(PROXY_COUNT=1, CONNECTIONS_PER_ADDRESS=2, CONNECT_RATE=0)
 def test_connections_per_address_are_capped_behind_a_proxy(auth, live_server):
     alice = auth.register()
@@ -561,6 +567,7 @@ def test_connections_per_address_are_capped_behind_a_proxy(auth, live_server):
     assert response.status_code == 429 and response.headers['Retry-After']
     assert response.json()['code'] == -1
     assert response.headers['X-Content-Type-Options'] == 'nosniff'
+    assert refused(live_server, 'address') == 1
     # Another address, and the same one once a connection has gone, are served.
     assert requests.get(live_server.url + '/healthz', timeout=30,
                         headers={'X-Forwarded-For': '198.51.100.7'}).status_code == 200
@@ -582,6 +589,7 @@ def test_new_connections_a_second_are_capped_per_address(live_server):
     gevent.joinall(jobs, raise_error=True)
     statuses = [job.value for job in jobs]
     assert 429 in statuses and 200 in statuses
+    assert refused(live_server, 'address') == statuses.count(429)
     assert fetch('198.51.100.8') == 200
 
 
@@ -592,6 +600,7 @@ def test_loopback_peers_are_not_limited_per_address(auth, live_server):
     assert wait_for(lambda: len(live_server.hub.users.get(alice.id, ())) == 5)
     for _ in range(10):
         assert requests.get(live_server.url + '/healthz', timeout=30).status_code == 200
+    assert refused(live_server, 'address') == 0
     for ws in held:
         ws.close()
 
@@ -600,9 +609,11 @@ def test_loopback_peers_are_not_limited_per_address(auth, live_server):
 def test_websocket_handshakes_past_the_cap_are_refused_cheaply(app, auth, live_server):
     alice = auth.register()
     slot = services(app).handshakes.enter()  # one handshake in progress, not finished
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(Exception) as refusal:
         ChatClient(live_server.ws_url(alice))
-    assert '503' in str(refused.value)
+    assert '503' in str(refusal.value)
+    assert refused(live_server, 'handshakes') == 1
+    assert refused(live_server, 'full') == 0
     slot.release()
     ws = ChatClient(live_server.ws_url(alice))
     assert wait_for(lambda: live_server.hub.is_online(alice.id))
@@ -777,6 +788,13 @@ def test_a_full_server_refuses_new_connections_with_503_and_keeps_its_own(small_
             client.close()
         del held[:5]
         assert wait_for(lambda: _connects(url, held), timeout=30)
+        # Each refusal counted: the first WebSocket, the health check, and any of the
+        # tries just now.
+        metrics = requests.get(base + '/metrics', timeout=10).text
+        [line] = [line for line in metrics.splitlines()
+                  if line.startswith('imchat_connections_refused_total{') and
+                  'reason="full"' in line]
+        assert int(line.split()[-1]) >= 2
     finally:
         for client in [alice, bob] + held:
             client.close()

@@ -16,6 +16,9 @@ DECLARED = {
     'imchat_messages_refused_total': ('counter', 'Chat frames refused with code -1'),
     'imchat_queue_drops_total': ('counter', 'Connections cut off because their queue was full'),
     'imchat_http_requests_total': ('counter', 'HTTP requests answered, by status'),
+    'imchat_connections_refused_total': ('counter', 'Connections refused at the door, by '
+                                                    'reason: full (out of open files), '
+                                                    'handshakes, address'),
     'imchat_bus_messages_received_total': ('counter', 'Chat messages taken off the bus'),
 }
 
