@@ -157,6 +157,16 @@ static void expect_word(const char *word)
         die("bad job: expected \"%s\", got \"%s\"", word, got);
 }
 
+/* `WORD SECONDS`, SECONDS above 0, in nanoseconds. */
+static int64_t read_seconds(const char *word)
+{
+    double seconds;
+    expect_word(word);
+    if (scanf("%lf", &seconds) != 1 || seconds <= 0)
+        die("bad job: %s", word);
+    return (int64_t)(seconds * 1e9);
+}
+
 static void read_job(void)
 {
     char token[512];
@@ -172,16 +182,8 @@ static void read_job(void)
     expect_word("concurrency");
     if (scanf("%d", &concurrency) != 1 || concurrency < 1)
         die("bad job: concurrency");
-    double stall;
-    expect_word("stall");
-    if (scanf("%lf", &stall) != 1 || stall <= 0)
-        die("bad job: stall");
-    stall_ns = (int64_t)(stall * 1e9);
-    double setup;
-    expect_word("setup");
-    if (scanf("%lf", &setup) != 1 || setup <= 0)
-        die("bad job: setup");
-    setup_ns = (int64_t)(setup * 1e9);
+    stall_ns = read_seconds("stall");
+    setup_ns = read_seconds("setup");
     expect_word("conns");
     if (scanf("%d", &n_conns) != 1 || n_conns < 0)
         die("bad job: conns");

@@ -102,7 +102,6 @@ class Door:
         self.metrics = metrics
         self.open = {}
         self.ceiling = file_ceiling()
-        self.refused_full = 0
         self._warned_full_at = None
 
     def full(self, sock):
@@ -118,13 +117,14 @@ class Door:
     def count_full(self):
         """Count a connection refused as the server is full; warns once a minute."""
         self.refused('full')
-        self.refused_full += 1
         now = time.monotonic()
         if self._warned_full_at is None or now - self._warned_full_at >= FULL_WARNING_INTERVAL:
             self._warned_full_at = now
             log.warning('the server is full: new connections get 503 (%d so far) while '
                         'fewer than %d of its open files are free; raise the open-file '
-                        'limit (ulimit -n) or add nodes', self.refused_full, FILES_KEPT_FREE)
+                        'limit (ulimit -n) or add nodes',
+                        self.metrics.value('imchat_connections_refused_total', reason='full'),
+                        FILES_KEPT_FREE)
 
     def enter(self, address):
         """Count a new connection (or, behind proxies, a request) from `address`;
