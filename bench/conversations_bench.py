@@ -31,8 +31,8 @@ import urllib.request  # noqa: E402
 from pony.orm import db_session  # noqa: E402
 
 from imchat import create_app  # noqa: E402
-from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,  # noqa: E402
-                          insert_messages)
+from imchat.model import CONTACT_COMMUNITY, insert_messages  # noqa: E402
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG
 from imchat.service.conversation import ConversationService  # noqa: E402
 
 CHUNK = 1000

@@ -17,14 +17,14 @@ from imchat.service.events import EventService
 from imchat.service.hub import Hub
 from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
                                    MessageRate)
-from imchat.service.message import MessageService, encode
+from imchat.service.message import MessageService
+from imchat.protocol import CLOSE_TOO_MANY, encode
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
 from imchat.service.shared_limits import shared_store
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
 from imchat.service.uploads import UploadService
 from imchat.service.user import UserService
-from imchat.util.wsconn import CLOSE_TOO_MANY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 log = logging.getLogger('imchat')

@@ -6,7 +6,7 @@ import time
 
 import gevent
 
-from imchat.service.message import encode
+from imchat.protocol import encode
 from tests.wsclient import ChatClient, raw_handshake
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imchat.service.frame import FrameError, parse_frame
-from imchat.service.message import ack_refused
+from imchat.protocol import ack_refused
 from imchat.service.storage import sniff_media_type
 
 settings.register_profile('long', max_examples=100000, deadline=None, database=None)

@@ -13,21 +13,21 @@ import logging
 from flask import Blueprint, Response, current_app, g, request
 
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
-from imchat.model import CMD_HEART
+from imchat.protocol import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
+                             CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
+                             CMD_HEART, ack_ok, ack_refused, backlog_skipped)
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.events import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.hub import Client
-from imchat.service.limits import backlog_skipped, release_handshake
+from imchat.service.limits import release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
-from imchat.service.message import HISTORY_MAX, Refused, ack_ok, ack_refused
+from imchat.service.message import HISTORY_MAX, Refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
-from imchat.util.wsconn import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
-                                CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
-                                open_connection)
+from imchat.util.wsconn import open_connection
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')

@@ -14,6 +14,7 @@ from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
 
 from imchat.model.engine import enable_multi_statements
+from imchat.protocol import message_wire
 
 SEX_WOMEN = 'W'
 SEX_MEN = 'M'
@@ -23,19 +24,6 @@ SEXES = (SEX_WOMEN, SEX_MEN, SEX_UNKNOWN)
 # Contact.cate: what the contact's dstid names.
 CONTACT_FRIEND = 1
 CONTACT_COMMUNITY = 2
-
-# Message.cmd, as on the wire.
-CMD_HEART = 0
-CMD_ACK = 1
-CMD_SINGLE_MSG = 10
-CMD_ROOM_MSG = 11
-# Conversation events (PROTOCOL.md, cmd 12-15); only a recall (14) is stored.
-CMD_READ = 12
-CMD_TYPING = 13
-CMD_RECALL = 14
-CMD_PRESENCE = 15
-# Message.media of a recalled message: its body is erased, the row stays in the stream.
-MEDIA_RECALLED = 0
 
 MOBILE_MAX = 20
 NICKNAME_MAX = 40
@@ -464,21 +452,3 @@ def ensure_stream(db, stream, table):
     elif row.pos < highest:
         row.pos = highest
 
-
-def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
-                 createat):
-    """The stored message as recipients see it; empty body fields are left out."""
-    if cmd == CMD_RECALL:
-        # A recall event: `media` holds the recalled message's cmd, `amount` its id.
-        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid,
-                'recalledmsgid': amount, 'createat': createat}
-    if media == MEDIA_RECALLED:
-        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
-                'media': media, 'createat': createat, 'recalled': 1}
-    wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
-            'media': media, 'createat': createat}
-    for name, value in (('content', content), ('pic', pic), ('url', url),
-                        ('memo', memo), ('amount', amount)):
-        if value:
-            wire[name] = value
-    return wire

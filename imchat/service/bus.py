@@ -56,7 +56,8 @@ import gevent
 from gevent.event import Event
 from pony.orm import db_session, select
 
-from imchat.model import CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY
+from imchat.model import CONTACT_COMMUNITY
+from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG, recipients
 from imchat.util.clock import now_ms
 from imchat.util.wsconn import OutgoingFrame
 
@@ -277,10 +278,9 @@ class Bus:
                 ranges[-1][1] = msgid
             else:
                 ranges.append([msgid, msgid])
-            if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
-                targets = ['u:{}'.format(wire['dstid']), 'u:{}'.format(wire['userid'])]
-            else:
-                targets = ['c:{}'.format(wire['dstid'])]
+            to = recipients(wire)
+            targets = (['u:{}'.format(user_id) for user_id in to.user_ids]
+                       or ['c:{}'.format(to.community_id)])
             items.append((targets, {'t': 'm', 'n': self.node, 'i': msgid, 'w': wire}))
         # Held here first: a gap filled from the database while the send is slow still
         # knows each message's origin (the sender's connection does not get it back).
@@ -483,11 +483,9 @@ class Bus:
         """Deliver one released item here; True asks the sequencer to wait."""
         if 'join' in wire:
             return self._apply_join(wire['msgid'], *wire['join'])
-        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:
-            recipients = (wire['dstid'], wire['userid'])
-        else:
-            recipients = self.hub.online_members(wire['dstid'])
-        self.hub.fan_out(recipients, wire['msgid'], outgoing, origin=origin)
+        to = recipients(wire)
+        user_ids = to.user_ids or self.hub.online_members(to.community_id)
+        self.hub.fan_out(user_ids, wire['msgid'], outgoing, origin=origin)
 
     # -- the database side ---------------------------------------------------------
 

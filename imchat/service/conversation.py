@@ -19,8 +19,8 @@ import logging
 
 from pony.orm import count, db_session, select
 
-from imchat.model import (CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY, CONTACT_FRIEND,
-                          execute_sql, message_wire)
+from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, execute_sql
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger('imchat.chat')

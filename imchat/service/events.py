@@ -12,12 +12,12 @@ import time
 
 import gevent
 
-from imchat.model import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
-                          CMD_TYPING, CONTACT_COMMUNITY, CONTACT_FRIEND)
+from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
+                             CMD_TYPING, ack_done, ack_refused, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, _int_field
-from imchat.service.message import ack_refused, encode
 
 log = logging.getLogger('imchat.chat')
 
@@ -65,10 +65,6 @@ def parse_event(raw, cmd, client_id):
         raise FrameError('target must be 10 (a user) or 11 (a community)', client_id)
     return EventFrame(client_id, cmd, target, _int_field(raw, 'dstid', client_id, minimum=1),
                       _int_field(raw, 'msgid', client_id, minimum=1))
-
-
-def ack_done(client_id):
-    return encode({'cmd': 1, 'id': client_id, 'code': 0})
 
 
 class EventService:

@@ -9,21 +9,13 @@ import re
 
 import orjson
 
-from imchat.model import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
-                          CMD_SINGLE_MSG, CONTENT_MAX, MEMO_MAX, URL_MAX)
+from imchat.model import CONTENT_MAX, MEMO_MAX, URL_MAX
+from imchat.protocol import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
+                             CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM, MEDIA_EMOJI,
+                             MEDIA_IMAGE, MEDIA_LINK, MEDIA_NEWS, MEDIA_RED_PACKET, MEDIA_TEXT,
+                             MEDIA_VIDEO, MEDIA_VOICE)
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
 from imchat.util.urls import URL_HINT, is_safe_url
-
-MEDIA_TEXT = 1
-MEDIA_NEWS = 2
-MEDIA_VOICE = 3
-MEDIA_IMAGE = 4
-MEDIA_RED_PACKET = 5
-MEDIA_EMOJI = 6
-MEDIA_LINK = 7
-MEDIA_VIDEO = 8
-MEDIA_CONTACT = 9
-MEDIA_CUSTOM = 100
 
 # media: (fields that must be present, the URL fields it uses)
 MEDIA_RULES = {

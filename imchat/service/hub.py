@@ -25,7 +25,7 @@ from collections import deque
 import gevent
 
 from imchat.util.clock import now_ms
-from imchat.util.wsconn import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
+from imchat.protocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
 
 log = logging.getLogger('imchat.chat')
 

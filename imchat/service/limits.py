@@ -20,7 +20,6 @@ import itertools
 import time
 
 from imchat.service.errors import TooManyRequests
-from imchat.service.message import encode
 
 # Keys idle this long past their window are forgotten when the store grows large.
 _PRUNE_AT = 100000
@@ -234,15 +233,6 @@ class ConnectionCap:
             clients.pop(client, None)
             if not clients:
                 del self._open[client.user_id]
-
-
-# The frame that tells a (re)connecting client its replay was cut short: the messages
-# with `after` < msgid < `before` were not sent; read them with /chat/history (`before`).
-CMD_BACKLOG_SKIPPED = 16
-
-
-def backlog_skipped(since, replay_after):
-    return encode({'cmd': CMD_BACKLOG_SKIPPED, 'after': since, 'before': replay_after + 1})
 
 
 # The WSGI environ key under which the door (imchat.door) leaves a WebSocket's handshake

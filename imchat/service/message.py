@@ -26,14 +26,14 @@ import logging
 import time
 
 import gevent
-import orjson
 from gevent.event import AsyncResult, Event
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
-from imchat.model import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, CONTACT_COMMUNITY,
-                          CONTACT_FRIEND, StreamMoved, execute_sql, insert_messages,
-                          is_duplicate_key, message_wire)
+from imchat.model import (CONTACT_COMMUNITY, CONTACT_FRIEND, StreamMoved, execute_sql,
+                          insert_messages, is_duplicate_key)
+from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, encode, message_wire,
+                             recipients)
 from imchat.model.engine import multi_statement_connections
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
@@ -41,7 +41,6 @@ from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.frame import Frame, idempotency_key
 from imchat.service.recall import recall_refusal
 from imchat.util.clock import now_ms
-from imchat.util.wsconn import OutgoingFrame
 
 log = logging.getLogger('imchat.chat')
 
@@ -142,12 +141,6 @@ def _settle(outcomes):
             origins[id(pending.origin)] = pending.origin
     for origin in origins.values():
         origin.results_ready()
-
-
-def encode(wire):
-    # orjson writes the same bytes as json.dumps(wire, ensure_ascii=False,
-    # separators=(',', ':')).encode('utf-8'), several times faster.
-    return OutgoingFrame(orjson.dumps(wire))
 
 
 class MessageService:
@@ -449,11 +442,9 @@ class MessageService:
 
     def _fan_out(self, pending, wire):
         outgoing = encode(wire)
-        if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:  # a recall has a target
-            recipients = (wire['dstid'], wire['userid'])
-        else:
-            recipients = self.hub.online_members(wire['dstid'])
-        self.hub.fan_out(recipients, wire['msgid'], outgoing, origin=pending.origin)
+        to = recipients(wire)
+        user_ids = to.user_ids or self.hub.online_members(to.community_id)
+        self.hub.fan_out(user_ids, wire['msgid'], outgoing, origin=pending.origin)
 
     # -- reading back --------------------------------------------------------------
 
@@ -538,17 +529,3 @@ class MessageService:
                 query = query.filter(lambda m: m.id < before)
             rows = query.order_by(lambda m: desc(m.id))[:limit]
             return [row.to_wire() for row in reversed(rows)]
-
-
-
-def ack_ok(client_id, stored):
-    return encode({'cmd': 1, 'id': client_id, 'msgid': stored.msgid,
-                   'createat': stored.createat, 'code': 0})
-
-
-def ack_refused(client_id, msg):
-    wire = {'cmd': 1, 'code': -1, 'msg': msg}
-    if client_id is not None:
-        wire['id'] = client_id
-    return encode(wire)
-

@@ -7,7 +7,7 @@ ack waits for the commit, and a client that was offline learns of it through `si
 In the same transaction the recalled message's body is erased: its row keeps id,
 sender, conversation and time, with media 0 and nothing else (see model.message_wire).
 """
-from imchat.model import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
 from imchat.util.clock import now_ms
 
 

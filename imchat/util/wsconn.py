@@ -47,13 +47,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
-# Application codes (4000-4999 are free for applications): the HTTP status they mirror.
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-# The user opened more WebSockets than IMCHAT_WS_PER_USER: this, their oldest, is closed.
-CLOSE_TOO_MANY = 4429
-
+# The application's own codes (4000-4999) are imchat.protocol's.
 
 # Bytes asked of the socket at once when reading frames.
 READ_SIZE = 65536

@@ -1,0 +1,117 @@
+"""The wire vocabulary of /chat: every command, media and close code, and the frames
+the server writes. `docs/protocol.md` is the contract; this module is its one copy in
+code, so the model, the services, ctrl and the bus import their words from here and
+define none of their own.
+
+A stored message is rendered once (`message_wire`), encoded once (`encode`) and the
+same bytes go to every recipient; `recipients` is the one rule for who they are.
+"""
+from typing import NamedTuple
+
+import orjson
+
+from imchat.util.wsconn import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
+                                CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
+
+# cmd, as on the wire and in `message.cmd`.
+CMD_HEART = 0
+CMD_ACK = 1
+CMD_SINGLE_MSG = 10
+CMD_ROOM_MSG = 11
+# Conversation events (cmd 12-15); only a recall (14) is stored.
+CMD_READ = 12
+CMD_TYPING = 13
+CMD_RECALL = 14
+CMD_PRESENCE = 15
+# Tells a (re)connecting client its replay was cut short: the messages with
+# `after` < msgid < `before` were not sent; it reads them with /chat/history.
+CMD_BACKLOG_SKIPPED = 16
+
+# media of a message (cmd 10 and 11).
+MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream
+MEDIA_TEXT = 1
+MEDIA_NEWS = 2
+MEDIA_VOICE = 3
+MEDIA_IMAGE = 4
+MEDIA_RED_PACKET = 5
+MEDIA_EMOJI = 6
+MEDIA_LINK = 7
+MEDIA_VIDEO = 8
+MEDIA_CONTACT = 9
+MEDIA_CUSTOM = 100
+
+# Close codes of the application (RFC 6455 keeps 4000-4999 for it); the standard ones
+# (1001 going away, 1008 policy, 1011 server error, 1013 try again later) are the
+# codec's, imported above so the server's callers find every code here.
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+# This user opened more connections than IMCHAT_WS_PER_USER: the oldest is closed.
+CLOSE_TOO_MANY = 4429
+
+__all__ = ['CLOSE_GOING_AWAY', 'CLOSE_POLICY', 'CLOSE_SERVER_ERROR', 'CLOSE_TRY_AGAIN_LATER']
+
+
+def encode(wire: dict) -> OutgoingFrame:
+    """A frame's bytes, made once for every connection it goes to."""
+    # orjson writes the same bytes as json.dumps(wire, ensure_ascii=False,
+    # separators=(',', ':')).encode('utf-8'), several times faster.
+    return OutgoingFrame(orjson.dumps(wire))
+
+
+def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
+                 createat) -> dict:
+    """The stored message as recipients see it; empty body fields are left out."""
+    if cmd == CMD_RECALL:
+        # A recall event: `media` holds the recalled message's cmd, `amount` its id.
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid,
+                'recalledmsgid': amount, 'createat': createat}
+    if media == MEDIA_RECALLED:
+        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
+                'media': media, 'createat': createat, 'recalled': 1}
+    wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
+            'media': media, 'createat': createat}
+    for name, value in (('content', content), ('pic', pic), ('url', url),
+                        ('memo', memo), ('amount', amount)):
+        if value:
+            wire[name] = value
+    return wire
+
+
+class Recipients(NamedTuple):
+    """Who a stored message or event goes to: both people of a 1:1 conversation, or the
+    members of a community (found where connections are held, so only its id here)."""
+    user_ids: tuple
+    community_id: int
+
+
+def recipients(wire: dict) -> Recipients:
+    """The one rule for whom `wire` (a message_wire) is delivered to. An event (a
+    recall) names its conversation's kind in `target`; a message, in `cmd`."""
+    if wire.get('target', wire['cmd']) == CMD_SINGLE_MSG:
+        return Recipients((wire['dstid'], wire['userid']), 0)
+    return Recipients((), wire['dstid'])
+
+
+def ack_ok(client_id, stored) -> OutgoingFrame:
+    """The acknowledgement of a stored frame: its msgid and time (`stored`)."""
+    return encode({'cmd': CMD_ACK, 'id': client_id, 'msgid': stored.msgid,
+                   'createat': stored.createat, 'code': 0})
+
+
+def ack_done(client_id) -> OutgoingFrame:
+    """The acknowledgement of an event frame that stores nothing (read, typing)."""
+    return encode({'cmd': CMD_ACK, 'id': client_id, 'code': 0})
+
+
+def ack_refused(client_id, msg: str) -> OutgoingFrame:
+    """A refusal, with the reason; it echoes the client's id when there was one."""
+    wire = {'cmd': CMD_ACK, 'code': -1, 'msg': msg}
+    if client_id is not None:
+        wire['id'] = client_id
+    return encode(wire)
+
+
+def backlog_skipped(since: int, replay_after: int) -> OutgoingFrame:
+    """The cmd 16 frame: the messages after `since` up to `replay_after` were not replayed."""
+    return encode({'cmd': CMD_BACKLOG_SKIPPED, 'after': since, 'before': replay_after + 1})
