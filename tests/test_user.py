@@ -44,7 +44,7 @@ def test_mobile_registers_once(client, auth):
     response = client.post('/user/register', data={'mobile': '13900000004', 'passwd': 'other-pw'})
     assert response.status_code == 409
     assert response.json == {'code': -1, 'msg': 'mobile 13900000004 is already registered',
-                             'field': 'mobile'}
+                             'field': 'mobile', 'reason': 'conflict.mobile_registered'}
 
 
 @pytest.mark.parametrize('fields, field', [
@@ -110,7 +110,8 @@ def test_each_login_keeps_other_devices_logged_in(client, auth):
 def test_login_unknown_user(client):
     response = client.post('/user/login', data={'mobile': '13911111111', 'passwd': 'secret-1'})
     assert response.status_code == 401
-    assert response.json == {'code': -1, 'msg': 'wrong mobile or password'}
+    assert response.json == {'code': -1, 'msg': 'wrong mobile or password',
+                             'reason': 'auth.wrong_password'}
 
 
 def test_login_wrong_password(client, auth):

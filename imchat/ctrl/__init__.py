@@ -102,7 +102,7 @@ def login_required(view):
                 # Quoted safely: it may be anything, a lone surrogate included.
                 shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
                 raise Forbidden('{} {} is not you: a request may only act as its '
-                                "token's user".format(name, shown))
+                                "token's user".format(name, shown), reason='auth.not_you')
         return view(*args, **kwargs)
     return wrapped
 
@@ -111,19 +111,20 @@ def register_error_handlers(app):
     @app.errorhandler(ServiceError)
     def service_error(error):
         extra = {'field': error.field} if error.field else {}
-        return reply(resp.fail(error.msg, **extra), error.status)
+        return reply(resp.fail(error.msg, error.reason, **extra), error.status)
 
     @app.errorhandler(BindError)
     def bind_error(error):
-        return reply(resp.fail(str(error), field=error.field), 400)
+        return reply(resp.fail(str(error), error.reason, field=error.field), 400)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        messages = {404: 'no such page or API call',
-                    405: 'this call does not accept the {} method'.format(request.method),
-                    413: 'the request is too large'}
-        msg = messages.get(error.code, error.description or error.name)
-        return reply(resp.fail(msg), error.code or 500)
+        messages = {404: ('no such page or API call', 'not_found.route'),
+                    405: ('this call does not accept the {} method'.format(request.method),
+                          'method_not_allowed'),
+                    413: ('the request is too large', 'too_large')}
+        msg, reason = messages.get(error.code, (error.description or error.name, 'http'))
+        return reply(resp.fail(msg, reason), error.code or 500)
 
     @app.errorhandler(Exception)
     def unexpected_error(error):
@@ -135,10 +136,11 @@ def register_error_handlers(app):
         if cause is not None:
             # Logged once per outage (imchat.service.availability), not per request.
             services().db_watch.refuse(cause)
-            return reply(resp.fail('the database is unavailable, please try again shortly'),
+            return reply(resp.fail('the database is unavailable, please try again shortly',
+                                   'unavailable.database'),
                          503)
         if pool_exhausted(error):
             log.warning('%s %s: %s', request.method, request.path, error)
-            return reply(resp.fail('the server is busy, please try again shortly'), 503)
+            return reply(resp.fail('the server is busy, please try again shortly', 'busy'), 503)
         log.exception('unhandled error on %s %s', request.method, request.path)
-        return reply(resp.fail('internal error, please try again later'), 500)
+        return reply(resp.fail('internal error, please try again later', 'internal'), 500)

@@ -50,7 +50,7 @@ def upload():
 def serve_file(name):
     storage = services().storage
     if storage.kind != 'local':
-        raise NotFound('no such file')
+        raise NotFound('no such file', reason='not_found.file')
     path, media = storage.path_of(name)
     return send_file(path, mimetype=media.mime, conditional=True, etag=True,
                      max_age=SERVED_MAX_AGE)

@@ -46,7 +46,8 @@ class UserService:
         with db_session:
             User = self.db.User
             if User.exists(mobile=mobile):
-                raise Conflict('mobile {} is already registered'.format(mobile), field='mobile')
+                raise Conflict('mobile {} is already registered'.format(mobile), field='mobile',
+                               reason='conflict.mobile_registered')
             user = User(mobile=mobile, passwd=hashed,
                         nickname=nickname or 'user{:06d}'.format(secrets.randbelow(10 ** 6)),
                         avatar=avatar or '', sex=sex or SEX_UNKNOWN, memo=memo or '',
@@ -69,7 +70,7 @@ class UserService:
         valid = _in_thread(check_passwd, passwd, stored or self._dummy_hash)
         if not (valid and stored):
             attempt.failed()
-            raise Unauthorized('wrong mobile or password')
+            raise Unauthorized('wrong mobile or password', reason='auth.wrong_password')
         attempt.succeeded()
         self._purge_expired_tokens_now_and_then()
         with db_session:
@@ -93,14 +94,16 @@ class UserService:
         """Return (user id, expiry in ms) of a valid token. Raises Unauthorized."""
         if not token:
             raise Unauthorized('a token is required: log in and send it as '
-                               '"Authorization: Bearer <token>"')
+                               '"Authorization: Bearer <token>"', reason='auth.token_missing')
         with db_session:
             row = self.db.Token.get(key=token_key(token))
             if row is None:
-                raise Unauthorized('the token is not valid or has been logged out')
+                raise Unauthorized('the token is not valid or has been logged out',
+                                   reason='auth.token_invalid')
             if row.expireat <= now_ms():
                 row.delete()
-                raise Unauthorized('the token has expired, log in again')
+                raise Unauthorized('the token has expired, log in again',
+                                   reason='auth.token_expired')
             return row.userid, row.expireat
 
     def find(self, user_id, viewer_id):
@@ -108,7 +111,7 @@ class UserService:
         with db_session:
             user = self.db.User.get(id=user_id)
             if user is None:
-                raise NotFound('no user {}'.format(user_id))
+                raise NotFound('no user {}'.format(user_id), reason='not_found.user')
             online = self.is_online(user.id)
             return user.to_own(online) if user.id == viewer_id else user.to_public(online)
 
@@ -117,7 +120,8 @@ class UserService:
         with db_session:
             user = self.db.User.get(mobile=mobile)
             if user is None:
-                raise NotFound('no user with mobile {}'.format(mobile), field='mobile')
+                raise NotFound('no user with mobile {}'.format(mobile), field='mobile',
+                               reason='not_found.user')
             return user.id
 
     def update_profile(self, user_id, changes):
@@ -125,7 +129,7 @@ class UserService:
         with db_session:
             user = self.db.User.get(id=user_id)
             if user is None:
-                raise NotFound('no user {}'.format(user_id))
+                raise NotFound('no user {}'.format(user_id), reason='not_found.user')
             for name in ('nickname', 'avatar', 'sex', 'memo'):
                 if changes.get(name) is not None:
                     setattr(user, name, changes[name])
@@ -162,7 +166,8 @@ class UserService:
         attempt = self.guard.begin_login(mobile, client_addr)
         if not _in_thread(check_passwd, passwd, stored):
             attempt.failed()
-            raise Unauthorized('the current password is wrong', field='passwd')
+            raise Unauthorized('the current password is wrong', field='passwd',
+                               reason='auth.wrong_password')
         attempt.succeeded()
         hashed = _in_thread(make_passwd, new_passwd, self.passwd_cost)
         keep = token_key(token)
