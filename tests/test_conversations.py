@@ -1,4 +1,4 @@
-"""Conversation events end to end (PROTOCOL.md, cmd 12-15, /chat/conversations): a real
+"""Conversation events end to end (docs/protocol.md, cmd 12-15, /chat/conversations): a real
 server, real WebSocket clients, two devices of one user and several users, on SQLite
 and MySQL."""
 import time

@@ -1,4 +1,4 @@
-"""The reply envelope of PROTOCOL.md, as plain dicts.
+"""The reply envelope of docs/protocol.md, as plain dicts.
 
     {"code": 0, "msg": "", "data": ...}
     {"code": 0, "msg": "", "rows": [...], "total": N}
