@@ -70,11 +70,23 @@ def bind_request(*fields):
     return bind(fields, request_fields())
 
 
-def request_token():
+def token_outside_body():
+    """The token of the `Authorization` header or the query string, read without
+    touching the body; None when neither has one."""
     header = request.headers.get('Authorization', '')
     if header[:7].lower() == 'bearer ':
         return header[7:].strip()
-    token = request.args.get('token') or request.form.get('token')
+    token = request.args.get('token')
+    if token and has_surrogate(token):
+        return None  # no token has one, and it could not be hashed
+    return token or None
+
+
+def request_token():
+    token = token_outside_body()
+    if token is not None:
+        return token
+    token = request.form.get('token')
     if not token and request.is_json:
         try:
             body = json_body()
@@ -91,20 +103,26 @@ def login_required(view):
     """Resolve the token to `g.user_id`; a `userid`/`ownerid` naming anyone else is 403."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        g.token = request_token()
-        g.user_id = services().users.authenticate(g.token)
-        fields = request_fields()
-        for name in ('userid', 'ownerid'):
-            claimed = fields.get(name)
-            if claimed in (None, ''):
-                continue
-            if str(claimed).strip() != str(g.user_id):
-                # Quoted safely: it may be anything, a lone surrogate included.
-                shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
-                raise Forbidden('{} {} is not you: a request may only act as its '
-                                "token's user".format(name, shown), reason='auth.not_you')
+        authenticate(request_token())
         return view(*args, **kwargs)
     return wrapped
+
+
+def authenticate(token):
+    """Set `g.token` and `g.user_id` for `token`, and refuse a `userid`/`ownerid` field
+    naming anyone else (403). Raises Unauthorized for a missing or bad token."""
+    g.token = token
+    g.user_id = services().users.authenticate(token)
+    fields = request_fields()
+    for name in ('userid', 'ownerid'):
+        claimed = fields.get(name)
+        if claimed in (None, ''):
+            continue
+        if str(claimed).strip() != str(g.user_id):
+            # Quoted safely: it may be anything, a lone surrogate included.
+            shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
+            raise Forbidden('{} {} is not you: a request may only act as its '
+                            "token's user".format(name, shown), reason='auth.not_you')
 
 
 def register_error_handlers(app):
