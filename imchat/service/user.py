@@ -4,7 +4,7 @@ import time
 import gevent
 from pony.orm import db_session, select
 
-from imchat.model import SEX_UNKNOWN
+from imchat.model import CONTACT_FRIEND, SEX_UNKNOWN
 from imchat.service.errors import Conflict, NotFound, Unauthorized
 from imchat.service.limits import LoginGuard, MemoryStore
 from imchat.util.clock import now_ms
@@ -19,6 +19,14 @@ def _in_thread(function, *args):
     """Run a CPU-heavy call (scrypt, which releases the GIL) in gevent's thread pool,
     so the event loop keeps serving everyone else meanwhile."""
     return gevent.get_hub().threadpool.apply(function, args)
+
+
+
+def canonical_mobile(mobile: str) -> str:
+    """The one form a mobile is stored and looked up in: `+13900000000` and
+    `13900000000` are one number, so one account (migration 0008 brought stored ones
+    to this form)."""
+    return mobile[1:] if mobile.startswith('+') else mobile
 
 
 class UserService:
@@ -40,6 +48,7 @@ class UserService:
                  client_addr=''):
         """Create an account and log it in; returns (own profile, token).
         Raises Conflict, TooManyRequests."""
+        mobile = canonical_mobile(mobile)
         self.guard.begin_register(client_addr)
         # Hash outside the transaction: it is the slow part and needs no database.
         hashed = _in_thread(make_passwd, passwd, self.passwd_cost)
@@ -59,6 +68,7 @@ class UserService:
     def login(self, mobile, passwd, client_addr=''):
         """Check the password and issue a new token; returns (own profile, token).
         Raises Unauthorized, TooManyRequests."""
+        mobile = canonical_mobile(mobile)
         # Failed attempts count, per mobile and per address; successful ones never do,
         # so many people behind one address (an office, a proxy) are not locked out.
         # Counted before the check and settled after it (see service.limits).
@@ -112,11 +122,14 @@ class UserService:
             user = self.db.User.get(id=user_id)
             if user is None:
                 raise NotFound('no user {}'.format(user_id), reason='not_found.user')
-            online = self.is_online(user.id)
-            return user.to_own(online) if user.id == viewer_id else user.to_public(online)
+            if user.id == viewer_id:
+                return user.to_own(self.is_online(user.id))
+            online = self._is_friend(viewer_id, user.id) and self.is_online(user.id)
+            return user.to_public(online)
 
     def find_by_mobile(self, mobile):
         """The id of the user with this mobile. Raises NotFound."""
+        mobile = canonical_mobile(mobile)
         with db_session:
             user = self.db.User.get(mobile=mobile)
             if user is None:
@@ -135,12 +148,21 @@ class UserService:
                     setattr(user, name, changes[name])
             return user.to_own(self.is_online(user_id))
 
-    def public_profiles(self, user_ids):
-        """Public profiles of these users, in id order."""
+    def public_profiles(self, user_ids, viewer_id):
+        """Public profiles of these users, in id order, as `viewer_id` sees them: whether
+        someone is online shows to their friends (and themself) only."""
+        user_ids = list(user_ids)
         with db_session:
-            users = select(u for u in self.db.User if u.id in list(user_ids)).order_by(
+            users = select(u for u in self.db.User if u.id in user_ids).order_by(
                 lambda u: u.id)[:]
-            return [u.to_public(self.is_online(u.id)) for u in users]
+            friends = set(select(c.dstid for c in self.db.Contact
+                                 if c.ownerid == viewer_id and c.cate == CONTACT_FRIEND
+                                 and c.dstid in user_ids)[:])
+            friends.add(viewer_id)
+            return [u.to_public(u.id in friends and self.is_online(u.id)) for u in users]
+
+    def _is_friend(self, viewer_id, user_id):
+        return self.db.Contact.exists(ownerid=viewer_id, cate=CONTACT_FRIEND, dstid=user_id)
 
     def purge_expired_tokens(self):
         """Delete every expired token."""
