@@ -73,6 +73,8 @@ class UserService:
         # so many people behind one address (an office, a proxy) are not locked out.
         # Counted before the check and settled after it (see service.limits).
         attempt = self.guard.begin_login(mobile, client_addr)
+        if attempt.delay:
+            gevent.sleep(attempt.delay)
         with db_session:
             user = self.db.User.get(mobile=mobile)
             stored = user.passwd if user else None
