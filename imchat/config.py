@@ -46,6 +46,10 @@ SETTINGS = {
     # per client address an hour. Each costs a deliberately slow password hash.
     'LOGIN_RATE': (30, _int),
     'REGISTER_RATE': (20, _int),
+    # The HTTP status of a refused call: 0 answers with the real status (401, 404, ...);
+    # 200 answers every refusal with 200 and `code: -1`, as the original server did, for
+    # deployments that keep its client (whose request helper reads only 200 replies).
+    'ERROR_STATUS': (0, _int),
     # Largest request body anywhere but /attach/upload: parsing a huge form is slow.
     'BODY_MAX_BYTES': (64 * 1024, _int),
     # At the door (imchat.door): a request whose headers have not all arrived in this many
@@ -119,6 +123,9 @@ def load_config(environ=None, overrides=None):
         except ValueError:
             raise ValueError('{}{}={!r} is not valid'.format(_ENV_PREFIX, name, raw))
     config.update(overrides or {})
+    if config['ERROR_STATUS'] not in (0, 200):
+        raise ValueError('{}ERROR_STATUS={!r} is not valid: 0 (the real statuses) or 200'
+                         .format(_ENV_PREFIX, config['ERROR_STATUS']))
     if not config.get('SECRET_KEY'):
         # Only Flask's own signing uses it (imchat's tokens live in the database), so a
         # per-process key is safe; set IMCHAT_SECRET_KEY to keep it across restarts.
