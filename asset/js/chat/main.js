@@ -6,8 +6,9 @@
  * do, and starts the connection. What the page knows and does: state.js, api.js (HTTP),
  * conn.js (the socket), messages.js, reads.js, presence.js, contacts.js, media.js,
  * session.js. What it draws: shell.js, lists.js (with rows.js), pane.js (with
- * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. Those two halves meet
- * only through events.js: the first announce what changed, the views listen. */
+ * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
+ * calls the second: it announces what changed (events.js) and the views listen; the
+ * views reach the first half only through the handlers given here. */
 import {t, MEDIA, toast} from './util.js';
 import {on} from './events.js';
 import * as api from './api.js';
