@@ -124,6 +124,9 @@ def test_chats_list_unread_everywhere_and_a_read_on_one_device_clears_the_other(
 WATCH_LISTS = """() => {
   const lists = ['chat-list', 'friend-list', 'group-list'].map((id) => document.getElementById(id));
   window.__rowsBefore = lists.flatMap((ul) => Array.from(ul.children));
+  window.__insideBefore = lists.flatMap((ul) => Array.from(ul.querySelectorAll('li *')))
+    .flatMap((el) => [el].concat(Array.from(el.childNodes)))
+    .map((node) => [node.parentNode.closest('li').dataset.conv, node]);
   window.__rowsMoved = [];
   const observer = new MutationObserver((records) => records.forEach((r) => {
     r.addedNodes.forEach((n) => window.__rowsMoved.push(n.dataset.conv));
@@ -132,18 +135,21 @@ WATCH_LISTS = """() => {
   lists.forEach((ul) => observer.observe(ul, {childList: true}));
 }"""
 
-# The rows seen before that are no longer in the page, and the rows added or taken away
-# since (a row moved to the top is taken away and added back).
+# The rows seen before that are no longer in the page, the rows added or taken away
+# since (a row moved to the top is taken away and added back), and the rows with
+# something inside them replaced.
 LISTS_SINCE = """() => ({
   gone: window.__rowsBefore.filter((li) => !li.isConnected).map((li) => li.dataset.conv),
-  moved: Array.from(new Set(window.__rowsMoved.filter((conv) => conv)))
+  moved: Array.from(new Set(window.__rowsMoved.filter((conv) => conv))),
+  redrawn: Array.from(new Set(window.__insideBefore.filter(([conv, node]) => !node.isConnected)
+    .map(([conv, node]) => conv)))
 })"""
 
 
 def test_an_incoming_message_redraws_only_its_own_conversations_row(people, server):
     """A message in one conversation redraws that conversation's row (in Chats and in
     Friends, moving it to the top) and no other: every other row of the three lists
-    stays the same element, in its place, and no row is rebuilt."""
+    stays the same element, in its place, with the same elements inside."""
     bo, ada, cy, di = friends(server, 'Bo', 'Ada', 'Cy', 'Di')
     group_id = group_of(server, cy, [bo], 'Quiet group')
     ada_ws, cy_ws = server.socket(ada), server.socket(cy)
@@ -179,9 +185,10 @@ def test_an_incoming_message_redraws_only_its_own_conversations_row(people, serv
         expect(pb.locator('#friend-list .list-item').first).to_have_attribute('data-conv', cy_key)
         since = pb.evaluate(LISTS_SINCE)
         # Every row is the element it was, Cy's too (drawn again in place); only Cy's
-        # moved, to the top.
+        # moved, to the top, and only in Cy's did anything change.
         assert since['gone'] == []
         assert since['moved'] == [cy_key]
+        assert since['redrawn'] == [cy_key]
         expect(pb).to_have_title('(4) imchat')
         assert pb.errors == []
     finally:

@@ -10,9 +10,9 @@ import {keyedList} from './rows.js';
 
 // pick(key): what choosing a row does (open that conversation).
 export function mountLists(pick) {
-  const chats = keyedList($('chat-list'), chatKeys, fillChat, pick);
-  const friends = keyedList($('friend-list'), friendKeys, fillFriend, pick);
-  const groups = keyedList($('group-list'), groupKeys, fillGroup, pick);
+  const chats = keyedList($('chat-list'), chatKeys, chatRow, pick);
+  const friends = keyedList($('friend-list'), friendKeys, friendRow, pick);
+  const groups = keyedList($('group-list'), groupKeys, groupRow, pick);
   const lists = [chats, friends, groups];
   let activeKey = null;
 
@@ -72,7 +72,7 @@ function byRecent(keys) {
 function friendKeys() { return byRecent(state.friends.map((u) => convKey(CMD.USER, u.id))); }
 function groupKeys() { return byRecent(state.groups.map((g) => convKey(CMD.GROUP, g.id))); }
 
-function fillChat(li, key) {
+function chatRow(key) {
   const c = state.convs[key];
   let who;
   if (c.cmd === CMD.GROUP) {
@@ -81,30 +81,30 @@ function fillChat(li, key) {
   } else {
     who = userOf(c.dstid);
   }
-  fillRow(li, key, who, titleOf(c), '');
+  return row(key, who, titleOf(c), '');
 }
 
-function fillFriend(li, key) {
+function friendRow(key) {
   const id = Number(key.split(':')[1]);
   const u = state.friends.find((f) => f.id === id);
   const sub = (u.online ? t('online') + ' · ' : '') + 'ID ' + u.id + (u.memo ? ' · ' + u.memo : '');
-  fillRow(li, key, u, displayName(u), sub);
+  return row(key, u, displayName(u), sub);
 }
 
-function fillGroup(li, key) {
+function groupRow(key) {
   const g = groupOf(Number(key.split(':')[1]));
   const who = {id: g.id, nickname: g.name, avatar: g.icon};
-  fillRow(li, key, who, g.name, t('group_id') + ' ' + g.id + (g.memo ? ' · ' + g.memo : ''));
+  return row(key, who, g.name, t('group_id') + ' ' + g.id + (g.memo ? ' · ' + g.memo : ''));
 }
 
 // A row: avatar (with the online dot), name, time and the last message (or
 // `subtitle` while there is none), and the unread count.
-function fillRow(li, key, who, title, subtitle) {
+function row(key, who, title, subtitle) {
   const c = state.convs[key];
   const last = c && c.last;
   const unread = state.unread[key] || 0;
-  li.classList.toggle('active', !!state.open && state.open.key === key);
-  li.replaceChildren(...[
+  const active = !!state.open && state.open.key === key;
+  return h('li', {className: 'list-item' + (active ? ' active' : '')}, [
     avatar(who, who.online ? 'is-online' : ''),
     h('div', {className: 'list-main'}, [
       h('div', {className: 'list-title-row'}, [
@@ -114,7 +114,7 @@ function fillRow(li, key, who, title, subtitle) {
       h('div', {className: 'list-sub', text: last ? senderPrefix(c, last) + preview(last) : subtitle})
     ]),
     unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
-  ].filter(Boolean));
+  ]);
 }
 
 function preview(msg) {

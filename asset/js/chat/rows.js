@@ -1,11 +1,14 @@
 /* A list of conversation rows that keeps its rows: each row is one element for the
  * life of the page, redrawn in place, so a change to one conversation touches only
- * its row (and moves it, if its place changed), never the rest of the list. */
+ * its row (and moves it, if its place changed), never the rest of the list. Within a
+ * row only what differs is replaced: a click that lands while the list is refreshed
+ * (a press on one element, the release on its replacement) would otherwise be lost. */
 import {h} from './util.js';
 
-/* ul: the list element. order() -> the keys in the order they show; fill(li, key)
- * draws a row's content; pick(key) is what choosing a row does. */
-export function keyedList(ul, order, fill, pick) {
+/* ul: the list element. order() -> the keys in the order they show; draw(key) -> the
+ * row as it should be now (an <li>, whose class and children the kept row takes);
+ * pick(key) is what choosing a row does. */
+export function keyedList(ul, order, draw, pick) {
   const rows = new Map();
 
   function rowFor(key) {
@@ -17,6 +20,12 @@ export function keyedList(ul, order, fill, pick) {
       rows.set(key, li);
     }
     return li;
+  }
+
+  function fill(li, key) {
+    const fresh = draw(key);
+    if (li.className !== fresh.className) li.className = fresh.className;
+    patch(li, fresh);
   }
 
   function drop(key) {
@@ -54,4 +63,24 @@ export function keyedList(ul, order, fill, pick) {
   }
 
   return {sync: sync, update: update, count: () => rows.size};
+}
+
+// `el`'s children become `fresh`'s, replacing only the nodes that differ.
+function patch(el, fresh) {
+  const wanted = Array.from(fresh.childNodes);
+  wanted.forEach((node, i) => {
+    const old = el.childNodes[i];
+    if (!old) el.appendChild(node);
+    else if (old.isEqualNode(node)) return;
+    else if (sameShell(old, node)) patch(old, node);
+    else old.replaceWith(node);
+  });
+  while (el.childNodes.length > wanted.length) el.lastChild.remove();
+}
+
+// Two elements that differ only inside.
+function sameShell(a, b) {
+  if (a.nodeType !== Node.ELEMENT_NODE || b.nodeType !== Node.ELEMENT_NODE) return false;
+  if (a.tagName !== b.tagName || a.attributes.length !== b.attributes.length) return false;
+  return Array.from(a.attributes).every((attr) => b.getAttribute(attr.name) === attr.value);
 }
