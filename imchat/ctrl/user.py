@@ -1,7 +1,7 @@
 from flask import Blueprint, g, request
 
 from imchat.ctrl import bind_request, login_required, ok, services
-from imchat.model import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
+from imchat.model.entities import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
 from imchat.util.bind import Field
 from imchat.util.urls import url_field
 
