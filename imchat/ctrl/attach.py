@@ -5,7 +5,7 @@ from flask import Blueprint, g, request, send_file
 
 from imchat.ctrl import bind_request, login_required, ok, services
 from imchat.service.errors import BadRequest, NotFound
-from imchat.service.storage import check_client_extension, check_client_name
+from imchat.service.mediatypes import check_client_extension, check_client_name
 from imchat.util.bind import Field
 
 bp = Blueprint('attach', __name__)
