@@ -27,7 +27,7 @@ from imchat.service.errors import BadRequest, NotFound, TooLarge, UnsupportedMed
 from imchat.service.errors import Unavailable as StorageUnavailable
 from imchat.service.mediatypes import ACCEPTED_HINT, BY_EXTENSION, SNIFF_BYTES, sniff_media_type
 
-log = logging.getLogger('imchat')
+log = logging.getLogger(__name__)
 
 # Copy in blocks of this size, so an upload never sits whole in memory.
 CHUNK_BYTES = 64 * 1024
