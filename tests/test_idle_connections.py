@@ -11,7 +11,7 @@ import tracemalloc
 
 import greenlet
 from flask.ctx import RequestContext
-from imchat.server import ImchatHandler
+from imchat.process.server import ImchatHandler
 from imchat.util.wsconn import _readers
 from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
 from tests.test_connection_faults import resume_point

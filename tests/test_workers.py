@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from imchat import supervisor
+from imchat.process import supervisor
 from tests.ops_harness import (ROOT, Api, Node, free_port, free_udp_ports, pid_alive,
                                redis_bus_url, server_pid_of, unique_mobiles, wait_for)
 from tests.wsclient import ChatClient
@@ -251,7 +251,7 @@ def test_without_so_reuseport_workers_accept_from_one_inherited_socket(start_nod
     launcher.write_text(
         'from gevent import monkey\nmonkey.patch_all()\n'
         'import sys\nsys.path.insert(0, {root!r})\n'
-        'from imchat import supervisor\n'
+        'from imchat.process import supervisor\n'
         "supervisor.sharing_mode = lambda: 'inherit'\n"
         'import wsgi\nwsgi.main()\n'.format(root=ROOT))
     node = start_node(script=str(launcher), IMCHAT_WORKERS=2, **bus())

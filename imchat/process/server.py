@@ -14,7 +14,6 @@ returns so the process exits 0.
 import gc
 import logging
 import os
-import signal
 import sys
 import time
 
@@ -25,12 +24,14 @@ from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
-from imchat.door import Door, DoorHandler
+from imchat.process import supervisor
+from imchat.process.door import Door, DoorHandler
+from imchat.process.signals import listen_url, on_stop_signals
+from imchat.process.worker import label_worker_logs, share_port, watch_supervisor
 
-log = logging.getLogger('imchat')
+log = logging.getLogger(__name__)
 access_log = logging.getLogger('imchat.access')
 
-STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 # Allocations between two collections of the cyclic garbage collector's youngest
 # generation. At Python's default of 700 a busy server ran one every few messages, each
 # walking what survived the last (pending messages, results, frames): 12% of the
@@ -135,37 +136,16 @@ def describe_storage(config):
     return '{} directory {}'.format(kind, os.path.abspath(config.get('UPLOAD_DIR', 'mnt')))
 
 
-def _url(address):
-    host, port = address[0], address[1]
-    return 'http://{}:{}'.format('[{}]'.format(host) if ':' in host else host, port)
-
-
-def _on_stop_signals(callback):
-    """Call `callback(name)` in a greenlet on SIGTERM or SIGINT; returns the handles."""
-    handles = []
-    for name in STOP_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is None:
-            continue
-        try:
-            handles.append(gevent.signal_handler(number, callback, name))
-        except (AttributeError, NotImplementedError, OSError, ValueError):
-            # Windows' event loop has no signal watchers; a plain handler only sets
-            # an event, which is safe from any greenlet.
-            signal.signal(number, lambda signum, frame, name=name: callback(name))
-    return handles
-
-
 def main(create_app):
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
-    from imchat import configure_logging, supervisor
+    from imchat import configure_logging
 
     # Set up before the app exists, so even a bad setting is logged as time/level/message.
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
     known = isinstance(logging.getLevelName(level.upper()), int)
     configure_logging(level if known else 'INFO')
-    supervisor.label_worker_logs()
+    label_worker_logs()
     try:
         app = create_app()
         # IMCHAT_WORKERS above 1: this process supervises workers instead of serving.
@@ -198,8 +178,6 @@ def _fail_to_start(error):
 
 def serve(app):
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
-    from imchat import supervisor  # workers sharing one port (IMCHAT_WORKERS)
-
     config = app.config
     services = app.extensions['imchat']
     limits = raise_open_file_limit()
@@ -221,17 +199,17 @@ def serve(app):
             log.warning('%s received during shutdown: exiting now', name)
             os._exit(1)
 
-    handles = _on_stop_signals(request_stop)
-    supervisor.watch_supervisor(request_stop)
+    handles = on_stop_signals(request_stop)
+    watch_supervisor(request_stop)
     tune_garbage_collector()
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
     try:
-        supervisor.share_port(server, config)
+        share_port(server, config)
         server.start()
     except OSError as error:
         _fail_to_start(error)
-    log.info('imchat listening on %s (pid %s)', _url(server.address), os.getpid())
+    log.info('imchat listening on %s (pid %s)', listen_url(server.address), os.getpid())
     log.info('storage: %s', describe_storage(config))
 
     stop_requested.wait()
