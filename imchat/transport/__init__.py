@@ -18,17 +18,46 @@ CLOSED (`state`).
 - `state`: the connection state and its checked moves;
 - `writes`: in-place writes, parked writes and the send deadline, shared by both adapters;
 - `readers`: the greenlets that read connections in the background;
-- `gevent_adapter`, `simple_adapter`: the two servers' connections.
+- `gevent_adapter`, `simple_adapter`: the two servers' connections (`Connection`).
 """
-from typing import Optional
+from typing import Callable, List, Optional, Protocol, Union
 
 from imchat.transport.gevent_adapter import GeventConnection
 from imchat.transport.simple_adapter import SimpleConnection
-from imchat.transport.writes import ParkedWrites
+from imchat.transport.state import ConnectionState
+
+
+class Connection(Protocol):
+    """What the hub and ctrl/chat hold: either adapter."""
+
+    state: ConnectionState
+    written_high: int
+    # Set by the owner: frames parked at most, the send deadline, who hears a cut-off.
+    max_pending: int
+    send_timeout: float
+    on_stalled: Optional[Callable[[str], None]]
+    # True where the library pings and expires silent peers (simple-websocket).
+    keeps_alive_itself: bool
+
+    def receive(self) -> Union[str, bytes, None]: ...
+
+    def send(self, outgoing) -> None: ...
+
+    def send_frames(self, frames: List, high: int = 0, counted: bool = True) -> None: ...
+
+    def wait_written(self) -> None: ...
+
+    def read_in_background(self, session) -> bool: ...
+
+    def ping(self) -> None: ...
+
+    def close(self, code: int = ..., reason: str = '') -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def open_connection(environ, max_message: int, ping_interval: float,
-                    on_pong=None) -> Optional[ParkedWrites]:
+                    on_pong: Optional[Callable[[], None]] = None) -> Optional[Connection]:
     """Wrap the request's WebSocket, or return None when it is not a WebSocket request."""
     websocket = environ.get('wsgi.websocket')
     if websocket is not None:

@@ -8,6 +8,7 @@ pure-Python frame reader is slow (a per-byte unmasking loop and UTF-8 validator)
 """
 import socket
 import struct
+from typing import Union
 
 import gevent
 
@@ -69,7 +70,7 @@ class GeventConnection(ParkedWrites):
     # This side sends pings and expires silent peers itself.
     keeps_alive_itself = False
 
-    def __init__(self, websocket, max_message, on_pong=None):
+    def __init__(self, websocket, max_message: int, on_pong=None):
         self.websocket = websocket
         self._socket = websocket.handler.socket
         # Frames are cut from a buffer filled by the socket's recv, which allocates only
@@ -88,14 +89,14 @@ class GeventConnection(ParkedWrites):
         self._on_socket_closed = None
         self._init_writes()
 
-    def receive(self):
+    def receive(self) -> Union[str, bytes, None]:
         try:
             return self._read_message()
         except (OSError, EOFError, ValueError):
             self._end(CLOSED)
             return None
 
-    def read_in_background(self, session):
+    def read_in_background(self, session) -> bool:
         """Let the request's greenlet end; from now on call `session.read(message)` for
         each message in order (with None once the peer is gone) until it returns False,
         then `session.end()` once, then close the socket. False (and nothing changed)
@@ -301,10 +302,10 @@ class GeventConnection(ParkedWrites):
                 sent = self._socket.send(view)
             view = view[sent:]
 
-    def ping(self):
+    def ping(self) -> None:
         self._write(control_frame(OPCODE_PING))
 
-    def close(self, code=CLOSE_NORMAL, reason=''):
+    def close(self, code: int = CLOSE_NORMAL, reason: str = '') -> None:
         """Say goodbye with `code`: OPEN -> CLOSING (nothing from any other state)."""
         if self.state is not OPEN:
             return
@@ -312,7 +313,7 @@ class GeventConnection(ParkedWrites):
         self._end(CLOSING)
         self._release_websocket()
 
-    def abort(self):
+    def abort(self) -> None:
         """Drop the TCP connection at once: any state -> CLOSED."""
         self._end(CLOSED)
         self._release_websocket()

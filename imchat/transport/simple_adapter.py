@@ -8,6 +8,7 @@ writes with blocking calls, so every write goes to the parked greenlet
 """
 import socket
 import threading
+from typing import Union
 
 from imchat.transport.codec import CLOSE_NORMAL
 from imchat.transport.state import CLOSED, CLOSING, OPEN
@@ -51,7 +52,7 @@ class SimpleConnection(ParkedWrites):
     # simple-websocket pings on its own thread and closes a peer that stops answering.
     keeps_alive_itself = True
 
-    def __init__(self, environ, max_message, ping_interval):
+    def __init__(self, environ, max_message: int, ping_interval: float):
         from simple_websocket import ConnectionClosed
 
         self._closed_error = ConnectionClosed
@@ -59,7 +60,7 @@ class SimpleConnection(ParkedWrites):
                                              ping_interval=ping_interval)
         self._init_writes()
 
-    def receive(self):
+    def receive(self) -> Union[str, bytes, None]:
         try:
             return self.server.receive()
         except self._closed_error:
@@ -81,10 +82,10 @@ class SimpleConnection(ParkedWrites):
                 except self._closed_error:
                     raise OSError('connection closed')
 
-    def ping(self):
+    def ping(self) -> None:
         pass
 
-    def close(self, code=CLOSE_NORMAL, reason=''):
+    def close(self, code: int = CLOSE_NORMAL, reason: str = '') -> None:
         """Say goodbye with `code`, after what is parked: OPEN -> CLOSING (nothing from
         any other state)."""
         if self.state is not OPEN:
@@ -97,7 +98,7 @@ class SimpleConnection(ParkedWrites):
         except (self._closed_error, OSError):
             pass
 
-    def abort(self):
+    def abort(self) -> None:
         """Drop the TCP connection at once: any state -> CLOSED."""
         self._end(CLOSED)
         self.server.connected = False
