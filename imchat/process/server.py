@@ -6,7 +6,9 @@ Why this wiring: under gevent, simple-websocket (flask-sock's engine) writes fra
 socket in `environ['wsgi.websocket']`, which `imchat.ctrl.chat` uses; under the Flask dev
 server there is no such key and the same view falls back to simple-websocket.
 
-`serve(app)` is what `python wsgi.py` (and so `release/run`) runs: it raises the
+`main(create_app)` is what `python wsgi.py` (and so `release/run`) runs: it serves, or
+with `IMCHAT_WORKERS` above 1 supervises workers (`imchat.process.supervisor`) that
+each serve. `serve(app)` raises the
 open-file limit, logs where it listens and what it stores into, and on SIGTERM or SIGINT
 stops accepting, lets the app close its WebSockets and finish storing messages, and
 returns so the process exits 0.
@@ -16,12 +18,14 @@ import logging
 import os
 import sys
 import time
+from typing import Callable, Optional, Tuple
 
 import gevent
 import gevent.socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+from flask import Flask
 from geventwebsocket.handler import WebSocketHandler
 
 from imchat.process import supervisor
@@ -79,14 +83,16 @@ class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
     """The door's limits in front of the handler without the leaking registry."""
 
 
-def make_server(app, host=None, port=None, **kwargs):
+def make_server(app, host: Optional[str] = None, port: Optional[int] = None,
+                **kwargs) -> WSGIServer:
+    """A gevent server for `app` with the door in front (not started)."""
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
     server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
-    # Cheap refusals before the app does any work (imchat.door).
+    # Cheap refusals before the app does any work (imchat.process.door).
     services = app.extensions['imchat']
     server.door = Door(app.config, services.limit_store, services.handshakes,
                        services.metrics)
@@ -98,7 +104,7 @@ def make_server(app, host=None, port=None, **kwargs):
     return server
 
 
-def raise_open_file_limit():
+def raise_open_file_limit() -> Optional[Tuple[int, int]]:
     """Raise the soft limit on open files to the hard limit and return (soft, hard),
     or None where the platform has no such limit (Windows).
 
@@ -127,7 +133,7 @@ def raise_open_file_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def describe_storage(config):
+def describe_storage(config) -> str:
     """Where uploads go, for logs: never a key or secret."""
     kind = config.get('STORAGE', 'local')
     if kind == 'oss':
@@ -136,7 +142,7 @@ def describe_storage(config):
     return '{} directory {}'.format(kind, os.path.abspath(config.get('UPLOAD_DIR', 'mnt')))
 
 
-def main(create_app):
+def main(create_app: Callable[[], Flask]) -> None:
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
     from imchat import configure_logging
@@ -157,7 +163,7 @@ def main(create_app):
     serve(app)
 
 
-def tune_garbage_collector():
+def tune_garbage_collector() -> None:
     """Before serving: keep what starting made (modules, the app, Pony's mapping) out of
     the cyclic collector's walks for good, and collect the youngest generation less
     often (GC_YOUNG_THRESHOLD)."""
@@ -176,7 +182,7 @@ def _fail_to_start(error):
     sys.exit(1)
 
 
-def serve(app):
+def serve(app: Flask) -> None:
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
     config = app.config
     services = app.extensions['imchat']

@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import gevent
@@ -55,11 +56,11 @@ FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
 
 
-def has_bus(config):
+def has_bus(config) -> bool:
     return str(config.get('BUS') or 'none').strip().lower() not in ('', 'none')
 
 
-def worker_count(config):
+def worker_count(config) -> int:
     """IMCHAT_WORKERS, with 0 meaning one per CPU core."""
     count = config.get('WORKERS', 1)
     if count < 0:
@@ -68,12 +69,13 @@ def worker_count(config):
     return count or os.cpu_count() or 1
 
 
-def wants_supervisor(config):
+def wants_supervisor(config) -> bool:
     """True when this process should supervise workers rather than serve."""
     return worker_count(config) > 1 and worker_identity() is None
 
 
-def sharing_mode(platform=sys.platform, reuseport=hasattr(socket, 'SO_REUSEPORT')):
+def sharing_mode(platform: str = sys.platform,
+                 reuseport: bool = hasattr(socket, 'SO_REUSEPORT')) -> str:
     """How workers share the port here: 'reuseport' (Linux, which spreads connections
     over SO_REUSEPORT sockets), 'inherit' (one listening socket), or 'single' (Windows:
     one process)."""
@@ -82,7 +84,7 @@ def sharing_mode(platform=sys.platform, reuseport=hasattr(socket, 'SO_REUSEPORT'
     return 'reuseport' if reuseport and platform.startswith('linux') else 'inherit'
 
 
-def udp_bus_for_worker(bus_url, index, count):
+def udp_bus_for_worker(bus_url: str, index: int, count: int) -> str:
     """A udp bus gives each process its own address: worker `index` (from 1) listens on
     the configured port + index - 1 and has its sibling workers as peers besides the
     configured ones. Other buses are returned unchanged."""
@@ -211,7 +213,7 @@ class Supervisor:
             except ProcessLookupError:
                 pass
 
-    def run(self):
+    def run(self) -> int:
         """Supervise until a stop signal; return the exit status (0: every worker
         stopped cleanly)."""
         handles = on_stop_signals(self.request_stop)
@@ -249,13 +251,13 @@ class Supervisor:
         return status
 
 
-def worker_argv():
+def worker_argv() -> List[str]:
     """The command that starts one worker: this same interpreter and script."""
     script = os.path.abspath(sys.argv[0])
     return [sys.executable, script] + sys.argv[1:]
 
 
-def prepare(app):
+def prepare(app) -> Optional['Supervisor']:
     """With IMCHAT_WORKERS above 1 (and this process not a worker): a Supervisor holding
     the port, ready to `run()`; None when this process serves by itself. Raises
     ValueError without a bus, OSError when the port is taken."""
