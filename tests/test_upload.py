@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from imchat import create_app
-from imchat.server import make_server
+from imchat.process.server import make_server
 from imchat.service.storage import OssStorage
 from conftest import Auth
 from oss_server import FakeOss

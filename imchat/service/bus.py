@@ -59,7 +59,7 @@ from pony.orm import db_session, select
 from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG, recipients
 from imchat.util.clock import now_ms
-from imchat.util.wsconn import OutgoingFrame
+from imchat.transport.codec import OutgoingFrame
 
 log = logging.getLogger('imchat.bus')
 
