@@ -112,6 +112,7 @@ class DatabaseWatch:
         # A probe deciding whether a statement that ran out of time means an outage.
         self._confirming = None
         self.slow_statements = 0
+        self._unconfirmed = 0
         self._next_slow_log = 0.0
 
     @property
@@ -139,6 +140,7 @@ class DatabaseWatch:
                 self._begin(probe_error)
                 return
             self.slow_statements += 1
+            self._unconfirmed = 0
             now = time.monotonic()
             if now >= self._next_slow_log:
                 self._next_slow_log = now + SLOW_LOG_EVERY
@@ -152,7 +154,8 @@ class DatabaseWatch:
         if self.down_since is not None:
             return
         self.down_since = time.monotonic()
-        self.refused = 0
+        # The refusals while a probe confirmed it count too.
+        self.refused, self._unconfirmed = self._unconfirmed, 0
         log.error('database unavailable (%s): refusing what needs it until it answers',
                   describe(error))
         # Idle pooled connections went through the same fault: do not hand them out.
@@ -164,7 +167,10 @@ class DatabaseWatch:
         """Count one request, message or connection refused for the outage behind
         `error` (starting it, if this is the first sign)."""
         self.failed(error)
-        self.refused += 1
+        if self.down_since is None:
+            self._unconfirmed += 1
+        else:
+            self.refused += 1
 
     def check(self):
         """Probe the database now; raises what the probe raises (and starts an outage)."""
