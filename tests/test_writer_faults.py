@@ -146,3 +146,26 @@ def test_one_statement_past_the_timeout_is_no_outage(server, database_url):
     finally:
         holder.release()
         alice.close()
+
+
+@pytest.mark.parametrize('client_id', ['1.5', '{"n": 1}', '18446744073709551616'])
+def test_an_id_no_ack_can_echo_is_refused_before_storing(server, client_id):
+    """A frame whose id no acknowledgement can echo was stored and delivered with no ack
+    (a client waiting for one sends it again, and it is stored again): refused with a
+    reason, echoing nothing, and never stored."""
+    alice_user, bob_user = friends(server)
+    alice = ChatClient(server.ws_url(alice_user), timeout=ACK_WITHIN)
+    bob = ChatClient(server.ws_url(bob_user), timeout=ACK_WITHIN)
+    try:
+        alice.send_raw('{{"id": {}, "cmd": 10, "dstid": {}, "media": 1, "content": "odd"}}'
+                       .format(client_id, bob_user['id']))
+        refused = alice.recv_ack(ACK_WITHIN)
+        assert refused['code'] == -1 and refused['reason'] == 'frame.id_invalid', refused
+        assert 'id' not in refused
+        # Nothing was stored: the next message is the first bob gets, and the first id.
+        sent = alice.send_texts(bob_user['id'], ['plain'])[0]
+        got = bob.recv(ACK_WITHIN)
+        assert (got['msgid'], got['content']) == (sent, 'plain') and sent == 1, got
+    finally:
+        alice.close()
+        bob.close()
