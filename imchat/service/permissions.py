@@ -29,15 +29,19 @@ class Permissions:
         """Inside a db_session: why `sender_id` may not send `frame`, or None when it may
         (a recall is carried out here, in the caller's transaction: service.recall)."""
         if frame.cmd == CMD_RECALL:
-            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
+            return recall_refusal(self.db, sender_id, frame, self.recall_seconds,
+                                  lambda cmd, dstid: self._relationship(sender_id, cmd, dstid))
+        return self._relationship(sender_id, frame.cmd, frame.dstid)
+
+    def _relationship(self, sender_id, cmd, dstid):
         cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
-                         if frame.cmd == CMD_SINGLE_MSG else
+                         if cmd == CMD_SINGLE_MSG else
                          (CONTACT_COMMUNITY, 'you are not a member of community {}'))
-        key = (cate, sender_id, frame.dstid)
+        key = (cate, sender_id, dstid)
         if key not in self._allowed:
             revocations = self._revocations
-            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
-                return refusal.format(frame.dstid)
+            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=dstid):
+                return refusal.format(dstid)
             if revocations == self._revocations:  # else the answer may predate a revocation
                 self._remember(key)
         return None
