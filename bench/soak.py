@@ -51,8 +51,18 @@ def post(base, path, data, token=None):
         return json.loads(response.read())['data']
 
 
-def sender(url, dstid, interval, stop, counts):
-    ws = websocket.create_connection(url, timeout=30)
+def connect(url):
+    """A WebSocket, honouring the server's Retry-After while it is busy with others."""
+    while True:
+        try:
+            return websocket.create_connection(url, timeout=30)
+        except websocket.WebSocketBadStatusException as error:
+            if error.status_code != 503:
+                raise
+            time.sleep(1)
+
+
+def sender(ws, dstid, interval, stop, counts):
     n = 0
     while not stop.is_set():
         n += 1
@@ -65,8 +75,8 @@ def sender(url, dstid, interval, stop, counts):
     ws.close()
 
 
-def reader(url, stop):
-    ws = websocket.create_connection(url, timeout=5)
+def reader(ws, stop):
+    ws.settimeout(5)
     while not stop.is_set():
         try:
             ws.recv()
@@ -115,9 +125,10 @@ def main():
             post(base, '/contact/addfriend', {'dstid': b['id']}, a['token'])
             ws_url = 'ws://127.0.0.1:{}/chat?id={}&token={}'.format
             threads.append(threading.Thread(target=reader, daemon=True,
-                                            args=(ws_url(port, b['id'], b['token']), stop)))
+                                            args=(connect(ws_url(port, b['id'], b['token'])), stop)))
             threads.append(threading.Thread(target=sender, daemon=True, args=(
-                ws_url(port, a['id'], a['token']), b['id'], args.interval, stop, counts)))
+                connect(ws_url(port, a['id'], a['token'])), b['id'], args.interval, stop,
+                counts)))
         for thread in threads:
             thread.start()
         print('db={} users={} interval={}s: RSS of the server each minute'.format(
