@@ -9,16 +9,8 @@ import gevent.event
 import pytest
 from pony.orm import db_session
 
+from tests.harness import wait_for
 from tests.wsclient import ChatClient, raw_handshake
-
-
-def wait_for(predicate, timeout=5.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import struct
 import gevent
 from pony.orm import db_session
 
-from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
+from tests.harness import wait_for
+from tests.test_chat import connect, pair  # noqa: F401  (fixtures)
 from tests.wsclient import raw_handshake
 
 

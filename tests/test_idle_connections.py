@@ -10,10 +10,12 @@ import textwrap
 import tracemalloc
 
 import greenlet
+import pytest
 from flask.ctx import RequestContext
 from imchat.server import ImchatHandler
 from imchat.util.wsconn import _readers
-from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
+from tests.harness import wait_for
+from tests.test_chat import connect, pair  # noqa: F401  (fixtures)
 from tests.test_connection_faults import resume_point
 from tests.wsclient import raw_handshake
 
@@ -169,6 +171,7 @@ CONNECTIONS = 150
 MAX_BYTES_PER_CONNECTION = 6 * 1024
 
 
+@pytest.mark.process
 def test_python_memory_per_idle_connection_is_small(app, auth, live_server):
     accounts = [auth.register() for _ in range(CONNECTIONS // 10)]
     accounts = [accounts[i % len(accounts)] for i in range(CONNECTIONS)]

@@ -15,7 +15,7 @@ import pytest
 from gevent.server import StreamServer
 from pony.orm import db_session, select
 
-from tests.test_chat import wait_for
+from tests.harness import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,18 +8,15 @@ import logging
 import os
 import re
 import sqlite3
-import time
-import urllib.error
-import urllib.request
 import uuid
 
-import gevent
 import pytest
 
 from imchat import create_app
 from imchat.server import make_server
 from tests.conftest import FAST_PASSWD_COST, MYSQL_SERVER, _mysql_admin, _mysql_params
-from tests.tcpproxy import TcpProxy
+from tests import harness
+from tests.harness import TcpRelay, wait_for
 from tests.wsclient import ChatClient, ConnectionClosed
 
 DB_TIMEOUT = 2
@@ -28,22 +25,9 @@ REFUSAL_WITHIN = 25
 
 
 def http(url, data=None, timeout=REFUSAL_WITHIN):
+    """(status, parsed body) of a GET, or of a POST of `data` as JSON."""
     body = None if data is None else json.dumps(data).encode()
-    request = urllib.request.Request(url, body, {'Content-Type': 'application/json'})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def wait_for(predicate, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
+    return harness.http(url, body, {'Content-Type': 'application/json'}, timeout)
 
 
 class Deployment:
@@ -85,7 +69,7 @@ class Deployment:
 
 @pytest.fixture
 def proxied_mysql(mysql_reachable):
-    """A throw-away MariaDB database reached through a TcpProxy: (proxy, url)."""
+    """A throw-away MariaDB database reached through a TcpRelay: (proxy, url)."""
     if 'mysql' not in os.environ.get('IMCHAT_TEST_BACKENDS', 'sqlite,mysql'):
         pytest.skip('the MySQL leg is not selected')
     if mysql_reachable is not True:
@@ -94,7 +78,7 @@ def proxied_mysql(mysql_reachable):
             pytest.fail(message)
         pytest.skip(message)
     params = _mysql_params()
-    proxy = TcpProxy(params['host'], params['port'])
+    proxy = TcpRelay(params['port'], params['host'])
     name = 'imchat_test_' + uuid.uuid4().hex[:12]
     yield proxy, 'mysql://{}:{}@127.0.0.1:{}/{}'.format(params['user'], params['password'],
                                                         proxy.port, name)
