@@ -247,10 +247,9 @@ def test_a_lost_datagram_only_delays_a_message(cluster):
         for relay in cluster.relays:
             relay.drop = True
         sent = a0.send_texts(rose['id'], ['dropped {}'.format(n) for n in range(3)])
-        assert [m['msgid'] for m in texts(r1, 3, timeout=10)] == sent
+        # Each within the wait a datagram would take plus a gap's fill from the database.
+        assert [m['msgid'] for m in texts(r1, 3, timeout=5)] == sent
         assert sum(relay.dropped for relay in cluster.relays) >= 1
-        # They came through the gap the lost datagrams left, read from the database.
-        assert 'bus: filled ids ' in nodes[1].log()
     finally:
         a0.close()
         r1.close()
