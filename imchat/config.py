@@ -32,7 +32,7 @@ SETTINGS = {
     'TOKEN_TTL': (30 * 24 * 3600, _int),
     # scrypt cost as a power of two (14 is OWASP's interactive setting).
     'PASSWD_COST': (14, _int),
-    # MySQL connections shared by all greenlets; MariaDB allows 151 by default.
+    # Database connections (MySQL or SQLite) shared by all greenlets; MariaDB allows 151 by default.
     'DB_POOL_SIZE': (20, _int),
     # Seconds a database call may take (connecting, each read and write on MySQL,
     # SQLite's busy timeout) before it fails: a stalled database then refuses requests

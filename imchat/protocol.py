@@ -104,9 +104,12 @@ def ack_done(client_id) -> OutgoingFrame:
     return encode({'cmd': CMD_ACK, 'id': client_id, 'code': 0})
 
 
-def ack_refused(client_id, msg: str) -> OutgoingFrame:
-    """A refusal, with the reason; it echoes the client's id when there was one."""
+def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
+    """A refusal: `msg` for people, `reason` for programs (docs/protocol.md, "Error
+    reasons"); it echoes the client's id when there was one."""
     wire = {'cmd': CMD_ACK, 'code': -1, 'msg': msg}
+    if reason is not None:
+        wire['reason'] = reason
     if client_id is not None:
         wire['id'] = client_id
     return encode(wire)

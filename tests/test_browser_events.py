@@ -1,4 +1,4 @@
-"""The conversation events in a real browser (PROTOCOL.md, cmd 12-15 and the contact
+"""The conversation events in a real browser (docs/protocol.md, cmd 12-15 and the contact
 calls beside them): the Chats tab with unread counts kept by the server and shared by
 a person's devices, read receipts, typing, the online dot, recall, unfriending, and
 leaving, kicking and handing over a group. Two or three people, Chinese and English;

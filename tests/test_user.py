@@ -44,7 +44,7 @@ def test_mobile_registers_once(client, auth):
     response = client.post('/user/register', data={'mobile': '13900000004', 'passwd': 'other-pw'})
     assert response.status_code == 409
     assert response.json == {'code': -1, 'msg': 'mobile 13900000004 is already registered',
-                             'field': 'mobile'}
+                             'field': 'mobile', 'reason': 'conflict.mobile_registered'}
 
 
 @pytest.mark.parametrize('fields, field', [
@@ -110,7 +110,8 @@ def test_each_login_keeps_other_devices_logged_in(client, auth):
 def test_login_unknown_user(client):
     response = client.post('/user/login', data={'mobile': '13911111111', 'passwd': 'secret-1'})
     assert response.status_code == 401
-    assert response.json == {'code': -1, 'msg': 'wrong mobile or password'}
+    assert response.json == {'code': -1, 'msg': 'wrong mobile or password',
+                             'reason': 'auth.wrong_password'}
 
 
 def test_login_wrong_password(client, auth):
@@ -307,3 +308,22 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(app, client, auth):
     response = client.post('/user/login', headers={'X-Forwarded-For': '192.0.2.200'},
                            data={'mobile': victims[0].mobile, 'passwd': victims[0].passwd})
     assert response.status_code == 429
+
+
+def test_a_mobile_with_and_without_a_plus_is_one_account(client, auth):
+    """`+13912340000` and `13912340000` are one number: registering it twice is refused,
+    and either form logs in and finds the one account."""
+    account = auth.register(mobile='+13912340000')
+    assert account.mobile == '13912340000'
+    response = client.post('/user/register', data={'mobile': '13912340000',
+                                                   'passwd': 'other-pass'})
+    assert response.status_code == 409 and response.json['reason'] == \
+        'conflict.mobile_registered'
+    for mobile in ('13912340000', '+13912340000'):
+        response = client.post('/user/login', data={'mobile': mobile,
+                                                    'passwd': account.passwd})
+        assert response.status_code == 200 and response.json['data']['id'] == account.id
+    friend = auth.register()
+    response = client.post('/contact/addfriend', data={'mobile': '+13912340000'},
+                           headers=friend.headers)
+    assert response.status_code == 200, response.json

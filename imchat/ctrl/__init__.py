@@ -70,11 +70,23 @@ def bind_request(*fields):
     return bind(fields, request_fields())
 
 
-def request_token():
+def token_outside_body():
+    """The token of the `Authorization` header or the query string, read without
+    touching the body; None when neither has one."""
     header = request.headers.get('Authorization', '')
     if header[:7].lower() == 'bearer ':
         return header[7:].strip()
-    token = request.args.get('token') or request.form.get('token')
+    token = request.args.get('token')
+    if token and has_surrogate(token):
+        return None  # no token has one, and it could not be hashed
+    return token or None
+
+
+def request_token():
+    token = token_outside_body()
+    if token is not None:
+        return token
+    token = request.form.get('token')
     if not token and request.is_json:
         try:
             body = json_body()
@@ -91,39 +103,46 @@ def login_required(view):
     """Resolve the token to `g.user_id`; a `userid`/`ownerid` naming anyone else is 403."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        g.token = request_token()
-        g.user_id = services().users.authenticate(g.token)
-        fields = request_fields()
-        for name in ('userid', 'ownerid'):
-            claimed = fields.get(name)
-            if claimed in (None, ''):
-                continue
-            if str(claimed).strip() != str(g.user_id):
-                # Quoted safely: it may be anything, a lone surrogate included.
-                shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
-                raise Forbidden('{} {} is not you: a request may only act as its '
-                                "token's user".format(name, shown))
+        authenticate(request_token())
         return view(*args, **kwargs)
     return wrapped
+
+
+def authenticate(token):
+    """Set `g.token` and `g.user_id` for `token`, and refuse a `userid`/`ownerid` field
+    naming anyone else (403). Raises Unauthorized for a missing or bad token."""
+    g.token = token
+    g.user_id = services().users.authenticate(token)
+    fields = request_fields()
+    for name in ('userid', 'ownerid'):
+        claimed = fields.get(name)
+        if claimed in (None, ''):
+            continue
+        if str(claimed).strip() != str(g.user_id):
+            # Quoted safely: it may be anything, a lone surrogate included.
+            shown = str(claimed)[:40].encode('utf-8', 'backslashreplace').decode()
+            raise Forbidden('{} {} is not you: a request may only act as its '
+                            "token's user".format(name, shown), reason='auth.not_you')
 
 
 def register_error_handlers(app):
     @app.errorhandler(ServiceError)
     def service_error(error):
         extra = {'field': error.field} if error.field else {}
-        return reply(resp.fail(error.msg, **extra), error.status)
+        return reply(resp.fail(error.msg, error.reason, **extra), error.status)
 
     @app.errorhandler(BindError)
     def bind_error(error):
-        return reply(resp.fail(str(error), field=error.field), 400)
+        return reply(resp.fail(str(error), error.reason, field=error.field), 400)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        messages = {404: 'no such page or API call',
-                    405: 'this call does not accept the {} method'.format(request.method),
-                    413: 'the request is too large'}
-        msg = messages.get(error.code, error.description or error.name)
-        return reply(resp.fail(msg), error.code or 500)
+        messages = {404: ('no such page or API call', 'not_found.route'),
+                    405: ('this call does not accept the {} method'.format(request.method),
+                          'method_not_allowed'),
+                    413: ('the request is too large', 'too_large')}
+        msg, reason = messages.get(error.code, (error.description or error.name, 'http'))
+        return reply(resp.fail(msg, reason), error.code or 500)
 
     @app.errorhandler(Exception)
     def unexpected_error(error):
@@ -135,10 +154,11 @@ def register_error_handlers(app):
         if cause is not None:
             # Logged once per outage (imchat.service.availability), not per request.
             services().db_watch.refuse(cause)
-            return reply(resp.fail('the database is unavailable, please try again shortly'),
+            return reply(resp.fail('the database is unavailable, please try again shortly',
+                                   'unavailable.database'),
                          503)
         if pool_exhausted(error):
             log.warning('%s %s: %s', request.method, request.path, error)
-            return reply(resp.fail('the server is busy, please try again shortly'), 503)
+            return reply(resp.fail('the server is busy, please try again shortly', 'busy'), 503)
         log.exception('unhandled error on %s %s', request.method, request.path)
-        return reply(resp.fail('internal error, please try again later'), 500)
+        return reply(resp.fail('internal error, please try again later', 'internal'), 500)

@@ -45,7 +45,7 @@ CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
 @bp.route('', methods=['GET', 'POST'])
 def chat_over_http():
     return reply(resp.fail('/chat is a WebSocket: connect with '
-                           'ws://host/chat?id=<userid>&token=<token>'), 400)
+                           'ws://host/chat?id=<userid>&token=<token>', 'websocket_only'), 400)
 
 
 # werkzeug routes WebSocket upgrades only to rules marked websocket=True.

@@ -164,13 +164,17 @@ class ConversationService:
         if target == CMD_SINGLE_MSG:
             if not db.Contact.exists(ownerid=user_id, cate=CONTACT_FRIEND, dstid=dstid):
                 if not db.User.exists(id=dstid):
-                    raise NotFound('no user {}'.format(dstid), field='dstid')
-                raise Forbidden('user {} is not your friend'.format(dstid))
+                    raise NotFound('no user {}'.format(dstid), field='dstid',
+                                   reason='not_found.user')
+                raise Forbidden('user {} is not your friend'.format(dstid),
+                                reason='contact.not_friends')
         elif target == CMD_ROOM_MSG:
             if not db.Contact.exists(ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=dstid):
                 if not db.Community.exists(id=dstid):
-                    raise NotFound('no community {}'.format(dstid), field='dstid')
-                raise Forbidden('you are not a member of community {}'.format(dstid))
+                    raise NotFound('no community {}'.format(dstid), field='dstid',
+                                   reason='not_found.community')
+                raise Forbidden('you are not a member of community {}'.format(dstid),
+                                reason='community.not_member')
         else:
             raise BadRequest('target must be 10 (a user) or 11 (a community)', field='target')
 

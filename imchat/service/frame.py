@@ -1,4 +1,4 @@
-"""Checking a client's WebSocket frame against PROTOCOL.md.
+"""Checking a client's WebSocket frame against docs/protocol.md.
 
 `parse_frame` returns a `Frame` the server may store, or raises `FrameError` with the
 reason sent back in a `code: -1` acknowledgement (and the client's `id`, when the frame
