@@ -41,7 +41,7 @@ _mobiles = itertools.count(13800000000)
 # is marked `process`; `browser` marks `browser` too.
 PROCESS_FIXTURES = {'browser', 'server', 'release', 'oss_process', 'server_process',
                     'small_server', 'start_node', 'start_nodes', 'start_nginx', 'cluster',
-                    'dev_server', 'tiny_disk'}
+                    'dev_server', 'tiny_disk', 'load'}
 BROWSER_FIXTURES = {'browser'}
 
 

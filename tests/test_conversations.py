@@ -244,6 +244,7 @@ def test_typing_reaches_the_friends_connections_at_most_every_two_seconds(pair, 
     assert a.recv_ack()['code'] == 0
     if time.monotonic() - before_first < 2:  # within 2 s: acknowledged and dropped
         b1.expect_nothing(0.3)
+    # The two seconds passing is what is tested: then typing goes through again.
     gevent.sleep(max(0, after_first + 2.05 - time.monotonic()))
     a.send(cmd=13, dstid=bob.id)
     assert a.recv_ack()['code'] == 0

@@ -2,6 +2,8 @@
 that look inside the server (its hub, its services) while real clients talk to it.
 
 The one import of imchat's server module in the harness is here."""
+from gevent.pool import Pool
+
 from imchat.server import make_server
 
 
@@ -10,7 +12,9 @@ class LiveServer:
 
     def __init__(self, app):
         self.app = app
-        self.server = make_server(app, '127.0.0.1', 0)
+        # Unbounded, as the server's own spawning is: it only counts the handlers.
+        self.pool = Pool()
+        self.server = make_server(app, '127.0.0.1', 0, spawn=self.pool)
         self.server.start()
         self.port = self.server.server_port
         self.url = 'http://127.0.0.1:{}'.format(self.port)
@@ -20,6 +24,11 @@ class LiveServer:
         query.update(params)
         return 'ws://127.0.0.1:{}/chat?{}'.format(
             self.port, '&'.join('{}={}'.format(k, v) for k, v in query.items()))
+
+    def handlers(self):
+        """Requests the server is still handling. A WebSocket's request ends once its
+        socket is handed to the background readers (or it is refused or closed)."""
+        return len(self.pool)
 
     @property
     def hub(self):
