@@ -14,8 +14,8 @@ from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
-from imchat.server import make_server
 from tests.harness import ServerProcess, http, pid_alive
+from tests.harness.live import LiveServer
 from tests.wsclient import ChatClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,14 +131,11 @@ def fill_with_the_old_release(server):
 def start_today(database_url, tmp_path):
     app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
                       'UPLOAD_DIR': str(tmp_path / 'mnt')})
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    return app, server
+    return app, LiveServer(app)
 
 
 def stop_today(app, server):
-    app.extensions['imchat'].hub.close_all(timeout=1)
-    server.stop(timeout=1)
+    server.close()
     app.extensions['imchat'].close()
 
 
@@ -187,7 +184,7 @@ def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, t
     app, server = start_today(database_url, tmp_path)
     try:
         assert app.extensions['imchat'].applied_migrations == migration_ids()
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         # Every user: the old token still works, the old password logs in.
         for user in users:
             status, answer = post(base, '/user/find', user['token'])
@@ -304,7 +301,7 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
         assert '0002_9-conversation-no-recency-index' in (
             app.extensions['imchat'].applied_migrations)
         assert 'idx_conversation__ownerid_last_msgid' not in table_indexes(app, 'conversation')
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
             assert status == 200 and answer['rows'] == before[user['id']], answer
@@ -420,7 +417,7 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
         assert 'idx_conversation__target_dstid' in table_indexes(app, 'conversation')
         assert 'unq_conversation__ownerid_target_dstid' not in table_indexes(app,
                                                                           'conversation')
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
             assert status == 200 and answer['rows'] == before[user['id']], answer

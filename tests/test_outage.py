@@ -13,10 +13,10 @@ import uuid
 import pytest
 
 from imchat import create_app
-from imchat.server import make_server
 from tests.conftest import FAST_PASSWD_COST, MYSQL_SERVER, _mysql_admin, _mysql_params
 from tests import harness
 from tests.harness import TcpRelay, wait_for
+from tests.harness.live import LiveServer
 from tests.wsclient import ChatClient, ConnectionClosed
 
 DB_TIMEOUT = 2
@@ -37,9 +37,8 @@ class Deployment:
         self.app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': FAST_PASSWD_COST,
                                'UPLOAD_DIR': str(tmp_path / 'mnt'), 'LOG_LEVEL': 'WARNING',
                                'DB_TIMEOUT': DB_TIMEOUT})
-        self.server = make_server(self.app, '127.0.0.1', 0)
-        self.server.start()
-        self.base = 'http://127.0.0.1:{}'.format(self.server.server_port)
+        self.server = LiveServer(self.app)
+        self.base = self.server.url
         self.clients = []
         self.alice = self.register('13700000001')
         self.bob = self.register('13700000002')
@@ -55,15 +54,14 @@ class Deployment:
 
     def connect(self, user):
         client = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
-            self.server.server_port, user['id'], user['token']), timeout=REFUSAL_WITHIN)
+            self.server.port, user['id'], user['token']), timeout=REFUSAL_WITHIN)
         self.clients.append(client)
         return client
 
     def close(self):
         for client in self.clients:
             client.close()
-        self.app.extensions['imchat'].hub.close_all(timeout=1)
-        self.server.stop(timeout=1)
+        self.server.close()
         self.app.extensions['imchat'].close()
 
 
