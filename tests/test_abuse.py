@@ -623,8 +623,8 @@ def _serve(database_url, tmp_path, files=None, **settings):
     """The production server (`python wsgi.py`) in its own process, on a free port, with
     at most `files` open files if given, started; `settings` by their name without
     IMCHAT_."""
-    return ServerProcess(tmp_path, database_url, files=files, IMCHAT_WS_RATE=0,
-                         IMCHAT_ACCESS_LOG=0, IMCHAT_LOG_LEVEL='WARNING',
+    settings = dict(dict(WS_RATE=0, ACCESS_LOG=0, LOG_LEVEL='WARNING'), **settings)
+    return ServerProcess(tmp_path, database_url, files=files,
                          **{'IMCHAT_' + k: v for k, v in settings.items()}).start()
 
 
