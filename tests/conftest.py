@@ -45,6 +45,27 @@ PROCESS_FIXTURES = {'browser', 'server', 'release', 'oss_process', 'server_proce
 BROWSER_FIXTURES = {'browser'}
 
 
+# Modules whose every test starts a process, and that are slow to import (Playwright,
+# a picture drawn at import): not even imported when the -m expression leaves out every
+# test that starts a process, so the fast part collects fast.
+PROCESS_ONLY_MODULES = ('test_browser.py', 'test_browser_events.py')
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name not in PROCESS_ONLY_MODULES:
+        return None
+    markexpr = config.getoption('markexpr')
+    if not markexpr:
+        return None
+    from _pytest.mark.expression import Expression
+    expression = Expression.compile(markexpr)
+    kinds = [{'process'}, {'process', 'browser'}, {'process', 'slow'},
+             {'process', 'browser', 'slow'}]
+    if any(expression.evaluate(lambda name, marks=marks: name in marks) for marks in kinds):
+        return None
+    return True
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         used = set(getattr(item, 'fixturenames', ()))
