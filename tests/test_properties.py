@@ -110,6 +110,8 @@ def endpoints(app):
                   if 'POST' in rule.methods and not rule.arguments and rule.rule not in skip)
 
 
+# 1200 requests through the app on each database: minutes on a busy machine.
+@pytest.mark.slow
 @settings(max_examples=examples(1200), suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                               HealthCheck.too_slow], **FAST)
 @given(data=st.data())
