@@ -402,6 +402,7 @@ def test_history_needs_a_token(client):
     assert client.get('/chat/history?cmd=10&dstid=1').status_code == 401
 
 
+@pytest.mark.slow  # 6 MB through the server, on purpose
 def test_stalled_reader_is_cut_off_while_others_keep_receiving(app_config, auth, live_server,
                                                                 connect):
     hub = live_server.hub

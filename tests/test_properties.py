@@ -21,6 +21,9 @@ from imchat.service.storage import sniff_media_type
 settings.register_profile('long', max_examples=100000, deadline=None, database=None)
 LONG = settings.default.max_examples >= 100000
 LIMIT = 65536
+# Thousands of cases each (the form endpoints: 1200 requests on each database): from
+# seconds to minutes, so not in the fast part.
+pytestmark = pytest.mark.slow
 
 
 def examples(normal):
@@ -110,8 +113,6 @@ def endpoints(app):
                   if 'POST' in rule.methods and not rule.arguments and rule.rule not in skip)
 
 
-# 1200 requests through the app on each database: minutes on a busy machine.
-@pytest.mark.slow
 @settings(max_examples=examples(1200), suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                               HealthCheck.too_slow], **FAST)
 @given(data=st.data())
