@@ -20,6 +20,7 @@ from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, Me
 from imchat.service.message import MessageService
 from imchat.protocol import CLOSE_TOO_MANY, encode
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
+from imchat.service import safety
 from imchat.service.shared_limits import shared_store
 from imchat.service.metrics import Metrics
 from imchat.service.storage import make_storage
@@ -101,6 +102,7 @@ class Services:
             self.users.guard = LoginGuard(shared_store(self.bus), config['LOGIN_ATTEMPTS'],
                                           config['LOGIN_WINDOW'], config['LOGIN_RATE'],
                                           config['REGISTER_RATE'], config['PROXY_COUNT'])
+        safety.install(self)  # issue 22: requests, blocks, roles, reports, bans
 
     def _save_resume_point(self, user_id, msgid):
         try:
@@ -157,12 +159,12 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import cli, ctrl
-    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
+    from imchat.ctrl import attach, chat, contact, guard, ops, safety as safety_ctrl, user, view
     ctrl.register_error_handlers(app)
     guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp, safety_ctrl.bp):
         app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
     # The original's RegisterView: a page for every template under view/.

@@ -225,7 +225,8 @@ class _Acknowledge:
     def __call__(self, outcome):
         if isinstance(outcome, Refused):
             self.metrics.inc('imchat_messages_refused_total')
-            return ack_refused(self.client_id, outcome.msg)
+            # Issue 22: a refusal of service/roles.py carries its machine reason.
+            return ack_refused(self.client_id, outcome.msg, getattr(outcome.msg, 'reason', None))
         if self.client_id is not None:
             return ack_ok(self.client_id, outcome)
         return None
@@ -245,4 +246,5 @@ def history():
 @login_required
 def conversations():
     fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
-    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))
+    rows = services().conversations.conversations(g.user_id, fields['limit'])
+    return ok_rows(services().mutes.annotate(g.user_id, rows))  # issue 22: `muteuntil`

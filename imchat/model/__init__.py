@@ -14,6 +14,7 @@ from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
 
 from imchat.model.engine import enable_multi_statements
+from imchat.model.safety import define_safety_entities
 from imchat.protocol import message_wire
 
 SEX_WOMEN = 'W'
@@ -179,6 +180,7 @@ def define_database():
         at = Required(int, size=64)
         composite_index(key, at)
 
+    define_safety_entities(db)  # issue 22: requests, blocks, roles, reports, bans
     return db
 
 

@@ -163,6 +163,8 @@ class MessageService:
         self.db_watch = None
         # The bus when several nodes share the users: it delivers (here and elsewhere).
         self.bus = None
+        # Issue 22: (sender_id, community_id) -> why a member may not post, or None.
+        self.room_refusal = None
 
     # -- storing -------------------------------------------------------------------
 
@@ -408,6 +410,12 @@ class MessageService:
             revocations = self._revocations
             if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
                 return refusal.format(frame.dstid)
+            # Issue 22 hook: a muted member, or an announcements-only community
+            # (service/roles.py); its changes forget the cached permission (rules_listeners).
+            if cate == CONTACT_COMMUNITY and self.room_refusal is not None:
+                room_refusal = self.room_refusal(sender_id, frame.dstid)
+                if room_refusal:
+                    return room_refusal
             if revocations == self._revocations:  # else the answer may predate a revocation
                 self._remember(key)
         return None

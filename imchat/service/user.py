@@ -35,6 +35,10 @@ class UserService:
         # Called with the token's key after a logout commits; the chat hub closes the
         # WebSockets opened with that token.
         self.logout_listeners = []
+        # Issue 22 hooks (service/admin.py, service/blocks.py): a banned user's login is
+        # refused (it raises); a blocked viewer never sees `online`.
+        self.login_refusal = lambda user_id: None
+        self.online_hidden = lambda viewer_id, user_id: False
 
     def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo='',
                  client_addr=''):
@@ -72,6 +76,7 @@ class UserService:
             attempt.failed()
             raise Unauthorized('wrong mobile or password', reason='auth.wrong_password')
         attempt.succeeded()
+        self.login_refusal(user.id)
         self._purge_expired_tokens_now_and_then()
         with db_session:
             user = self.db.User[user.id]
@@ -112,7 +117,7 @@ class UserService:
             user = self.db.User.get(id=user_id)
             if user is None:
                 raise NotFound('no user {}'.format(user_id), reason='not_found.user')
-            online = self.is_online(user.id)
+            online = self.is_online(user.id) and not self.online_hidden(viewer_id, user.id)
             return user.to_own(online) if user.id == viewer_id else user.to_public(online)
 
     def find_by_mobile(self, mobile):
