@@ -10,8 +10,14 @@ from tests.test_chat import connect, wait_for  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
-def app_config(app_config):
-    return dict(app_config, **SAFETY_DEFAULTS)
+def app_settings():
+    """What a test changes from the defaults (parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def app_config(app_config, app_settings):
+    return {**app_config, **SAFETY_DEFAULTS, **app_settings}
 
 
 def call(client, path, who, **data):
@@ -109,6 +115,25 @@ def test_a_request_arrives_live(auth, client, connect):
     assert {k: event[k] for k in ('cmd', 'event', 'userid', 'dstid', 'memo', 'nickname')} == {
         'cmd': 17, 'event': 'request', 'userid': alice.id, 'dstid': bob.id, 'memo': 'hello',
         'nickname': 'alice'}
+
+
+@pytest.mark.parametrize('app_settings', [{'FRIEND_REQUESTS': False}])
+def test_the_original_clients_add_then_load_without_requests(client, auth, connect):
+    """IMCHAT_FRIEND_REQUESTS=0: `addfriend` makes friends at once and answers as the
+    original did, so its client's next call, `loadfriend`, shows the friend."""
+    alice, bob = auth.register(), auth.register(nickname='bob')
+    added = call(client, '/contact/addfriend', alice, userid=alice.id, dstid=bob.id)
+    assert added.status_code == 200 and added.json['data'] is None
+    loaded = call(client, '/contact/loadfriend', alice, userid=alice.id).json['rows']
+    assert [(f['id'], f['nickname']) for f in loaded] == [(bob.id, 'bob')]
+    assert friends_of(client, bob) == [alice.id]
+    assert call(client, '/contact/requests', bob).json['rows'] == []
+    again = call(client, '/contact/addfriend', alice, dstid=bob.id)
+    assert again.status_code == 409
+    ws_alice, ws_bob = connect(alice), connect(bob)
+    ws_alice.text(bob.id, 'straight away')
+    assert ws_alice.recv_ack()['code'] == 0
+    assert ws_bob.recv()['content'] == 'straight away'
 
 
 # -- blocks --------------------------------------------------------------------------
