@@ -101,6 +101,9 @@ SETTINGS = {
     'REQUEST_REPEATS': (3, _int),
     'NEW_ACCOUNT_REQUESTS': (5, _int),
     'JOINS_PER_HOUR': (20, _int),
+    # Seconds between looks for bans made by `admin ban` in another process (0: never;
+    # a bus carries them at once anyway).
+    'BAN_POLL': (2, float),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

@@ -7,11 +7,13 @@ existing code are all listed here (Services calls `install` once, after the bus)
 - `users.login_refusal`: a banned user's login is refused with the reason.
 - `users.online_hidden`: a blocked viewer never sees `online` in /user/find.
 - `contacts.leave_listeners`: a member's role goes when they leave.
+- `hub.presence_listeners`: the ban watch runs while this node has connections.
 Blocking ends a friendship through `contacts.unfriend_listeners` (already relayed);
 cmd 17 events go through `hub.push`, which the bus carries to every node.
 """
 from imchat.model import CONTACT_COMMUNITY
 from imchat.service.admin import Admin
+from imchat.service.banwatch import BanWatch
 from imchat.service.blocks import Blocks
 from imchat.service.joins import CommunityJoins
 from imchat.service.mutes import ChatMutes
@@ -39,6 +41,9 @@ def install(services) -> None:
                                     config['JOINS_PER_HOUR'])
     services.reports = Reports(services.db, contacts)
     services.admin = Admin(services.db, services.users, contacts, messages, push)
+    # An operator's ban from another process, without a bus (service/banwatch.py).
+    services.ban_watch = BanWatch(services.db, services.hub, config['BAN_POLL'])
+    services.hub.presence_listeners.append(services.ban_watch.presence_changed)
 
     messages.room_refusal = services.roles.room_refusal
     services.users.login_refusal = services.admin.login_refusal
