@@ -13,8 +13,8 @@ import gevent
 import greenlet
 import pytest
 from flask.ctx import RequestContext
-from imchat.server import ImchatHandler
-from imchat.util.wsconn import _readers
+from imchat.process.server import ImchatHandler
+from imchat.transport.readers import readers
 from tests.harness import wait_for
 from tests.test_chat import connect, pair  # noqa: F401  (fixtures)
 from tests.test_connection_faults import resume_point
@@ -25,7 +25,7 @@ def live_greenlets():
     """Greenlets alive, but for the spare readers (at most SPARE_READERS, however many
     connections are open)."""
     alive = sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
-    return alive - len(_readers.spare)
+    return alive - len(readers.spare)
 
 
 def requests_alive(live_server):

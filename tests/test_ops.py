@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from imchat.model.engine import parse_database_url
-from imchat.server import describe_storage, raise_open_file_limit
+from imchat.process.server import describe_storage, raise_open_file_limit
 from imchat.service.metrics import DECLARED
 from tests.harness.live import LiveServer
 

@@ -4,9 +4,10 @@ this machine's disk (IMCHAT_STORAGE=local)."""
 import gevent
 from flask import Blueprint, current_app, g, request, send_file
 
-from imchat.ctrl import authenticate, bind_request, ok, services, token_outside_body
+from imchat.ctrl import (authenticate, bind_request, cookie_token, ok, services,
+                         token_outside_body)
 from imchat.service.errors import BadRequest, NotFound
-from imchat.service.storage import check_client_extension, check_client_name
+from imchat.service.mediatypes import check_client_extension, check_client_name
 from imchat.util.bind import Field
 
 bp = Blueprint('attach', __name__)
@@ -58,7 +59,7 @@ def _authenticate_before_the_body():
         raise BadRequest('file: must be a file sent as multipart/form-data, not text',
                          field='file', reason='upload.not_multipart')
     request.environ['wsgi.input'] = _YieldingInput(request.environ['wsgi.input'])
-    token = token_outside_body()
+    token = token_outside_body() or cookie_token()
     if token is None:
         small = current_app.config['BODY_MAX_BYTES']
         if request.content_length is None or (small and request.content_length > small):
