@@ -31,8 +31,10 @@ from tests.wsclient import ChatClient  # noqa: E402
 
 def node(name, database, bus, work):
     """A node as the bus tests start one (tests/test_bus.py), answering."""
+    # Friends at once, as before friend requests (issue 22): it measures the bus.
     return ServerProcess(work, database, name=name, IMCHAT_BUS=bus, IMCHAT_NODE_ID=name,
-                         IMCHAT_ACCESS_LOG=0, IMCHAT_WS_RATE=0).start()
+                         IMCHAT_ACCESS_LOG=0, IMCHAT_WS_RATE=0,
+                         IMCHAT_FRIEND_REQUESTS=0).start()
 
 
 def percentile(values, p):
