@@ -4,7 +4,7 @@ that look inside the server (its hub, its services) while real clients talk to i
 The one import of imchat's server module in the harness is here."""
 from gevent.pool import Pool
 
-from imchat.server import make_server
+from imchat.process.server import make_server
 
 
 class LiveServer:
