@@ -43,6 +43,7 @@ from imchat.service.frame import idempotency_key
 from imchat.service.outcomes import Refused, Stored
 from imchat.service.permissions import Permissions
 from imchat.service.writer_gaps import LateCommits
+from imchat.service.writer_turns import Turn as _Turn
 from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -51,46 +52,6 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 256
 # Batches in the database at once on MySQL (see above); SQLite has one writer at a time.
 PIPELINE_DEPTH = 2
-
-
-class _Turn:
-    """A batch's place in the order batches are stored, delivered and acked in."""
-
-    __slots__ = ('after', 'changed', 'over', 'follower')
-
-    def __init__(self):
-        # While an attempt at storing the batch holds the message stream: what the next
-        # batch may expect of it (insert_messages' `after`); None when it does not.
-        self.after = None
-        # Set (and replaced) whenever `after` is set or the turn is over.
-        self.changed = Event()
-        # Set once the batch's outcomes are all delivered.
-        self.over = Event()
-        # The next batch's attempt that counts on `after`, until it has ended: an Event
-        # set then. A failed attempt waits for it before its batch tries again, so that
-        # one cannot commit first.
-        self.follower = None
-
-    def hold(self, after):
-        self.after = after
-        self._change()
-
-    def lose(self):
-        """The attempt that held the stream failed: wait until the next batch's attempt
-        that counted on it has failed too (it cannot commit)."""
-        self.after = None
-        follower, self.follower = self.follower, None
-        if follower is not None:
-            follower.wait()
-
-    def finish(self):
-        self.after = None
-        self.over.set()
-        self._change()
-
-    def _change(self):
-        changed, self.changed = self.changed, Event()
-        changed.set()
 
 
 _OVER = _Turn()
