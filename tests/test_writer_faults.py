@@ -44,7 +44,9 @@ class StreamHolder:
 
 @pytest.fixture
 def server(tmp_path, database_url):
-    server = ServerProcess(tmp_path, database_url, IMCHAT_DB_TIMEOUT=DB_TIMEOUT).start()
+    # Friends at once (addfriend without a request to accept), as the original had it.
+    server = ServerProcess(tmp_path, database_url, IMCHAT_DB_TIMEOUT=DB_TIMEOUT,
+                           IMCHAT_FRIEND_REQUESTS=0).start()
     yield server
     server.stop()
 
