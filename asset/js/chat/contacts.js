@@ -4,7 +4,7 @@
 import {im, t} from './util.js';
 import * as api from './api.js';
 import {emit} from './events.js';
-import {state, me, setMe, setFriends, setGroups, forget} from './state.js';
+import {state, me, setMe, setFriends, setGroups, forget, refreshUser} from './state.js';
 
 export function loadFriends() {
   return api.loadFriends().then(setFriends, api.fail);
@@ -86,7 +86,35 @@ export function transfer(c, user, name) {
   });
 }
 
-// {nickname} or {avatar}
+/* A contact event (cmd 17) from the server: someone added me, removed me, changed
+ * their profile, or something changed in a group of mine. The lists load again, so
+ * they follow the server without a reload. */
+export function onContact(frame) {
+  const who = Number(frame.userid);
+  if (frame.event === 'profile') {
+    if (who) refreshUser(who);
+    if (Number(frame.dstid) && frame.target === 11) loadGroups();
+    return loadFriends();
+  }
+  if (frame.event === 'community') return loadGroups();
+  loadFriends();
+  loadGroups();
+}
+
+// Resolves true once the password is changed (my other logins end; this one stays).
+export function changePassword(passwd, newpasswd) {
+  return act(() => api.changePassword(passwd, newpasswd), t('password_changed'));
+}
+
+// {name} or {icon}; resolves true once the group has them.
+export function updateGroup(c, fields, message) {
+  return act(() => api.updateGroup(c.dstid, fields), message).then((done) => {
+    if (done) loadGroups();
+    return done;
+  });
+}
+
+// {nickname}, {avatar} or {memo}
 export function updateProfile(fields, message) {
   return api.updateProfile(fields).then((user) => {
     user.mobile = user.mobile || me.mobile;

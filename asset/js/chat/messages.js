@@ -1,7 +1,7 @@
 /* Messages in and out: sending with a local copy shown at once, acknowledgements,
  * messages arriving from the stream, recall (cmd 14) and pages of history. Every frame
  * from the server comes in here (`onFrame`) and goes to its module. */
-import {t, CMD, randomTag} from './util.js';
+import {t, CMD, randomTag, ackText} from './util.js';
 import * as conn from './conn.js';
 import * as api from './api.js';
 import {emit} from './events.js';
@@ -9,7 +9,7 @@ import {state, me, conv, keyOfMessage, remember, advanceSince, isFriend, oldestM
         markRecalled, touched} from './state.js';
 import {markRead, onRead} from './reads.js';
 import {onTyping, stopTyping, onPresence} from './presence.js';
-import {loadFriends, loadGroups} from './contacts.js';
+import {loadFriends, loadGroups, onContact} from './contacts.js';
 
 // The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
 // offers recall this long after sending.
@@ -28,6 +28,7 @@ export function onFrame(frame) {
     case CMD.TYPING: return onTyping(frame);
     case CMD.RECALL: return onRecall(frame);
     case CMD.PRESENCE: return onPresence(frame);
+    case CMD.CONTACT: return onContact(frame);
   }
 }
 
@@ -79,7 +80,7 @@ function onAck(c, msg, frame) {
     touched(c);
   } else {
     msg.state = 'failed';
-    msg.error = frame.msg || '';
+    msg.error = ackText(frame);
     emit('message-state', msg);
     // Refused: perhaps no longer friends or a member; the lists learn it.
     if (c.cmd === CMD.USER) loadFriends();
@@ -105,7 +106,7 @@ export function recall(msg) {
       if (ack.msgid) advanceSince(Number(ack.msgid));
       applyRecall(c, msg.msgid);
     } else {
-      emit('notice', ack.msg || t('recall_too_late', {s: RECALL_SECONDS}));
+      emit('notice', ack.reason || ack.msg ? ackText(ack) : t('recall_too_late', {s: RECALL_SECONDS}));
     }
   });
 }
