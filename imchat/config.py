@@ -19,7 +19,7 @@ SETTINGS = {
     'DATABASE_URL': ('sqlite:///data/imchat.db', str),
     'HOST': ('127.0.0.1', str),
     'PORT': (8080, _int),
-    # Server processes on this machine sharing PORT (imchat/supervisor.py); above 1
+    # Server processes on this machine sharing PORT (imchat/process/supervisor.py); above 1
     # needs IMCHAT_BUS.
     'WORKERS': (1, _int),
     'SECRET_KEY': (None, str),
@@ -52,7 +52,7 @@ SETTINGS = {
     'ERROR_STATUS': (0, _int),
     # Largest request body anywhere but /attach/upload: parsing a huge form is slow.
     'BODY_MAX_BYTES': (64 * 1024, _int),
-    # At the door (imchat.door): a request whose headers have not all arrived in this many
+    # At the door (imchat.process.door): a request whose headers have not all arrived in this many
     # seconds is dropped; connections open at once, and new connections a second, per
     # client address; WebSocket handshakes (up to the end of the backlog) in progress.
     'HEADER_TIMEOUT': (10, _int),

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import orjson
 
-from imchat.util.wsconn import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
-                                CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
+from imchat.transport.codec import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
+                                    CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
 
 # cmd, as on the wire and in `message.cmd`.
 CMD_HEART = 0

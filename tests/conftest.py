@@ -177,7 +177,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(app):
-    from imchat.server import make_server
+    from imchat.process.server import make_server
 
     server = make_server(app, '127.0.0.1', 0)
     server.start()

@@ -18,7 +18,7 @@ import requests
 import websocket
 from pony.orm import db_session
 
-from imchat.model import insert_messages
+from imchat.model.stream import insert_messages
 from imchat.service.errors import TooManyRequests
 from imchat.util.clock import now_ms
 from imchat.util.token import new_token, token_key

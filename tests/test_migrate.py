@@ -16,7 +16,7 @@ from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
-from imchat.server import make_server
+from imchat.process.server import make_server
 from tests.test_release import free_port, http, process_gone, wait_healthy
 from tests.wsclient import ChatClient
 

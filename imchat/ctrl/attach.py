@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, request, send_file
 from imchat.ctrl import (authenticate, bind_request, cookie_token, ok, services,
                          token_outside_body)
 from imchat.service.errors import BadRequest, NotFound
-from imchat.service.storage import check_client_extension, check_client_name
+from imchat.service.mediatypes import check_client_extension, check_client_name
 from imchat.util.bind import Field
 
 bp = Blueprint('attach', __name__)

@@ -27,7 +27,7 @@ from imchat.service.message import HISTORY_MAX, Refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
-from imchat.util.wsconn import open_connection
+from imchat.transport import open_connection
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')

@@ -2,7 +2,7 @@ from flask import Blueprint, g
 
 from imchat.ctrl import bind_request, login_required, ok, ok_rows, services
 from imchat.ctrl.user import MOBILE
-from imchat.model import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
+from imchat.model.entities import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
 from imchat.service.errors import BadRequest
 from imchat.util.bind import Field
 from imchat.util.urls import url_field

@@ -2,7 +2,7 @@ from flask import Blueprint, current_app, g, request
 
 from imchat.ctrl import (bind_request, clear_token_cookie, login_required, ok, services,
                          set_token_cookie)
-from imchat.model import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
+from imchat.model.entities import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
 from imchat.util.bind import Field
 from imchat.util.urls import url_field
 

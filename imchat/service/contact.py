@@ -1,6 +1,7 @@
 from pony.orm import commit, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, take_ids
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.stream import take_ids
 from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms

@@ -19,7 +19,8 @@ import logging
 
 from pony.orm import count, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, execute_sql
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.sql import execute_sql
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
@@ -57,7 +58,7 @@ def conversation_statements(db, stored):
     messages, (sender id, cmd, dstid, msgid) in id order, forward; the message writer
     runs them in the messages' transaction. Each row gets its last message; the others'
     messages count as unread. Sending moves no read position (only a read does, so its
-    receipt always goes out). A msgid may be a model.MessageId."""
+    receipt always goes out). A msgid may be a model.sql.MessageId."""
     rows = {}       # (owner, target, dstid) -> [last, added unread]
     groups = {}     # community id -> [last, count, {sender id: own count}]
     for sender_id, cmd, dstid, msgid in stored:

@@ -12,7 +12,7 @@ import time
 
 import gevent
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
                              CMD_TYPING, ack_done, ack_refused, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause

@@ -264,7 +264,7 @@ class ConnectionCap:
                 del self._open[client.user_id]
 
 
-# The WSGI environ key under which the door (imchat.door) leaves a WebSocket's handshake
+# The WSGI environ key under which the door (imchat.process.door) leaves a WebSocket's handshake
 # slot; the chat view gives it back once the backlog is sent.
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
 

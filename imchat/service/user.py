@@ -4,7 +4,7 @@ import time
 import gevent
 from pony.orm import db_session, select
 
-from imchat.model import CONTACT_FRIEND, SEX_UNKNOWN
+from imchat.model.entities import CONTACT_FRIEND, SEX_UNKNOWN
 from imchat.service.errors import Conflict, NotFound, Unauthorized
 from imchat.service.limits import LoginGuard, MemoryStore
 from imchat.util.clock import now_ms
