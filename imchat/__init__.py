@@ -78,6 +78,7 @@ class Services:
         self.events = EventService(self.hub, self.conversations, self.messages, self.contacts,
                                    config['PRESENCE_GRACE'])
         self.users.is_online = self.hub.is_online
+        self.users.profile_listeners.append(self.events.profile_changed)
         self.contacts.join_listeners.append(self.hub.join_community)
         self.users.logout_listeners.append(self.hub.end_session)
         # Several nodes: the bus joins them (None for one process).

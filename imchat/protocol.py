@@ -26,6 +26,9 @@ CMD_PRESENCE = 15
 # Tells a (re)connecting client its replay was cut short: the messages with
 # `after` < msgid < `before` were not sent; it reads them with /chat/history.
 CMD_BACKLOG_SKIPPED = 16
+# A contact event (server only): something about a person's contacts changed, so their
+# lists load again (docs/protocol.md, "Contacts and safety").
+CMD_CONTACT = 17
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream
@@ -112,6 +115,15 @@ def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
         wire['reason'] = reason
     if client_id is not None:
         wire['id'] = client_id
+    return encode(wire)
+
+
+def contact_event(event: str, user_id: int, dstid: int = None) -> OutgoingFrame:
+    """A cmd 17 frame: `event` ('accepted', 'profile', 'community') done by `user_id`
+    to `dstid` (a user or a community)."""
+    wire = {'cmd': CMD_CONTACT, 'event': event, 'userid': user_id}
+    if dstid is not None:
+        wire['dstid'] = dstid
     return encode(wire)
 
 

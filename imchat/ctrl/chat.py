@@ -210,22 +210,25 @@ def _handle_frame(svc, client, data, max_frame):
         return
     # Read on while it is stored: the ack goes out after the commit, in frame order.
     client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
-                      _Acknowledge(svc.metrics, frame.client_id), limit=MAX_UNACKED)
+                      _Acknowledge(svc.metrics, frame.client_id, client), limit=MAX_UNACKED)
 
 
 class _Acknowledge:
     """What to send once a frame's outcome is known."""
 
-    __slots__ = ('metrics', 'client_id')
+    __slots__ = ('metrics', 'client_id', 'client')
 
-    def __init__(self, metrics, client_id):
+    def __init__(self, metrics, client_id, client):
         self.metrics = metrics
         self.client_id = client_id
+        self.client = client
 
     def __call__(self, outcome):
         if isinstance(outcome, Refused):
             self.metrics.inc('imchat_messages_refused_total')
             return ack_refused(self.client_id, outcome.msg)
+        if outcome.msgid:
+            self.client.acknowledged(outcome.msgid)
         if self.client_id is not None:
             return ack_ok(self.client_id, outcome)
         return None

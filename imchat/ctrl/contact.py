@@ -45,6 +45,17 @@ def create_community():
     return ok(services().contacts.create_community(g.user_id, **fields))
 
 
+@bp.route('/updatecommunity', methods=['POST'])
+@login_required
+def update_community():
+    fields = bind_request(DSTID, Field('name', max_len=COMMUNITY_NAME_MAX, min_len=1),
+                          url_field('icon', AVATAR_MAX), Field('memo', max_len=MEMO_MAX))
+    if fields['name'] is None and fields['icon'] is None and fields['memo'] is None:
+        raise BadRequest('name: give a new name, icon or memo', field='name')
+    return ok(services().contacts.update_community(g.user_id, fields['dstid'], name=fields['name'],
+                                                   icon=fields['icon'], memo=fields['memo']))
+
+
 @bp.route('/joincommunity', methods=['POST'])
 @login_required
 def join_community():

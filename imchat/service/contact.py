@@ -18,6 +18,11 @@ class ContactService:
         # community_id) commits: open connections lose the permission at once.
         self.unfriend_listeners = []
         self.leave_listeners = []
+        # Called after a friendship is made (user_id, friend_id) and after a community
+        # changes its name or picture (user_id, community_id): the people concerned
+        # hear of it (cmd 17), so their lists follow without a reload.
+        self.friend_listeners = []
+        self.community_listeners = []
 
     def add_friend(self, owner_id, dst_id):
         """Make two users friends, both directions in one transaction.
@@ -36,6 +41,8 @@ class ContactService:
             Contact(ownerid=owner_id, dstid=dst_id, cate=CONTACT_FRIEND, createat=now)
             if not Contact.exists(ownerid=dst_id, cate=CONTACT_FRIEND, dstid=owner_id):
                 Contact(ownerid=dst_id, dstid=owner_id, cate=CONTACT_FRIEND, createat=now)
+        for listener in self.friend_listeners:
+            listener(owner_id, dst_id)
 
     def delete_friend(self, owner_id, dst_id):
         """End a friendship, both directions; the history stays. Raises NotFound."""
@@ -76,6 +83,19 @@ class ContactService:
             open_group_conversation(self.db, owner_id, community.id, joined)
             view = community.to_dict()
         self._notify_join(owner_id, view['id'])
+        return view
+
+    def update_community(self, owner_id, community_id, name=None, icon=None, memo=None):
+        """The owner renames a community or gives it a picture or memo; returns it.
+        Raises NotFound, Forbidden (not the owner)."""
+        with db_session:
+            community = self._owned(owner_id, community_id)
+            for field, value in (('name', name), ('icon', icon), ('memo', memo)):
+                if value is not None:
+                    setattr(community, field, value)
+            view = community.to_dict()
+        for listener in self.community_listeners:
+            listener(owner_id, community_id)
         return view
 
     def join_community(self, user_id, community_id):
@@ -181,6 +201,17 @@ class ContactService:
         with db_session:
             return select(c.dstid for c in self.db.Contact
                           if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY)[:]
+
+    def co_member_ids(self, user_id):
+        """Everyone who shares a community with `user_id` (them excluded)."""
+        with db_session:
+            mine = select(c.dstid for c in self.db.Contact
+                          if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY)[:]
+            if not mine:
+                return []
+            return select(c.ownerid for c in self.db.Contact
+                          if c.cate == CONTACT_COMMUNITY and c.dstid in mine
+                          and c.ownerid != user_id)[:]
 
     def is_member(self, user_id, community_id):
         with db_session:

@@ -14,7 +14,7 @@ import gevent
 
 from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
-                             CMD_TYPING, ack_done, ack_refused, encode)
+                             CMD_TYPING, ack_done, ack_refused, contact_event, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, _int_field
@@ -84,6 +84,43 @@ class EventService:
         hub.presence_listeners.append(self.presence_changed)
         contacts.unfriend_listeners.append(self.unfriended)
         contacts.leave_listeners.append(self.left_community)
+        contacts.friend_listeners.append(self.friend_added)
+        contacts.community_listeners.append(self.community_changed)
+
+    # -- contact events (cmd 17): lists that follow the server ------------------------
+    # Sent after the change committed, to whoever is connected; a person offline loads
+    # their lists when they next open the page, so nothing is stored. A failure to
+    # tell is logged, never turned into a refusal of what already happened.
+
+    def friend_added(self, user_id, friend_id):
+        """The new friend's devices (and my other ones) load their friend lists."""
+        self._tell((user_id, friend_id), contact_event('accepted', user_id, friend_id))
+
+    def profile_changed(self, user_id):
+        """My friends and fellow members see my new name or picture."""
+        try:
+            people = set(self.contacts.friend_ids(user_id))
+            people.update(self.contacts.co_member_ids(user_id))
+        except Exception:
+            log.exception('could not find who sees the profile of user %s', user_id)
+            return
+        people.add(user_id)
+        self._tell(self.online_among(sorted(people)), contact_event('profile', user_id))
+
+    def community_changed(self, user_id, community_id):
+        """A community's members see its new name or picture."""
+        try:
+            members = self.contacts.member_ids(user_id, community_id)
+        except Exception:
+            log.exception('could not list the members of community %s', community_id)
+            return
+        self._tell(self.online_among(members), contact_event('community', user_id, community_id))
+
+    def _tell(self, user_ids, outgoing):
+        try:
+            self.hub.push(user_ids, outgoing)
+        except Exception:
+            log.exception('could not push a contact event')
 
     def unfriended(self, user_id, friend_id):
         """Neither may send to the other from now on, open connections included."""

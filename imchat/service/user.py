@@ -43,6 +43,9 @@ class UserService:
         # Called with the token's key after a logout commits; the chat hub closes the
         # WebSockets opened with that token.
         self.logout_listeners = []
+        # Called with the user's id after their profile changes: the people who see it
+        # (friends, fellow members) hear of it.
+        self.profile_listeners = []
 
     def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo='',
                  client_addr=''):
@@ -148,7 +151,10 @@ class UserService:
             for name in ('nickname', 'avatar', 'sex', 'memo'):
                 if changes.get(name) is not None:
                     setattr(user, name, changes[name])
-            return user.to_own(self.is_online(user_id))
+            view = user.to_own(self.is_online(user_id))
+        for listener in self.profile_listeners:
+            listener(user_id)
+        return view
 
     def public_profiles(self, user_ids, viewer_id):
         """Public profiles of these users, in id order, as `viewer_id` sees them: whether
