@@ -46,6 +46,7 @@ def test_what_others_sent_meanwhile_still_arrives_without_since(pair, connect, l
 def test_adding_a_friend_tells_the_other_person_at_once(auth, client, connect):
     alice, bob = auth.register(nickname='alice'), auth.register(nickname='bob')
     b = connect(bob)
+    b.ignore.discard(17)
     response = client.post('/contact/addfriend', data={'dstid': bob.id}, headers=alice.headers)
     assert response.status_code == 200
     event = b.recv()
@@ -58,6 +59,8 @@ def test_a_new_profile_reaches_friends_and_fellow_members(auth, client, connect)
     group = auth.create_community(alice)['id']
     auth.join(cat, group)
     b, c, s = connect(bob), connect(cat), connect(stranger)
+    for ws in (b, c, s):
+        ws.ignore.discard(17)
     response = client.post('/user/update', data={'nickname': 'Alice L.'}, headers=alice.headers)
     assert response.status_code == 200
     for ws in (b, c):
@@ -70,6 +73,7 @@ def test_the_owner_renames_a_group_and_gives_it_a_picture(auth, client, connect)
     group = auth.create_community(owner, 'Hikers')['id']
     auth.join(member, group)
     m = connect(member)
+    m.ignore.discard(17)
     response = client.post('/contact/updatecommunity', headers=owner.headers,
                            data={'dstid': group, 'name': 'Hikers 2', 'icon': '/mnt/x.png'})
     assert response.status_code == 200, response.json
