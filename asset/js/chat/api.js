@@ -13,7 +13,10 @@ const data = (reply) => reply.data;
 
 // An expired login goes back to the login page; anything else is said in passing.
 export function fail(error) {
-  if (error && error.status === 401) return emit('session-over');
+  // A wrong current password (changing it) is a 401 too, but the login is still good.
+  if (error && error.status === 401 && error.reason !== 'auth.wrong_password') {
+    return emit('session-over');
+  }
   emit('notice', error && error.message ? error.message : String(error));
 }
 
