@@ -230,6 +230,10 @@ def test_chats_tab_in_english_for_the_readme(people, server):
     # The README's docs/screenshot-chats.png is a copy of this one (made by hand, so
     # that running the tests leaves the tree as it was).
     shot(pm, 'chats-tab-en')
+    # And in the dark theme (the system's choice): docs/screenshot-chats-dark.png.
+    pm.emulate_media(color_scheme='dark')
+    expect(pm.locator('body')).to_have_css('background-color', 'rgb(10, 10, 10)')
+    shot(pm, 'chats-tab-en-dark')
     for page in (pm, pl, pz):
         assert page.errors == []
 
