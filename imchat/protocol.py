@@ -26,9 +26,14 @@ CMD_PRESENCE = 15
 # Tells a (re)connecting client its replay was cut short: the messages with
 # `after` < msgid < `before` were not sent; it reads them with /chat/history.
 CMD_BACKLOG_SKIPPED = 16
-# A contact event (server only): something about a person's contacts changed, so their
-# lists load again (docs/protocol.md, "Contacts and safety").
+# A contact event (server only): a friend request, an acceptance, a kick, a role change...
+# reaching the people it concerns (docs/protocol.md, "Contacts and safety").
 CMD_CONTACT = 17
+CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
+                  'rejected', 'kicked', 'role', 'muted', 'banned',
+                  # a user's profile (dstid: the user) or a community's name or picture
+                  # changed: the lists showing them load again.
+                  'profile', 'community')
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream
@@ -118,12 +123,13 @@ def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
     return encode(wire)
 
 
-def contact_event(event: str, user_id: int, dstid: int = None) -> OutgoingFrame:
-    """A cmd 17 frame: `event` ('accepted', 'profile', 'community') done by `user_id`
-    to `dstid` (a user or a community)."""
-    wire = {'cmd': CMD_CONTACT, 'event': event, 'userid': user_id}
-    if dstid is not None:
-        wire['dstid'] = dstid
+def contact_event(event: str, userid: int, dstid: int, **details) -> OutgoingFrame:
+    """The cmd 17 frame: `userid` (who acted) did `event` concerning `dstid` (a user or a
+    community); `details` add what the receiver needs to show it (a greeting, a role)."""
+    if event not in CONTACT_EVENTS:
+        raise ValueError('not a contact event: {!r}'.format(event))
+    wire = {'cmd': CMD_CONTACT, 'event': event, 'userid': userid, 'dstid': dstid}
+    wire.update(details)
     return encode(wire)
 
 

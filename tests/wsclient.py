@@ -7,12 +7,11 @@ import websocket
 
 
 class ChatClient:
-    def __init__(self, url, timeout=5, ignore=(13, 15, 17)):
+    def __init__(self, url, timeout=5, ignore=(13, 15)):
         self.ws = websocket.create_connection(url, timeout=timeout)
         self.next_id = 1
-        # Typing, presence and contact events come whenever friends type, come and go
-        # or change their contacts: like a client that does not know them, skip them
-        # unless a test asks (ignore=()).
+        # Typing and presence come whenever friends type or come and go: like a client
+        # that does not know them, skip them unless a test asks (ignore=()).
         self.ignore = set(ignore)
 
     def send(self, **frame):

@@ -4,7 +4,7 @@
 import {im, t} from './util.js';
 import * as api from './api.js';
 import {emit} from './events.js';
-import {state, me, setMe, setFriends, setGroups, forget, refreshUser} from './state.js';
+import {state, me, setMe, setFriends, setGroups, forget} from './state.js';
 
 export function loadFriends() {
   return api.loadFriends().then(setFriends, api.fail);
@@ -22,9 +22,14 @@ export function loadMembers(c) {
   }, api.fail);
 }
 
-// {mobile} or {dstid}; resolves true once the friend is in the list.
+// {mobile} or {dstid}, [memo]; resolves true once the request is sent (the server
+// answers `requested`) or the friend is in the list.
 export function addFriend(fields) {
-  return api.addFriend(fields).then(() => {
+  return api.addFriend(fields).then((reply) => {
+    if (reply && reply.status === 'requested') {
+      emit('notice', t('request_sent'));
+      return true;
+    }
     emit('notice', t('friend_added'));
     return loadFriends().then(() => true);
   }, api.fail);
@@ -84,21 +89,6 @@ export function transfer(c, user, name) {
   return act(() => api.transfer(c.dstid, user.id), t('transferred', {name: name})).then((done) => {
     if (done) loadMembers(c);
   });
-}
-
-/* A contact event (cmd 17) from the server: someone added me, removed me, changed
- * their profile, or something changed in a group of mine. The lists load again, so
- * they follow the server without a reload. */
-export function onContact(frame) {
-  const who = Number(frame.userid);
-  if (frame.event === 'profile') {
-    if (who) refreshUser(who);
-    if (Number(frame.dstid) && frame.target === 11) loadGroups();
-    return loadFriends();
-  }
-  if (frame.event === 'community') return loadGroups();
-  loadFriends();
-  loadGroups();
 }
 
 // Resolves true once the password is changed (my other logins end; this one stays).

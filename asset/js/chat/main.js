@@ -9,15 +9,17 @@
  * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
  * calls the second: it announces what changed (events.js) and the views listen; the
  * views reach the first half only through the handlers given here. */
-import {t, MEDIA, toast} from './util.js';
+import {t, MEDIA, CMD, toast} from './util.js';
 import {on} from './events.js';
 import * as api from './api.js';
-import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, setDraft} from './state.js';
+import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, setDraft,
+        userOf} from './state.js';
 import * as conn from './conn.js';
 import {onFrame, send, loadHistory, recall} from './messages.js';
 import {markRead, loadConversations} from './reads.js';
 import {typing} from './presence.js';
 import * as contacts from './contacts.js';
+import * as requests from './requests.js';
 import {changeAvatar, changeGroupIcon, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, logout} from './session.js';
 import {mountShell, setBanner, toggleForm} from './shell.js';
@@ -29,12 +31,17 @@ import {mountComposer} from './composer.js';
 import {mountMe} from './metab.js';
 import {mountAnnouncer} from './announce.js';
 import {mountRoute} from './route.js';
+import {mountRequests} from './requestsview.js';
 
 const app = document.getElementById('app');
 
 function showTab(tab) {
   setTab(tab);
-  if (tab === 'friends') contacts.loadFriends();
+  if (tab === 'friends') {
+    contacts.loadFriends();
+    requests.loadRequests();
+  }
+  if (tab === 'me') requests.loadBlocked();
   if (tab === 'groups') contacts.loadGroups();
 }
 
@@ -69,10 +76,23 @@ function askThen(question, okLabel, act) {
   return confirmFirst(question, okLabel).then((yes) => (yes ? act() : false));
 }
 
+// A request sent shows in my list of requests, waiting.
+function addFriend(fields) {
+  return contacts.addFriend(fields).then((done) => {
+    if (done) requests.loadRequests();
+    return done;
+  });
+}
+
+function nameOf(userId) {
+  const user = userOf(userId);
+  return user.nickname || ('#' + userId);
+}
+
 function mountViews() {
   mountShell({
     showTab: showTab,
-    addFriend: contacts.addFriend,
+    addFriend: addFriend,
     createGroup: contacts.createGroup,
     joinGroup: contacts.joinGroup
   });
@@ -83,12 +103,12 @@ function mountViews() {
   mountPane({
     close: () => setOpen(null),
     loadOlder: (c) => loadHistory(c, true),
-    addFriend: (id) => contacts.addFriend({dstid: id})
+    addFriend: (id) => addFriend({dstid: id})
   });
   mountMenu({recall: recall, copy: copy});
   mountPanels({
     showMembers: contacts.loadMembers,
-    addFriend: (id) => contacts.addFriend({dstid: id}),
+    addFriend: (id) => addFriend({dstid: id}),
     transfer: (c, user, name) => askThen(t('transfer_confirm', {name: name}), t('transfer'),
                                          () => contacts.transfer(c, user, name)),
     kick: (c, user, name) => askThen(t('kick_confirm', {name: name}), t('kick'),
@@ -118,6 +138,15 @@ function mountViews() {
     logout: logout
   });
   mountAnnouncer();
+  mountRequests({
+    accept: requests.accept,
+    decline: (id) => askThen(t('decline_confirm', {name: nameOf(id)}), t('decline'),
+                             () => requests.decline(id)),
+    block: (id, name) => askThen(t('block_confirm', {name: name}), t('block'),
+                                 () => requests.block(id)),
+    unblock: (id, name) => askThen(t('unblock_confirm', {name: name}), t('unblock'),
+                                   () => requests.unblock(id))
+  }, () => (state.open && state.open.cmd === CMD.USER ? userOf(state.open.dstid) : null));
   on('notice', toast);
   on('session-over', endSession);
   document.addEventListener('visibilitychange', () => {
@@ -154,6 +183,8 @@ function start() {
   mountRoute({showTab: showTab, open: openConversation, close: () => setOpen(null)});
   contacts.loadFriends();
   contacts.loadGroups();
+  requests.loadRequests();
+  requests.loadBlocked();
   // Check the token before connecting: a stale one goes back to the login page.
   api.findMe().then((user) => {
     user.mobile = me.mobile;

@@ -9,7 +9,8 @@ import {state, me, conv, keyOfMessage, remember, advanceSince, isFriend, oldestM
         markRecalled, touched} from './state.js';
 import {markRead, onRead} from './reads.js';
 import {onTyping, stopTyping, onPresence} from './presence.js';
-import {loadFriends, loadGroups, onContact} from './contacts.js';
+import {loadFriends, loadGroups} from './contacts.js';
+import {onContact} from './requests.js';
 
 // The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
 // offers recall this long after sending.
