@@ -43,6 +43,16 @@ def test_what_others_sent_meanwhile_still_arrives_without_since(pair, connect, l
     again.expect_nothing()
 
 
+def test_adding_a_friend_without_requests_tells_the_other_person_at_once(auth, client, connect):
+    # IMCHAT_FRIEND_REQUESTS=0 (the original's way, and the suite's): friends at once.
+    alice, bob = auth.register(nickname='alice'), auth.register(nickname='bob')
+    b = connect(bob)
+    b.ignore.discard(17)
+    response = client.post('/contact/addfriend', data={'dstid': bob.id}, headers=alice.headers)
+    assert response.status_code == 200
+    assert b.recv() == {'cmd': 17, 'event': 'accepted', 'userid': alice.id, 'dstid': bob.id}
+
+
 def test_a_new_profile_reaches_friends_and_fellow_members(auth, client, connect):
     alice, bob, cat, stranger = (auth.register(nickname=n) for n in ('alice', 'bob', 'cat', 'x'))
     auth.befriend(alice, bob)
