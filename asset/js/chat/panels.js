@@ -32,13 +32,15 @@ export function mountPanels(handlers) {
     if (!c || c.cmd !== CMD.GROUP) return;
     const group = groupOf(c.dstid);
     const iOwn = !!group && Number(group.ownerid) === Number(me.id);
-    if (iOwn && drawnMembers.c === c && drawnMembers.rows.length > 1) {
+    if (!iOwn) return handlers.leave(c);
+    // Who is still in it, as the server has it now (members may have left meanwhile).
+    Promise.resolve(handlers.showMembers(c)).then(() => {
+      if (drawnMembers.c !== c || drawnMembers.rows.length <= 1) return handlers.leave(c);
       return handlers.mustTransfer().then(() => {
         const first = $('member-list').querySelector('.member-transfer');
         if (first) first.focus();
       });
-    }
-    handlers.leave(c);
+    });
   });
   $('rename-group-form').addEventListener('submit', function (e) {
     e.preventDefault();
