@@ -163,12 +163,13 @@ def people(browser, server):
     contexts = []
     elsewhere = []
 
-    def open_person(locale='zh-CN', viewport=None, srv=None, media_origin=None):
+    def open_person(locale='zh-CN', viewport=None, srv=None, media_origin=None,
+                    color_scheme='light', permissions=()):
         base = (srv or server).base
         allowed = (base + '/', 'data:', 'blob:') + ((media_origin + '/',) if media_origin else ())
         context = browser.new_context(base_url=base, locale=locale,
-                                      viewport=viewport or PHONE,
-                                      permissions=['microphone'])
+                                      viewport=viewport or PHONE, color_scheme=color_scheme,
+                                      permissions=['microphone'] + list(permissions))
         context.set_default_timeout(WAIT_MS)
         # Nothing may be fetched from outside the app (messages carry outside URLs).
         context.on('request', lambda request: None if request.url.startswith(
@@ -250,3 +251,48 @@ def befriend_and_connect(server, people, locale='zh-CN'):
     login_in_browser(pa, a['mobile'])
     login_in_browser(pb, b['mobile'])
     return a, b, pa, pb
+
+
+# axe-core, pinned: the accessibility checker the browser tests run on every screen.
+# Installed from npm into tests/.axe on first use (tests/run.sh does it up front);
+# MPL-2.0, not shipped with the product.
+AXE_VERSION = '4.10.2'
+AXE_DIR = os.path.join(ROOT, 'tests', '.axe')
+AXE_FILE = os.path.join(AXE_DIR, 'node_modules', 'axe-core', 'axe.min.js')
+_axe_source = None
+
+
+def axe_source():
+    global _axe_source
+    if _axe_source is None:
+        if not os.path.exists(AXE_FILE) or not _axe_is_pinned():
+            subprocess.run(['npm', 'install', '--no-save', '--no-audit', '--no-fund',
+                            '--prefix', AXE_DIR, 'axe-core@' + AXE_VERSION],
+                           check=True, stdout=subprocess.DEVNULL)
+        with open(AXE_FILE, encoding='utf-8') as f:
+            _axe_source = f.read()
+    return _axe_source
+
+
+def _axe_is_pinned():
+    with open(os.path.join(os.path.dirname(AXE_FILE), 'package.json'), encoding='utf-8') as f:
+        return json.load(f).get('version') == AXE_VERSION
+
+
+def axe_violations(page, context=None):
+    """axe-core's serious and critical violations of WCAG 2.0-2.2 A and AA (and its
+    best practices) on what the page shows now: a list of 'rule: target' strings.
+    The script goes in through the DevTools protocol, so the page's CSP is untouched."""
+    if not page.evaluate('() => !!window.axe'):
+        page.evaluate(axe_source())
+    found = page.evaluate("""async (context) => {
+        const result = await axe.run(context || document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
+                                            'wcag22aa', 'best-practice']},
+            resultTypes: ['violations']});
+        return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => v.id + ': ' + v.nodes.slice(0, 4).map((n) => n.target.join(' ') +
+                 (n.failureSummary ? ' (' + n.failureSummary.split('\\n').slice(1).join(' ') + ')' : ''))
+                 .join(' | '));
+    }""", context)
+    return found

@@ -62,8 +62,8 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
     alice_mobile, bob_mobile = new_mobile(), new_mobile()
     register_in_browser(alice, alice_mobile, 'Alice')
     register_in_browser(bob, bob_mobile, 'Bob')
-    # Chats come first; nobody to chat with yet.
-    expect(alice.locator('#chats-empty')).to_be_visible()
+    # Chats come first; nobody to chat with yet: the first run says how to add a friend.
+    expect(alice.locator('#first-run')).to_be_visible()
     alice.click('.tabbar .tab[data-tab=friends]')
     expect(alice.locator('#friend-empty')).to_be_visible()
     shot(alice, 'friends-empty')
