@@ -24,6 +24,7 @@ def recall_refusal(db, sender_id, frame, recall_seconds):
     if recall_seconds and now_ms() - original.createat > recall_seconds * 1000:
         return 'message {} is too old to recall: at most {} seconds after sending'.format(
             frame.msgid, recall_seconds)
-    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0)
+    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0,
+                 mentions='')
     frame.target, frame.dstid = original.cmd, original.dstid
     return None

@@ -42,6 +42,7 @@ from imchat.service.delivery import Delivery
 from imchat.service.frame import idempotency_key
 from imchat.service.outcomes import Refused, Stored
 from imchat.service.permissions import Permissions
+from imchat.service.rich_store import rich_statements, rich_wire
 from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,8 @@ class MessageWriter:
                 if refusal:
                     if key is not None and not look_up:
                         refused.append(len(outcomes))
-                    outcomes.append((pending, Refused(refusal), None))
+                    outcomes.append((pending, Refused(refusal, getattr(refusal, 'reason', None)),
+                                     None))
                     continue
                 accepted.append(pending)
                 if key is not None:
@@ -333,7 +335,8 @@ class MessageWriter:
                             return
             ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
                 conversation_statements(self.db, [row[:3] + (msgid,)
-                                                  for row, msgid in zip(rows, ids)])),
+                                                  for row, msgid in zip(rows, ids)])
+                + rich_statements(accepted, ids)),
                 last=True, after=after, holding=holding)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         self.metrics.inc('imchat_message_batches_total')
@@ -341,7 +344,10 @@ class MessageWriter:
             stored = Stored(msgid, createat)
             if pending.key is not None:
                 batch_keys[pending.key] = stored
-            outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
+            wire = message_wire(msgid, *row[:-1])
+            if pending.frame.extra is not None:
+                rich_wire(wire, pending.frame.extra)
+            outcomes.append((pending, stored, wire))
         # A repeat inside this very batch learns its twin's id only now.
         return [(p, batch_keys[p.key] if outcome is None else outcome, wire)
                 for p, outcome, wire in outcomes]
