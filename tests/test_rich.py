@@ -241,6 +241,16 @@ def test_only_the_owner_mentions_everyone(group_of_three, connect, client):
     assert ack['code'] == -1 and 'mentions' in ack['msg']
 
 
+def test_an_admin_mentions_everyone(group_of_three, connect, client):
+    alice, bob, carol, group = group_of_three
+    response = client.post('/contact/setrole', data={'dstid': group, 'memberid': bob.id,
+                                                     'role': 'admin'}, headers=alice.headers)
+    assert response.status_code == 200, response.json
+    b = connect(bob)
+    assert sent(b, cmd=11, dstid=group, media=1, content='@all', mentions=[-1])['code'] == 0
+    assert conversation(client, carol, 11, group)['mentioned'] == 1
+
+
 # -- forward ------------------------------------------------------------------------------
 
 def test_a_forward_keeps_media_and_body_and_hides_the_origin(group_of_three, connect, auth,

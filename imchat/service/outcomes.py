@@ -20,24 +20,13 @@ class Stored:
         self.createat = createat
 
 
-class Refusal(str):
-    """Why the writer's check refuses a frame (its text), with a machine `reason` for the
-    ack (docs/protocol.md, "Error reasons"); a plain str refusal has none."""
-
-    def __new__(cls, msg: str, reason: str) -> 'Refusal':
-        refusal = super().__new__(cls, msg)
-        refusal.reason = reason
-        return refusal
-
-
 class Refused:
-    """The frame was not stored, for the reason `msg` (and the machine `reason`)."""
+    """The frame was not stored, for the reason `msg`."""
 
-    __slots__ = ('msg', 'reason')
+    __slots__ = ('msg',)
 
-    def __init__(self, msg: str, reason: Optional[str] = None) -> None:
+    def __init__(self, msg: str) -> None:
         self.msg = msg
-        self.reason = reason
 
 
 Outcome = Union[Stored, Refused]
@@ -46,7 +35,7 @@ Outcome = Union[Stored, Refused]
 def acknowledgement(outcome: Outcome, client_id: ClientId) -> Optional[OutgoingFrame]:
     """The ack of a frame's outcome; None for a frame stored that carried no id."""
     if isinstance(outcome, Refused):
-        return ack_refused(client_id, outcome.msg, outcome.reason)
+        return ack_refused(client_id, outcome.msg, getattr(outcome.msg, 'reason', None))
     if client_id is not None:
         return ack_ok(client_id, outcome)
     return None

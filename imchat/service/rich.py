@@ -11,7 +11,7 @@ message writer inside its transaction, as a recall is (service.recall):
   URLs: files are reused, not copied) and marks it `forwarded`; `replyto` names a
   message of the same conversation and gives recipients its quote; `mentions` keeps
   the community's members among the ids, and `-1` (everyone) only from its owner or
-  an admin.
+  an admin (issue 22's roles).
 
 Each function returns None (the frame may be stored, and the rows it changes are
 changed) or a Refusal with its reason.
@@ -19,16 +19,15 @@ changed) or a Refusal with its reason.
 from typing import Optional
 
 from imchat.model.entities import CONTACT_COMMUNITY
+from imchat.model.safety import ROLE_ADMIN
 from imchat.protocol import (CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, MEDIA_TEXT,
                              reply_quote)
-from imchat.service.outcomes import Refusal
+from imchat.service.errors import Refusal
 from imchat.service.rich_frame import EVERYONE
 from imchat.util.clock import now_ms
 
 # Distinct emoji one message may hold; a new one past it is refused.
 DISTINCT_EMOJI_MAX = 32
-# The role names of issue 22 (service.roles) that may mention everyone besides the owner.
-ADMIN_ROLES = ('admin', 'owner')
 
 
 def readable(db, user_id: int, message) -> bool:
@@ -172,8 +171,7 @@ def _may_mention_everyone(db, user_id, community_id):
         return False
     if community.ownerid == user_id:
         return True
-    roles = getattr(db, 'MemberRole', None)  # issue 22's roles, where they have landed
-    if roles is None:
-        return False
-    row = roles.get(communityid=community_id, userid=user_id)
-    return row is not None and row.role in ADMIN_ROLES
+    # An admin of issue 22's roles (service.roles), who is still a member.
+    row = db.MemberRole.get(communityid=community_id, userid=user_id)
+    return (row is not None and row.role == ROLE_ADMIN and db.Contact.exists(
+        ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=community_id))

@@ -304,8 +304,7 @@ class MessageWriter:
                 if refusal:
                     if key is not None and not look_up:
                         refused.append(len(outcomes))
-                    outcomes.append((pending, Refused(refusal, getattr(refusal, 'reason', None)),
-                                     None))
+                    outcomes.append((pending, Refused(refusal), None))
                     continue
                 accepted.append(pending)
                 if key is not None:
