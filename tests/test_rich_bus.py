@@ -13,7 +13,9 @@ def ack_of(client, **frame):
 
 
 def test_edits_replies_and_reactions_reach_the_other_node(cluster):
-    nodes = cluster('redis', 2)
+    # Friends at once and open communities, as before issue 22 (the nodes do not read
+    # conftest's environment).
+    nodes = cluster('redis', 2, FRIEND_REQUESTS=0, DEFAULT_JOINMODE='open', JOINS_PER_HOUR=0)
     alice, bob, carol = people(nodes[0], 3)
     befriend(nodes[0], alice, bob)
     status, reply = nodes[0].post('/contact/createcommunity', {'name': 'g'}, alice)
