@@ -26,6 +26,7 @@ export function mountLists(pick) {
   };
   const all = () => synced(chats, friends, groups);
 
+  on('mentioned', (c) => updated(c.key));
   on('conversation', (c) => {
     updated(c.key);
     $('chats-empty').hidden = chats.count() > 0;
@@ -111,7 +112,10 @@ function row(key, who, title, subtitle) {
         h('span', {className: 'list-name', text: title}),
         h('span', {className: 'list-time', text: last ? formatTime(last.createat) : ''})
       ]),
-      h('div', {className: 'list-sub', text: last ? senderPrefix(c, last) + preview(last) : subtitle})
+      h('div', {className: 'list-sub'}, [
+        c && c.mentioned ? h('span', {className: 'list-mentioned', text: t('mentioned_me')}) : null,
+        last ? senderPrefix(c, last) + preview(last) : subtitle
+      ])
     ]),
     unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
   ]);
