@@ -300,8 +300,11 @@ def test_recall_from_the_menu_shows_for_everyone_and_after_reload(people, server
     expect(bubbles(pb, 'hunter2')).to_have_count(1)
     expect(bubbles(pb, '这条留着')).to_have_count(1)
 
-    # Bo cannot recall Ada's message: no menu.
+    # Bo cannot recall Ada's message: its menu (reply, react...) has no Recall.
     bubbles(pb, 'hunter2').click(button='right')
+    expect(pb.locator('#msg-menu')).to_be_visible()
+    expect(pb.locator('#recall-btn')).to_be_hidden()
+    pb.keyboard.press('Escape')
     expect(pb.locator('#msg-menu')).to_be_hidden()
 
     bubbles(pa, 'hunter2').click(button='right')
@@ -546,13 +549,17 @@ def test_recall_is_offered_only_within_the_servers_limit(people, tmp_path):
         sent_at = time.time()
         mine.click(button='right')
         expect(pa.locator('#msg-menu')).to_be_visible()
+        expect(pa.locator('#recall-btn')).to_be_visible()
         pa.keyboard.press('Escape')
         expect(pa.locator('#msg-menu')).to_be_hidden()
-        # Once the limit has passed (by the browser's clock too), no menu.
+        # Once the limit has passed (by the browser's clock too), no Recall in the menu
+        # (the other items, such as Reply, stay).
         while time.time() - sent_at < 4:
             time.sleep(0.2)
         mine.click(button='right')
-        expect(pa.locator('#msg-menu')).to_be_hidden()
+        expect(pa.locator('#msg-menu')).to_be_visible()
+        expect(pa.locator('#reply-btn')).to_be_visible()
+        expect(pa.locator('#recall-btn')).to_be_hidden()
         assert pa.errors == []
     finally:
         own.stop()
