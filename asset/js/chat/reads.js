@@ -30,8 +30,12 @@ export function onRead(frame) {
     const c = conv(convKey(Number(frame.target), Number(frame.dstid)));
     if (msgid <= c.readmsgid) return;
     c.readmsgid = msgid;
-    if (c.last && c.last.msgid && msgid >= c.last.msgid) setUnread(c, 0);
-    else loadConversations();
+    if (c.last && c.last.msgid && msgid >= c.last.msgid) {
+      setUnread(c, 0);
+      setMentioned(c, 0);
+    } else {
+      loadConversations();
+    }
   } else if (Number(frame.target) === CMD.USER) {
     // The friend's receipt for my messages.
     const c = conv(convKey(CMD.USER, Number(frame.userid)));
