@@ -118,8 +118,16 @@ def test_reactions_reach_three_people_and_are_summarised(group_of_three, connect
     ack = sent(b, cmd=19, msgid=msgid, emoji='❤️', on=1)
     event = a.recv()
     assert (event['emoji'], event['on'], event['replaced']) == ('❤️', 1, '👍')
+    assert c.recv() == event
     assert by_id(history(client, bob, 11, group), msgid)['reactions'] == {
         '👍': {'count': 1, 'mine': 0}, '❤️': {'count': 1, 'mine': 1}}
+    # Emoji that MySQL's collations hold equal stay apart.
+    assert sent(a, cmd=19, msgid=msgid, emoji='😂', on=1)['code'] == 0
+    assert by_id(history(client, alice, 11, group), msgid)['reactions'] == {
+        '👍': {'count': 1, 'mine': 0}, '❤️': {'count': 1, 'mine': 0}, '😂': {'count': 1, 'mine': 1}}
+    assert sent(a, cmd=19, msgid=msgid, emoji='😂', on=0)['code'] == 0
+    for ws in (b, c):
+        assert [(e['emoji'], e['on']) for e in ws.recv_messages(2)] == [('😂', 1), ('😂', 0)]
     # Removed.
     assert sent(b, cmd=19, msgid=msgid, emoji='❤️', on=0)['msgid'] > ack['msgid']
     assert a.recv()['on'] == 0

@@ -10,7 +10,8 @@ services own every transaction, and the SQL the writer sends itself lives in
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
 
 from imchat.model.safety import define_safety_entities
-from imchat.protocol import MEDIA_RECALLED, message_wire, rich_fields
+from imchat.protocol import (CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire,
+                             rich_fields)
 
 SEX_WOMEN = 'W'
 SEX_MEN = 'M'
@@ -134,7 +135,7 @@ def define_database() -> Database:
             wire = message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
                                 self.content, self.pic, self.url, self.memo, self.amount,
                                 self.createat)
-            if self.media != MEDIA_RECALLED and self.cmd < 12:
+            if self.media != MEDIA_RECALLED and self.cmd in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
                 rich_fields(wire, self.editedat, self.replyto, self.forwarded, self.mentions)
             return wire
 

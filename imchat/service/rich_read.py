@@ -22,12 +22,15 @@ def decorate(db, user_id: int, wires: List[dict]) -> List[dict]:
             if wire.get('replyto') in found:
                 wire['reply'] = found[wire['replyto']]
     ids = ', '.join(str(int(w['msgid'])) for w in messages)
-    rows = db.select('SELECT msgid, emoji, COUNT(*), SUM(CASE WHEN userid = $user_id '
-                     'THEN 1 ELSE 0 END) FROM reaction WHERE msgid IN ({}) '
-                     'GROUP BY msgid, emoji'.format(ids))
+    # Counted here, not by GROUP BY: MySQL's utf8mb4 collations hold most emoji equal
+    # ('👍' = '😂'), so only Python tells them apart.
+    rows = db.select('SELECT msgid, emoji, userid FROM reaction WHERE msgid IN ({})'.format(ids))
     if rows:
         by_id = {w['msgid']: w for w in messages}
-        for msgid, emoji, count, mine in rows:
-            by_id[msgid].setdefault('reactions', {})[emoji] = {'count': int(count),
-                                                               'mine': int(mine or 0)}
+        for msgid, emoji, userid in rows:
+            entry = by_id[msgid].setdefault('reactions', {}).setdefault(
+                emoji, {'count': 0, 'mine': 0})
+            entry['count'] += 1
+            if userid == user_id:
+                entry['mine'] = 1
     return wires
