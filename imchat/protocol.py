@@ -30,7 +30,10 @@ CMD_BACKLOG_SKIPPED = 16
 # reaching the people it concerns (docs/protocol.md, "Contacts and safety").
 CMD_CONTACT = 17
 CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
-                  'rejected', 'kicked', 'role', 'muted', 'banned')
+                  'rejected', 'kicked', 'role', 'muted', 'banned',
+                  # a user's profile (dstid: the user) or a community's name or picture
+                  # changed: the lists showing them load again.
+                  'profile', 'community')
 # Richer messages (docs/protocol.md, "Richer messages"): both stored in the stream like
 # a recall, their `media` column holding the target message's cmd, `amount` its id.
 CMD_EDIT = 18

@@ -2,7 +2,7 @@
  * Recall (mine, within its limit), on a right click, a long press on a touch screen, or
  * from the keyboard (the context-menu key, Shift+F10 or Enter on a focused message;
  * arrows move between the items). What each item does is a handler from main.js. */
-import {t, h, $, MEDIA} from './util.js';
+import {t, h, $} from './util.js';
 import {canRecall} from './messages.js';
 import {canEdit} from './rich.js';
 
@@ -16,7 +16,7 @@ const ITEMS = [
   ['react', 'react', (msg) => !!msg.msgid && !msg.recalled],
   ['edit', 'edit', canEdit],
   ['forward', 'forward', (msg) => !!msg.msgid && !msg.recalled],
-  ['copy', 'copy', (msg) => !msg.recalled && Number(msg.media) === MEDIA.TEXT],
+  ['copy', 'copy', (msg) => !msg.recalled && !!(msg.content || msg.url)],
   ['recall', 'recall', canRecall]
 ];
 
@@ -104,6 +104,13 @@ function showMenu(msg, x, y) {
   menu.style.top = Math.max(4, Math.min(y, window.innerHeight - height - 4)) + 'px';
   const first = Array.from(menu.querySelectorAll('button')).filter((b) => !b.parentNode.hidden)[0];
   if (first) first.focus();
+}
+
+// The menu of the message `li` shows, beside it (from the keyboard).
+export function showMenuBeside(li, msg) {
+  if (!msg || !anyItem(msg)) return;
+  const box = li.getBoundingClientRect();
+  showMenu(msg, box.left + 40, box.top + box.height / 2);
 }
 
 export function hideMenu() {
