@@ -30,6 +30,7 @@ def recall_refusal(db, sender_id, frame, recall_seconds, relationship_refusal):
     gone = relationship_refusal(original.cmd, original.dstid)
     if gone:
         return gone
-    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0)
+    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0,
+                 mentions='')
     frame.target, frame.dstid = original.cmd, original.dstid
     return None

@@ -44,6 +44,7 @@ from imchat.service.outcomes import Refused, Stored
 from imchat.service.permissions import Permissions
 from imchat.service.writer_gaps import LateCommits
 from imchat.service.writer_turns import Turn as _Turn
+from imchat.service.rich_store import rich_statements, rich_wire
 from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,8 @@ class MessageWriter:
                             return
             ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
                 conversation_statements(self.db, [row[:3] + (msgid,)
-                                                  for row, msgid in zip(rows, ids)])),
+                                                  for row, msgid in zip(rows, ids)])
+                + rich_statements(accepted, ids)),
                 last=True, after=after, holding=holding)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         self.metrics.inc('imchat_message_batches_total')
@@ -349,7 +351,10 @@ class MessageWriter:
             stored = Stored(msgid, createat)
             if pending.key is not None:
                 batch_keys[pending.key] = stored
-            outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
+            wire = message_wire(msgid, *row[:-1])
+            if pending.frame.extra is not None:
+                rich_wire(wire, pending.frame.extra)
+            outcomes.append((pending, stored, wire))
         # A repeat inside this very batch learns its twin's id only now.
         return [(p, batch_keys[p.key] if outcome is None else outcome, wire)
                 for p, outcome, wire in outcomes]
