@@ -22,6 +22,7 @@ from imchat.protocol import CLOSE_TOO_MANY, encode
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
 from imchat.service.shared_limits import shared_store
 from imchat.service.metrics import Metrics
+from imchat.service.push import PushService
 from imchat.service.storage import make_storage
 from imchat.service.uploads import UploadService
 from imchat.service.user import UserService
@@ -101,6 +102,14 @@ class Services:
             self.users.guard = LoginGuard(shared_store(self.bus), config['LOGIN_ATTEMPTS'],
                                           config['LOGIN_WINDOW'], config['LOGIN_RATE'],
                                           config['REGISTER_RATE'], config['PROXY_COUNT'])
+        # Web Push (issue 21): the writer tells it what it stored; it sends from here.
+        self.push = PushService(self.db, self.hub, self.metrics, config,
+                                node=None if self.bus is None else self.bus.node)
+        self.messages.push = self.push
+        self.users.logout_listeners.append(self.push.login_ended)
+        self.hub.connection_listeners.append(self.push.connection_changed)
+        self.events.visibility_listeners.append(self.push.visibility_changed)
+        self.events.read_listeners.append(self.push.conversation_read)
 
     def _save_resume_point(self, user_id, msgid):
         try:
@@ -120,6 +129,8 @@ class Services:
         self.close()
 
     def close(self):
+        if getattr(self, 'push', None) is not None:
+            self.push.stop()
         if getattr(self, 'bus', None) is not None:
             self.bus.stop()
         self.db_watch.stop()
@@ -157,12 +168,12 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import cli, ctrl
-    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
+    from imchat.ctrl import attach, chat, contact, guard, ops, push, user, view
     ctrl.register_error_handlers(app)
     guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp, push.bp):
         app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
     # The original's RegisterView: a page for every template under view/.

@@ -26,6 +26,10 @@ CMD_PRESENCE = 15
 # Tells a (re)connecting client its replay was cut short: the messages with
 # `after` < msgid < `before` were not sent; it reads them with /chat/history.
 CMD_BACKLOG_SKIPPED = 16
+# The client's page is shown or hidden (`visible`: 1 or 0): one whose connections are
+# all hidden gets Web Push notifications (docs/push.md). 17-19 are kept for contact
+# events, edits and reactions.
+CMD_VISIBILITY = 20
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream

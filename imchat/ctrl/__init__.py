@@ -111,6 +111,8 @@ def register_error_handlers(app):
     @app.errorhandler(ServiceError)
     def service_error(error):
         extra = {'field': error.field} if error.field else {}
+        if error.reason:
+            extra['reason'] = error.reason
         return reply(resp.fail(error.msg, **extra), error.status)
 
     @app.errorhandler(BindError)

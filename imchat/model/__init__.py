@@ -14,6 +14,7 @@ from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
 
 from imchat.model.engine import enable_multi_statements
+from imchat.model.push import define_push_entities
 from imchat.protocol import message_wire
 
 SEX_WOMEN = 'W'
@@ -179,6 +180,7 @@ def define_database():
         at = Required(int, size=64)
         composite_index(key, at)
 
+    define_push_entities(db)  # issue 21
     return db
 
 

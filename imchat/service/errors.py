@@ -5,10 +5,12 @@ turns any of them into the JSON envelope."""
 class ServiceError(Exception):
     status = 400
 
-    def __init__(self, msg, field=None):
+    def __init__(self, msg, field=None, reason=None):
         super().__init__(msg)
         self.msg = msg
         self.field = field
+        # A stable machine word for the reply (e.g. push.disabled), beside `msg`.
+        self.reason = reason
 
 
 class BadRequest(ServiceError):

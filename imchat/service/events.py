@@ -14,7 +14,7 @@ import gevent
 
 from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
-                             CMD_TYPING, ack_done, ack_refused, encode)
+                             CMD_TYPING, CMD_VISIBILITY, ack_done, ack_refused, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.frame import FrameError, _int_field
@@ -22,8 +22,8 @@ from imchat.service.frame import FrameError, _int_field
 log = logging.getLogger('imchat.chat')
 
 # Event cmds a client may send; read and typing are answered at once, never stored.
-EVENT_CMDS = (CMD_READ, CMD_TYPING, CMD_RECALL, CMD_PRESENCE)
-UNSTORED_CMDS = (CMD_READ, CMD_TYPING)
+EVENT_CMDS = (CMD_READ, CMD_TYPING, CMD_RECALL, CMD_PRESENCE, CMD_VISIBILITY)
+UNSTORED_CMDS = (CMD_READ, CMD_TYPING, CMD_VISIBILITY)
 # PROTOCOL.md: a sender's typing reaches a friend at most once every 2 s.
 TYPING_INTERVAL = 2.0
 # Typing times remembered before the stale ones are dropped.
@@ -51,8 +51,22 @@ class EventFrame:
         return self.msgid
 
 
+class VisibilityFrame:
+    """cmd 20: the client's page is shown (`visible` 1) or hidden (0)."""
+    __slots__ = ('client_id', 'visible')
+    cmd = CMD_VISIBILITY
+
+    def __init__(self, client_id, visible):
+        self.client_id = client_id
+        self.visible = visible
+
+
 def parse_event(raw, cmd, client_id):
-    """An EventFrame from a client's cmd 12-15 frame. Raises FrameError."""
+    """An EventFrame from a client's cmd 12-15 frame (a VisibilityFrame for cmd 20).
+    Raises FrameError."""
+    if cmd == CMD_VISIBILITY:
+        return VisibilityFrame(client_id, _int_field(raw, 'visible', client_id, minimum=0,
+                                                     maximum=1) == 1)
     if cmd == CMD_PRESENCE:
         raise FrameError('cmd 15 (presence) is sent by the server only', client_id)
     if cmd == CMD_RECALL:
@@ -81,6 +95,10 @@ class EventService:
         self.is_online = hub.is_online
         self.online_among = lambda user_ids: [u for u in user_ids if hub.is_online(u)]
         self.local_only = True
+        # Web Push listens: (client, visible) on a cmd 20, and (user id, login's token
+        # key, target, dstid, msgid) when a read moves a read position on.
+        self.visibility_listeners = []
+        self.read_listeners = []
         hub.presence_listeners.append(self.presence_changed)
         contacts.unfriend_listeners.append(self.unfriended)
         contacts.leave_listeners.append(self.left_community)
@@ -100,6 +118,9 @@ class EventService:
         try:
             if frame.cmd == CMD_READ:
                 self._read(client, frame)
+            elif frame.cmd == CMD_VISIBILITY:
+                for listener in self.visibility_listeners:
+                    listener(client, frame.visible)
             else:
                 refusal = self._typing(client.user_id, frame.dstid)
                 if refusal:
@@ -118,6 +139,8 @@ class EventService:
         position = self.conversations.mark_read(user_id, frame.target, frame.dstid, frame.msgid)
         if position is None:
             return
+        for listener in self.read_listeners:
+            listener(user_id, client.token_key, frame.target, frame.dstid, position)
         receivers = (user_id, frame.dstid) if frame.target == CMD_SINGLE_MSG else (user_id,)
         self.hub.push(receivers, encode({'cmd': CMD_READ, 'userid': user_id,
                                          'target': frame.target, 'dstid': frame.dstid,

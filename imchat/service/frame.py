@@ -11,7 +11,7 @@ import orjson
 
 from imchat.model import CONTENT_MAX, MEMO_MAX, URL_MAX
 from imchat.protocol import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
-                             CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM, MEDIA_EMOJI,
+                             CMD_SINGLE_MSG, CMD_VISIBILITY, MEDIA_CONTACT, MEDIA_CUSTOM, MEDIA_EMOJI,
                              MEDIA_IMAGE, MEDIA_LINK, MEDIA_NEWS, MEDIA_RED_PACKET, MEDIA_TEXT,
                              MEDIA_VIDEO, MEDIA_VOICE)
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
@@ -155,12 +155,12 @@ def parse_frame(data, max_bytes):
         return Frame(client_id, CMD_HEART)
     if cmd == CMD_ACK and is_int:
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
-    if is_int and CMD_READ <= cmd <= CMD_PRESENCE:
+    if is_int and (CMD_READ <= cmd <= CMD_PRESENCE or cmd == CMD_VISIBILITY):
         from imchat.service.events import parse_event  # it builds on this module
         return parse_event(raw, cmd, client_id)
     if not is_int or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
-                         '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
+                         '(read), 13 (typing), 14 (recall), 20 (visibility) or 0 (heartbeat)'.format(cmd),
                          client_id)
     dstid = _int_field(raw, 'dstid', client_id, minimum=1)
     media = _int_field(raw, 'media', client_id, minimum=0)

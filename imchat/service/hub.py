@@ -42,7 +42,7 @@ SWEEPS_PER_INTERVAL = 5
 class Client:
     __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
                  'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'closed',
-                 'replies')
+                 'replies', 'hidden')
 
     def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
@@ -68,6 +68,8 @@ class Client:
         # Replies to this connection's frames still waiting for their outcome, in the
         # order the frames came (None: none waiting).
         self.replies = None
+        # The client said its page is hidden (cmd 20): Web Push treats it as away.
+        self.hidden = False
         conn.on_pong = self.touch
         conn.on_stalled = self.stalled
         conn.max_pending = hub.queue_size
@@ -215,6 +217,9 @@ class Hub:
         # Called with (user_id, online) when a user's first connection opens (True) or
         # last one closes (False); presence listens (see service.events).
         self.presence_listeners = []
+        # Called with (client, opened) for every connection registered (True) or gone
+        # (False); Web Push listens (service.push.attention).
+        self.connection_listeners = []
         self._dirty = []
         self._sweeper = None
         # WebSockets open but not yet registered (authenticating, reading the user's
@@ -319,6 +324,8 @@ class Hub:
         clients.add(client)
         if first:
             self._presence_changed(client.user_id, True)
+        for listener in self.connection_listeners:
+            listener(client, True)
         self._start_sweeper()
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
@@ -351,6 +358,8 @@ class Hub:
                         if not members:
                             del self.communities[community_id]
                 self._presence_changed(client.user_id, False)
+            for listener in self.connection_listeners:
+                listener(client, False)
             if self.bus is not None:
                 self.bus.detach(client.user_id)
 

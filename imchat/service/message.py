@@ -163,6 +163,8 @@ class MessageService:
         self.db_watch = None
         # The bus when several nodes share the users: it delivers (here and elsewhere).
         self.bus = None
+        # Web Push (issue 21): told of every committed batch; returns at once.
+        self.push = None
 
     # -- storing -------------------------------------------------------------------
 
@@ -270,6 +272,8 @@ class MessageService:
                         # Stored all the same: recipients get it when they next connect.
                         log.exception('delivering message %s failed', wire['msgid'])
         _settle([(pending, outcome) for pending, outcome, _ in outcomes])
+        if self.push is not None:  # issue 21: after delivery, off the writer's path
+            self.push.messages_stored([wire for _, _, wire in outcomes if wire is not None])
 
     def _attempt(self, batch, previous, turn, look_up):
         """One try at storing `batch`, following `previous` when that holds the stream
