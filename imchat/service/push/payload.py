@@ -36,7 +36,9 @@ def message_payload(wire: dict, target: int, dstid: int, sender: dict, preview: 
     sees it; `count` messages merged into it. Without `preview`, no name and no text."""
     text = ''
     if preview and wire.get('media') in (MEDIA_TEXT, MEDIA_EMOJI):
-        text = (wire.get('content') or '')[:PREVIEW_CHARS]
+        text = wire.get('content') or ''
+        if len(text) > PREVIEW_CHARS:
+            text = text[:PREVIEW_CHARS - 1] + '…'
     payload = {'kind': KIND_MESSAGE, 'target': target, 'dstid': dstid,
                'msgid': wire['msgid'], 'media': wire.get('media', 0),
                'from': sender if preview else {'id': sender['id'], 'nickname': '',
