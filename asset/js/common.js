@@ -50,7 +50,7 @@
       leave_confirm: '退出群「{name}」？', left_group: '已退出群',
       kick: '移出', kick_confirm: '把「{name}」移出群？', kicked: '已将 {name} 移出群',
       transfer: '转让群主', transfer_confirm: '把群主转让给「{name}」？你将成为普通成员。',
-      transferred: '{name} 现在是群主', owner: '群主', ok: '确定'
+      transferred: '{name} 现在是群主', owner: '群主', ok: '确定', notifications: '通知'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -104,7 +104,8 @@
       kick: 'Remove', kick_confirm: 'Remove “{name}” from the group?',
       kicked: '{name} was removed from the group', transfer: 'Make owner',
       transfer_confirm: 'Make “{name}” the owner of the group? You stay as a member.',
-      transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK'
+      transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK',
+      notifications: 'Notifications'
     }
   };
 

@@ -7,14 +7,15 @@
  * socket), messages.js (in and out), views.js and bubbles.js (drawing), media.js
  * (uploads and voice), session.js (logout and an expired login). */
 import {im, t, h, $, CMD, MEDIA, toast} from './util.js';
-import {state, me, token, signedIn, setMe} from './state.js';
+import {state, me, token, signedIn, setMe, convKey} from './state.js';
 import * as conn from './conn.js';
 import {onFrame, send, markRead, loadConversations, typing} from './messages.js';
 import {showTab, loadFriends, loadGroups, renderMessages, titleOf, closeConversation,
         showMembers, loadHistory, addFriend, setBanner, showStatus, showProfile, unfriend,
-        leaveGroup, hideMenu, recallFromMenu} from './views.js';
+        leaveGroup, hideMenu, recallFromMenu, openConversation} from './views.js';
 import {updateProfile, changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, fail, logout} from './session.js';
+import {startNotify, connected} from './notify.js';  // issue 21
 
 const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '😅', '😭', '😡', '😱',
                '😴', '🥳', '🤗', '🙄', '😇', '🤩', '👍', '👎', '👏', '🙏', '💪', '🤝',
@@ -166,6 +167,7 @@ function connect() {
       app.dataset.conn = 'open';
       // Unread counts and read positions as they are now, on every (re)connect.
       loadConversations();
+      connected();  // issue 21: tell the server whether this page is shown
     },
     onFrame: onFrame,
     onClose: () => { app.dataset.conn = 'closed'; },
@@ -187,6 +189,8 @@ function start() {
     user.mobile = me.mobile;
     setMe(user);
     connect();
+    // issue 21: a notification clicked opens its conversation here.
+    startNotify((target, dstid) => openConversation(convKey(target, dstid)));
   }, fail);
 }
 

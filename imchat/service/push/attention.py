@@ -14,6 +14,7 @@ from typing import Iterable, List
 
 import gevent
 from gevent.event import Event
+from gevent.lock import Semaphore
 from pony.orm import db_session, select
 
 from imchat.util.clock import now_ms
@@ -28,6 +29,10 @@ class Attention:
         self.node = node      # None: one process, nothing to share
         self.ttl = ttl
         self._refresh_at = 0
+        self._recorded = set()  # users this node has a row for
+        # One writer at a time: a connection's first row is written at once (see
+        # connection_changed), the rest by the writer greenlet.
+        self._writing = Semaphore()
         self._dirty = set()
         self._wake = Event()
         self._writer = gevent.spawn(self._write_forever) if node is not None else None
@@ -37,7 +42,15 @@ class Attention:
                    for client in self.hub.users.get(user_id, ()))
 
     def connection_changed(self, client, opened: bool) -> None:
-        """Hub listener: a connection registered or went away."""
+        """Hub listener: a connection registered or went away. A new (visible)
+        connection's row is written before it gets its first message, so a message
+        stored on another node at once already sees it."""
+        if opened and self._writer is not None and client.user_id not in self._recorded:
+            try:
+                self._write({client.user_id})
+                return
+            except Exception:
+                log.exception('push: recording who looks at node %s failed', self.node)
         self._changed(client.user_id)
 
     def visibility_changed(self, client, visible: bool) -> None:
@@ -86,6 +99,10 @@ class Attention:
                 gevent.sleep(1)
 
     def _write(self, dirty):
+        with self._writing:
+            self._write_rows(dirty)
+
+    def _write_rows(self, dirty):
         node, now = self.node, now_ms()
         expireat = now + self.ttl * 1000
         with db_session:
@@ -99,6 +116,7 @@ class Attention:
                     row.expireat = expireat
                 elif row is not None:
                     row.delete()
+                (self._recorded.add if looking else self._recorded.discard)(user_id)
             if time.monotonic() >= self._refresh_at:
                 # Keep this node's rows alive; forget other nodes' that expired.
                 self._refresh_at = time.monotonic() + max(0.2, self.ttl / 3)
