@@ -141,6 +141,9 @@ def test_a_recipient_looking_gets_none_until_the_page_is_hidden(client, auth, se
     subscribe(client, b, service.subscription())
     watching = ChatClient(live_server.ws_url(b))
     try:
+        # Answered once the connection is registered: from then on it counts.
+        watching.send(cmd=20, visible=1)
+        assert watching.recv_ack()['code'] == 0
         first, = send_texts(live_server, a, b.id, ['seen in the open page'])
         assert watching.recv()['msgid'] == first
         watching.send(cmd=20, visible=0)
@@ -208,7 +211,7 @@ def test_messages_in_quick_succession_are_merged(client, auth, service, live_ser
     assert push.payload['msgid'] == first and push.payload['count'] == 1
     # The rest wait for the end of the window: end it now.
     push_service = app.extensions['imchat'].push
-    merge, = [m for m in push_service._merges.values() if m.timer is not None]
+    merge = push_service._merges[(b.id, 10, a.id)]
     wait_for(lambda: len(merge.held) == 2, what='two messages held')
     merge.timer.kill()
     push_service._flush_merge((b.id, 10, a.id), push_service._profiles([a.id]))
