@@ -165,6 +165,46 @@ def test_a_recipient_looking_gets_none_until_the_page_is_hidden(client, auth, se
         watching.close()
 
 
+def test_looking_is_judged_when_the_message_was_stored_not_when_planned(
+        client, auth, service, live_server, app):
+    import gevent.event
+
+    push = app.extensions['imchat'].push
+    planner_may_go = gevent.event.Event()
+    of_users = push.subscriptions.of_users
+
+    def held_of_users(*args, **kwargs):
+        planner_may_go.wait()
+        return of_users(*args, **kwargs)
+    push.subscriptions.of_users = held_of_users
+    a, b = friends(auth)
+    subscribe(client, b, service.subscription())
+    watching = ChatClient(live_server.ws_url(b))
+    try:
+        watching.send(cmd=20, visible=1)
+        assert watching.recv_ack()['code'] == 0
+        seen, = send_texts(live_server, a, b.id, ['seen before the page hid'])
+        assert watching.recv()['msgid'] == seen
+        watching.send(cmd=20, visible=0)
+        assert watching.recv_ack()['code'] == 0
+        unseen, = send_texts(live_server, a, b.id, ['stored while hidden'])
+        assert watching.recv()['msgid'] == unseen
+        watching.send(cmd=20, visible=1)
+        assert watching.recv_ack()['code'] == 0
+        # The planner comes to both only now, the page shown again.
+        planner_may_go.set()
+        push, = service.wait(1)
+        assert push.payload['msgid'] == unseen
+        last, = send_texts(live_server, a, b.id, ['shown'])
+        assert watching.recv()['msgid'] == last
+        watching.send(cmd=20, visible=0)
+        assert watching.recv_ack()['code'] == 0
+        hidden, = send_texts(live_server, a, b.id, ['hidden'])
+        assert [p.payload['msgid'] for p in service.wait(2)] == [unseen, hidden]
+    finally:
+        watching.close()
+
+
 def test_a_bad_visibility_frame_is_refused(live_server, auth):
     a = auth.register()
     chat = ChatClient(live_server.ws_url(a))

@@ -41,11 +41,14 @@ def define_push_entities(db):
         PrimaryKey(userid, target, dstid)
 
     class PushAttention(db.Entity):
-        """With several nodes: this node holds a visible connection of this user (a
-        user all of whose connections are hidden, or none, gets pushes). Counts until
-        `expireat`, which the node refreshes while it lives."""
+        """With several nodes: this node holds a visible connection of this user since
+        `shownat` (ms), until `hiddenat` (0 while it does; a user all of whose
+        connections are hidden, or none, gets pushes). Counts until `expireat`, which
+        the node refreshes while the user looks."""
         _table_ = 'push_attention'
         userid = Required(int, size=64)
         node = Required(str, 100)
+        shownat = Required(int, size=64)
+        hiddenat = Required(int, size=64, default=0)
         expireat = Required(int, size=64, index=True)
         PrimaryKey(userid, node)

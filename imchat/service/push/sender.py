@@ -84,8 +84,9 @@ class Sender:
         self._ready.set()
 
     def stop(self) -> None:
-        gevent.killall(self._workers, block=False)
         self._queue.clear()
+        # Waited for, like the planner: one may be inside a session (a gone endpoint).
+        gevent.killall(self._workers, timeout=5)
 
     def _work(self):
         queue = self._queue

@@ -20,6 +20,7 @@ from imchat.service.push.attention import Attention
 from imchat.service.push.keys import Vapid, load_or_create
 from imchat.service.push.sender import Push, Sender
 from imchat.service.push.subscriptions import Subscriptions, check_subscription
+from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,11 @@ class PushService:
 
     def stop(self) -> None:
         if self._planner is not None:
-            self._planner.kill(block=False)
+            # Waited for: the database goes right after, and a planner still inside a
+            # session would find its connection closed under it.
+            self._planner.kill(timeout=5)
+            gevent.killall([m.timer for m in self._merges.values() if m.timer is not None],
+                           timeout=5)
         if self.sender is not None:
             self.sender.stop()
         self.attention.stop()
@@ -181,11 +186,14 @@ class PushService:
                         wanted.append((user_id, CMD_ROOM_MSG, wire['dstid'], wire, subs))
         if not wanted:
             return
-        away = set(self.attention.away({item[0] for item in wanted}))
+        # As of each message's storing: the planner may come to it after the page
+        # that showed it was hidden.
+        away = set(self.attention.away({(item[0], item[3]['createat']) for item in wanted}))
         senders = self._profiles({item[3]['userid'] for item in wanted})
         notified = {}
         for user_id, target, dstid, wire, subs in wanted:
-            if user_id in away and not self.is_muted(user_id, target, dstid):
+            if (user_id, wire['createat']) in away \
+                    and not self.is_muted(user_id, target, dstid):
                 if self._merge(user_id, target, dstid, wire, subs, senders):
                     notified[(user_id, target, dstid)] = wire['msgid']
         self._remember_notified(notified)
@@ -268,7 +276,7 @@ class PushService:
                                  'normal', payload.topic(target, dstid)))
 
     def _plan_request(self, from_id, to_id):
-        if not self.attention.away([to_id]):
+        if not self.attention.away([(to_id, now_ms())]):
             return
         with db_session:
             subs = self.subscriptions.of_users([to_id]).get(to_id)
