@@ -4,14 +4,21 @@
  * conversation is read on another device, opening or focusing the client on click. */
 'use strict';
 
-const SHELL_CACHE = 'imchat-shell-v1';
+const SHELL_CACHE = 'imchat-shell-v2';
+// Every module of the chat page: a missing one would fail the install.
 const SHELL = ['/chat/index.shtml', '/user/login.shtml', '/user/register.shtml',
   '/asset/css/app.css', '/asset/js/common.js', '/asset/js/auth.js',
-  '/asset/js/chat/main.js', '/asset/js/chat/util.js', '/asset/js/chat/state.js',
-  '/asset/js/chat/conn.js', '/asset/js/chat/messages.js', '/asset/js/chat/views.js',
-  '/asset/js/chat/bubbles.js', '/asset/js/chat/media.js', '/asset/js/chat/session.js',
-  '/asset/js/chat/notify.js', '/asset/img/logo.svg', '/asset/img/icon-192.png',
-  '/asset/img/icon-512.png', '/manifest.webmanifest'];
+  '/asset/js/chat/api.js', '/asset/js/chat/bubbles.js', '/asset/js/chat/composer.js',
+  '/asset/js/chat/conn.js', '/asset/js/chat/contacts.js', '/asset/js/chat/events.js',
+  '/asset/js/chat/lists.js', '/asset/js/chat/main.js', '/asset/js/chat/media.js',
+  '/asset/js/chat/messages.js', '/asset/js/chat/metab.js', '/asset/js/chat/msgmenu.js',
+  '/asset/js/chat/notify.js', '/asset/js/chat/pane.js', '/asset/js/chat/panels.js',
+  '/asset/js/chat/presence.js', '/asset/js/chat/reads.js', '/asset/js/chat/requests.js',
+  '/asset/js/chat/requestsview.js', '/asset/js/chat/rows.js',
+  '/asset/js/chat/session.js', '/asset/js/chat/shell.js', '/asset/js/chat/state.js',
+  '/asset/js/chat/util.js',
+  '/asset/img/logo.svg', '/asset/img/icon-192.png', '/asset/img/icon-512.png',
+  '/manifest.webmanifest'];
 const STRINGS = {
   zh: {new_message: '新消息', messages: '{n} 条新消息', request: '新的好友请求',
        m_media: '[多媒体消息]', someone: '有人'},

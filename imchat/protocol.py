@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import orjson
 
-from imchat.util.wsconn import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
-                                CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
+from imchat.transport.codec import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
+                                    CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
 
 # cmd, as on the wire and in `message.cmd`.
 CMD_HEART = 0
@@ -26,9 +26,14 @@ CMD_PRESENCE = 15
 # Tells a (re)connecting client its replay was cut short: the messages with
 # `after` < msgid < `before` were not sent; it reads them with /chat/history.
 CMD_BACKLOG_SKIPPED = 16
+# A contact event (server only): a friend request, an acceptance, a kick, a role change...
+# reaching the people it concerns (docs/protocol.md, "Contacts and safety").
+CMD_CONTACT = 17
+CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
+                  'rejected', 'kicked', 'role', 'muted', 'banned')
 # The client's page is shown or hidden (`visible`: 1 or 0): one whose connections are
-# all hidden gets Web Push notifications (docs/push.md). 17-19 are kept for contact
-# events, edits and reactions.
+# all hidden gets Web Push notifications (docs/push.md). 18-19 are kept for edits and
+# reactions.
 CMD_VISIBILITY = 20
 
 # media of a message (cmd 10 and 11).
@@ -108,11 +113,24 @@ def ack_done(client_id) -> OutgoingFrame:
     return encode({'cmd': CMD_ACK, 'id': client_id, 'code': 0})
 
 
-def ack_refused(client_id, msg: str) -> OutgoingFrame:
-    """A refusal, with the reason; it echoes the client's id when there was one."""
+def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
+    """A refusal: `msg` for people, `reason` for programs (docs/protocol.md, "Error
+    reasons"); it echoes the client's id when there was one."""
     wire = {'cmd': CMD_ACK, 'code': -1, 'msg': msg}
+    if reason is not None:
+        wire['reason'] = reason
     if client_id is not None:
         wire['id'] = client_id
+    return encode(wire)
+
+
+def contact_event(event: str, userid: int, dstid: int, **details) -> OutgoingFrame:
+    """The cmd 17 frame: `userid` (who acted) did `event` concerning `dstid` (a user or a
+    community); `details` add what the receiver needs to show it (a greeting, a role)."""
+    if event not in CONTACT_EVENTS:
+        raise ValueError('not a contact event: {!r}'.format(event))
+    wire = {'cmd': CMD_CONTACT, 'event': event, 'userid': userid, 'dstid': dstid}
+    wire.update(details)
     return encode(wire)
 
 

@@ -19,6 +19,15 @@ import pytest  # noqa: E402
 
 from imchat import create_app  # noqa: E402
 
+# The suite before issue 22 tests the original's contacts: instant friends, open
+# communities, no join limit. These compatibility settings keep it doing so (servers it
+# starts as processes inherit them); tests/test_safety*.py pass the defaults explicitly.
+LEGACY_CONTACTS = {'FRIEND_REQUESTS': False, 'DEFAULT_JOINMODE': 'open', 'JOINS_PER_HOUR': 0}
+SAFETY_DEFAULTS = {'FRIEND_REQUESTS': True, 'DEFAULT_JOINMODE': 'approval', 'JOINS_PER_HOUR': 20}
+for _name, _value in LEGACY_CONTACTS.items():
+    os.environ.setdefault('IMCHAT_' + _name, str(int(_value)) if isinstance(_value, bool)
+                          else str(_value))
+
 MYSQL_SERVER = os.environ.get('IMCHAT_TEST_MYSQL', 'mysql://root@127.0.0.1:3306')
 BACKENDS = [b.strip() for b in os.environ.get('IMCHAT_TEST_BACKENDS', 'sqlite,mysql').split(',')
             if b.strip()]
@@ -119,13 +128,20 @@ class Auth:
         response = self.client.post('/user/register',
                                     data=dict(mobile=mobile, passwd=passwd, **profile))
         assert response.status_code == 200, response.json
+        self._forget_cookie()
         return Account(response.json['data'], passwd)
 
     def login(self, account):
         response = self.client.post('/user/login',
                                     data={'mobile': account.mobile, 'passwd': account.passwd})
         assert response.status_code == 200, response.json
+        self._forget_cookie()
         return Account(response.json['data'], account.passwd)
+
+    def _forget_cookie(self):
+        # Tests act as a client that sends its token (each Account its own); the login
+        # cookie, for clients that send none, is tested on its own (test_user.py).
+        self.client.delete_cookie('imchat_token', domain='localhost', path='/')
 
     def befriend(self, a, b):
         response = self.client.post('/contact/addfriend', data={'dstid': b.id}, headers=a.headers)
@@ -170,7 +186,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(app):
-    from imchat.server import make_server
+    from imchat.process.server import make_server
 
     server = make_server(app, '127.0.0.1', 0)
     server.start()

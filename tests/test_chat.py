@@ -134,7 +134,7 @@ def test_stranger_is_refused_and_connection_stays_up(auth, connect, pair):
     sent = s.text(bob.id, 'let me in')
     ack = s.recv_ack()
     assert ack == {'cmd': 1, 'code': -1, 'msg': 'user {} is not your friend'.format(bob.id),
-                   'id': sent}
+                   'reason': 'contact.not_friends', 'id': sent}
     b.expect_nothing()
     auth.befriend(stranger, bob)
     s.text(bob.id, 'now friends')
@@ -501,7 +501,7 @@ def test_going_away_on_shutdown_after_storing_in_flight(app, pair, connect, live
     a, b = connect(alice), connect(bob)
     a.text(bob.id, 'last words')
     a.recv_ack()
-    app.extensions['imchat'].messages.stop(timeout=1)
+    app.extensions['imchat'].writer.stop(timeout=1)
     live_server.hub.close_all(timeout=1)
     assert b.recv()['content'] == 'last words'
     assert b.close_code()[0] == 1001

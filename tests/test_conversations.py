@@ -1,4 +1,4 @@
-"""Conversation events end to end (PROTOCOL.md, cmd 12-15, /chat/conversations): a real
+"""Conversation events end to end (docs/protocol.md, cmd 12-15, /chat/conversations): a real
 server, real WebSocket clients, two devices of one user and several users, on SQLite
 and MySQL."""
 import time
@@ -409,7 +409,7 @@ def test_only_the_sender_recalls_and_only_in_time(pair, connect, app):
     assert again['code'] == -1 and 'already recalled' in again['msg']
     assert b.recv()['recalledmsgid'] == mine
     b.expect_nothing()
-    app.extensions['imchat'].messages.recall_seconds = 0  # no limit
+    app.extensions['imchat'].permissions.recall_seconds = 0  # no limit
     assert recall(a, old)['code'] == 0
 
 
@@ -451,6 +451,10 @@ def test_a_kicked_member_stops_receiving_at_once(group_of_three, connect, auth, 
     assert post(client, bob, '/contact/kick', dstid=group, memberid=carol.id).status_code == 403
     response = post(client, alice, '/contact/kick', dstid=group, memberid=bob.id)
     assert response.status_code == 200 and response.json['code'] == 0
+    # Bob is told (cmd 17, issue 22), and then hears nothing more of the group.
+    for ws in (b1, b2):
+        assert ws.recv() == {'cmd': 17, 'event': 'kicked', 'userid': alice.id,
+                             'dstid': group, 'memberid': bob.id}
     a.send_texts(group, ['bob is gone'], cmd=11)
     assert c.recv()['content'] == 'bob is gone'
     b1.expect_nothing()
@@ -555,3 +559,27 @@ def test_memberships_without_messages_get_their_rows_at_start(auth, app, app_con
                 (alice.id, 11, group), (bob.id, 11, group)]
     finally:
         restarted.extensions['imchat'].close()
+
+
+def test_online_shows_to_friends_only(auth, connect, client):
+    """Whether someone is connected is theirs to show friends: a stranger (or a fellow
+    member of a group) finding their profile or the member list sees `online: 0`."""
+    alice, friend, stranger = auth.register(), auth.register(), auth.register()
+    auth.befriend(alice, friend)
+    group = auth.create_community(alice)
+    for account in (friend, stranger):
+        auth.join(account, group['id'])
+    connect(alice)
+
+    def online_as_seen_by(viewer):
+        found = client.post('/user/find', data={'id': alice.id}, headers=viewer.headers)
+        members = client.post('/contact/members', data={'dstid': group['id']},
+                              headers=viewer.headers)
+        listed = [row for row in members.json['rows'] if row['id'] == alice.id][0]
+        return found.json['data']['online'], listed['online']
+
+    assert online_as_seen_by(friend) == (1, 1)
+    assert online_as_seen_by(stranger) == (0, 0)
+    assert online_as_seen_by(alice) == (1, 1)
+    friends = client.post('/contact/loadfriend', headers=friend.headers).json['rows']
+    assert [row['online'] for row in friends if row['id'] == alice.id] == [1]

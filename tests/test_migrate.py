@@ -16,7 +16,7 @@ from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
-from imchat.server import make_server
+from imchat.process.server import make_server
 from tests.test_release import free_port, http, process_gone, wait_healthy
 from tests.wsclient import ChatClient
 
@@ -219,7 +219,8 @@ def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, t
         assert status == 409, answer
         # The community and its members.
         status, answer = post(base, '/contact/loadcommunity', c['token'])
-        assert answer['rows'] == [community], answer
+        # A community made before issue 22 keeps the `open` join rule it always had.
+        assert answer['rows'] == [dict(community, joinmode='open', announce=0)], answer
         status, answer = post(base, '/contact/members', b['token'], dstid=community['id'])
         assert sorted(m['id'] for m in answer['rows']) == sorted(u['id'] for u in users)
         # Every message, in history and in the catch-up over `since`.
@@ -318,7 +319,9 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
         base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
-            assert status == 200 and answer['rows'] == before[user['id']], answer
+            # Rows gained `muteuntil` (issue 22): an old conversation is not muted.
+            assert status == 200 and answer['rows'] == [
+                dict(row, muteuntil=0) for row in before[user['id']]], answer
         # Still kept up to date: b's chat with a comes first again, one more unread.
         sender = ChatClient(ws_url(port, a), timeout=20)
         try:
@@ -385,7 +388,7 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
                           5: 'pad-key-01', 6: 'pad-key-01 ', 7: None, 8: None, 9: None}
 
         def send(key):
-            return svc.messages.submit(7, Frame(key, 10, 8, 1, content='again')).get(
+            return svc.writer.submit(7, Frame(key, 10, 8, 1, content='again')).get(
                 timeout=10)
         assert send('twice-key-1').msgid == 1
         assert send('casekey-01').msgid == 4
@@ -424,8 +427,9 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
 
     app, server = start_today(database_url, tmp_path)
     try:
-        assert app.extensions['imchat'].applied_migrations == [
-            '0004_9-conversation-keyed-by-owner-and-peer']
+        # 0004 is the one this database needed; later ones apply after it.
+        assert app.extensions['imchat'].applied_migrations[0] == (
+            '0004_9-conversation-keyed-by-owner-and-peer')
         assert primary_key(app, 'conversation') == ['ownerid', 'target', 'dstid']
         assert 'idx_conversation__target_dstid' in table_indexes(app, 'conversation')
         assert 'unq_conversation__ownerid_target_dstid' not in table_indexes(app,
@@ -433,7 +437,9 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
         base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
-            assert status == 200 and answer['rows'] == before[user['id']], answer
+            # Rows gained `muteuntil` (issue 22): an old conversation is not muted.
+            assert status == 200 and answer['rows'] == [
+                dict(row, muteuntil=0) for row in before[user['id']]], answer
         sender, reader = (ChatClient(ws_url(port, a), timeout=20),
                           ChatClient(ws_url(port, b), timeout=20))
         try:
@@ -460,3 +466,43 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
             reader.close()
     finally:
         stop_today(app, server)
+
+
+def test_mobiles_stored_with_a_plus_lose_it_in_migration_0008(database_url, tmp_path):
+    """`+139...` and `139...` are one number (service.user.canonical_mobile): stored
+    ones lose the +, unless the same number is already taken without it."""
+    from yoyo import read_migrations
+
+    from imchat.model.engine import ensure_mysql_database, parse_database_url
+    from imchat.model.migrate import _backend
+
+    kind, params = parse_database_url(database_url)
+    if kind == 'mysql':
+        ensure_mysql_database(params)
+    backend = _backend(database_url)
+    try:
+        with backend.lock(timeout=60):
+            migrations = read_migrations(MIGRATIONS_DIR)
+            backend.apply_migrations(backend.to_apply(migrations.filter(
+                lambda m: m.id < '0008')))
+        cursor = backend.connection.cursor()
+        mark = '?' if database_url.startswith('sqlite') else '%s'
+        for user_id, mobile in ((1, '+13900000001'), (2, '13900000002'), (3, '+13900000002')):
+            cursor.execute('INSERT INTO user (id, mobile, passwd, nickname, avatar, sex, memo, '
+                           "createat, synced_msgid) VALUES ({0}, {0}, 'x', 'n', '', 'U', '', 1, "
+                           '0)'.format(mark), (user_id, mobile))
+        backend.connection.commit()
+    finally:
+        backend.connection.close()
+
+    app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
+                      'UPLOAD_DIR': str(tmp_path / 'mnt')})
+    try:
+        svc = app.extensions['imchat']
+        assert '0008_25-mobile-without-plus' in svc.applied_migrations
+        with db_session:
+            stored = dict(svc.db.select('SELECT id, mobile FROM user'))
+        assert stored == {1: '13900000001', 2: '13900000002', 3: '+13900000002'}
+        assert svc.users.find_by_mobile('+13900000001') == 1
+    finally:
+        app.extensions['imchat'].close()

@@ -27,8 +27,9 @@ def subscribe(node, account, subscription):
 
 @pytest.mark.parametrize('kind', ['redis', 'udp'])
 def test_one_push_from_the_storing_node_none_while_looking_elsewhere(cluster, kind, service):
+    # The nodes start without the suite's environment: instant friends (befriend).
     nodes = cluster(kind, 2, VAPID_SUBJECT=SUBJECT, PUSH_ALLOW_PRIVATE=1, PUSH_SENDERS=1,
-                    PUSH_MERGE_SECONDS=0, PRESENCE_TTL=3)
+                    PUSH_MERGE_SECONDS=0, PRESENCE_TTL=3, FRIEND_REQUESTS=0)
     first, second = nodes
     a, b = people(first, 2)
     befriend(first, a, b)

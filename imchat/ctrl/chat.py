@@ -15,22 +15,22 @@ from flask import Blueprint, Response, current_app, g, request
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.protocol import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
                              CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
-                             CMD_HEART, ack_ok, ack_refused, backlog_skipped)
+                             CMD_HEART, ack_refused, backlog_skipped)
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
-from imchat.service.events import UNSTORED_CMDS
+from imchat.service.event_frame import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
-from imchat.service.hub import Client
+from imchat.service.client import Client
 from imchat.service.limits import release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
-from imchat.service.message import HISTORY_MAX, Refused
+from imchat.service.reader import HISTORY_MAX
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
-from imchat.util.wsconn import open_connection
+from imchat.transport import open_connection
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
-log = logging.getLogger('imchat.chat')
+log = logging.getLogger(__name__)
 
 # Messages bigger than the accepted size are read, refused with an ack and dropped;
 # past this multiple of it the connection is closed (1009) without reading the rest.
@@ -45,7 +45,7 @@ CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
 @bp.route('', methods=['GET', 'POST'])
 def chat_over_http():
     return reply(resp.fail('/chat is a WebSocket: connect with '
-                           'ws://host/chat?id=<userid>&token=<token>'), 400)
+                           'ws://host/chat?id=<userid>&token=<token>', 'websocket_only'), 400)
 
 
 # werkzeug routes WebSocket upgrades only to rules marked websocket=True.
@@ -117,10 +117,10 @@ def _authenticate_and_register(svc, conn, max_frame):
     if fields['id'] is not None and fields['id'] != user_id:
         conn.close(CLOSE_FORBIDDEN, 'id {} is not the token\'s user'.format(fields['id']))
         return None
-    hub, messages = svc.hub, svc.messages
+    hub, reader = svc.hub, svc.reader
     since = fields['since']
     if since is None:
-        since = messages.resume_point(user_id)
+        since = reader.resume_point(user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
     community_ids = svc.contacts.community_ids(user_id)
     session = _Session(svc, client, max_frame)
@@ -131,10 +131,10 @@ def _authenticate_and_register(svc, conn, max_frame):
         svc.ws_cap.admit(client)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.
-        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
+        replay_after = reader.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
         if replay_after > since:
             client.send(backlog_skipped(since, replay_after))
-        for page in messages.backlog(user_id, replay_after):
+        for page in reader.backlog(user_id, replay_after):
             client.send_backlog(page)
         client.finish_sync()
         release_handshake(request.environ)
@@ -209,26 +209,8 @@ def _handle_frame(svc, client, data, max_frame):
             client.reply(ack)
         return
     # Read on while it is stored: the ack goes out after the commit, in frame order.
-    client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
-                      _Acknowledge(svc.metrics, frame.client_id), limit=MAX_UNACKED)
-
-
-class _Acknowledge:
-    """What to send once a frame's outcome is known."""
-
-    __slots__ = ('metrics', 'client_id')
-
-    def __init__(self, metrics, client_id):
-        self.metrics = metrics
-        self.client_id = client_id
-
-    def __call__(self, outcome):
-        if isinstance(outcome, Refused):
-            self.metrics.inc('imchat_messages_refused_total')
-            return ack_refused(self.client_id, outcome.msg)
-        if self.client_id is not None:
-            return ack_ok(self.client_id, outcome)
-        return None
+    client.acknowledge_when(svc.writer.submit(client.user_id, frame, origin=client),
+                            frame.client_id, limit=MAX_UNACKED)
 
 
 @bp.route('/history', methods=['GET', 'POST'])
@@ -238,11 +220,12 @@ def history():
                           Field('dstid', int, required=True, minimum=1),
                           Field('before', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
-    return ok_rows(services().messages.history(g.user_id, **fields))
+    return ok_rows(services().reader.history(g.user_id, **fields))
 
 
 @bp.route('/conversations', methods=['GET', 'POST'])
 @login_required
 def conversations():
     fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
-    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))
+    rows = services().conversations.conversations(g.user_id, fields['limit'])
+    return ok_rows(services().mutes.annotate(g.user_id, rows))  # issue 22: `muteuntil`

@@ -3,7 +3,8 @@
  * on), the page's visibility told to the server (cmd 20: a hidden page gets pushes),
  * and, while the page is hidden, the unread count on the favicon and the app badge.
  * Hooks: main.js calls startNotify(open) once and connected() on every (re)connect. */
-import {im, $} from './util.js';
+import {$} from './util.js';
+import * as api from './api.js';
 import * as conn from './conn.js';
 
 const CMD_VISIBILITY = 20;
@@ -40,9 +41,7 @@ function say(key, why) {
   status.textContent = s(key, why);
 }
 
-function serverKey() {
-  return im.api('/push/key', {}, 'GET').then((reply) => reply.data && reply.data.key);
-}
+const serverKey = api.pushKey;
 
 function turnOn() {
   return Notification.requestPermission().then((permission) => {
@@ -52,14 +51,14 @@ function turnOn() {
     if (!key) throw new Error('server_off');
     return registration.pushManager.subscribe({userVisibleOnly: true,
                                                applicationServerKey: b64urlToBytes(key)});
-  }).then((subscription) => im.api('/push/subscribe', {subscription: subscription.toJSON()}));
+  }).then((subscription) => api.pushSubscribe(subscription.toJSON()));
 }
 
 function turnOff() {
   return registration.pushManager.getSubscription().then((subscription) => {
     if (!subscription) return null;
     const endpoint = subscription.endpoint;
-    return subscription.unsubscribe().then(() => im.api('/push/unsubscribe', {endpoint: endpoint}));
+    return subscription.unsubscribe().then(() => api.pushUnsubscribe(endpoint));
   });
 }
 
@@ -104,16 +103,23 @@ export function connected() { sendVisibility(); }
 // -- the unread count on the favicon and the app badge, while hidden ---------------
 
 const plainIcon = '/asset/img/icon-192.png';
+// The count to draw: two counts in a row load the icon twice, and the loads may finish
+// in either order; each draws the latest.
+let badgeCount = 0;
 
 function drawBadge(count) {
+  badgeCount = count;
   const link = document.querySelector('link[rel=icon]');
   if (!count) {
     if (link.dataset.plain) { link.href = link.dataset.plain; link.type = link.dataset.type; }
+    delete link.dataset.badge;
     return;
   }
   if (!link.dataset.plain) { link.dataset.plain = link.href; link.dataset.type = link.type; }
   const image = new Image();
   image.onload = () => {
+    const shown = badgeCount;
+    if (!shown) return;
     const canvas = document.createElement('canvas');
     canvas.width = canvas.height = 64;
     const g = canvas.getContext('2d');
@@ -126,10 +132,10 @@ function drawBadge(count) {
     g.font = 'bold 26px sans-serif';
     g.textAlign = 'center';
     g.textBaseline = 'middle';
-    g.fillText(count > 99 ? '99' : String(count), 44, 21);
+    g.fillText(shown > 99 ? '99' : String(shown), 44, 21);
     link.type = 'image/png';
     link.href = canvas.toDataURL('image/png');
-    link.dataset.badge = String(count);
+    link.dataset.badge = String(shown);
   };
   image.src = plainIcon;
 }
@@ -140,7 +146,7 @@ function unreadFromTitle() {
 }
 
 function showBadges() {
-  // views.js writes the unread count into the title ("(3) imchat"); mirror it.
+  // lists.js writes the unread count into the title ("(3) imchat"); mirror it.
   const count = unreadFromTitle();
   drawBadge(count);
   if (navigator.setAppBadge) {

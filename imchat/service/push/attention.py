@@ -68,7 +68,7 @@ class Attention:
         self._histories: Dict[int, History] = {}
         self._recorded = set()  # users this node has a looking row for
         # One writer at a time: a connection's first row is written at once (see
-        # connection_changed), the rest by the writer greenlet.
+        # connected), the rest by the writer greenlet.
         self._writing = Semaphore()
         self._dirty = set()
         self._wake = Event()
@@ -78,18 +78,23 @@ class Attention:
         return any(not client.hidden and not client.closed
                    for client in self.hub.users.get(user_id, ()))
 
-    def connection_changed(self, client, opened: bool) -> None:
-        """Hub listener: a connection registered or went away. A new (visible)
+    def connected(self, user_id: int, community_ids=()) -> None:
+        """The hub's `connected`: a connection registered. A new (visible)
         connection's row is written before it gets its first message, so a message
         stored on another node at once already sees it."""
-        self._note(client.user_id)
-        if opened and self._writer is not None and client.user_id not in self._recorded:
+        self._note(user_id)
+        if self._writer is not None and user_id not in self._recorded:
             try:
-                self._write({client.user_id})
+                self._write({user_id})
                 return
             except Exception:
                 log.exception('push: recording who looks at node %s failed', self.node)
-        self._changed(client.user_id)
+        self._changed(user_id)
+
+    def disconnected(self, user_id: int) -> None:
+        """The hub's `disconnected`: a connection went away."""
+        self._note(user_id)
+        self._changed(user_id)
 
     def visibility_changed(self, client, visible: bool) -> None:
         """The client said its page is shown (or hidden)."""

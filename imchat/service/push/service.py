@@ -7,7 +7,7 @@ calls it, so with several nodes each push is sent once.
 import logging
 import time
 from collections import deque
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import gevent
 from gevent.event import Event
@@ -33,6 +33,12 @@ MERGE_MEMORY = 100000
 READ_TTL = 3600
 
 
+def _mentioned(user_id, wire):
+    # `mentions` (docs/protocol.md, "Richer messages"): member ids, or -1 for everyone.
+    mentions = wire.get('mentions') or ()
+    return user_id in mentions or -1 in mentions
+
+
 class _Merge:
     """Pushes about one conversation to one person: the first goes at once, the ones
     within the merge window after it wait and leave as one."""
@@ -45,7 +51,7 @@ class _Merge:
 
 
 class PushService:
-    def __init__(self, db, hub, metrics, config, node: Optional[str] = None):
+    def __init__(self, db, hub, metrics, config, mutes, node: Optional[str] = None) -> None:
         self.db = db
         self.metrics = metrics
         self.preview = config['PUSH_PREVIEW']
@@ -54,9 +60,8 @@ class PushService:
         self.merge_seconds = config['PUSH_MERGE_SECONDS']
         self.subscriptions = Subscriptions(db)
         self.attention = Attention(db, hub, node, config['PRESENCE_TTL'])
-        # A hook for mute (the contacts issue): (user id, target, dstid) -> True when
-        # that person muted the conversation; nothing is muted until it lands.
-        self.is_muted: Callable[[int, int, int], bool] = lambda user_id, target, dstid: False
+        # service.mutes.ChatMutes: a muted conversation pushes nothing.
+        self.mutes = mutes
         subject = config['VAPID_SUBJECT'].strip()
         self.vapid = self.sender = None
         if not subject.startswith(('mailto:', 'https:')):
@@ -105,12 +110,6 @@ class PushService:
     def login_ended(self, token_key: str) -> None:
         """A logout (or a password change ending other logins): its subscriptions go."""
         self.subscriptions.remove_login(token_key)
-
-    def connection_changed(self, client, opened: bool) -> None:
-        self.attention.connection_changed(client, opened)
-
-    def visibility_changed(self, client, visible: bool) -> None:
-        self.attention.visibility_changed(client, visible)
 
     def messages_stored(self, wires: Iterable[dict]) -> None:
         """THE entry point of the writer, after a commit: never blocks, never raises."""
@@ -193,7 +192,8 @@ class PushService:
         notified = {}
         for user_id, target, dstid, wire, subs in wanted:
             if (user_id, wire['createat']) in away \
-                    and not self.is_muted(user_id, target, dstid):
+                    and not self.mutes.is_muted(user_id, target, dstid,
+                                                _mentioned(user_id, wire)):
                 if self._merge(user_id, target, dstid, wire, subs, senders):
                     notified[(user_id, target, dstid)] = wire['msgid']
         self._remember_notified(notified)

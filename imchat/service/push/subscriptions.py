@@ -5,7 +5,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from pony.orm import db_session, select
 
-from imchat.model import CONTACT_COMMUNITY
+from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.service.errors import BadRequest
 from imchat.service.push.crypto import b64url_decode, load_point
 from imchat.service.push.endpoint import EndpointRefused, parse_endpoint
