@@ -1,9 +1,15 @@
 """Sending pushes without ever holding up storing or delivering messages: a bounded
 queue (the oldest push is dropped when it is full, and counted) drained by a small
 pool of greenlets. Each push is encrypted and its VAPID header signed in gevent's
-thread pool, posted with a timeout to the address checked by `endpoint.resolve`, and
-tried again with back-off on 429 and 5xx (or no answer); a 404 or 410 means the
-browser unsubscribed, and the subscription is removed.
+thread pool (so at most one per sending greenlet at a time), posted with a timeout to
+the address checked by `endpoint.resolve`, and tried again with back-off on 429 and 5xx
+(or no answer); a 404 or 410 means the browser unsubscribed, and the subscription is
+removed.
+
+Each sending greenlet keeps one connection open per push service (scheme, host, port):
+a thousand pushes to one service are a thousand requests on a few connections, not a
+thousand TCP and TLS handshakes. The address is checked when a connection is opened;
+one that fails is dropped and the push tried again on a fresh one.
 """
 import http.client
 import logging
@@ -24,8 +30,11 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 4
 # Longest wait before a retry, whatever a Retry-After asks (seconds).
 RETRY_MAX = 60
-# Bytes of a push service's answer read at most (only its status matters).
+# Bytes of a push service's answer read at most (only its status matters); a longer
+# answer ends its connection, the rest unread.
 ANSWER_MAX = 16 * 1024
+# Push services one sending greenlet keeps a connection open to at most.
+CONNECTIONS_MAX = 32
 
 
 class Push(NamedTuple):
@@ -90,22 +99,27 @@ class Sender:
 
     def _work(self):
         queue = self._queue
-        while True:
-            if not queue:
-                self._ready.clear()
-                self._ready.wait()
-                continue
-            push = queue.popleft()
-            self.metrics.set('imchat_push_queued', len(queue))
-            try:
-                self._send(push)
-            except Exception:
-                log.exception('push: sending to subscription %s failed', push.subscription_id)
+        connections = {}  # (scheme, host, port) -> this greenlet's open connection
+        try:
+            while True:
+                if not queue:
+                    self._ready.clear()
+                    self._ready.wait()
+                    continue
+                push = queue.popleft()
+                self.metrics.set('imchat_push_queued', len(queue))
+                try:
+                    self._send(push, connections)
+                except Exception:
+                    log.exception('push: sending to subscription %s failed',
+                                  push.subscription_id)
+        finally:
+            for connection in connections.values():
+                connection.close()
 
-    def _send(self, push):
+    def _send(self, push, connections):
         try:
             target = parse_endpoint(push.endpoint, self.allow_private)
-            address = resolve(target, self.allow_private)
         except EndpointRefused as error:
             # Not removed: the refusal may pass (DNS), and it costs nothing to keep.
             log.warning('push: subscription %s refused: %s', push.subscription_id, error)
@@ -115,7 +129,11 @@ class Sender:
         status, retry_after = None, None
         try:
             with gevent.Timeout(self.timeout):
-                status, retry_after = self._post(target, address, headers, body)
+                status, retry_after = self._post(target, headers, body, connections)
+        except EndpointRefused as error:
+            log.warning('push: subscription %s refused: %s', push.subscription_id, error)
+            self.metrics.inc('imchat_push_failed_total', reason='refused')
+            return
         except (gevent.Timeout, OSError, http.client.HTTPException) as error:
             log.info('push: no answer from %s: %s', target.audience, error or 'timeout')
         if status is not None and 200 <= status < 300:
@@ -140,16 +158,35 @@ class Sender:
             headers['Topic'] = push.topic
         return headers, encrypt(push.payload, push.p256dh, push.auth)
 
-    def _post(self, target, address, headers, body):
-        connection_class = _PinnedHTTPS if target.scheme == 'https' else _PinnedHTTP
-        connection = connection_class(target.host, address, target.port, self.timeout)
+    def _post(self, target, headers, body, connections):
+        origin = (target.scheme, target.host, target.port)
+        connection = connections.pop(origin, None)
+        reused = connection is not None
+        if connection is None:
+            # Checked here, when connecting: the connection goes to the very address.
+            address = resolve(target, self.allow_private)
+            connection_class = _PinnedHTTPS if target.scheme == 'https' else _PinnedHTTP
+            connection = connection_class(target.host, address, target.port, self.timeout)
         try:
-            connection.request('POST', target.path, body=body, headers=headers)
-            answer = connection.getresponse()
-            answer.read(ANSWER_MAX)
+            try:
+                connection.request('POST', target.path, body=body, headers=headers)
+                answer = connection.getresponse()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                if not reused:
+                    raise
+                # The service closed a connection idle between two pushes: a new one.
+                return self._post(target, headers, body, connections)
+            data = answer.read(ANSWER_MAX + 1)
+            if len(data) <= ANSWER_MAX and not answer.will_close:
+                if len(connections) >= CONNECTIONS_MAX:
+                    connections.pop(next(iter(connections))).close()
+                connections[origin] = connection
+                connection = None
             return answer.status, answer.getheader('Retry-After')
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
     def _retry(self, push, retry_after):
         attempt = push.attempt + 1

@@ -1,8 +1,14 @@
-"""PushService: what the rest of the server calls. The message writer calls
-`messages_stored` after each commit, and it returns at once: the work (who is away,
-who has subscriptions, merging, encrypting, sending) happens on a planner greenlet and
-the sender's pool, never on the writer's path. Only the node that stored a message
-calls it, so with several nodes each push is sent once.
+"""PushService: what the rest of the server calls. The message writer's
+`batch_delivered` calls `messages_stored` after each committed batch is delivered, and
+it returns at once: the work (who is away, who has subscriptions, merging, encrypting,
+sending) happens on a planner greenlet and the sender's pool, never on the writer's
+path. Only the node that stored a message calls it, so with several nodes each push is
+sent once.
+
+What a message costs the rest of the server (docs/push.md, "Cost to the sender"): a few
+reads (subscriptions, mutes, profiles) per batch, no write at all (the conversations
+notified stay in memory: notified.py), and the recipients planned in chunks of
+PLAN_CHUNK with a turn for every other greenlet between two.
 """
 import logging
 import time
@@ -18,6 +24,7 @@ from imchat.service.errors import BadRequest
 from imchat.service.push import payload
 from imchat.service.push.attention import Attention
 from imchat.service.push.keys import Vapid, load_or_create
+from imchat.service.push.notified import Notified
 from imchat.service.push.sender import Push, Sender
 from imchat.service.push.subscriptions import Subscriptions, check_subscription
 from imchat.util.clock import now_ms
@@ -31,6 +38,12 @@ PLAN_QUEUE_MAX = 10000
 MERGE_MEMORY = 100000
 # Seconds a read push may wait in the push service (it only closes a notification).
 READ_TTL = 3600
+# Recipients planned before the planner lets the other greenlets run (acks, delivery).
+PLAN_CHUNK = 100
+
+
+def _urgency(target):
+    return 'high' if target == CMD_SINGLE_MSG else 'normal'
 
 
 def _mentioned(user_id, wire):
@@ -60,6 +73,7 @@ class PushService:
         self.merge_seconds = config['PUSH_MERGE_SECONDS']
         self.subscriptions = Subscriptions(db)
         self.attention = Attention(db, hub, node, config['PRESENCE_TTL'])
+        self.notified = Notified(db, shared=node is not None)
         # service.mutes.ChatMutes: a muted conversation pushes nothing.
         self.mutes = mutes
         subject = config['VAPID_SUBJECT'].strip()
@@ -141,6 +155,7 @@ class PushService:
                            timeout=5)
         if self.sender is not None:
             self.sender.stop()
+        self.notified.stop()
         self.attention.stop()
 
     # -- the planner ---------------------------------------------------------------
@@ -167,38 +182,47 @@ class PushService:
 
     def _plan_messages(self, wires):
         # Who may hear of each message: the 1:1 recipient, or the community's members
-        # with a subscription, never the sender.
+        # with a subscription, never the sender; nobody who muted the conversation.
+        rooms = {w['dstid'] for w in wires if w['cmd'] == CMD_ROOM_MSG}
         with db_session:
             direct = self.subscriptions.of_users(
                 w['dstid'] for w in wires if w['cmd'] == CMD_SINGLE_MSG)
-            communities = {dstid: self.subscriptions.of_community(dstid) for dstid in
-                           {w['dstid'] for w in wires if w['cmd'] == CMD_ROOM_MSG}}
+            communities = {dstid: self.subscriptions.of_community(dstid) for dstid in rooms}
+        muting = {dstid: self.mutes.muting(CMD_ROOM_MSG, dstid) for dstid in rooms}
         wanted = []  # (recipient, target, dstid, wire, subscriptions)
         for wire in wires:
             if wire['cmd'] == CMD_SINGLE_MSG:
-                subs = direct.get(wire['dstid'])
-                if subs and wire['dstid'] != wire['userid']:
-                    wanted.append((wire['dstid'], CMD_SINGLE_MSG, wire['userid'], wire, subs))
+                user_id = wire['dstid']
+                subs = direct.get(user_id)
+                if subs and user_id != wire['userid'] and not self.mutes.is_muted(
+                        user_id, CMD_SINGLE_MSG, wire['userid'], _mentioned(user_id, wire)):
+                    wanted.append((user_id, CMD_SINGLE_MSG, wire['userid'], wire, subs))
             else:
+                muted = muting[wire['dstid']]
                 for user_id, subs in communities[wire['dstid']].items():
-                    if user_id != wire['userid']:
+                    if user_id != wire['userid'] and (user_id not in muted
+                                                      or _mentioned(user_id, wire)):
                         wanted.append((user_id, CMD_ROOM_MSG, wire['dstid'], wire, subs))
         if not wanted:
             return
-        # As of each message's storing: the planner may come to it after the page
-        # that showed it was hidden.
-        away = set(self.attention.away({(item[0], item[3]['createat']) for item in wanted}))
         senders = self._profiles({item[3]['userid'] for item in wanted})
-        notified = {}
-        for user_id, target, dstid, wire, subs in wanted:
-            if (user_id, wire['createat']) in away \
-                    and not self.mutes.is_muted(user_id, target, dstid,
-                                                _mentioned(user_id, wire)):
-                if self._merge(user_id, target, dstid, wire, subs, senders):
+        payloads = {}  # one payload per message and conversation, not per recipient
+        for start in range(0, len(wanted), PLAN_CHUNK):
+            if start:
+                gevent.sleep(0)
+            chunk = wanted[start:start + PLAN_CHUNK]
+            # As of each message's storing: the planner may come to it after the page
+            # that showed it was hidden.
+            away = set(self.attention.away({(item[0], item[3]['createat'])
+                                            for item in chunk}))
+            notified = {}
+            for user_id, target, dstid, wire, subs in chunk:
+                if (user_id, wire['createat']) in away and self._merge(
+                        user_id, target, dstid, wire, subs, senders, payloads):
                     notified[(user_id, target, dstid)] = wire['msgid']
-        self._remember_notified(notified)
+            self.notified.remember(notified)
 
-    def _merge(self, user_id, target, dstid, wire, subs, senders):
+    def _merge(self, user_id, target, dstid, wire, subs, senders, payloads):
         """Push now, or hold for the merged push at the end of the window; True when
         pushed now."""
         key = (user_id, target, dstid)
@@ -210,7 +234,11 @@ class PushService:
         now = time.monotonic()
         if merge.timer is None and now - merge.sent_at >= self.merge_seconds:
             merge.sent_at = now
-            self._send_message(user_id, target, dstid, wire, subs, senders, 1)
+            cached = (wire['msgid'], target, dstid)
+            data = payloads.get(cached)
+            if data is None:
+                data = payloads[cached] = self._message_payload(target, dstid, wire, senders, 1)
+            self._send(subs, data, self.ttl, _urgency(target), payload.topic(target, dstid))
             return True
         merge.held.append((wire, subs))
         if merge.timer is None:
@@ -226,54 +254,37 @@ class PushService:
         merge.sent_at = time.monotonic()
         wire, subs = held[-1]
         user_id, target, dstid = key
-        self._send_message(user_id, target, dstid, wire, subs, senders, len(held))
-        try:
-            self._remember_notified({key: wire['msgid']})
-        except Exception:
-            log.exception('push: remembering a merged notification failed')
+        self._send(subs, self._message_payload(target, dstid, wire, senders, len(held)),
+                   self.ttl, _urgency(target), payload.topic(target, dstid))
+        self.notified.remember({key: wire['msgid']})
 
     def _forget_idle_merges(self):
         horizon = time.monotonic() - self.merge_seconds
         self._merges = {key: merge for key, merge in self._merges.items()
                         if merge.timer is not None or merge.sent_at > horizon}
 
-    def _send_message(self, user_id, target, dstid, wire, subs, senders, count):
+    def _message_payload(self, target, dstid, wire, senders, count):
         sender = senders.get(wire['userid']) or {'id': wire['userid'], 'nickname': '',
                                                  'avatar': ''}
-        data = payload.message_payload(wire, target, dstid, sender, self.preview, count)
-        urgency = 'high' if target == CMD_SINGLE_MSG else 'normal'
+        return payload.message_payload(wire, target, dstid, sender, self.preview, count)
+
+    def _send(self, subs, data, ttl, urgency, topic):
         for sub in subs:
-            self.sender.put(Push(sub.id, sub.endpoint, sub.p256dh, sub.auth, data, self.ttl,
-                                 urgency, payload.topic(target, dstid)))
+            self.sender.put(Push(sub.id, sub.endpoint, sub.p256dh, sub.auth, data, ttl,
+                                 urgency, topic))
 
     def _profiles(self, user_ids):
         with db_session:
             users = select(u for u in self.db.User if u.id in list(user_ids))[:]
             return {u.id: payload.sender_view(u) for u in users}
 
-    def _remember_notified(self, notified):
-        if not notified:
-            return
-        with db_session:
-            Notified = self.db.PushNotified
-            for (user_id, target, dstid), msgid in notified.items():
-                row = Notified.get(userid=user_id, target=target, dstid=dstid)
-                if row is None:
-                    Notified(userid=user_id, target=target, dstid=dstid, msgid=msgid)
-                elif row.msgid < msgid:
-                    row.msgid = msgid
-
     def _plan_read(self, user_id, token_key, target, dstid, msgid):
+        if not self.notified.take((user_id, target, dstid), msgid):
+            return  # nothing shown, or a newer message still unread
         with db_session:
-            row = self.db.PushNotified.get(userid=user_id, target=target, dstid=dstid)
-            if row is None or row.msgid > msgid:
-                return  # nothing shown, or a newer message still unread
-            row.delete()
             subs = self.subscriptions.of_users([user_id], except_login=token_key).get(user_id)
-        data = payload.read_payload(target, dstid, msgid)
-        for sub in subs or ():
-            self.sender.put(Push(sub.id, sub.endpoint, sub.p256dh, sub.auth, data, READ_TTL,
-                                 'normal', payload.topic(target, dstid)))
+        self._send(subs or (), payload.read_payload(target, dstid, msgid), READ_TTL, 'normal',
+                   payload.topic(target, dstid))
 
     def _plan_request(self, from_id, to_id):
         if not self.attention.away([(to_id, now_ms())]):
@@ -285,10 +296,8 @@ class PushService:
         sender = self._profiles([from_id]).get(from_id)
         if sender is None:
             return
-        data = payload.request_payload(sender, self.preview)
-        for sub in subs:
-            self.sender.put(Push(sub.id, sub.endpoint, sub.p256dh, sub.auth, data, self.ttl,
-                                 'normal', 'request'))
+        self._send(subs, payload.request_payload(sender, self.preview), self.ttl, 'normal',
+                   'request')
 
     def _gone(self, subscription_id):
         """The push service says the browser unsubscribed (404/410)."""

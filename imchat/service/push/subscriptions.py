@@ -120,10 +120,15 @@ class Subscriptions:
         """The live subscriptions of a community's members (in a db_session)."""
         now = now_ms()
         Sub, Contact = self.db.PushSubscription, self.db.Contact
-        rows = select(s for s in Sub for c in Contact
+        # Columns, not entities: a thousand members' rows are made quickly.
+        rows = select((s.id, s.userid, s.tokenkey, s.endpoint, s.p256dh, s.auth)
+                      for s in Sub for c in Contact
                       if c.ownerid == s.userid and c.cate == CONTACT_COMMUNITY
                       and c.dstid == community_id and s.expireat > now)[:]
-        return _grouped(rows, None)
+        grouped = {}
+        for row in rows:
+            grouped.setdefault(row[1], []).append(Subscription(*row))
+        return grouped
 
 
 def _grouped(rows, except_login):
