@@ -77,7 +77,9 @@ class Server:
                    IMCHAT_PORT=str(self.port), IMCHAT_UPLOAD_DIR=os.path.join(folder, 'mnt'),
                    IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING', IMCHAT_WS_RATE='0',
                    IMCHAT_LOGIN_RATE='0', IMCHAT_REGISTER_RATE='0', IMCHAT_LOGIN_ATTEMPTS='100000',
-                   IMCHAT_PUSH_ALLOW_PRIVATE='1')
+                   IMCHAT_PUSH_ALLOW_PRIVATE='1',
+                   # Members join at once (issue 22's default asks the owner first).
+                   IMCHAT_DEFAULT_JOINMODE='open', IMCHAT_JOINS_PER_HOUR='0')
         env.pop('IMCHAT_VAPID_SUBJECT', None)
         if push_port is not None:
             env['IMCHAT_VAPID_SUBJECT'] = 'mailto:bench@example.com'
