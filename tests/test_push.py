@@ -468,3 +468,67 @@ def test_the_payloads_leave_no_secret_in_the_log(client, auth, service, live_ser
     text = caplog.text
     for secret in (a.token, b.token, 'private words', service.subscription()['keys']['auth']):
         assert secret not in text
+
+
+# -- issue 22: mutes and friend requests -----------------------------------------
+
+
+def test_a_muted_conversation_pushes_nothing(client, auth, service, live_server):
+    owner, muting, other = [auth.register(nickname='p{}'.format(i)) for i in range(3)]
+    community = auth.create_community(owner)
+    auth.join(muting, community['id'])
+    auth.join(other, community['id'])
+    friend = auth.register(nickname='friend')
+    auth.befriend(friend, muting)
+    auth.befriend(friend, other)
+    subscribe(client, muting, service.subscription())
+    subscribe(client, other, service.subscription())
+    for target, dstid in ((11, community['id']), (10, friend.id)):
+        reply = client.post('/chat/mute', data={'target': target, 'dstid': dstid, 'until': -1},
+                            headers=muting.headers)
+        assert reply.status_code == 200, reply.json
+    send_texts(live_server, friend, muting.id, ['muted 1:1'])
+    group_msgid, = send_texts(live_server, owner, community['id'], ['to the group'], cmd=11)
+    # Planned and sent in order (one sending greenlet): once this last one is in, any
+    # push of the muted conversations would be too.
+    last_msgid, = send_texts(live_server, friend, other.id, ['the last'])
+    wait_for(lambda: any(p.payload['msgid'] == last_msgid for p in service.received),
+             what='the last push')
+    assert [(p.subscription, p.payload['msgid']) for p in service.received] == [
+        (2, group_msgid), (2, last_msgid)]
+
+
+@pytest.mark.parametrize('app_config', [{'FRIEND_REQUESTS': True}], indirect=True)
+def test_a_friend_request_pushes_a_request(client, auth, service):
+    asking, asked = auth.register(nickname='asking'), auth.register(nickname='asked')
+    subscribe(client, asked, service.subscription())
+    reply = client.post('/contact/addfriend', data={'dstid': asked.id, 'memo': 'hi'},
+                        headers=asking.headers)
+    assert reply.status_code == 200 and reply.json['data']['status'] == 'requested'
+    push, = service.wait(1)
+    assert push.payload == {'kind': 'request', 'from': {'id': asking.id,
+                                                         'nickname': 'asking', 'avatar': ''}}
+    assert push.headers['topic'] == 'request'
+
+
+def test_the_conversations_notified_are_shared_between_nodes(app):
+    """With several nodes a read on one node closes what another pushed: the entries
+    reach the database in chunks, off the message path."""
+    from imchat.service.push import notified as module
+    from imchat.service.push.notified import Notified
+
+    db = app.extensions['imchat'].db
+    pushing, reading = Notified(db, shared=True), Notified(db, shared=True)
+    try:
+        entries = {(user_id, 11, 7): 100 + user_id for user_id in range(1, module.FLUSH_CHUNK + 3)}
+        pushing.remember(entries)
+        pushing.remember({(1, 11, 7): 50})  # an older one never moves it back
+        wait_for(lambda: reading.take((module.FLUSH_CHUNK + 2, 11, 7), 10 ** 6),
+                 what='the last chunk written')
+        assert not reading.take((1, 11, 7), 100)  # a newer message is still unread
+        assert reading.take((1, 11, 7), 101)
+        assert not reading.take((1, 11, 7), 101)  # taken once
+        assert not reading.take((1, 10, 7), 10 ** 6)  # never notified
+    finally:
+        pushing.stop()
+        reading.stop()

@@ -38,15 +38,16 @@ class Notified:
 
     def remember(self, notified: Dict[Key, int]) -> None:
         """Note the newest msgid pushed per conversation; never touches the database."""
-        shown = self._shown
+        shown, dirty = self._shown, self._dirty
         for key, msgid in notified.items():
             # Popped and put back: the dict's order is then the order of use.
-            shown[key] = max(msgid, shown.pop(key, 0))
+            newest = shown[key] = max(msgid, shown.pop(key, 0))
+            if self.shared:
+                dirty[key] = newest
         if len(shown) > MEMORY_MAX:
             for key in list(shown)[:MEMORY_MAX // 10]:
                 del shown[key]
-        if self.shared:
-            self._dirty.update(notified)
+        if self.shared and notified:
             self._wake.set()
 
     def take(self, key: Key, msgid: int) -> bool:
