@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 
 import gevent
 from gevent.event import Event
+from gevent.lock import Semaphore
 
 from imchat.service.push.crypto import encrypt
 from imchat.service.push.endpoint import EndpointRefused, parse_endpoint, resolve
@@ -35,6 +36,11 @@ RETRY_MAX = 60
 ANSWER_MAX = 16 * 1024
 # Push services one sending greenlet keeps a connection open to at most.
 CONNECTIONS_MAX = 32
+# Pushes encrypted at once (in gevent's thread pool). Each holds the GIL for most of
+# its millisecond, and every thread that wants the GIL makes the event loop wait for it
+# (up to the interpreter's switch interval each time): one at a time keeps the acks of
+# messages, whose path wakes the loop many times, from queueing behind a convoy.
+SEALING_AT_ONCE = 1
 
 
 class Push(NamedTuple):
@@ -81,6 +87,7 @@ class Sender:
         self.retry_seconds = retry_seconds
         self._queue = deque()
         self._ready = Event()
+        self._sealing = Semaphore(SEALING_AT_ONCE)
         self._workers = [gevent.spawn(self._work) for _ in range(workers)]
 
     def put(self, push: Push) -> None:
@@ -125,7 +132,8 @@ class Sender:
             log.warning('push: subscription %s refused: %s', push.subscription_id, error)
             self.metrics.inc('imchat_push_failed_total', reason='refused')
             return
-        headers, body = gevent.get_hub().threadpool.apply(self._seal, (push, target))
+        with self._sealing:
+            headers, body = gevent.get_hub().threadpool.apply(self._seal, (push, target))
         status, retry_after = None, None
         try:
             with gevent.Timeout(self.timeout):
