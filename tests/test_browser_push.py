@@ -216,3 +216,99 @@ def test_the_notifications_switch_says_what_it_can(people, push_server, server):
     expect(page.locator('#notify-switch')).to_be_enabled()
     assert page.evaluate('window.askedPermission') == 1
     print(page.locator('#notify-status').text_content())
+
+
+def registered_worker(page):
+    """The service worker's registration as the DevTools protocol knows it, and its
+    session (to deliver pushes through)."""
+    service_worker_ready(page)
+    cdp = page.context.new_cdp_session(page)
+    registrations = []
+    cdp.on('ServiceWorker.workerRegistrationUpdated',
+           lambda event: registrations.extend(event['registrations']))
+    cdp.send('ServiceWorker.enable')
+    registration = wait_until(page, lambda: next((r for r in registrations if not r['isDeleted']),
+                                           None), 'the registration')
+    return cdp, registration
+
+
+def test_reading_a_conversation_here_closes_its_notifications(people, push_server):
+    a, b = friends(push_server)
+    page = people('en-US', srv=push_server)
+    page.context.grant_permissions(['notifications'], origin=push_server.base)
+    login_in_browser(page, b['mobile'])
+    ws = push_server.socket(a)
+    try:
+        ws.send(json.dumps({'cmd': 10, 'id': 'x', 'dstid': b['id'], 'media': 1,
+                            'content': 'are you there?'}))
+        row = page.locator('#chat-list li', has_text='Alice')
+        expect(row).to_be_visible()
+    finally:
+        ws.close()
+    cdp, registration = registered_worker(page)
+    cdp.send('ServiceWorker.deliverPushMessage', {
+        'origin': push_server.base + '/', 'registrationId': registration['registrationId'],
+        'data': json.dumps({'kind': 'message', 'target': 10, 'dstid': a['id'], 'msgid': 7,
+                            'media': 1, 'from': {'id': a['id'], 'nickname': 'Alice',
+                                                 'avatar': ''},
+                            'text': 'are you there?', 'count': 1})})
+    wait_until(page, lambda: page.evaluate(NOTIFICATIONS), 'a notification')
+    # No read push comes from the server: the page itself closes what it has read.
+    row.click()
+    expect(page.locator('#convo-title')).to_contain_text('Alice')
+    wait_until(page, lambda: page.evaluate(NOTIFICATIONS) == [], 'the notification closed')
+    assert page.errors == []
+
+
+COUNT_CHIMES = '''() => {
+  window.chimes = 0;
+  const Real = window.AudioContext;
+  window.AudioContext = function () {
+    const context = new Real();
+    const make = context.createOscillator.bind(context);
+    context.createOscillator = () => {
+      const tone = make();
+      const start = tone.start.bind(tone);
+      tone.start = (...args) => { window.chimes += 1; return start(...args); };
+      return tone;
+    };
+    return context;
+  };
+}'''
+
+
+def test_a_sound_while_hidden_only_once_turned_on(people, push_server):
+    a, b = friends(push_server)
+    page = people('en-US', srv=push_server)
+    page.add_init_script('(' + COUNT_CHIMES + ')()')
+    login_in_browser(page, b['mobile'])
+    open_me(page)
+    sound = page.locator('#sound-switch')
+    expect(sound).not_to_be_checked()
+    ws = push_server.socket(a)
+    try:
+        page.evaluate(HIDE)
+        ws.send(json.dumps({'cmd': 10, 'id': 'one', 'dstid': b['id'], 'media': 1,
+                            'content': 'one'}))
+        expect(page).to_have_title('(1) imchat')
+        assert page.evaluate('window.chimes') == 0  # off by default
+        page.evaluate(SHOW)
+        sound.check()
+        page.evaluate(HIDE)
+        ws.send(json.dumps({'cmd': 10, 'id': 'two', 'dstid': b['id'], 'media': 1,
+                            'content': 'two'}))
+        expect(page).to_have_title('(2) imchat')
+        wait_until(page, lambda: page.evaluate('window.chimes') == 1, 'one chime')
+    finally:
+        ws.close()
+    page.reload()
+    open_me(page)
+    expect(page.locator('#sound-switch')).to_be_checked()  # remembered
+    assert page.errors == []
+
+
+SHOW = '''() => {
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
+  document.dispatchEvent(new Event('visibilitychange'));
+}'''

@@ -30,7 +30,7 @@ import {mountPanels, confirmFirst} from './panels.js';
 import {mountComposer} from './composer.js';
 import {mountMe} from './metab.js';
 import {mountRequests} from './requestsview.js';
-import {startNotify, connected} from './notify.js';
+import {startNotify, connected, readHere} from './notify.js';
 
 const app = document.getElementById('app');
 
@@ -48,6 +48,7 @@ function openConversation(key) {
   const c = conv(key);
   setOpen(c);
   markRead(c);
+  readHere(c);
   if (!c.historyLoaded) loadHistory(c, false);
 }
 
@@ -120,7 +121,10 @@ function mountViews() {
   on('notice', toast);
   on('session-over', endSession);
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && state.open) markRead(state.open);
+    if (!document.hidden && state.open) {
+      markRead(state.open);
+      readHere(state.open);
+    }
   });
 }
 

@@ -1,11 +1,15 @@
 /* Notifications (docs/push.md): the service worker and the installable app, the
  * "Notifications" switch on the Me tab (permission is asked only when it is turned
  * on), the page's visibility told to the server (cmd 20: a hidden page gets pushes),
- * and, while the page is hidden, the unread count on the favicon and the app badge.
- * Hooks: main.js calls startNotify(open) once and connected() on every (re)connect. */
+ * and, while the page is hidden, the unread count on the favicon and the app badge, and
+ * an optional sound (the "Sound" switch, off by default). A conversation read here
+ * closes its notifications. Hooks: main.js calls startNotify(open) once, connected() on
+ * every (re)connect and readHere(c) when the person reads a conversation. */
 import {$} from './util.js';
 import * as api from './api.js';
 import * as conn from './conn.js';
+import {me} from './state.js';
+import {on} from './events.js';
 
 const CMD_VISIBILITY = 20;
 const STRINGS = {
@@ -154,6 +158,69 @@ function showBadges() {
   }
 }
 
+// -- the sound while hidden (off unless turned on, remembered in this browser) -------
+
+const SOUND_KEY = 'imchat.sound';
+// At most one sound in this many ms: a reconnect's backlog is one sound, not fifty.
+const SOUND_GAP_MS = 2000;
+let audio = null;
+let soundAt = 0;
+
+function soundOn() { return window.localStorage.getItem(SOUND_KEY) === '1'; }
+
+function audioContext() {
+  // Made (or resumed) on the person's gesture: browsers start audio only after one.
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!audio && Context) audio = new Context();
+  if (audio && audio.state === 'suspended') audio.resume().catch(() => {});
+  return audio;
+}
+
+function muted(c) {
+  const until = Number(c && c.muteuntil) || 0;
+  return until === -1 || until > Date.now();
+}
+
+function chime() {
+  const context = audio;
+  if (!context || Date.now() - soundAt < SOUND_GAP_MS) return;
+  soundAt = Date.now();
+  const tone = context.createOscillator();
+  const volume = context.createGain();
+  tone.frequency.value = 880;
+  volume.gain.setValueAtTime(0.15, context.currentTime);
+  volume.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 0.3);
+  tone.connect(volume).connect(context.destination);
+  tone.start();
+  tone.stop(context.currentTime + 0.3);
+}
+
+function bindSound() {
+  const toggle = $('sound-switch');
+  toggle.checked = soundOn();
+  toggle.addEventListener('change', () => {
+    window.localStorage.setItem(SOUND_KEY, toggle.checked ? '1' : '0');
+    if (toggle.checked) audioContext();
+  });
+  document.addEventListener('pointerdown', () => { if (soundOn()) audioContext(); },
+                            {once: true});
+  on('message', ({c, msg}) => {
+    if (document.hidden && soundOn() && Number(msg.userid) !== Number(me.id) && !muted(c)) {
+      chime();
+    }
+  });
+}
+
+// -- a conversation read here closes its notifications -------------------------------
+
+export function readHere(c) {
+  if (!c || document.hidden || !('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.getRegistration('/').then((ready) => ready &&
+    ready.getNotifications({tag: 'c' + c.cmd + '-' + c.dstid})).then((shown) => {
+    (shown || []).forEach((notification) => notification.close());
+  }).catch(() => {});
+}
+
 // -- opening a conversation from a notification --------------------------------------
 
 function openFromHash(open) {
@@ -176,6 +243,7 @@ export function startNotify(open) {
   window.addEventListener('offline', () => { document.body.dataset.offline = s('offline'); });
   window.addEventListener('online', () => { delete document.body.dataset.offline; });
   bindSwitch();
+  bindSound();
   document.addEventListener('visibilitychange', sendVisibility);
   new MutationObserver(showBadges).observe(document.querySelector('title'),
                                            {childList: true, characterData: true, subtree: true});
