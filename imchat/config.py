@@ -100,6 +100,24 @@ SETTINGS = {
     'BUS': ('none', str),
     'NODE_ID': ('', str),
     'PRESENCE_TTL': (30, _int),
+    # Web Push (docs/push.md): the contact push services may reach the operator at (a
+    # mailto: or https: URL; push is off without it); the VAPID private key (base64url;
+    # default: made at first start and kept in the database); whether a notification
+    # shows the sender and text (0: only "new message"); http:// and private addresses
+    # allowed as endpoints (a push service on the LAN, tests); pushes waiting at most;
+    # greenlets sending; seconds a push service has to answer; seconds before the first
+    # retry (doubling); seconds a push service keeps an undelivered push; seconds within
+    # which pushes about one conversation to one person are merged.
+    'VAPID_SUBJECT': ('', str),
+    'VAPID_PRIVATE_KEY': ('', str),
+    'PUSH_PREVIEW': (True, _bool),
+    'PUSH_ALLOW_PRIVATE': (False, _bool),
+    'PUSH_QUEUE': (10000, _int),
+    'PUSH_SENDERS': (4, _int),
+    'PUSH_TIMEOUT': (10, _int),
+    'PUSH_RETRY_SECONDS': (1.0, float),
+    'PUSH_TTL': (24 * 3600, _int),
+    'PUSH_MERGE_SECONDS': (3.0, float),
     # Who may reach whom (docs/contacts.md): friend requests (0: the original's
     # instant add); how new communities are joined (open, approval, invite); admins a
     # community may have; requests one user sends a day, and repeats of one request a

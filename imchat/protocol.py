@@ -41,6 +41,9 @@ CMD_REACTION = 19
 # Stored events about another message (not messages themselves): history leaves them
 # out, the backlog and the bus carry them to the target's conversation.
 STORED_EVENTS = (CMD_RECALL, CMD_EDIT, CMD_REACTION)
+# The client's page is shown or hidden (`visible`: 1 or 0): one whose connections are
+# all hidden gets Web Push notifications (docs/push.md).
+CMD_VISIBILITY = 20
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream

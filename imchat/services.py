@@ -31,6 +31,7 @@ from imchat.service.mediatypes import file_types
 from imchat.service.metrics import Metrics
 from imchat.service.permissions import Permissions
 from imchat.service.presence import HubPresence, Presence
+from imchat.service.push import PushService
 from imchat.service.reader import MessageReader
 from imchat.service.safety import build_safety
 from imchat.service.shared_limits import shared_store
@@ -117,6 +118,10 @@ class Services:
                            self.delivery.push)
         # An operator's ban from another process, without a bus (service/banwatch.py).
         self.ban_watch = BanWatch(self.db, self.hub, config['BAN_POLL'])
+        # Web Push (issue 21, docs/push.md): notifications to people not looking, sent
+        # by the node that stored the message.
+        self.push = PushService(self.db, self.hub, self.metrics, config, self.mutes,
+                                node=None if self.bus is None else self.bus.node)
         self._connect_events()
 
     def _connect_events(self) -> None:
@@ -132,6 +137,16 @@ class Services:
         self.contacts.left.connect(self.roles.left)
         self.roles.rules_changed.connect(self._community_rules_changed)
         hub.presence_changed.connect(self.ban_watch.presence_changed)
+        # Web Push: what was stored, who looks, what was read, who asked, who left.
+        push = self.push
+        self.writer.batch_delivered.connect(push.messages_stored)
+        hub.connected.connect(push.attention.connected)
+        hub.disconnected.connect(push.attention.disconnected)
+        self.events.visibility_changed.connect(push.attention.visibility_changed)
+        self.events.conversation_read.connect(push.conversation_read)
+        self.friend_requests.requested.connect(push.friend_requested)
+        # Only where the logout happened: the subscriptions are in the shared database.
+        self.users.logged_out.connect(push.login_ended, relayed=False)
         if bus is not None:
             # This node hears the channels its connections need.
             hub.connected.connect(bus.attach)
@@ -168,6 +183,8 @@ class Services:
         self.close()
 
     def close(self) -> None:
+        if getattr(self, 'push', None) is not None:
+            self.push.stop()
         if getattr(self, 'bus', None) is not None:
             self.bus.stop()
         self.db_watch.stop()

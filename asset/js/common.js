@@ -82,7 +82,7 @@
       block: '拉黑', unblock: '取消拉黑', blocked_people: '黑名单',
       block_confirm: '拉黑「{name}」？对方将不能给你发消息、加你为好友或看到你是否在线，你们的好友关系也会解除。对方不会收到通知。',
       unblock_confirm: '把「{name}」移出黑名单？好友关系不会恢复。',
-      blocked_done: '已拉黑', unblocked_done: '已移出黑名单'
+      blocked_done: '已拉黑', unblocked_done: '已移出黑名单', notifications: '通知', sound_hidden: '页面隐藏时播放提示音'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -171,7 +171,8 @@
       block: 'Block', unblock: 'Unblock', blocked_people: 'Blocked',
       block_confirm: 'Block “{name}”? They can no longer message you, ask to be your friend or see when you are online, and your friendship ends. They are not told.',
       unblock_confirm: 'Unblock “{name}”? The friendship does not come back.',
-      blocked_done: 'Blocked', unblocked_done: 'Unblocked'
+      blocked_done: 'Blocked', unblocked_done: 'Unblocked',
+      notifications: 'Notifications', sound_hidden: 'Sound while imchat is hidden'
     }
   };
 

@@ -9,6 +9,7 @@ services own every transaction, and the SQL the writer sends itself lives in
 """
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
 
+from imchat.model.push import define_push_entities
 from imchat.model.safety import define_safety_entities
 from imchat.protocol import (CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire,
                              rich_fields)
@@ -220,4 +221,5 @@ def define_database() -> Database:
 
     # Who may reach whom (issue 22): requests, blocks, mutes, roles, reports, bans.
     define_safety_entities(db)
+    define_push_entities(db)
     return db

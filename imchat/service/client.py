@@ -17,7 +17,7 @@ CLOSE_GRACE = 2
 class Client:
     __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
                  'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'closed',
-                 'replies', 'own_high')
+                 'replies', 'own_high', 'hidden')
 
     def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
@@ -46,6 +46,8 @@ class Client:
         # Replies to this connection's frames still waiting for their outcome, in the
         # order the frames came (None: none waiting).
         self.replies = None
+        # The client said its page is hidden (cmd 20): Web Push treats it as away.
+        self.hidden = False
         conn.on_pong = self.touch
         conn.on_stalled = self.stalled
         conn.max_pending = hub.queue_size

@@ -1,13 +1,15 @@
-"""Reading a client's event frame (cmd 12-15): read positions, typing and recalls.
-Read and typing are answered at once and never stored (service.events); a recall is
-stored through the message writer as a message row with no body (service.recall)."""
+"""Reading a client's event frame (cmd 12-15, 20): read positions, typing, recalls and
+the page's visibility. Read, typing and visibility are answered at once and never stored
+(service.events); a recall is stored through the message writer as a message row with
+no body (service.recall)."""
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
-                             CMD_TYPING)
+                             CMD_TYPING, CMD_VISIBILITY)
 from imchat.service.fields import ClientId, FrameError, int_field
 
-# Event cmds a client may send; read and typing are answered at once, never stored.
-EVENT_CMDS = (CMD_READ, CMD_TYPING, CMD_RECALL, CMD_PRESENCE)
-UNSTORED_CMDS = (CMD_READ, CMD_TYPING)
+# Event cmds a client may send; read, typing and visibility are answered at once, never
+# stored.
+EVENT_CMDS = (CMD_READ, CMD_TYPING, CMD_RECALL, CMD_PRESENCE, CMD_VISIBILITY)
+UNSTORED_CMDS = (CMD_READ, CMD_TYPING, CMD_VISIBILITY)
 
 
 class EventFrame:
@@ -32,8 +34,22 @@ class EventFrame:
         return self.msgid
 
 
-def parse_event(raw: dict, cmd: int, client_id: ClientId) -> EventFrame:
-    """An EventFrame from a client's cmd 12-15 frame. Raises FrameError."""
+class VisibilityFrame:
+    """cmd 20: the client's page is shown (`visible` 1) or hidden (0)."""
+    __slots__ = ('client_id', 'visible')
+    cmd = CMD_VISIBILITY
+
+    def __init__(self, client_id, visible):
+        self.client_id = client_id
+        self.visible = visible
+
+
+def parse_event(raw: dict, cmd: int, client_id: ClientId):
+    """An EventFrame from a client's cmd 12-15 frame (a VisibilityFrame for cmd 20).
+    Raises FrameError."""
+    if cmd == CMD_VISIBILITY:
+        return VisibilityFrame(client_id, int_field(raw, 'visible', client_id, minimum=0,
+                                                    maximum=1) == 1)
     if cmd == CMD_PRESENCE:
         raise FrameError('cmd 15 (presence) is sent by the server only', client_id)
     if cmd == CMD_RECALL:

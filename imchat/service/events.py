@@ -1,5 +1,6 @@
 """Conversation events that are never stored: read positions going out as receipts
-(cmd 12), typing (cmd 13) and presence (cmd 15). Their frames are read by
+(cmd 12), typing (cmd 13), presence (cmd 15) and a page's visibility (cmd 20, told to
+Web Push by the `visibility_changed` signal). Their frames are read by
 service.event_frame; a recall (cmd 14) is stored through the message writer.
 See docs/architecture.md.
 
@@ -14,8 +15,8 @@ import gevent
 
 from typing import Optional
 
-from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_SINGLE_MSG, CMD_TYPING, ack_done,
-                             ack_refused, contact_event, encode)
+from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_SINGLE_MSG, CMD_TYPING,
+                             CMD_VISIBILITY, ack_done, ack_refused, contact_event, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.delivery import Delivery
 from imchat.service.errors import ServiceError
@@ -23,6 +24,7 @@ from imchat.service.event_frame import EventFrame
 from imchat.service.permissions import Permissions
 from imchat.service.presence import Presence
 from imchat.transport.codec import OutgoingFrame
+from imchat.util.signal import Signal
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,20 @@ class EventService:
         self.presence_grace = presence_grace
         self._typing_at = {}
         self._going_offline = {}
+        # (client, visible): a connection's page was shown or hidden (cmd 20).
+        self.visibility_changed = Signal('visibility_changed')
+        # (user id, the login's token key, target, dstid, msgid): a read moved a read
+        # position on, from that login.
+        self.conversation_read = Signal('conversation_read')
 
     def handle(self, client, frame: EventFrame) -> Optional[OutgoingFrame]:
-        """Act on a read or typing frame from `client`; returns the ack to send, if any."""
+        """Act on a read, typing or visibility frame from `client`; returns the ack to
+        send, if any."""
         try:
             if frame.cmd == CMD_READ:
                 self._read(client, frame)
+            elif frame.cmd == CMD_VISIBILITY:
+                self.visibility_changed.emit(client, frame.visible)
             else:
                 refusal = self._typing(client.user_id, frame.dstid)
                 if refusal:
@@ -71,6 +81,8 @@ class EventService:
         position = self.conversations.mark_read(user_id, frame.target, frame.dstid, frame.msgid)
         if position is None:
             return
+        self.conversation_read.emit(user_id, client.token_key, frame.target, frame.dstid,
+                                    position)
         receivers = (user_id, frame.dstid) if frame.target == CMD_SINGLE_MSG else (user_id,)
         self.delivery.push(receivers, encode({'cmd': CMD_READ, 'userid': user_id,
                                          'target': frame.target, 'dstid': frame.dstid,

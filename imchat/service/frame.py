@@ -11,11 +11,11 @@ import json
 import orjson
 
 from imchat.model.entities import CONTENT_MAX, MEMO_MAX, URL_MAX
-from imchat.protocol import (CMD_ACK, CMD_EDIT, CMD_HEART, CMD_PRESENCE, CMD_REACTION,
-                             CMD_READ, CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM,
+from imchat.protocol import (CMD_ACK, CMD_EDIT, CMD_HEART, CMD_REACTION, CMD_ROOM_MSG,
+                             CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM,
                              MEDIA_EMOJI, MEDIA_FILE, MEDIA_IMAGE, MEDIA_LINK, MEDIA_NEWS,
                              MEDIA_RED_PACKET, MEDIA_TEXT, MEDIA_VIDEO, MEDIA_VOICE)
-from imchat.service.event_frame import parse_event
+from imchat.service.event_frame import EVENT_CMDS, parse_event
 from imchat.service.rich_frame import parse_extras, parse_target_event
 from imchat.service.fields import DIGITS, MAX_ID, FrameError, int_field, is_int
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
@@ -142,14 +142,14 @@ def parse_frame(data, max_bytes):
         return Frame(client_id, CMD_HEART)
     if cmd == CMD_ACK and whole:
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
-    if whole and CMD_READ <= cmd <= CMD_PRESENCE:
+    if whole and cmd in EVENT_CMDS:
         return parse_event(raw, cmd, client_id)
     if whole and cmd in (CMD_EDIT, CMD_REACTION):
         return parse_target_event(raw, cmd, client_id)
     if not whole or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
-                         '(read), 13 (typing), 14 (recall), 18 (edit), 19 (reaction) or 0 '
-                         '(heartbeat)'.format(cmd), client_id)
+                         '(read), 13 (typing), 14 (recall), 18 (edit), 19 (reaction), 20 '
+                         '(visibility) or 0 (heartbeat)'.format(cmd), client_id)
     dstid = int_field(raw, 'dstid', client_id, minimum=1)
     extra = parse_extras(raw, cmd, client_id)
     if extra is not None and extra.forward:

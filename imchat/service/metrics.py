@@ -20,6 +20,16 @@ DECLARED = {
                                                     'reason: full (out of open files), '
                                                     'handshakes, address'),
     'imchat_bus_messages_received_total': ('counter', 'Chat messages taken off the bus'),
+    'imchat_push_sent_total': ('counter', 'Web Push messages a push service accepted'),
+    'imchat_push_dropped_total': ('counter', 'Web Push jobs dropped, oldest first, because '
+                                             'a queue was full'),
+    'imchat_push_failed_total': ('counter', 'Web Push messages not delivered, by reason: '
+                                            'gone (404/410: unsubscribed), refused (an '
+                                            'endpoint not allowed), refused_by_service, '
+                                            'gave_up (after retries)'),
+    'imchat_push_retries_total': ('counter', 'Web Push messages tried again after a 429, '
+                                             '5xx or no answer'),
+    'imchat_push_queued': ('gauge', 'Web Push messages waiting to be sent'),
 }
 
 

@@ -14,6 +14,7 @@ from imchat.model.safety import REQUEST_DECLINED, REQUEST_PENDING
 from imchat.protocol import contact_event
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from imchat.util.clock import now_ms
+from imchat.util.signal import Signal
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class FriendRequests:
         self.per_day = per_day
         self.repeats = repeats
         self.new_account = new_account
+        # (from id, to id): a request was sent (Web Push tells the one asked).
+        self.requested = Signal('requested')
 
     def add(self, owner_id: int, dst_id: int, memo: str = '') -> str:
         """Ask `dst_id` to be friends; returns REQUESTED or FRIENDS (the other had asked
@@ -76,6 +79,7 @@ class FriendRequests:
         if sent:
             self.push((dst_id,), contact_event('request', owner_id, dst_id, memo=memo or '',
                                                **sent))
+            self.requested.emit(owner_id, dst_id)
         return REQUESTED
 
     def _record(self, owner_id, dst_id, memo):

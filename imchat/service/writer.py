@@ -46,6 +46,7 @@ from imchat.service.writer_gaps import LateCommits
 from imchat.service.writer_turns import Turn as _Turn
 from imchat.service.rich_store import rich_statements, rich_wire
 from imchat.util.clock import now_ms
+from imchat.util.signal import Signal
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class MessageWriter:
         # with a bus, its sequencer finds them (bus.gaps).
         self._late = (LateCommits(db, lambda: self._queue.put(_CHECK))
                       if isinstance(delivery, LocalDelivery) else None)
+        # (wires): a committed batch was delivered, on the node that stored it (Web
+        # Push plans its notifications from here; a handler must return at once).
+        self.batch_delivered = Signal('batch_delivered')
 
     # -- storing -------------------------------------------------------------------
 
@@ -231,6 +235,11 @@ class MessageWriter:
             committed = self._with_late(committed, outcomes)
         self.delivery.deliver(committed)
         _settle([(pending, outcome) for pending, outcome, _ in outcomes])
+        if committed:
+            try:
+                self.batch_delivered.emit([wire for wire, _ in committed])
+            except Exception:
+                log.exception('after delivering %d messages', len(committed))
 
     def _with_late(self, committed, outcomes):
         try:

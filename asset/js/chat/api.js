@@ -46,6 +46,11 @@ export const unfriend = (userId) => post('/contact/delfriend', {dstid: userId});
 export const createGroup = (name) => post('/contact/createcommunity', {name: name}).then(data);
 export const joinGroup = (groupId) => post('/contact/joincommunity', {dstid: groupId});
 export const leaveGroup = (groupId) => post('/contact/quitcommunity', {dstid: groupId});
+// Web Push (docs/push.md): the server's VAPID key (null when push is off), and this
+// login's browser subscriptions.
+export const pushKey = () => get('/push/key').then((reply) => reply.data && reply.data.key);
+export const pushSubscribe = (subscription) => post('/push/subscribe', {subscription: subscription});
+export const pushUnsubscribe = (endpoint) => post('/push/unsubscribe', {endpoint: endpoint});
 export const kick = (groupId, userId) => post('/contact/kick', {dstid: groupId, memberid: userId});
 export const transfer = (groupId, userId) =>
   post('/contact/transfer', {dstid: groupId, memberid: userId});

@@ -5,14 +5,14 @@
  * The page's entry module: it mounts the views, gives them what the person's actions
  * do, and starts the connection. What the page knows and does: state.js, api.js (HTTP),
  * conn.js (the socket), messages.js, reads.js, presence.js, contacts.js, media.js,
- * session.js. What it draws: shell.js, lists.js (with rows.js), pane.js (with
- * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
+ * session.js, notify.js (notifications). What it draws: shell.js, lists.js (with
+ * rows.js), pane.js (with bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
  * calls the second: it announces what changed (events.js) and the views listen; the
  * views reach the first half only through the handlers given here. */
 import {t, MEDIA, CMD, toast} from './util.js';
 import {on} from './events.js';
 import * as api from './api.js';
-import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, setDraft,
+import {state, me, token, signedIn, conv, convKey, setMe, setTab, setOpen, titleOf, setDraft,
         userOf} from './state.js';
 import * as conn from './conn.js';
 import {onFrame, send, sendTo, loadHistory, recall} from './messages.js';
@@ -35,6 +35,7 @@ import {mountMe} from './metab.js';
 import {mountAnnouncer} from './announce.js';
 import {mountRoute} from './route.js';
 import {mountRequests} from './requestsview.js';
+import {startNotify, connected, readHere} from './notify.js';
 
 const app = document.getElementById('app');
 
@@ -52,6 +53,7 @@ function openConversation(key) {
   const c = conv(key);
   setOpen(c);
   markRead(c);
+  readHere(c);
   if (!c.historyLoaded) loadHistory(c, false);
 }
 
@@ -181,7 +183,10 @@ function mountViews() {
   on('notice', toast);
   on('session-over', endSession);
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && state.open) markRead(state.open);
+    if (!document.hidden && state.open) {
+      markRead(state.open);
+      readHere(state.open);
+    }
   });
 }
 
@@ -198,6 +203,7 @@ function connect() {
       app.dataset.conn = 'open';
       // Unread counts and read positions as they are now, on every (re)connect.
       loadConversations();
+      connected();  // tells the server whether this page is shown (cmd 20)
     },
     onFrame: onFrame,
     onClose: () => { app.dataset.conn = 'closed'; },
@@ -221,6 +227,8 @@ function start() {
     user.mobile = me.mobile;
     setMe(user);
     connect();
+    // A notification clicked opens its conversation here.
+    startNotify((target, dstid) => openConversation(convKey(target, dstid)));
   }, api.fail);
 }
 

@@ -52,6 +52,7 @@ export function loadConversations() {
     rows.forEach((row) => {
       const c = conv(convKey(Number(row.target), Number(row.dstid)));
       c.readmsgid = Math.max(c.readmsgid, Number(row.readmsgid) || 0);
+      c.muteuntil = Number(row.muteuntil) || 0;  // a muted one makes no sound (notify.js)
       if (row.peerreadmsgid) c.peerreadmsgid = Math.max(c.peerreadmsgid, Number(row.peerreadmsgid));
       let last = row.last;
       // The server counted up to its last message; what reached this page since
