@@ -18,6 +18,8 @@ from imchat.service.hub import Hub
 from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
                                    MessageRate)
 from imchat.service.message import MessageService
+from imchat.service.search import SearchService
+from imchat.service.search_index import SearchIndexer
 from imchat.protocol import CLOSE_TOO_MANY, encode
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
 from imchat.service.shared_limits import shared_store
@@ -75,6 +77,11 @@ class Services:
         self.messages.recall_seconds = config['RECALL_SECONDS']
         self.conversations = ConversationService(self.db)
         self.conversations.rebuild_if_missing()
+        # Search: a follower indexes what the writer stores (docs/search.md).
+        self.search_index = SearchIndexer(self.db, config['SEARCH_POLL_MS'] / 1000)
+        self.search = SearchService(self.db)
+        if config['SEARCH_POLL_MS']:
+            self.search_index.start()
         self.events = EventService(self.hub, self.conversations, self.messages, self.contacts,
                                    config['PRESENCE_GRACE'])
         self.users.is_online = self.hub.is_online
@@ -123,6 +130,8 @@ class Services:
         if getattr(self, 'bus', None) is not None:
             self.bus.stop()
         self.db_watch.stop()
+        if getattr(self, 'search_index', None) is not None:
+            self.search_index.stop()
         self.db.disconnect()
         provider = self.db.provider
         if provider is not None:
@@ -157,12 +166,12 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import cli, ctrl
-    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
+    from imchat.ctrl import attach, chat, contact, guard, ops, search, user, view
     ctrl.register_error_handlers(app)
     guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, search.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
     # The original's RegisterView: a page for every template under view/.

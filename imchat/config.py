@@ -81,6 +81,10 @@ SETTINGS = {
     'WS_BURST': (100, _int),
     # Seconds after sending in which a message may be recalled (0: no limit).
     'RECALL_SECONDS': (120, _int),
+    # Milliseconds between the search follower's looks for new messages to index (a
+    # message is found this long after it is stored, at most about); 0: this process
+    # does not index (another node's follower does).
+    'SEARCH_POLL_MS': (200, _int),
     # Seconds a user may be away before friends see them offline, so a reconnect
     # does not flap (0: at once).
     'PRESENCE_GRACE': (5, _int),

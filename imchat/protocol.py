@@ -38,6 +38,7 @@ MEDIA_EMOJI = 6
 MEDIA_LINK = 7
 MEDIA_VIDEO = 8
 MEDIA_CONTACT = 9
+MEDIA_FILE = 10  # `url`, `content` the file's name, `amount` its size
 MEDIA_CUSTOM = 100
 
 # Close codes of the application (RFC 6455 keeps 4000-4999 for it); the standard ones

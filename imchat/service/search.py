@@ -1,0 +1,171 @@
+"""Message search: /chat/search (docs/search.md).
+
+A query is cut into terms (util.segment); the index (service.search_index) gives the
+messages that may hold them all, newest first, already narrowed to what the searcher
+may read in /chat/history: their 1:1 conversations, and the communities they are a
+member of, after the message they joined at. Each candidate is then checked against
+its own text (`matches`): a word term must start a word, a CJK term must appear.
+
+One term drives the query (read newest first from its index key, so a page stops after
+`limit` matches however common the term is); the others are probes of the index's
+primary key. On SQLite the terms of 3+ characters go to FTS5 (trigram), the shorter
+ones to `search_term`; on MySQL all go to `search_term`.
+"""
+import logging
+from typing import List, Optional
+
+from pony.orm import db_session
+
+from imchat.model import CONTACT_COMMUNITY, execute_sql
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire
+from imchat.service.errors import BadRequest, Forbidden, NotFound
+from imchat.service.search_index import prefix_max, searchable_text
+from imchat.util.bind import INT64_MAX
+from imchat.util.segment import Term, matches, query_terms, term_tokens
+
+log = logging.getLogger(__name__)
+
+QUERY_MAX = 100
+TERMS_MAX = 8
+SEARCH_DEFAULT = 30
+SEARCH_MAX = 50
+# Candidates read per SQL page: a few more than a page, as a few fail the final check
+# (a trigram found inside a word, not at its start).
+CHUNK_FACTOR = 2
+# Candidates checked per request at most, so that no query becomes a long scan: past it
+# the page is shorter, and the next one starts below the last candidate returned.
+CANDIDATES_MAX = 3000
+
+_COLUMNS = 'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, m.memo, ' \
+           'm.amount, m.createat'
+
+
+class SearchRefused(BadRequest):
+    """Bad search input; `reason` is the machine-readable kind."""
+
+    def __init__(self, msg, field, reason):
+        super().__init__(msg, field=field)
+        self.reason = reason
+
+
+class SearchService:
+    def __init__(self, db):
+        self.db = db
+
+    def search(self, user_id: int, query: str, target: Optional[int] = None,
+               dstid: Optional[int] = None, before: Optional[int] = None,
+               limit: Optional[int] = None) -> List[dict]:
+        """The messages `user_id` may read that hold every term of `query`, newest first,
+        below `before`. Raises SearchRefused (bad q, target, dstid), NotFound (no such
+        user or community), Forbidden (a community the user is not in)."""
+        terms = parse_query(query)
+        limit = max(1, min(limit or SEARCH_DEFAULT, SEARCH_MAX))
+        with db_session:
+            scope, scope_params = self._scope(user_id, target, dstid)
+            found = self._find(terms, scope, scope_params, before or INT64_MAX, limit)
+        return [_result(user_id, row) for row in found]
+
+    def _scope(self, user_id, target, dstid):
+        """SQL (over `m`, the message) that keeps what `user_id` may read, and its values."""
+        if target is None and dstid is None:
+            return ('((m.cmd = ? AND (m.userid = ? OR m.dstid = ?)) OR (m.cmd = ? AND EXISTS ('
+                    'SELECT 1 FROM contact c WHERE c.ownerid = ? AND c.cate = ? AND '
+                    'c.dstid = m.dstid AND c.joined_msgid < m.id)))',
+                    [CMD_SINGLE_MSG, user_id, user_id, CMD_ROOM_MSG, user_id, CONTACT_COMMUNITY])
+        if target is None:
+            raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid',
+                                'target', 'bad_request.target')
+        if dstid is None:
+            raise SearchRefused('dstid: give the conversation to search with target',
+                                'dstid', 'bad_request.dstid')
+        if target == CMD_SINGLE_MSG:
+            if not self.db.User.exists(id=dstid):
+                raise NotFound('no user {}'.format(dstid), field='dstid')
+            return ('(m.cmd = ? AND ((m.userid = ? AND m.dstid = ?) OR '
+                    '(m.userid = ? AND m.dstid = ?)))',
+                    [CMD_SINGLE_MSG, user_id, dstid, dstid, user_id])
+        if target == CMD_ROOM_MSG:
+            membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
+                                             dstid=dstid)
+            if membership is None:
+                if not self.db.Community.exists(id=dstid):
+                    raise NotFound('no community {}'.format(dstid), field='dstid')
+                raise Forbidden('dstid: you are not a member of community {}'.format(dstid),
+                                field='dstid')
+            return ('(m.cmd = ? AND m.dstid = ? AND m.id > ?)',
+                    [CMD_ROOM_MSG, dstid, membership.joined_msgid])
+        raise SearchRefused('target: must be 10 (a friend) or 11 (a community)',
+                            'target', 'bad_request.target')
+
+    def _find(self, terms, scope, scope_params, before, limit):
+        text, params = self._statement(terms, scope, scope_params)
+        chunk = limit * CHUNK_FACTOR
+        found, checked = [], 0
+        while len(found) < limit and checked < CANDIDATES_MAX:
+            rows = execute_sql(self.db, text, params + [before, chunk]).fetchall()
+            for row in rows:
+                if matches(searchable_text(row[4], row[5], row[8]), terms):
+                    found.append(row)
+                    if len(found) == limit:
+                        break
+            checked += len(rows)
+            if len(rows) < chunk:
+                break
+            before = rows[-1][0]
+        return found
+
+    def _statement(self, terms, scope, scope_params):
+        """The SQL reading one chunk of candidates below a msgid (its last two values:
+        before, chunk size), newest first."""
+        sqlite = self.db.provider.dialect == 'SQLite'
+        most = prefix_max(self.db)
+        phrases = [t.text for t in terms if sqlite and len(t.text) > most]
+        tokens = []
+        for term in terms:
+            if term.text not in phrases:
+                tokens.extend(token for token in term_tokens(term, most) if token not in tokens)
+        # The longest token is likely the rarest: it drives when FTS5 does not.
+        tokens.sort(key=len, reverse=True)
+        params = []
+        if phrases:
+            source = ('search_fts JOIN message m ON m.id = search_fts.rowid '
+                      'WHERE search_fts MATCH ? AND ')
+            params.append(' AND '.join('"{}"'.format(p) for p in phrases))
+            driver = 'search_fts.rowid'
+        else:
+            source = 'search_term d JOIN message m ON m.id = d.msgid WHERE d.term = ? AND '
+            params.append(tokens.pop(0))
+            driver = 'd.msgid'
+        probes = ''.join(' AND EXISTS (SELECT 1 FROM search_term t WHERE t.term = ? AND '
+                         't.msgid = m.id)' for _ in tokens)
+        params.extend(tokens)
+        text = ('SELECT {} FROM {}m.media <> ?{} AND {} AND {} < ? ORDER BY {} DESC LIMIT ?'
+                .format(_COLUMNS, source, probes, scope, driver, driver))
+        # Values in the order of their marks: MATCH or driving term, media, probes, scope.
+        params = params[:1] + [MEDIA_RECALLED] + params[1:] + list(scope_params)
+        return text, params
+
+
+def parse_query(query: Optional[str]) -> List[Term]:
+    """The terms of a query; raises SearchRefused when there is nothing to search for."""
+    query = (query or '').strip()
+    if not query:
+        raise SearchRefused('q: is required', 'q', 'bad_request.q')
+    if len(query) > QUERY_MAX:
+        raise SearchRefused('q: at most {} characters'.format(QUERY_MAX), 'q',
+                            'bad_request.q')
+    terms = query_terms(query)
+    if not terms:
+        raise SearchRefused('q: has no letter or digit to search for (only punctuation, '
+                            'spaces or emoji)', 'q', 'bad_request.q')
+    if len(terms) > TERMS_MAX:
+        raise SearchRefused('q: at most {} words'.format(TERMS_MAX), 'q', 'bad_request.q')
+    return terms
+
+
+def _result(user_id, row):
+    wire = message_wire(*row)
+    cmd, sender, dstid = row[2], row[1], row[3]
+    wire['target'] = cmd
+    wire['peer'] = dstid if cmd == CMD_ROOM_MSG or sender == user_id else sender
+    return wire

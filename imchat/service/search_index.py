@@ -1,0 +1,243 @@
+"""The search index, kept by a follower of the message table (docs/search.md).
+
+The message writer is the hottest path of the server, so it does not index: a follower
+reads the messages stored after its position (the `search` row of the `stream` table)
+in id order, indexes them, and moves the position in the same transaction. Message ids
+commit in id order (model.insert_messages), so "every id up to the position is
+indexed" holds, and a message is searchable a poll interval (IMCHAT_SEARCH_POLL_MS)
+after its commit.
+
+Every node runs a follower; they never index a message twice: a pass locks the
+position's row (SELECT ... FOR UPDATE on MySQL; SQLite's write lock) before it reads
+the position, so a second node's pass waits, then starts where the first one ended.
+
+A recall (cmd 14, `amount` = the recalled id) takes the recalled message out of the
+index (`reindex_message`): the same function an edit will call.
+"""
+import logging
+from typing import Iterable, Optional, Sequence, Tuple
+
+import gevent
+from pony.orm import db_session
+
+from imchat.model import execute_sql
+from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_CONTACT,
+                             MEDIA_FILE, MEDIA_LINK, MEDIA_NEWS, MEDIA_TEXT)
+from imchat.util.segment import index_tokens
+
+log = logging.getLogger(__name__)
+
+STREAM = 'search'
+# Messages indexed in one transaction: small enough that the message writer waiting
+# for SQLite's write lock behind it waits a few milliseconds, large enough that a
+# backfill of a million messages takes a couple of thousand transactions.
+BATCH = 500
+# Index rows written in one INSERT.
+ROWS_PER_INSERT = 500
+# Word prefixes stored in `search_term`: on SQLite only the 1-2 character ones (FTS5's
+# trigrams find anything longer); on MySQL up to 8 (a longer query looks up its first 8
+# characters and the candidates are checked).
+PREFIX_MAX = {'SQLite': 2, 'MySQL': 8}
+
+# Which fields of a message are read as text; never a URL (`url`, `pic`).
+CONTENT_SEARCHED = (MEDIA_TEXT, MEDIA_NEWS, MEDIA_LINK, MEDIA_FILE)
+MEMO_SEARCHED = (MEDIA_NEWS, MEDIA_LINK, MEDIA_CONTACT)
+
+
+def searchable_text(media: int, content: str, memo: str) -> str:
+    """The text of a message that search reads: a text's content; a news item's or a
+    link's title and description; a contact card's name; a file's name."""
+    parts = []
+    if media in CONTENT_SEARCHED and content:
+        parts.append(content)
+    if media in MEMO_SEARCHED and memo:
+        parts.append(memo)
+    return '\n'.join(parts)
+
+
+def prefix_max(db) -> int:
+    return PREFIX_MAX[db.provider.dialect]
+
+
+def _is_sqlite(db):
+    return db.provider.dialect == 'SQLite'
+
+
+def _insert_docs(db, docs: Sequence[Tuple[int, str]]):
+    """Index (msgid, text) pairs: their tokens, and the text itself (FTS5 or search_doc)."""
+    if not docs:
+        return
+    most = prefix_max(db)
+    terms = [(token, msgid) for msgid, text in docs for token in index_tokens(text, most)]
+    for start in range(0, len(terms), ROWS_PER_INSERT):
+        chunk = terms[start:start + ROWS_PER_INSERT]
+        execute_sql(db, 'INSERT INTO search_term (term, msgid) VALUES ' +
+                    ', '.join(['(?, ?)'] * len(chunk)),
+                    tuple(value for row in chunk for value in row), write=True)
+    table = 'search_fts (rowid, body)' if _is_sqlite(db) else 'search_doc (msgid, body)'
+    for start in range(0, len(docs), ROWS_PER_INSERT):
+        chunk = docs[start:start + ROWS_PER_INSERT]
+        execute_sql(db, 'INSERT INTO {} VALUES '.format(table) +
+                    ', '.join(['(?, ?)'] * len(chunk)),
+                    tuple(value for msgid, text in chunk for value in (msgid, text.lower())),
+                    write=True)
+
+
+def _unindex(db, msgid: int):
+    """Take message `msgid` out of the index (nothing when it is not in it)."""
+    if _is_sqlite(db):
+        found = execute_sql(db, 'SELECT body FROM search_fts WHERE rowid = ?', (msgid,),
+                            write=True).fetchone()
+    else:
+        found = execute_sql(db, 'SELECT body FROM search_doc WHERE msgid = ?', (msgid,),
+                            write=True).fetchone()
+    if found is None:
+        return
+    tokens = sorted(index_tokens(found[0], prefix_max(db)))
+    if tokens:
+        execute_sql(db, 'DELETE FROM search_term WHERE msgid = ? AND term IN ({})'.format(
+            ', '.join(['?'] * len(tokens))), [msgid] + tokens, write=True)
+    if _is_sqlite(db):
+        execute_sql(db, 'DELETE FROM search_fts WHERE rowid = ?', (msgid,), write=True)
+    else:
+        execute_sql(db, 'DELETE FROM search_doc WHERE msgid = ?', (msgid,), write=True)
+
+
+def _doc(row) -> Optional[Tuple[int, str]]:
+    msgid, cmd, media, content, memo = row[:5]
+    if cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+        return None
+    text = searchable_text(media, content, memo)
+    return (msgid, text) if text.strip() else None
+
+
+_ROW_COLUMNS = 'id, cmd, media, content, memo, amount'
+
+
+def reindex_message(db, msgid: int):
+    """In the current db_session: index message `msgid` as it is stored now, replacing
+    what the index held for it (a recalled message, whose body is erased, leaves the
+    index; an edited one is found by its new text). Call with the follower's lock held
+    or after the follower has passed `msgid` (SearchIndexer.reindex)."""
+    _unindex(db, msgid)
+    row = execute_sql(db, 'SELECT {} FROM message WHERE id = ?'.format(_ROW_COLUMNS),
+                      (msgid,), write=True).fetchone()
+    doc = _doc(row) if row is not None else None
+    if doc is not None:
+        _insert_docs(db, [doc])
+
+
+def index_rows(db, rows: Iterable[tuple]):
+    """Index stored message rows (_ROW_COLUMNS, in id order) that the index has not seen:
+    messages are added, a recall takes its message out."""
+    docs = []
+    for row in rows:
+        if row[1] == CMD_RECALL:
+            _insert_docs(db, docs)
+            docs = []
+            reindex_message(db, row[5])
+            continue
+        doc = _doc(row)
+        if doc is not None:
+            docs.append(doc)
+    _insert_docs(db, docs)
+
+
+class SearchIndexer:
+    """The follower: one greenlet a process, indexing what is stored after its position."""
+
+    def __init__(self, db, poll_seconds: float = 0.2, batch: int = BATCH):
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._greenlet = None
+        self._stopping = False
+
+    def start(self):
+        self._ensure_position()
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self):
+        self._stopping = True
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=2)
+            self._greenlet = None
+
+    def position(self) -> int:
+        """The highest message id indexed (every lower one is too)."""
+        with db_session:
+            row = self.db.Stream.get(name=STREAM)
+            return row.pos if row is not None else 0
+
+    def catch_up(self) -> int:
+        """Index everything committed so far, here and now; returns the position."""
+        self._ensure_position()
+        while self.index_next():
+            pass
+        return self.position()
+
+    def reindex(self, msgid: int):
+        """Index message `msgid` again now (an edit), under the follower's lock."""
+        with db_session:
+            position = self._lock_position()
+            if msgid <= position:
+                reindex_message(self.db, msgid)
+            # Else the follower has not reached it and will index it as it then is.
+
+    def index_next(self) -> bool:
+        """One pass: index up to `batch` messages after the position, in one transaction;
+        False when there was nothing to index."""
+        db = self.db
+        with db_session:
+            head, position = self._positions()
+        if position >= head:
+            return False
+        with db_session:
+            position = self._lock_position()
+            rows = execute_sql(db, 'SELECT {} FROM message WHERE id > ? ORDER BY id LIMIT ?'
+                               .format(_ROW_COLUMNS), (position, self.batch),
+                               write=True).fetchall()
+            if not rows:
+                return False
+            index_rows(db, rows)
+            execute_sql(db, 'UPDATE stream SET pos = ? WHERE name = ?',
+                        (rows[-1][0], STREAM), write=True)
+        return len(rows) == self.batch
+
+    def _positions(self) -> Tuple[int, int]:
+        found = dict(execute_sql(self.db, 'SELECT name, pos FROM stream WHERE name IN (?, ?)',
+                                 ('message', STREAM)).fetchall())
+        return found.get('message', 0), found.get(STREAM, 0)
+
+    def _lock_position(self) -> int:
+        lock = '' if _is_sqlite(self.db) else ' FOR UPDATE'
+        row = execute_sql(self.db, 'SELECT pos FROM stream WHERE name = ?' + lock,
+                          (STREAM,), write=True).fetchone()
+        if row is None:
+            raise LookupError('no stream {!r}'.format(STREAM))
+        return row[0]
+
+    def _ensure_position(self):
+        for attempt in range(3):
+            try:
+                with db_session:
+                    if self.db.Stream.get(name=STREAM) is None:
+                        self.db.Stream(name=STREAM, pos=0)
+                return
+            except Exception:
+                # Another node made the row at the same moment.
+                if attempt == 2:
+                    raise
+                gevent.sleep(0.1)
+
+    def _run(self):
+        while not self._stopping:
+            try:
+                while self.index_next():
+                    gevent.sleep(0)  # a backfill lets the server run between batches
+            except Exception:
+                log.exception('indexing messages for search failed; trying again')
+                gevent.sleep(self.poll_seconds * 10)
+            gevent.sleep(self.poll_seconds)
+
