@@ -424,8 +424,8 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
 
     app, server = start_today(database_url, tmp_path)
     try:
-        assert app.extensions['imchat'].applied_migrations == [
-            '0004_9-conversation-keyed-by-owner-and-peer']
+        assert app.extensions['imchat'].applied_migrations[0] == (
+            '0004_9-conversation-keyed-by-owner-and-peer')
         assert primary_key(app, 'conversation') == ['ownerid', 'target', 'dstid']
         assert 'idx_conversation__target_dstid' in table_indexes(app, 'conversation')
         assert 'unq_conversation__ownerid_target_dstid' not in table_indexes(app,
