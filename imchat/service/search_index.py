@@ -34,10 +34,12 @@ STREAM = 'search'
 BATCH = 500
 # Index rows written in one INSERT.
 ROWS_PER_INSERT = 500
-# Word prefixes stored in `search_term`: on SQLite only the 1-2 character ones (FTS5's
-# trigrams find anything longer); on MySQL up to 8 (a longer query looks up its first 8
-# characters and the candidates are checked).
-PREFIX_MAX = {'SQLite': 2, 'MySQL': 8}
+# Word prefixes stored in `search_term`: on SQLite only the 2-character ones (FTS5's
+# trigrams find anything longer); on MySQL up to 4 (a longer query looks up its first 4
+# characters and the candidates are checked: "meeting" reads the messages with a word
+# starting "meet", newest first, until a page is full). Each more would add about a
+# row a word to every message indexed.
+PREFIX_MAX = {'SQLite': 2, 'MySQL': 4}
 
 # Which fields of a message are read as text; never a URL (`url`, `pic`).
 CONTENT_SEARCHED = (MEDIA_TEXT, MEDIA_NEWS, MEDIA_LINK, MEDIA_FILE)

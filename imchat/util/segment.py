@@ -7,12 +7,14 @@ spaces and emoji separate runs and are never searched for.
 - A CJK run is indexed by its characters and its pairs of neighbouring characters
   (unigrams and bigrams), so 上 and 天气 are found inside 今天天气很好 with one index
   lookup each; a longer query needs all its pairs (or FTS5's trigrams on SQLite).
-- A word is indexed by its prefixes up to `prefix_max` characters, so `meet` finds
+- A word is indexed by its prefixes of 2 to `prefix_max` characters, so `meet` finds
   "meeting" with one lookup; a longer query looks up its first `prefix_max` and the
-  candidates are checked (`matches`).
+  candidates are checked (`matches`). A one-letter word is indexed as itself, and a
+  one-letter query finds that word only (every word starting with "a" is no answer).
 
 Leaf module: no Flask, no database.
 """
+import operator
 import re
 from typing import List, NamedTuple, Set
 
@@ -20,6 +22,8 @@ from typing import List, NamedTuple, Set
 _CJK = ('\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af'
         '\uf900-\ufaff\U00020000-\U0003134f')
 _RUN = re.compile('([{0}]+)|([^\\W_{0}]+)'.format(_CJK))
+_CJK_RUN = re.compile('[{}]+'.format(_CJK))
+_WORD_RUN = re.compile('[^\\W_{}]+'.format(_CJK))
 
 
 class Term(NamedTuple):
@@ -47,14 +51,18 @@ def query_terms(query: str) -> List[Term]:
 
 def index_tokens(text: str, prefix_max: int) -> Set[str]:
     """The tokens the index stores for `text`: CJK unigrams and bigrams, and the
-    prefixes of each word up to `prefix_max` characters."""
+    prefixes of each word of 2 to `prefix_max` characters (a one-letter word as itself)."""
+    # The follower's own cost for each message: two regular expressions and set updates.
+    text = text.lower()
     tokens = set()
-    for term, cjk in runs(text):
-        if cjk:
-            tokens.update(term)
-            tokens.update(term[i:i + 2] for i in range(len(term) - 1))
+    for run in _CJK_RUN.findall(text):
+        tokens.update(run)
+        tokens.update(map(operator.add, run, run[1:]))
+    for word in _WORD_RUN.findall(text):
+        if len(word) == 1:
+            tokens.add(word)
         else:
-            tokens.update(term[:k] for k in range(1, min(len(term), prefix_max) + 1))
+            tokens.update([word[:k] for k in range(2, min(len(word), prefix_max) + 1)])
     return tokens
 
 
@@ -78,6 +86,9 @@ def matches(text: str, terms: List[Term]) -> bool:
     for term in terms:
         if term.cjk:
             if term.text not in cjk:
+                return False
+        elif len(term.text) == 1:
+            if term.text not in words:
                 return False
         elif not any(word.startswith(term.text) for word in words):
             return False

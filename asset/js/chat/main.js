@@ -15,6 +15,7 @@ import {showTab, loadFriends, loadGroups, renderMessages, titleOf, closeConversa
         leaveGroup, hideMenu, recallFromMenu} from './views.js';
 import {updateProfile, changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, fail, logout} from './session.js';
+import {installSearch} from './search.js';
 
 const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '😅', '😭', '😡', '😱',
                '😴', '🥳', '🤗', '🙄', '😇', '🤩', '👍', '👎', '👏', '🙏', '💪', '🤝',
@@ -178,6 +179,7 @@ function connect() {
 function start() {
   buildEmojiPanel();
   bindForms();
+  installSearch();
   showTab('chats');
   loadFriends();
   loadGroups();

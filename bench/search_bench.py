@@ -1,0 +1,180 @@
+"""/chat/search on a big database: one user in C conversations (default 300) among M
+stored messages (default 1,000,000), mixed Chinese and English.
+
+Builds a fresh database (SQLite in a temp folder, or --mysql), stores the messages
+directly (half of them in the user's conversations, the rest between other people),
+lets the search follower index them all (timed: the backfill an upgraded database
+gets), then times POST /chat/search through the whole Flask request (the test client:
+no socket) for common and rare words, Chinese and English, in all the user's
+conversations and in one, a page of 30. Run from the repository root:
+
+    .venv/bin/python bench/search_bench.py                  # SQLite
+    .venv/bin/python bench/search_bench.py --mysql mysql://root@127.0.0.1:3306/search_bench
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pony.orm import db_session  # noqa: E402
+
+from imchat import create_app  # noqa: E402
+from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, insert_messages  # noqa: E402
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG  # noqa: E402
+
+CHUNK = 1000
+FRIEND_BASE = 1000000
+GROUP_BASE = 1000000
+OTHER_USERS = 20000
+OTHER_GROUPS = 2000
+EN = ('meeting project report lunch tomorrow today please check update deadline client '
+      'design review budget team the and to is we').split()
+ZH = '天气 上海 北京 会议 项目 报告 午饭 明天 今天 客户 设计 预算 团队 我们 你好 谢谢 没问题 的 了 吗'.split()
+# One message in this many holds each rare word.
+RARE_EVERY = 10000
+
+QUERIES = (('common English', 'meeting'), ('common Chinese', '天气'),
+           ('common Chinese, 1 character', '的'), ('rare English', 'zebra'),
+           ('rare Chinese', '麒麟'), ('two terms', 'meeting 上海'),
+           ('English prefix', 'dead'))
+
+
+def text(rng):
+    if rng.random() < 0.5:
+        body = ''.join(rng.choices(ZH, k=rng.randrange(4, 9)))
+        if rng.random() < 0.3:
+            body += ' ' + rng.choice(EN)
+    else:
+        body = ' '.join(rng.choices(EN, k=rng.randrange(5, 11)))
+        if rng.random() < 0.3:
+            body += ' ' + rng.choice(ZH)
+    if rng.randrange(RARE_EVERY) == 0:
+        body += ' zebra'
+    if rng.randrange(RARE_EVERY) == 0:
+        body += ' 麒麟'
+    return body
+
+
+def fill(db, user_id, conversations, messages, mine_share):
+    rng = random.Random(1)
+    groups = conversations // 5
+    friends = conversations - groups
+    with db_session:
+        for n in range(groups):
+            db.Contact(ownerid=user_id, dstid=GROUP_BASE + n, cate=CONTACT_COMMUNITY,
+                       createat=0, joined_msgid=0)
+        for n in range(friends):
+            db.Contact(ownerid=user_id, dstid=FRIEND_BASE + n, cate=CONTACT_FRIEND, createat=0)
+        db.User(id=FRIEND_BASE, mobile='13900000001', passwd='-', nickname='friend', createat=0)
+    createat = int(time.time() * 1000) - messages
+    stored = 0
+    while stored < messages:
+        rows = []
+        for _ in range(min(CHUNK, messages - stored)):
+            stored += 1
+            if rng.random() < mine_share:
+                n = rng.randrange(conversations)
+                if n < friends:
+                    peer = FRIEND_BASE + n
+                    sender, cmd, dstid = ((user_id, CMD_SINGLE_MSG, peer) if rng.random() < 0.5
+                                          else (peer, CMD_SINGLE_MSG, user_id))
+                else:
+                    sender, cmd, dstid = (FRIEND_BASE + rng.randrange(friends), CMD_ROOM_MSG,
+                                          GROUP_BASE + n - friends)
+            elif rng.random() < 0.8:
+                sender, cmd, dstid = (2 * FRIEND_BASE + rng.randrange(OTHER_USERS),
+                                      CMD_SINGLE_MSG, 2 * FRIEND_BASE + rng.randrange(OTHER_USERS))
+            else:
+                sender, cmd, dstid = (2 * FRIEND_BASE + rng.randrange(OTHER_USERS), CMD_ROOM_MSG,
+                                      2 * GROUP_BASE + rng.randrange(OTHER_GROUPS))
+            rows.append((sender, cmd, dstid, 1, text(rng), '', '', '', 0, createat + stored, None))
+        with db_session:
+            insert_messages(db, rows, True)
+        if stored % 200000 < CHUNK:
+            print('  {:,} messages stored'.format(stored), flush=True)
+
+
+def percentiles(samples):
+    samples = sorted(samples)
+    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))] * 1000  # noqa: E731
+    return 'p50 {:6.1f} ms  p99 {:6.1f} ms  max {:6.1f} ms'.format(
+        pick(0.5), pick(0.99), samples[-1] * 1000)
+
+
+def time_search(client, headers, requests, **fields):
+    samples, rows = [], 0
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.post('/chat/search', data=fields, headers=headers)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.json
+        rows = len(response.json['rows'])
+    return samples, rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--mysql', help='mysql://user@host:port/db (dropped and made anew)')
+    parser.add_argument('--conversations', type=int, default=300)
+    parser.add_argument('--messages', type=int, default=1000000)
+    parser.add_argument('--mine', type=float, default=0.5,
+                        help="share of the messages in the user's conversations")
+    parser.add_argument('--requests', type=int, default=200)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix='imchat-search-bench-')
+    if args.mysql:
+        import pymysql
+        parts = urllib.parse.urlsplit(args.mysql)
+        con = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                              user=parts.username or 'root', password=parts.password or '')
+        con.cursor().execute('DROP DATABASE IF EXISTS `{}`'.format(parts.path.lstrip('/')))
+        con.close()
+        url = args.mysql
+    else:
+        url = 'sqlite:///' + os.path.join(folder, 'imchat.db')
+    # SEARCH_POLL_MS 0: this process indexes when told to (below), timed.
+    app = create_app({'DATABASE_URL': url, 'LOG_LEVEL': 'WARNING', 'PASSWD_COST': 4,
+                      'SEARCH_POLL_MS': 0, 'UPLOAD_DIR': os.path.join(folder, 'mnt')})
+    try:
+        svc = app.extensions['imchat']
+        client = app.test_client()
+        me = client.post('/user/register', data={'mobile': '13900000000',
+                                                 'passwd': 'bench-pass'}).json['data']
+        headers = {'Authorization': 'Bearer ' + me['token']}
+        print('{}: {:,} messages, one user in {} conversations ({:.0%} of the messages)'
+              .format('MySQL' if args.mysql else 'SQLite', args.messages, args.conversations,
+                      args.mine))
+        started = time.monotonic()
+        fill(svc.db, me['id'], args.conversations, args.messages, args.mine)
+        print('stored in {:.0f} s'.format(time.monotonic() - started))
+        started = time.monotonic()
+        svc.search_index.catch_up()
+        seconds = time.monotonic() - started
+        print('indexed by the follower in {:.0f} s ({:,.0f} messages/s)'.format(
+            seconds, args.messages / seconds))
+        scopes = (('all conversations', {}),
+                  ('one 1:1 conversation', {'target': 10, 'dstid': FRIEND_BASE}),
+                  ('one community', {'target': 11, 'dstid': GROUP_BASE}))
+        print('POST /chat/search, a page of 30, {} requests each:'.format(args.requests))
+        for scope, fields in scopes:
+            for kind, q in QUERIES:
+                samples, rows = time_search(client, headers, args.requests, q=q, **fields)
+                print('  {:22} {:30} {:2} rows  {}'.format(scope, '{} ({})'.format(kind, q), rows,
+                                                         percentiles(samples)), flush=True)
+    finally:
+        app.extensions['imchat'].close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
