@@ -21,6 +21,7 @@ import gevent
 from pony.orm import db_session
 
 from imchat.model import execute_sql
+from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_CONTACT,
                              MEDIA_FILE, MEDIA_LINK, MEDIA_NEWS, MEDIA_TEXT)
 from imchat.util.segment import index_tokens
@@ -238,8 +239,11 @@ class SearchIndexer:
             try:
                 while self.index_next():
                     gevent.sleep(0)  # a backfill lets the server run between batches
-            except Exception:
-                log.exception('indexing messages for search failed; trying again')
+            except Exception as error:
+                # A database outage is logged once, by whoever meets it serving a request
+                # (service.availability); the follower only waits it out.
+                if unavailable_cause(error) is None and not pool_exhausted(error):
+                    log.exception('indexing messages for search failed; trying again')
                 gevent.sleep(self.poll_seconds * 10)
             gevent.sleep(self.poll_seconds)
 
