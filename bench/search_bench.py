@@ -98,10 +98,28 @@ def fill(db, user_id, conversations, messages, mine_share):
                 sender, cmd, dstid = (2 * FRIEND_BASE + rng.randrange(OTHER_USERS), CMD_ROOM_MSG,
                                       2 * GROUP_BASE + rng.randrange(OTHER_GROUPS))
             rows.append((sender, cmd, dstid, 1, text(rng), '', '', '', 0, createat + stored, None))
-        with db_session:
-            insert_messages(db, rows, True)
+        retrying(lambda: _insert(db, rows))
         if stored % 200000 < CHUNK:
             print('  {:,} messages stored'.format(stored), flush=True)
+
+
+def _insert(db, rows):
+    with db_session:
+        insert_messages(db, rows, True)
+
+
+def retrying(work, attempts=60):
+    """Run `work`, again after a pause when the database refuses (a shared server's
+    connections all taken by others, as on a busy CI machine: 'Too many connections',
+    then the app's pool refusing until its probe gets an answer)."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except Exception as error:
+            if attempt == attempts - 1 or not any(
+                    word in str(error).lower() for word in ('connections', 'unavailable')):
+                raise
+            time.sleep(1)
 
 
 def percentiles(samples):
@@ -158,7 +176,7 @@ def main():
         fill(svc.db, me['id'], args.conversations, args.messages, args.mine)
         print('stored in {:.0f} s'.format(time.monotonic() - started))
         started = time.monotonic()
-        svc.search_index.catch_up()
+        retrying(svc.search_index.catch_up)
         seconds = time.monotonic() - started
         print('indexed by the follower in {:.0f} s ({:,.0f} messages/s)'.format(
             seconds, args.messages / seconds))

@@ -71,7 +71,9 @@ def _insert_docs(db, docs: Sequence[Tuple[int, str]]):
     if not docs:
         return
     most = prefix_max(db)
-    terms = [(token, msgid) for msgid, text in docs for token in index_tokens(text, most)]
+    # In key order: each INSERT then walks the index's pages once, in order, instead of
+    # jumping between them for every row.
+    terms = sorted((token, msgid) for msgid, text in docs for token in index_tokens(text, most))
     for start in range(0, len(terms), ROWS_PER_INSERT):
         chunk = terms[start:start + ROWS_PER_INSERT]
         execute_sql(db, 'INSERT INTO search_term (term, msgid) VALUES ' +

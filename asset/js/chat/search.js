@@ -210,6 +210,13 @@ export function installSearch() {
   });
   $('members-btn').parentNode.insertBefore(toggle, $('profile-btn'));
   new MutationObserver(markShown).observe($('msg-list'), {childList: true});
-  // A conversation opened elsewhere starts without the previous one's search.
-  $('back-btn').addEventListener('click', function () { here.panel.hidden = true; here.reset(); });
+  // Another conversation opened (its title drawn) starts without the previous one's search.
+  let closeHere = function () { here.panel.hidden = true; here.reset(); here.input.value = ''; };
+  $('back-btn').addEventListener('click', closeHere);
+  let title = $('convo-title');
+  let shownTitle = title.textContent;
+  new MutationObserver(function () {
+    if (title.textContent !== shownTitle && !(shown && state.open === shown.conv)) closeHere();
+    shownTitle = title.textContent;
+  }).observe(title, {childList: true, characterData: true, subtree: true});
 }
