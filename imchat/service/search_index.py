@@ -15,6 +15,7 @@ A recall (cmd 14, `amount` = the recalled id) takes the recalled message out of 
 index (`reindex_message`): the same function an edit will call.
 """
 import logging
+import time
 from typing import Iterable, Optional, Sequence, Tuple
 
 import gevent
@@ -30,9 +31,11 @@ log = logging.getLogger(__name__)
 
 STREAM = 'search'
 # Messages indexed in one transaction: small enough that the message writer waiting
-# for SQLite's write lock behind it waits a few milliseconds, large enough that a
-# backfill of a million messages takes a couple of thousand transactions.
-BATCH = 500
+# behind it (SQLite's write lock, the event loop) waits a few milliseconds, large
+# enough that a backfill of a million messages takes some thousands of transactions.
+BATCH = 200
+# The share of the process's time the follower takes at most while it has work.
+DUTY = 0.2
 # Index rows written in one INSERT.
 ROWS_PER_INSERT = 500
 # Word prefixes stored in `search_term`: on SQLite only the 2-character ones (FTS5's
@@ -239,8 +242,18 @@ class SearchIndexer:
     def _run(self):
         while not self._stopping:
             try:
-                while self.index_next():
-                    gevent.sleep(0)  # a backfill lets the server run between batches
+                while True:
+                    started = time.monotonic()
+                    more = self.index_next()
+                    # The follower shares the process with the message writer (and on
+                    # SQLite every statement holds the event loop): after each pass it
+                    # waits long enough to stay within DUTY of the process's time, so a
+                    # busy server falls behind on indexing rather than on sending, and
+                    # catches up when the load drops.
+                    busy = time.monotonic() - started
+                    if not more:
+                        break
+                    gevent.sleep(busy * (1 - DUTY) / DUTY)
             except Exception as error:
                 # A database outage is logged once, by whoever meets it serving a request
                 # (service.availability); the follower only waits it out.
