@@ -13,7 +13,7 @@ from imchat import create_app  # noqa: E402,F401
 
 
 def main():
-    from imchat.server import main as serve_main
+    from imchat.process.server import main as serve_main
 
     serve_main(create_app)
 

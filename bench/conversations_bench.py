@@ -31,7 +31,8 @@ import urllib.request  # noqa: E402
 from pony.orm import db_session  # noqa: E402
 
 from imchat import create_app  # noqa: E402
-from imchat.model import CONTACT_COMMUNITY, insert_messages  # noqa: E402
+from imchat.model.entities import CONTACT_COMMUNITY  # noqa: E402
+from imchat.model.stream import insert_messages  # noqa: E402
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG
 from imchat.service.conversation import ConversationService  # noqa: E402
 

@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pony.orm import db_session  # noqa: E402
 
 from imchat import create_app  # noqa: E402
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, insert_messages  # noqa: E402
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND  # noqa: E402
+from imchat.model.stream import insert_messages  # noqa: E402
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG  # noqa: E402
 
 CHUNK = 1000

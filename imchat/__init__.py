@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from imchat.config import load_config
-from imchat.model import define_database
+from imchat.model.entities import define_database
 from imchat.model.engine import (bind_database, describe_database_url, make_probe,
                                  multirow_insert_ids_are_consecutive)
 from imchat.model.migrate import applied, migrate

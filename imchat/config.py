@@ -19,7 +19,7 @@ SETTINGS = {
     'DATABASE_URL': ('sqlite:///data/imchat.db', str),
     'HOST': ('127.0.0.1', str),
     'PORT': (8080, _int),
-    # Server processes on this machine sharing PORT (imchat/supervisor.py); above 1
+    # Server processes on this machine sharing PORT (imchat/process/supervisor.py); above 1
     # needs IMCHAT_BUS.
     'WORKERS': (1, _int),
     'SECRET_KEY': (None, str),
@@ -32,7 +32,7 @@ SETTINGS = {
     'TOKEN_TTL': (30 * 24 * 3600, _int),
     # scrypt cost as a power of two (14 is OWASP's interactive setting).
     'PASSWD_COST': (14, _int),
-    # MySQL connections shared by all greenlets; MariaDB allows 151 by default.
+    # Database connections (MySQL or SQLite) shared by all greenlets; MariaDB allows 151 by default.
     'DB_POOL_SIZE': (20, _int),
     # Seconds a database call may take (connecting, each read and write on MySQL,
     # SQLite's busy timeout) before it fails: a stalled database then refuses requests
@@ -46,9 +46,13 @@ SETTINGS = {
     # per client address an hour. Each costs a deliberately slow password hash.
     'LOGIN_RATE': (30, _int),
     'REGISTER_RATE': (20, _int),
+    # The HTTP status of a refused call: 0 answers with the real status (401, 404, ...);
+    # 200 answers every refusal with 200 and `code: -1`, as the original server did, for
+    # deployments that keep its client (whose request helper reads only 200 replies).
+    'ERROR_STATUS': (0, _int),
     # Largest request body anywhere but /attach/upload: parsing a huge form is slow.
     'BODY_MAX_BYTES': (64 * 1024, _int),
-    # At the door (imchat.door): a request whose headers have not all arrived in this many
+    # At the door (imchat.process.door): a request whose headers have not all arrived in this many
     # seconds is dropped; connections open at once, and new connections a second, per
     # client address; WebSocket handshakes (up to the end of the backlog) in progress.
     'HEADER_TIMEOUT': (10, _int),
@@ -123,6 +127,9 @@ def load_config(environ=None, overrides=None):
         except ValueError:
             raise ValueError('{}{}={!r} is not valid'.format(_ENV_PREFIX, name, raw))
     config.update(overrides or {})
+    if config['ERROR_STATUS'] not in (0, 200):
+        raise ValueError('{}ERROR_STATUS={!r} is not valid: 0 (the real statuses) or 200'
+                         .format(_ENV_PREFIX, config['ERROR_STATUS']))
     if not config.get('SECRET_KEY'):
         # Only Flask's own signing uses it (imchat's tokens live in the database), so a
         # per-process key is safe; set IMCHAT_SECRET_KEY to keep it across restarts.

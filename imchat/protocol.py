@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import orjson
 
-from imchat.util.wsconn import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
-                                CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
+from imchat.transport.codec import (CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SERVER_ERROR,
+                                    CLOSE_TRY_AGAIN_LATER, OutgoingFrame)
 
 # cmd, as on the wire and in `message.cmd`.
 CMD_HEART = 0
@@ -105,9 +105,12 @@ def ack_done(client_id) -> OutgoingFrame:
     return encode({'cmd': CMD_ACK, 'id': client_id, 'code': 0})
 
 
-def ack_refused(client_id, msg: str) -> OutgoingFrame:
-    """A refusal, with the reason; it echoes the client's id when there was one."""
+def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
+    """A refusal: `msg` for people, `reason` for programs (docs/protocol.md, "Error
+    reasons"); it echoes the client's id when there was one."""
     wire = {'cmd': CMD_ACK, 'code': -1, 'msg': msg}
+    if reason is not None:
+        wire['reason'] = reason
     if client_id is not None:
         wire['id'] = client_id
     return encode(wire)

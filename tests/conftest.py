@@ -119,13 +119,20 @@ class Auth:
         response = self.client.post('/user/register',
                                     data=dict(mobile=mobile, passwd=passwd, **profile))
         assert response.status_code == 200, response.json
+        self._forget_cookie()
         return Account(response.json['data'], passwd)
 
     def login(self, account):
         response = self.client.post('/user/login',
                                     data={'mobile': account.mobile, 'passwd': account.passwd})
         assert response.status_code == 200, response.json
+        self._forget_cookie()
         return Account(response.json['data'], account.passwd)
+
+    def _forget_cookie(self):
+        # Tests act as a client that sends its token (each Account its own); the login
+        # cookie, for clients that send none, is tested on its own (test_user.py).
+        self.client.delete_cookie('imchat_token', domain='localhost', path='/')
 
     def befriend(self, a, b):
         response = self.client.post('/contact/addfriend', data={'dstid': b.id}, headers=a.headers)
@@ -170,7 +177,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(app):
-    from imchat.server import make_server
+    from imchat.process.server import make_server
 
     server = make_server(app, '127.0.0.1', 0)
     server.start()

@@ -18,7 +18,8 @@ import requests
 import websocket
 from pony.orm import db_session
 
-from imchat.model import insert_messages
+from imchat.model.stream import insert_messages
+from imchat.service.errors import TooManyRequests
 from imchat.util.clock import now_ms
 from imchat.util.token import new_token, token_key
 from tests.wsclient import ChatClient, ConnectionClosed
@@ -841,3 +842,45 @@ def test_a_flood_past_the_last_open_file_is_answered_and_the_server_lives(small_
     assert wait_for(lambda: requests.get(base + '/healthz', timeout=10).status_code == 200,
                     timeout=30)
     assert 'the server is full' in log_path.read_text()
+
+
+ATTACKER = {'REMOTE_ADDR': '203.0.113.9'}
+OWNER = {'REMOTE_ADDR': '198.51.100.7'}
+
+
+@settings(LOGIN_RATE=0, LOGIN_ATTEMPTS=3)
+def test_a_stranger_guessing_a_password_does_not_lock_its_owner_out(client, auth):
+    """Failures count per mobile and address: the guesser's address is refused for that
+    mobile, while its owner, from elsewhere, still logs in."""
+    victim = auth.register()
+    for i in range(3):
+        response = client.post('/user/login', environ_base=ATTACKER,
+                               data={'mobile': victim.mobile, 'passwd': 'guess-%d' % i})
+        assert response.status_code == 401
+    response = client.post('/user/login', environ_base=ATTACKER,
+                           data={'mobile': victim.mobile, 'passwd': victim.passwd})
+    assert response.status_code == 429 and response.json['reason'] == 'rate_limited.login'
+    response = client.post('/user/login', environ_base=OWNER,
+                           data={'mobile': victim.mobile, 'passwd': victim.passwd})
+    assert response.status_code == 200, response.json
+
+
+def test_a_mobile_s_failures_from_many_addresses_slow_its_logins_before_refusing_them():
+    from imchat.service.limits import LoginGuard, MemoryStore
+
+    guard = LoginGuard(MemoryStore(), attempts=3, window=300)
+    delays = []
+    for n in range(3 * LoginGuard.MOBILE_FACTOR):
+        attempt = guard.begin_login('13900000001', '203.0.113.{}'.format(n))
+        delays.append(attempt.delay)
+        attempt.failed()
+    assert delays[:4] == [0, 0, 0, 1] and delays[4:7] == [2, 4, 8]
+    assert max(delays) == LoginGuard.MAX_DELAY and delays == sorted(delays)
+    with pytest.raises(TooManyRequests):
+        guard.begin_login('13900000001', '198.51.100.7')
+    # The owner's right password forgives the mobile's failures.
+    other = LoginGuard(MemoryStore(), attempts=3, window=300)
+    for n in range(5):
+        other.begin_login('13900000002', '203.0.113.{}'.format(n)).failed()
+    other.begin_login('13900000002', '198.51.100.7').succeeded()
+    assert other.begin_login('13900000002', '198.51.100.8').delay == 0

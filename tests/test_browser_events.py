@@ -1,4 +1,4 @@
-"""The conversation events in a real browser (PROTOCOL.md, cmd 12-15 and the contact
+"""The conversation events in a real browser (docs/protocol.md, cmd 12-15 and the contact
 calls beside them): the Chats tab with unread counts kept by the server and shared by
 a person's devices, read receipts, typing, the online dot, recall, unfriending, and
 leaving, kicking and handing over a group. Two or three people, Chinese and English;
@@ -8,8 +8,8 @@ import time
 
 from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
     DESKTOP, PHONE, ServerProcess, back_to_lists, browser, bubbles, expect,
-    login_in_browser, new_mobile, open_friend_chat, open_group_chat, people, send_text,
-    server, shot)
+    login_in_browser, new_mobile, open_friend_chat, open_group_chat, people, send_and_ack,
+    send_text, server, shot)
 
 
 def chats_row(page, target, dstid):
@@ -117,6 +117,83 @@ def test_chats_list_unread_everywhere_and_a_read_on_one_device_clears_the_other(
     shot(pa, 'read-receipts-zh')
     for page in (pa, phone, laptop, pc):
         assert page.errors == []
+
+
+# Watches the three lists: every list element now, and every row added to or taken
+# from a list from now on.
+WATCH_LISTS = """() => {
+  const lists = ['chat-list', 'friend-list', 'group-list'].map((id) => document.getElementById(id));
+  window.__rowsBefore = lists.flatMap((ul) => Array.from(ul.children));
+  window.__insideBefore = lists.flatMap((ul) => Array.from(ul.querySelectorAll('li *')))
+    .flatMap((el) => [el].concat(Array.from(el.childNodes)))
+    .map((node) => [node.parentNode.closest('li').dataset.conv, node]);
+  window.__rowsMoved = [];
+  const observer = new MutationObserver((records) => records.forEach((r) => {
+    r.addedNodes.forEach((n) => window.__rowsMoved.push(n.dataset.conv));
+    r.removedNodes.forEach((n) => window.__rowsMoved.push(n.dataset.conv));
+  }));
+  lists.forEach((ul) => observer.observe(ul, {childList: true}));
+}"""
+
+# The rows seen before that are no longer in the page, the rows added or taken away
+# since (a row moved to the top is taken away and added back), and the rows with
+# something inside them replaced.
+LISTS_SINCE = """() => ({
+  gone: window.__rowsBefore.filter((li) => !li.isConnected).map((li) => li.dataset.conv),
+  moved: Array.from(new Set(window.__rowsMoved.filter((conv) => conv))),
+  redrawn: Array.from(new Set(window.__insideBefore.filter(([conv, node]) => !node.isConnected)
+    .map(([conv, node]) => conv)))
+})"""
+
+
+def test_an_incoming_message_redraws_only_its_own_conversations_row(people, server):
+    """A message in one conversation redraws that conversation's row (in Chats and in
+    Friends, moving it to the top) and no other: every other row of the three lists
+    stays the same element, in its place, with the same elements inside."""
+    bo, ada, cy, di = friends(server, 'Bo', 'Ada', 'Cy', 'Di')
+    group_id = group_of(server, cy, [bo], 'Quiet group')
+    ada_ws, cy_ws = server.socket(ada), server.socket(cy)
+    try:
+        # Bo's Chats list, newest first: the group, Ada, Cy.
+        for ws, cmd, dstid, text in ((cy_ws, 10, bo['id'], 'first from Cy'),
+                                     (ada_ws, 10, bo['id'], 'first from Ada'),
+                                     (cy_ws, 11, group_id, 'first in the group')):
+            ack = send_and_ack(ws, {'id': 'row-test-' + text, 'cmd': cmd, 'dstid': dstid,
+                                    'media': 1, 'content': text})
+            assert ack['code'] == 0, ack
+        pb = people('en-US', DESKTOP)
+        login_in_browser(pb, bo['mobile'])
+        cy_key, group_key = '10:{}'.format(cy['id']), '11:{}'.format(group_id)
+        rows = pb.locator('#chat-list .list-item')
+        expect(rows).to_have_count(3)
+        expect(rows.first).to_have_attribute('data-conv', group_key)
+        expect(chats_row(pb, 11, group_id).locator('.list-name')).to_have_text('Quiet group')
+        expect(chats_row(pb, 11, group_id).locator('.list-sub')).to_have_text(
+            'Cy: first in the group')
+        expect(rows.last).to_have_attribute('data-conv', cy_key)
+        expect(chats_row(pb, 10, cy['id']).locator('.list-name')).to_have_text('Cy')
+        expect(pb.locator('#friend-list .list-item')).to_have_count(3)
+        expect(pb.locator('#group-list .list-item')).to_have_count(1)
+        pb.evaluate(WATCH_LISTS)
+
+        ack = send_and_ack(cy_ws, {'id': 'row-test-again', 'cmd': 10, 'dstid': bo['id'],
+                                   'media': 1, 'content': 'Cy again'})
+        assert ack['code'] == 0, ack
+        expect(chats_row(pb, 10, cy['id']).locator('.list-sub')).to_have_text('Cy again')
+        expect(chats_row(pb, 10, cy['id']).locator('.badge')).to_have_text('2')
+        expect(rows.first).to_have_attribute('data-conv', cy_key)
+        expect(pb.locator('#friend-list .list-item').first).to_have_attribute('data-conv', cy_key)
+        since = pb.evaluate(LISTS_SINCE)
+        # Every row is the element it was, Cy's too (drawn again in place); only Cy's
+        # moved, to the top, and only in Cy's did anything change.
+        assert since['gone'] == []
+        assert since['moved'] == [cy_key]
+        assert since['redrawn'] == [cy_key]
+        expect(pb).to_have_title('(4) imchat')
+        assert pb.errors == []
+    finally:
+        ada_ws.close()
+        cy_ws.close()
 
 
 def test_chats_tab_in_english_for_the_readme(people, server):

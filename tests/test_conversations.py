@@ -1,4 +1,4 @@
-"""Conversation events end to end (PROTOCOL.md, cmd 12-15, /chat/conversations): a real
+"""Conversation events end to end (docs/protocol.md, cmd 12-15, /chat/conversations): a real
 server, real WebSocket clients, two devices of one user and several users, on SQLite
 and MySQL."""
 import time
@@ -555,3 +555,27 @@ def test_memberships_without_messages_get_their_rows_at_start(auth, app, app_con
                 (alice.id, 11, group), (bob.id, 11, group)]
     finally:
         restarted.extensions['imchat'].close()
+
+
+def test_online_shows_to_friends_only(auth, connect, client):
+    """Whether someone is connected is theirs to show friends: a stranger (or a fellow
+    member of a group) finding their profile or the member list sees `online: 0`."""
+    alice, friend, stranger = auth.register(), auth.register(), auth.register()
+    auth.befriend(alice, friend)
+    group = auth.create_community(alice)
+    for account in (friend, stranger):
+        auth.join(account, group['id'])
+    connect(alice)
+
+    def online_as_seen_by(viewer):
+        found = client.post('/user/find', data={'id': alice.id}, headers=viewer.headers)
+        members = client.post('/contact/members', data={'dstid': group['id']},
+                              headers=viewer.headers)
+        listed = [row for row in members.json['rows'] if row['id'] == alice.id][0]
+        return found.json['data']['online'], listed['online']
+
+    assert online_as_seen_by(friend) == (1, 1)
+    assert online_as_seen_by(stranger) == (0, 0)
+    assert online_as_seen_by(alice) == (1, 1)
+    friends = client.post('/contact/loadfriend', headers=friend.headers).json['rows']
+    assert [row['online'] for row in friends if row['id'] == alice.id] == [1]

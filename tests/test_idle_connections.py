@@ -11,8 +11,8 @@ import tracemalloc
 
 import greenlet
 from flask.ctx import RequestContext
-from imchat.server import ImchatHandler
-from imchat.util.wsconn import _readers
+from imchat.process.server import ImchatHandler
+from imchat.transport.readers import readers
 from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
 from tests.test_connection_faults import resume_point
 from tests.wsclient import raw_handshake
@@ -22,7 +22,7 @@ def live_greenlets():
     """Greenlets alive, but for the spare readers (at most SPARE_READERS, however many
     connections are open)."""
     alive = sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead)
-    return alive - len(_readers.spare)
+    return alive - len(readers.spare)
 
 
 def requests_alive(live_server):

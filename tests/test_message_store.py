@@ -4,8 +4,9 @@ import contextlib
 import pytest
 from pony.orm import db_session
 
-from imchat.model import insert_messages
-from imchat.model.engine import multi_statement_connections, multirow_insert_ids_are_consecutive
+from imchat.model.engine import multirow_insert_ids_are_consecutive
+from imchat.model.pool import multi_statement_connections
+from imchat.model.stream import insert_messages
 from tests.conftest import _mysql_admin
 
 
@@ -133,7 +134,7 @@ def test_mysql_literals_read_back_exactly_under_either_sql_mode(mysql_reachable,
         pytest.skip('MySQL is not reachable')
     from tests.conftest import _mysql_admin
 
-    from imchat.model import mysql_literal_writer
+    from imchat.model.sql import mysql_literal_writer
 
     con = _mysql_admin()
     try:
@@ -386,7 +387,7 @@ def test_a_batch_with_no_stream_to_take_ids_from_is_refused_whole(app):
 def test_a_batch_sent_to_follow_another_stores_only_if_that_one_committed(app):
     """insert_messages' `after`: the batch stores nothing (StreamMoved) unless the batch
     it follows committed (its anchor row is there) and nothing took ids since."""
-    from imchat.model import StreamMoved, take_ids
+    from imchat.model.stream import StreamMoved, take_ids
 
     db = app.extensions['imchat'].db
     first = [(7, 10, 8, 1, 'first %d' % i, '', '', '', 0, 1, 'first-key-%d' % i)

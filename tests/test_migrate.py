@@ -16,7 +16,7 @@ from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
-from imchat.server import make_server
+from imchat.process.server import make_server
 from tests.test_release import free_port, http, process_gone, wait_healthy
 from tests.wsclient import ChatClient
 
@@ -460,3 +460,43 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
             reader.close()
     finally:
         stop_today(app, server)
+
+
+def test_mobiles_stored_with_a_plus_lose_it_in_migration_0008(database_url, tmp_path):
+    """`+139...` and `139...` are one number (service.user.canonical_mobile): stored
+    ones lose the +, unless the same number is already taken without it."""
+    from yoyo import read_migrations
+
+    from imchat.model.engine import ensure_mysql_database, parse_database_url
+    from imchat.model.migrate import _backend
+
+    kind, params = parse_database_url(database_url)
+    if kind == 'mysql':
+        ensure_mysql_database(params)
+    backend = _backend(database_url)
+    try:
+        with backend.lock(timeout=60):
+            migrations = read_migrations(MIGRATIONS_DIR)
+            backend.apply_migrations(backend.to_apply(migrations.filter(
+                lambda m: m.id < '0008')))
+        cursor = backend.connection.cursor()
+        mark = '?' if database_url.startswith('sqlite') else '%s'
+        for user_id, mobile in ((1, '+13900000001'), (2, '13900000002'), (3, '+13900000002')):
+            cursor.execute('INSERT INTO user (id, mobile, passwd, nickname, avatar, sex, memo, '
+                           "createat, synced_msgid) VALUES ({0}, {0}, 'x', 'n', '', 'U', '', 1, "
+                           '0)'.format(mark), (user_id, mobile))
+        backend.connection.commit()
+    finally:
+        backend.connection.close()
+
+    app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
+                      'UPLOAD_DIR': str(tmp_path / 'mnt')})
+    try:
+        svc = app.extensions['imchat']
+        assert '0008_25-mobile-without-plus' in svc.applied_migrations
+        with db_session:
+            stored = dict(svc.db.select('SELECT id, mobile FROM user'))
+        assert stored == {1: '13900000001', 2: '13900000002', 3: '+13900000002'}
+        assert svc.users.find_by_mobile('+13900000001') == 1
+    finally:
+        app.extensions['imchat'].close()

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from imchat.model.engine import parse_database_url
-from imchat.server import describe_storage, make_server, raise_open_file_limit
+from imchat.process.server import describe_storage, make_server, raise_open_file_limit
 from imchat.service.metrics import DECLARED
 
 PROMETHEUS_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"'

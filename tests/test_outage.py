@@ -17,7 +17,7 @@ import gevent
 import pytest
 
 from imchat import create_app
-from imchat.server import make_server
+from imchat.process.server import make_server
 from tests.conftest import FAST_PASSWD_COST, MYSQL_SERVER, _mysql_admin, _mysql_params
 from tests.tcpproxy import TcpProxy
 from tests.wsclient import ChatClient, ConnectionClosed

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from imchat.service.frame import FrameError, parse_frame
 from imchat.protocol import ack_refused
-from imchat.service.storage import sniff_media_type
+from imchat.service.mediatypes import sniff_media_type
 
 settings.register_profile('long', max_examples=100000, deadline=None, database=None)
 LONG = settings.default.max_examples >= 100000

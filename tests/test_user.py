@@ -44,7 +44,7 @@ def test_mobile_registers_once(client, auth):
     response = client.post('/user/register', data={'mobile': '13900000004', 'passwd': 'other-pw'})
     assert response.status_code == 409
     assert response.json == {'code': -1, 'msg': 'mobile 13900000004 is already registered',
-                             'field': 'mobile'}
+                             'field': 'mobile', 'reason': 'conflict.mobile_registered'}
 
 
 @pytest.mark.parametrize('fields, field', [
@@ -110,7 +110,8 @@ def test_each_login_keeps_other_devices_logged_in(client, auth):
 def test_login_unknown_user(client):
     response = client.post('/user/login', data={'mobile': '13911111111', 'passwd': 'secret-1'})
     assert response.status_code == 401
-    assert response.json == {'code': -1, 'msg': 'wrong mobile or password'}
+    assert response.json == {'code': -1, 'msg': 'wrong mobile or password',
+                             'reason': 'auth.wrong_password'}
 
 
 def test_login_wrong_password(client, auth):
@@ -307,3 +308,111 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(app, client, auth):
     response = client.post('/user/login', headers={'X-Forwarded-For': '192.0.2.200'},
                            data={'mobile': victims[0].mobile, 'passwd': victims[0].passwd})
     assert response.status_code == 429
+
+
+def test_a_mobile_with_and_without_a_plus_is_one_account(client, auth):
+    """`+13912340000` and `13912340000` are one number: registering it twice is refused,
+    and either form logs in and finds the one account."""
+    account = auth.register(mobile='+13912340000')
+    assert account.mobile == '13912340000'
+    response = client.post('/user/register', data={'mobile': '13912340000',
+                                                   'passwd': 'other-pass'})
+    assert response.status_code == 409 and response.json['reason'] == \
+        'conflict.mobile_registered'
+    for mobile in ('13912340000', '+13912340000'):
+        response = client.post('/user/login', data={'mobile': mobile,
+                                                    'passwd': account.passwd})
+        assert response.status_code == 200 and response.json['data']['id'] == account.id
+    friend = auth.register()
+    response = client.post('/contact/addfriend', data={'mobile': '+13912340000'},
+                           headers=friend.headers)
+    assert response.status_code == 200, response.json
+
+
+# --- the login cookie, for the original client (which sends no token over HTTP) ---------
+
+def test_login_sets_an_httponly_strict_cookie_that_authenticates(app, auth):
+    client = app.test_client()
+    account = auth.register()
+    response = client.post('/user/login', data={'mobile': account.mobile,
+                                                'passwd': account.passwd})
+    cookie = response.headers['Set-Cookie']
+    assert cookie.startswith('imchat_token=' + response.json['data']['token'])
+    for part in ('HttpOnly', 'SameSite=Strict', 'Path=/', 'Max-Age={}'.format(
+            app.config['TOKEN_TTL'])):
+        assert part in cookie, cookie
+    assert 'Secure' not in cookie  # plain HTTP here; set over HTTPS
+    # A call with the cookie alone, as the original client makes them (only `userid`).
+    response = client.post('/contact/loadfriend', data={'userid': account.id},
+                           headers={'Origin': 'http://localhost'})
+    assert response.status_code == 200, response.json
+    assert client.get('/user/find').json['data']['id'] == account.id
+
+
+def test_the_cookie_is_secure_over_https(app, auth):
+    client = app.test_client()
+    account = auth.register()
+    response = client.post('/user/login', base_url='https://localhost',
+                           data={'mobile': account.mobile, 'passwd': account.passwd})
+    assert 'Secure' in response.headers['Set-Cookie']
+
+
+@pytest.mark.parametrize('headers', [{}, {'Origin': 'https://evil.example'},
+                                     {'Referer': 'https://evil.example/page'},
+                                     {'Origin': 'null'}])
+def test_a_cross_site_call_with_the_cookie_alone_is_refused(app, auth, headers):
+    client = app.test_client()
+    account = auth.register()
+    client.post('/user/login', data={'mobile': account.mobile, 'passwd': account.passwd})
+    response = client.post('/user/update', data={'nickname': 'hijacked'}, headers=headers)
+    assert response.status_code == 403 and response.json['reason'] == 'auth.cross_site'
+    same_site = client.post('/user/update', data={'nickname': 'mine'},
+                            headers={'Referer': 'http://localhost/chat/index.shtml'})
+    assert same_site.status_code == 200 and same_site.json['data']['nickname'] == 'mine'
+
+
+def test_logout_and_password_change_clear_the_cookie(app, auth):
+    client = app.test_client()
+    account = auth.register()
+    client.post('/user/login', data={'mobile': account.mobile, 'passwd': account.passwd})
+    here = {'Origin': 'http://localhost'}
+    response = client.post('/user/password', headers=here,
+                           data={'passwd': account.passwd, 'newpasswd': 'another-pass'})
+    assert response.status_code == 200
+    assert 'imchat_token=;' in response.headers['Set-Cookie']
+    assert client.get('/user/find').status_code == 401
+    client.post('/user/login', data={'mobile': account.mobile, 'passwd': 'another-pass'})
+    response = client.post('/user/logout', headers=here)
+    assert response.status_code == 200 and 'imchat_token=;' in response.headers['Set-Cookie']
+    assert client.get('/user/find').json['reason'] == 'auth.token_missing'
+
+
+def test_a_token_sent_wins_over_the_cookie(app, auth):
+    client = app.test_client()
+    alice, bob = auth.register(), auth.register()
+    client.post('/user/login', data={'mobile': alice.mobile, 'passwd': alice.passwd})
+    response = client.post('/user/find', headers=bob.headers)
+    assert response.json['data']['id'] == bob.id
+
+
+def test_error_status_200_answers_refusals_with_200_and_code_minus_1(app_config):
+    from imchat import create_app
+
+    app_config['ERROR_STATUS'] = 200
+    app = create_app(app_config)
+    try:
+        client = app.test_client()
+        response = client.post('/user/login', data={'mobile': '13900000000',
+                                                    'passwd': 'wrong-pass'})
+        assert response.status_code == 200
+        assert response.json['code'] == -1 and response.json['reason'] == 'auth.wrong_password'
+        assert client.get('/no/such/call').status_code == 200
+    finally:
+        app.extensions['imchat'].close()
+
+
+def test_error_status_takes_only_0_or_200():
+    from imchat.config import load_config
+
+    with pytest.raises(ValueError, match='IMCHAT_ERROR_STATUS'):
+        load_config(environ={'IMCHAT_ERROR_STATUS': '404'})

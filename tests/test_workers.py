@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from imchat import supervisor
+from imchat.process import supervisor
+from imchat.process.signals import listen_url
 from tests.ops_harness import (ROOT, Api, Node, free_port, free_udp_ports, pid_alive,
                                redis_bus_url, server_pid_of, unique_mobiles, wait_for)
 from tests.wsclient import ChatClient
@@ -251,7 +252,7 @@ def test_without_so_reuseport_workers_accept_from_one_inherited_socket(start_nod
     launcher.write_text(
         'from gevent import monkey\nmonkey.patch_all()\n'
         'import sys\nsys.path.insert(0, {root!r})\n'
-        'from imchat import supervisor\n'
+        'from imchat.process import supervisor\n'
         "supervisor.sharing_mode = lambda: 'inherit'\n"
         'import wsgi\nwsgi.main()\n'.format(root=ROOT))
     node = start_node(script=str(launcher), IMCHAT_WORKERS=2, **bus())
@@ -316,3 +317,8 @@ def test_workers_0_means_one_per_core_and_a_negative_count_is_refused():
     assert supervisor.worker_count({'WORKERS': 1}) == 1
     with pytest.raises(ValueError, match='IMCHAT_WORKERS=-1'):
         supervisor.worker_count({'WORKERS': -1})
+
+
+def test_the_logged_address_brackets_an_ipv6_host():
+    assert listen_url(('::1', 8080, 0, 0)) == 'http://[::1]:8080'
+    assert listen_url(('127.0.0.1', 5000)) == 'http://127.0.0.1:5000'

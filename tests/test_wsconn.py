@@ -4,7 +4,8 @@ import socket
 
 import gevent
 
-from imchat.util.wsconn import OutgoingFrame, _SendAllSocket, frame_header, unmask
+from imchat.transport.codec import OutgoingFrame, frame_header, unmask
+from imchat.transport.simple_adapter import SendAllSocket
 
 
 def test_unmask_matches_the_rfc_byte_loop():
@@ -44,7 +45,7 @@ def test_send_writes_a_large_frame_whole_to_a_slow_reader():
             received.extend(chunk)
             gevent.sleep(0.001)
     slow = gevent.spawn(read_slowly)
-    assert _SendAllSocket(writer).send(data) == len(data)
+    assert SendAllSocket(writer).send(data) == len(data)
     slow.join(timeout=30)
     assert bytes(received) == data
     writer.close()

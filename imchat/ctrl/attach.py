@@ -1,11 +1,13 @@
 """Uploads: `/attach/upload` keeps an image, voice note or video and replies with its
 URL, which the client then sends in a message; `/mnt/<name>` serves the files kept on
 this machine's disk (IMCHAT_STORAGE=local)."""
-from flask import Blueprint, g, request, send_file
+import gevent
+from flask import Blueprint, current_app, g, request, send_file
 
-from imchat.ctrl import bind_request, login_required, ok, services
+from imchat.ctrl import (authenticate, bind_request, cookie_token, ok, services,
+                         token_outside_body)
 from imchat.service.errors import BadRequest, NotFound
-from imchat.service.storage import check_client_extension, check_client_name
+from imchat.service.mediatypes import check_client_extension, check_client_name
 from imchat.util.bind import Field
 
 bp = Blueprint('attach', __name__)
@@ -28,16 +30,56 @@ def request_limit(upload_max_bytes):
     return upload_max_bytes + MULTIPART_SLACK_BYTES
 
 
+class _YieldingInput:
+    """The request body, giving the event loop a turn before each read: parsing a large
+    multipart body is pure Python, and without a turn between its chunks it would hold
+    every other connection of the process until it is done."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, *args):
+        gevent.sleep(0)
+        return self._stream.read(*args)
+
+    def readline(self, *args):
+        gevent.sleep(0)
+        return self._stream.readline(*args)
+
+    def __iter__(self):
+        return iter(self.readline, b'')
+
+
+def _authenticate_before_the_body():
+    """Who is uploading and whether it is multipart, decided before any of the body is
+    read: an upload may be large, and parsing one for a stranger was a way to stall the
+    server. A token inside the body is taken only from a body as small as any other
+    call's (IMCHAT_BODY_MAX_BYTES); larger uploads name it in a header or the URL."""
+    if request.mimetype != 'multipart/form-data':
+        raise BadRequest('file: must be a file sent as multipart/form-data, not text',
+                         field='file', reason='upload.not_multipart')
+    request.environ['wsgi.input'] = _YieldingInput(request.environ['wsgi.input'])
+    token = token_outside_body() or cookie_token()
+    if token is None:
+        small = current_app.config['BODY_MAX_BYTES']
+        if request.content_length is None or (small and request.content_length > small):
+            # Unauthorized, as authenticate(None) says, without reading the body.
+            return authenticate(None)
+        token = request.form.get('token')
+    authenticate(token)
+
+
 @bp.route('/attach/upload', methods=['POST'])
-@login_required
 def upload():
+    _authenticate_before_the_body()
     fields = bind_request(FILETYPE)
     file = request.files.get('file')
     if file is None:
         if 'file' in request.form:
-            raise BadRequest('file: must be a file sent as multipart/form-data, not text',
-                             field='file')
-        raise BadRequest('file: is required (multipart/form-data)', field='file')
+            raise BadRequest('file: must be a file part of the multipart body, not text',
+                             field='file', reason='upload.not_a_file')
+        raise BadRequest('file: is required (multipart/form-data)', field='file',
+                         reason='upload.no_file')
     # The client's words must name an accepted type, but only the content decides
     # the type and the stored name.
     check_client_name('file', file.filename)
@@ -50,7 +92,7 @@ def upload():
 def serve_file(name):
     storage = services().storage
     if storage.kind != 'local':
-        raise NotFound('no such file')
+        raise NotFound('no such file', reason='not_found.file')
     path, media = storage.path_of(name)
     return send_file(path, mimetype=media.mime, conditional=True, etag=True,
                      max_age=SERVED_MAX_AGE)

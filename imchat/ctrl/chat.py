@@ -28,7 +28,7 @@ from imchat.service.message import HISTORY_MAX, Refused
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
-from imchat.util.wsconn import open_connection
+from imchat.transport import open_connection
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
 log = logging.getLogger('imchat.chat')
@@ -46,7 +46,7 @@ CONNECT_FIELDS = (Field('id', int, minimum=1), Field('since', int, minimum=0))
 @bp.route('', methods=['GET', 'POST'])
 def chat_over_http():
     return reply(resp.fail('/chat is a WebSocket: connect with '
-                           'ws://host/chat?id=<userid>&token=<token>'), 400)
+                           'ws://host/chat?id=<userid>&token=<token>', 'websocket_only'), 400)
 
 
 # werkzeug routes WebSocket upgrades only to rules marked websocket=True.

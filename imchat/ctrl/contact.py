@@ -2,7 +2,7 @@ from flask import Blueprint, g
 
 from imchat.ctrl import bind_request, login_required, ok, ok_rows, services
 from imchat.ctrl.user import MOBILE
-from imchat.model import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
+from imchat.model.entities import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
 from imchat.service.errors import BadRequest
 from imchat.util.bind import Field
 from imchat.util.urls import url_field
@@ -33,7 +33,7 @@ def add_friend():
 @login_required
 def load_friends():
     friend_ids = services().contacts.friend_ids(g.user_id)
-    return ok_rows(services().users.public_profiles(friend_ids))
+    return ok_rows(services().users.public_profiles(friend_ids, g.user_id))
 
 
 @bp.route('/createcommunity', methods=['POST'])
@@ -64,7 +64,7 @@ def load_communities():
 def community_members():
     fields = bind_request(DSTID)
     member_ids = services().contacts.member_ids(g.user_id, fields['dstid'])
-    return ok_rows(services().users.public_profiles(member_ids))
+    return ok_rows(services().users.public_profiles(member_ids, g.user_id))
 
 
 @bp.route('/delfriend', methods=['POST'])

@@ -21,7 +21,8 @@ def healthz():
     try:
         check_database(svc.db, svc.db_watch)
     except Unavailable as error:
-        return reply(resp.fail(error.msg, data=dict({'database': 'unreachable'}, **extra)),
+        return reply(resp.fail(error.msg, error.reason,
+                               data=dict({'database': 'unreachable'}, **extra)),
                      error.status)
     return ok(dict({'database': 'ok'}, **extra))
 

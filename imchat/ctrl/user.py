@@ -1,7 +1,8 @@
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 
-from imchat.ctrl import bind_request, login_required, ok, services
-from imchat.model import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
+from imchat.ctrl import (bind_request, clear_token_cookie, login_required, ok, services,
+                         set_token_cookie)
+from imchat.model.entities import AVATAR_MAX, MEMO_MAX, MOBILE_MAX, NICKNAME_MAX, SEXES
 from imchat.util.bind import Field
 from imchat.util.urls import url_field
 
@@ -25,16 +26,18 @@ PROFILE = (
 )
 
 
-def _with_token(profile, token):
+def _logged_in(profile, token):
+    """The reply of a login: the token in the body (for clients that send it) and in
+    the login cookie (for the original client, which sends none)."""
     profile['token'] = token
-    return profile
+    return set_token_cookie(ok(profile), token, current_app.config['TOKEN_TTL'])
 
 
 @bp.route('/register', methods=['POST'])
 def register():
     fields = bind_request(MOBILE, PASSWD, *PROFILE)
     user, token = services().users.register(**fields, client_addr=request.remote_addr or '')
-    return ok(_with_token(user, token))
+    return _logged_in(user, token)
 
 
 @bp.route('/login', methods=['POST'])
@@ -43,14 +46,14 @@ def login():
                                         strip=False))
     user, token = services().users.login(fields['mobile'], fields['passwd'],
                                          client_addr=request.remote_addr or '')
-    return ok(_with_token(user, token))
+    return _logged_in(user, token)
 
 
 @bp.route('/logout', methods=['POST'])
 @login_required
 def logout():
     services().users.logout(g.token)
-    return ok()
+    return clear_token_cookie(ok())
 
 
 @bp.route('/password', methods=['POST'])
@@ -61,7 +64,7 @@ def change_password():
                                 max_len=PASSWD_MAX, strip=False))
     services().users.change_passwd(g.token, fields['passwd'], fields['newpasswd'],
                                    client_addr=request.remote_addr or '')
-    return ok()
+    return clear_token_cookie(ok())
 
 
 @bp.route('/find', methods=['GET', 'POST'])

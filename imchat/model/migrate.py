@@ -53,7 +53,7 @@ from yoyo.connections import DatabaseURI
 
 from imchat.model.engine import parse_database_url
 
-log = logging.getLogger('imchat')
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'migrations')
 MIGRATION_TABLE = '_yoyo_migration'

@@ -16,7 +16,7 @@ import time
 
 import gevent
 
-from imchat.model.engine import DatabaseUnavailable, PoolExhausted
+from imchat.model.pool import DatabaseUnavailable, PoolExhausted
 
 log = logging.getLogger('imchat')
 

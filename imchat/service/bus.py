@@ -56,10 +56,10 @@ import gevent
 from gevent.event import Event
 from pony.orm import db_session, select
 
-from imchat.model import CONTACT_COMMUNITY
+from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG, recipients
 from imchat.util.clock import now_ms
-from imchat.util.wsconn import OutgoingFrame
+from imchat.transport.codec import OutgoingFrame
 
 log = logging.getLogger('imchat.bus')
 
@@ -867,7 +867,7 @@ def make_bus(config, db, hub, metrics, encode):
 
 def prepare_streams(db):
     """Make the message stream's row at start (several nodes may race: one wins)."""
-    from imchat.model import ensure_stream
+    from imchat.model.stream import ensure_stream
 
     for attempt in range(3):
         try:

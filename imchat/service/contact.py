@@ -1,6 +1,7 @@
 from pony.orm import commit, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, take_ids
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.stream import take_ids
 from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms
@@ -22,13 +23,15 @@ class ContactService:
         """Make two users friends, both directions in one transaction.
         Raises BadRequest (oneself), NotFound, Conflict (already friends)."""
         if owner_id == dst_id:
-            raise BadRequest('you cannot add yourself as a friend', field='dstid')
+            raise BadRequest('you cannot add yourself as a friend', field='dstid',
+                             reason='contact.self')
         with db_session:
             if not self.db.User.exists(id=dst_id):
-                raise NotFound('no user {}'.format(dst_id), field='dstid')
+                raise NotFound('no user {}'.format(dst_id), field='dstid', reason='not_found.user')
             Contact = self.db.Contact
             if Contact.exists(ownerid=owner_id, cate=CONTACT_FRIEND, dstid=dst_id):
-                raise Conflict('user {} is already your friend'.format(dst_id), field='dstid')
+                raise Conflict('user {} is already your friend'.format(dst_id), field='dstid',
+                               reason='contact.already_friends')
             now = now_ms()
             Contact(ownerid=owner_id, dstid=dst_id, cate=CONTACT_FRIEND, createat=now)
             if not Contact.exists(ownerid=dst_id, cate=CONTACT_FRIEND, dstid=owner_id):
@@ -42,7 +45,8 @@ class ContactService:
                     (c.ownerid == owner_id and c.dstid == dst_id)
                     or (c.ownerid == dst_id and c.dstid == owner_id))).delete(bulk=True)
             if not deleted:
-                raise NotFound('user {} is not your friend'.format(dst_id), field='dstid')
+                raise NotFound('user {} is not your friend'.format(dst_id), field='dstid',
+                               reason='contact.not_friends')
         for listener in self.unfriend_listeners:
             listener(owner_id, dst_id)
 
@@ -62,7 +66,7 @@ class ContactService:
             owned = self.db.Community.select(lambda c: c.ownerid == owner_id).count()
             if owned >= self.max_communities:
                 raise Conflict('you already own {} communities, the most allowed'
-                               .format(self.max_communities))
+                               .format(self.max_communities), reason='community.too_many_owned')
             community = self.db.Community(name=name, ownerid=owner_id, icon=icon or '',
                                           memo=memo or '', cate=cate or 0, createat=now_ms())
             community.flush()
@@ -78,7 +82,8 @@ class ContactService:
         """Join a community; joining twice is harmless. Raises NotFound."""
         with db_session:
             if not self.db.Community.exists(id=community_id):
-                raise NotFound('no community {}'.format(community_id), field='dstid')
+                raise NotFound('no community {}'.format(community_id), field='dstid',
+                               reason='not_found.community')
             Contact = self.db.Contact
             if not Contact.exists(ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=community_id):
                 joined = self._last_msgid()
@@ -98,7 +103,8 @@ class ContactService:
                 if self.db.Contact.exists(lambda c: c.cate == CONTACT_COMMUNITY
                                           and c.dstid == community_id and c.ownerid != user_id):
                     raise Conflict('you own community {}: transfer it to another member '
-                                   'before leaving'.format(community_id), field='dstid')
+                                   'before leaving'.format(community_id), field='dstid',
+                                   reason='community.owner_must_transfer')
                 community.delete()
             self._remove_member(user_id, community_id)
         self._notify_leave(user_id, community_id)
@@ -109,7 +115,7 @@ class ContactService:
             self._owned(owner_id, community_id)
             if member_id == owner_id:
                 raise BadRequest('you cannot kick yourself: transfer the community, then '
-                                 'leave it', field='memberid')
+                                 'leave it', field='memberid', reason='community.kick_self')
             self._membership(member_id, community_id, 'user {} is'.format(member_id),
                              'memberid')
             self._remove_member(member_id, community_id)
@@ -122,25 +128,28 @@ class ContactService:
             community = self._owned(owner_id, community_id)
             if member_id == owner_id:
                 raise BadRequest('you already own community {}'.format(community_id),
-                                 field='memberid')
+                                 field='memberid', reason='community.already_owner')
             self._membership(member_id, community_id, 'user {} is'.format(member_id),
                              'memberid')
             owned = self.db.Community.select(lambda c: c.ownerid == member_id).count()
             if owned >= self.max_communities:
                 raise Conflict('user {} already owns {} communities, the most allowed'
-                               .format(member_id, self.max_communities), field='memberid')
+                               .format(member_id, self.max_communities), field='memberid',
+                               reason='community.too_many_owned')
             community.ownerid = member_id
 
     def _community(self, community_id):
         community = self.db.Community.get(id=community_id)
         if community is None:
-            raise NotFound('no community {}'.format(community_id), field='dstid')
+            raise NotFound('no community {}'.format(community_id), field='dstid',
+                               reason='not_found.community')
         return community
 
     def _owned(self, owner_id, community_id):
         community = self._community(community_id)
         if community.ownerid != owner_id:
-            raise Forbidden('only the owner of community {} may do that'.format(community_id))
+            raise Forbidden('only the owner of community {} may do that'.format(community_id),
+                            reason='community.owner_only')
         return community
 
     def _membership(self, user_id, community_id, who, field):
@@ -148,7 +157,7 @@ class ContactService:
                                          dstid=community_id)
         if membership is None:
             raise NotFound('{} not a member of community {}'.format(who, community_id),
-                           field=field)
+                           field=field, reason='community.not_member')
         return membership
 
     def _remove_member(self, user_id, community_id):
@@ -182,12 +191,13 @@ class ContactService:
         """Ids of a community's members; only members may ask. Raises NotFound, Forbidden."""
         with db_session:
             if not self.db.Community.exists(id=community_id):
-                raise NotFound('no community {}'.format(community_id), field='dstid')
+                raise NotFound('no community {}'.format(community_id), field='dstid',
+                               reason='not_found.community')
             ids = select(c.ownerid for c in self.db.Contact
                          if c.cate == CONTACT_COMMUNITY and c.dstid == community_id)[:]
         if viewer_id not in ids:
             raise Forbidden('only members of community {} may list its members'
-                            .format(community_id))
+                            .format(community_id), reason='community.not_member')
         return sorted(ids)
 
     def _last_msgid(self):

@@ -19,7 +19,8 @@ import logging
 
 from pony.orm import count, db_session, select
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND, execute_sql
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.sql import execute_sql
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
@@ -57,7 +58,7 @@ def conversation_statements(db, stored):
     messages, (sender id, cmd, dstid, msgid) in id order, forward; the message writer
     runs them in the messages' transaction. Each row gets its last message; the others'
     messages count as unread. Sending moves no read position (only a read does, so its
-    receipt always goes out). A msgid may be a model.MessageId."""
+    receipt always goes out). A msgid may be a model.sql.MessageId."""
     rows = {}       # (owner, target, dstid) -> [last, added unread]
     groups = {}     # community id -> [last, count, {sender id: own count}]
     for sender_id, cmd, dstid, msgid in stored:
@@ -164,13 +165,17 @@ class ConversationService:
         if target == CMD_SINGLE_MSG:
             if not db.Contact.exists(ownerid=user_id, cate=CONTACT_FRIEND, dstid=dstid):
                 if not db.User.exists(id=dstid):
-                    raise NotFound('no user {}'.format(dstid), field='dstid')
-                raise Forbidden('user {} is not your friend'.format(dstid))
+                    raise NotFound('no user {}'.format(dstid), field='dstid',
+                                   reason='not_found.user')
+                raise Forbidden('user {} is not your friend'.format(dstid),
+                                reason='contact.not_friends')
         elif target == CMD_ROOM_MSG:
             if not db.Contact.exists(ownerid=user_id, cate=CONTACT_COMMUNITY, dstid=dstid):
                 if not db.Community.exists(id=dstid):
-                    raise NotFound('no community {}'.format(dstid), field='dstid')
-                raise Forbidden('you are not a member of community {}'.format(dstid))
+                    raise NotFound('no community {}'.format(dstid), field='dstid',
+                                   reason='not_found.community')
+                raise Forbidden('you are not a member of community {}'.format(dstid),
+                                reason='community.not_member')
         else:
             raise BadRequest('target must be 10 (a user) or 11 (a community)', field='target')
 

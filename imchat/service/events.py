@@ -12,7 +12,7 @@ import time
 
 import gevent
 
-from imchat.model import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
                              CMD_TYPING, ack_done, ack_refused, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
@@ -24,7 +24,7 @@ log = logging.getLogger('imchat.chat')
 # Event cmds a client may send; read and typing are answered at once, never stored.
 EVENT_CMDS = (CMD_READ, CMD_TYPING, CMD_RECALL, CMD_PRESENCE)
 UNSTORED_CMDS = (CMD_READ, CMD_TYPING)
-# PROTOCOL.md: a sender's typing reaches a friend at most once every 2 s.
+# docs/protocol.md: a sender's typing reaches a friend at most once every 2 s.
 TYPING_INTERVAL = 2.0
 # Typing times remembered before the stale ones are dropped.
 TYPING_MEMORY = 10000

@@ -1,4 +1,4 @@
-"""Checking a client's WebSocket frame against PROTOCOL.md.
+"""Checking a client's WebSocket frame against docs/protocol.md.
 
 `parse_frame` returns a `Frame` the server may store, or raises `FrameError` with the
 reason sent back in a `code: -1` acknowledgement (and the client's `id`, when the frame
@@ -9,7 +9,7 @@ import re
 
 import orjson
 
-from imchat.model import CONTENT_MAX, MEMO_MAX, URL_MAX
+from imchat.model.entities import CONTENT_MAX, MEMO_MAX, URL_MAX
 from imchat.protocol import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROOM_MSG,
                              CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM, MEDIA_EMOJI,
                              MEDIA_IMAGE, MEDIA_LINK, MEDIA_NEWS, MEDIA_RED_PACKET, MEDIA_TEXT,

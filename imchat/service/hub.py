@@ -8,7 +8,7 @@ Handing a frame to a client never blocks and never switches greenlets: it goes i
 the client's buffer, and the hub flushes every buffer once the running greenlet yields,
 so a batch of messages fanned out together costs one write per connection. The
 connection writes in place while its socket accepts, and parks the rest with a send
-deadline otherwise (imchat/util/wsconn.py). A connection that stops reading is cut off:
+deadline otherwise (imchat/transport/writes.py). A connection that stops reading is cut off:
 its messages are stored, and it catches up when it reconnects. Pings, the idle
 timeout and token expiry come from one periodic sweep over all connections, not from a
 greenlet or timer per connection.

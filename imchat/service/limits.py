@@ -43,6 +43,10 @@ class LimitStore:
         """Forget every event of `key`."""
         raise NotImplementedError
 
+    def count(self, key, window):
+        """How many events of `key` are recorded in the last `window` seconds."""
+        raise NotImplementedError
+
 
 class MemoryStore(LimitStore):
     """A `LimitStore` in this process's memory."""
@@ -79,6 +83,10 @@ class MemoryStore(LimitStore):
     def reset(self, key):
         self._events.pop(key, None)
 
+    def count(self, key, window):
+        since = self.clock() - window
+        return sum(1 for at, _ in self._events.get(key, ()) if at > since)
+
     def _prune(self, now, window):
         for key in [k for k, ev in self._events.items() if not ev or ev[-1][0] <= now - window]:
             del self._events[key]
@@ -104,14 +112,21 @@ def limited_address(address, proxy_count):
 class LoginGuard:
     """The limits on /user/login and /user/register.
 
-    Failed logins: at most `attempts` per mobile and per client address in `window`
-    seconds, counting everyone. All logins, right or wrong: at most `rate` a minute per
-    mobile and per (non-loopback) address. Registrations: at most `register_rate` an
-    hour per (non-loopback) address. A limit of 0 is off.
+    Failed logins, counting everyone: at most `attempts` in `window` seconds per mobile
+    from one client address, and per client address. A mobile's own failures, from all
+    addresses together, slow its logins rather than lock it: from `attempts` failures on
+    each attempt waits (1 s, doubling, at most MAX_DELAY), and only at
+    MOBILE_FACTOR times `attempts` is it refused. So a stranger guessing someone's
+    password from one address locks only that address out of it, and its owner still
+    logs in. All logins, right or wrong: at most `rate` a minute per mobile and per
+    (non-loopback) address. Registrations: at most `register_rate` an hour per
+    (non-loopback) address. A limit of 0 is off.
     """
 
     LOGIN_RATE_WINDOW = 60
     REGISTER_WINDOW = 3600
+    MOBILE_FACTOR = 10
+    MAX_DELAY = 30
 
     def __init__(self, store, attempts, window, rate=0, register_rate=0, proxy_count=0):
         self.store = store
@@ -132,39 +147,53 @@ class LoginGuard:
                     if key:
                         self._take(taken, key, self.rate, self.LOGIN_RATE_WINDOW,
                                    'too many logins, try again in a minute')
-            failed_keys = ()
+            failed_keys, delay = (), 0
             if self.attempts:
-                failed_keys = ('fail:m:' + mobile, 'fail:a:' + (client_addr or ''))
-                for key in failed_keys:
-                    self._take(taken, key, self.attempts, self.window,
+                address = client_addr or ''
+                mobile_key = 'fail:m:' + mobile
+                failed_keys = ('fail:p:{}@{}'.format(mobile, address), 'fail:a:' + address,
+                               mobile_key)
+                for key, limit in zip(failed_keys, (self.attempts, self.attempts,
+                                                    self.attempts * self.MOBILE_FACTOR)):
+                    self._take(taken, key, limit, self.window,
                                'too many failed logins, try again in a few minutes')
+                delay = self.delay_after(self.store.count(mobile_key, self.window) - 1)
         except TooManyRequests:
             for key, ticket in taken:
                 self.store.give_back(key, ticket)
             raise
-        return Attempt(self, [(k, t) for k, t in taken if k in failed_keys], mobile)
+        return Attempt(self, [(k, t) for k, t in taken if k in failed_keys], mobile, delay)
+
+    def delay_after(self, failures):
+        """Seconds a login of a mobile waits after `failures` recent failures of it."""
+        if failures < self.attempts:
+            return 0
+        return min(2 ** (failures - self.attempts), self.MAX_DELAY)
 
     def begin_register(self, client_addr):
         """Count a registration from this address. Raises TooManyRequests."""
         limited = limited_address(client_addr, self.proxy_count)
         if self.register_rate and limited:
             self._take([], 'register:a:' + limited, self.register_rate, self.REGISTER_WINDOW,
-                       'too many registrations from your address, try again later')
+                       'too many registrations from your address, try again later',
+                       reason='rate_limited.register')
 
-    def _take(self, taken, key, limit, window, refusal):
+    def _take(self, taken, key, limit, window, refusal, reason='rate_limited.login'):
         ticket = self.store.take(key, limit, window)
         if ticket is None:
-            raise TooManyRequests(refusal)
+            raise TooManyRequests(refusal, reason=reason)
         taken.append((key, ticket))
 
 
 class Attempt:
-    """A login attempt counted as failed until `succeeded()` says otherwise."""
+    """A login attempt counted as failed until `succeeded()` says otherwise; it waits
+    `delay` seconds before the password is checked (a mobile under attack)."""
 
-    def __init__(self, guard, failed_tickets, mobile):
+    def __init__(self, guard, failed_tickets, mobile, delay=0):
         self.guard = guard
         self.failed_tickets = failed_tickets
         self.mobile = mobile
+        self.delay = delay
 
     def succeeded(self):
         """The password was right: the attempt is not a failure, and the mobile's
@@ -235,7 +264,7 @@ class ConnectionCap:
                 del self._open[client.user_id]
 
 
-# The WSGI environ key under which the door (imchat.door) leaves a WebSocket's handshake
+# The WSGI environ key under which the door (imchat.process.door) leaves a WebSocket's handshake
 # slot; the chat view gives it back once the backlog is sent.
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
 

@@ -30,11 +30,12 @@ from gevent.event import AsyncResult, Event
 from gevent.queue import Empty, Queue
 from pony.orm import db_session, desc, exists, select
 
-from imchat.model import (CONTACT_COMMUNITY, CONTACT_FRIEND, StreamMoved, execute_sql,
-                          insert_messages, is_duplicate_key)
+from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.sql import execute_sql, is_duplicate_key
+from imchat.model.stream import StreamMoved, insert_messages
 from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, encode, message_wire,
                              recipients)
-from imchat.model.engine import multi_statement_connections
+from imchat.model.pool import multi_statement_connections
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
 from imchat.service.errors import BadRequest, Forbidden, NotFound

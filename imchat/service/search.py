@@ -16,7 +16,8 @@ from typing import List, Optional
 
 from pony.orm import db_session
 
-from imchat.model import CONTACT_COMMUNITY, execute_sql
+from imchat.model.entities import CONTACT_COMMUNITY
+from imchat.model.sql import execute_sql
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 from imchat.service.search_index import prefix_max, searchable_text

@@ -21,7 +21,7 @@ from typing import Iterable, Optional, Sequence, Tuple
 import gevent
 from pony.orm import db_session
 
-from imchat.model import execute_sql
+from imchat.model.sql import execute_sql
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_CONTACT,
                              MEDIA_FILE, MEDIA_LINK, MEDIA_NEWS, MEDIA_TEXT)

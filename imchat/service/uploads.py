@@ -68,7 +68,7 @@ class UploadService:
             if used + in_flight > self.quota_bytes:
                 raise TooManyRequests('file: the upload quota of {} a day is used up; try again '
                                       'tomorrow'.format(describe_size(self.quota_bytes)),
-                                      field='file')
+                                      field='file', reason='upload.quota')
         except BaseException:
             self._release(user_id, size)
             raise

@@ -4,7 +4,7 @@ import time
 import gevent
 from pony.orm import db_session, select
 
-from imchat.model import SEX_UNKNOWN
+from imchat.model.entities import CONTACT_FRIEND, SEX_UNKNOWN
 from imchat.service.errors import Conflict, NotFound, Unauthorized
 from imchat.service.limits import LoginGuard, MemoryStore
 from imchat.util.clock import now_ms
@@ -19,6 +19,14 @@ def _in_thread(function, *args):
     """Run a CPU-heavy call (scrypt, which releases the GIL) in gevent's thread pool,
     so the event loop keeps serving everyone else meanwhile."""
     return gevent.get_hub().threadpool.apply(function, args)
+
+
+
+def canonical_mobile(mobile: str) -> str:
+    """The one form a mobile is stored and looked up in: `+13900000000` and
+    `13900000000` are one number, so one account (migration 0008 brought stored ones
+    to this form)."""
+    return mobile[1:] if mobile.startswith('+') else mobile
 
 
 class UserService:
@@ -40,13 +48,15 @@ class UserService:
                  client_addr=''):
         """Create an account and log it in; returns (own profile, token).
         Raises Conflict, TooManyRequests."""
+        mobile = canonical_mobile(mobile)
         self.guard.begin_register(client_addr)
         # Hash outside the transaction: it is the slow part and needs no database.
         hashed = _in_thread(make_passwd, passwd, self.passwd_cost)
         with db_session:
             User = self.db.User
             if User.exists(mobile=mobile):
-                raise Conflict('mobile {} is already registered'.format(mobile), field='mobile')
+                raise Conflict('mobile {} is already registered'.format(mobile), field='mobile',
+                               reason='conflict.mobile_registered')
             user = User(mobile=mobile, passwd=hashed,
                         nickname=nickname or 'user{:06d}'.format(secrets.randbelow(10 ** 6)),
                         avatar=avatar or '', sex=sex or SEX_UNKNOWN, memo=memo or '',
@@ -58,10 +68,13 @@ class UserService:
     def login(self, mobile, passwd, client_addr=''):
         """Check the password and issue a new token; returns (own profile, token).
         Raises Unauthorized, TooManyRequests."""
+        mobile = canonical_mobile(mobile)
         # Failed attempts count, per mobile and per address; successful ones never do,
         # so many people behind one address (an office, a proxy) are not locked out.
         # Counted before the check and settled after it (see service.limits).
         attempt = self.guard.begin_login(mobile, client_addr)
+        if attempt.delay:
+            gevent.sleep(attempt.delay)
         with db_session:
             user = self.db.User.get(mobile=mobile)
             stored = user.passwd if user else None
@@ -69,7 +82,7 @@ class UserService:
         valid = _in_thread(check_passwd, passwd, stored or self._dummy_hash)
         if not (valid and stored):
             attempt.failed()
-            raise Unauthorized('wrong mobile or password')
+            raise Unauthorized('wrong mobile or password', reason='auth.wrong_password')
         attempt.succeeded()
         self._purge_expired_tokens_now_and_then()
         with db_session:
@@ -93,14 +106,16 @@ class UserService:
         """Return (user id, expiry in ms) of a valid token. Raises Unauthorized."""
         if not token:
             raise Unauthorized('a token is required: log in and send it as '
-                               '"Authorization: Bearer <token>"')
+                               '"Authorization: Bearer <token>"', reason='auth.token_missing')
         with db_session:
             row = self.db.Token.get(key=token_key(token))
             if row is None:
-                raise Unauthorized('the token is not valid or has been logged out')
+                raise Unauthorized('the token is not valid or has been logged out',
+                                   reason='auth.token_invalid')
             if row.expireat <= now_ms():
                 row.delete()
-                raise Unauthorized('the token has expired, log in again')
+                raise Unauthorized('the token has expired, log in again',
+                                   reason='auth.token_expired')
             return row.userid, row.expireat
 
     def find(self, user_id, viewer_id):
@@ -108,16 +123,20 @@ class UserService:
         with db_session:
             user = self.db.User.get(id=user_id)
             if user is None:
-                raise NotFound('no user {}'.format(user_id))
-            online = self.is_online(user.id)
-            return user.to_own(online) if user.id == viewer_id else user.to_public(online)
+                raise NotFound('no user {}'.format(user_id), reason='not_found.user')
+            if user.id == viewer_id:
+                return user.to_own(self.is_online(user.id))
+            online = self._is_friend(viewer_id, user.id) and self.is_online(user.id)
+            return user.to_public(online)
 
     def find_by_mobile(self, mobile):
         """The id of the user with this mobile. Raises NotFound."""
+        mobile = canonical_mobile(mobile)
         with db_session:
             user = self.db.User.get(mobile=mobile)
             if user is None:
-                raise NotFound('no user with mobile {}'.format(mobile), field='mobile')
+                raise NotFound('no user with mobile {}'.format(mobile), field='mobile',
+                               reason='not_found.user')
             return user.id
 
     def update_profile(self, user_id, changes):
@@ -125,18 +144,27 @@ class UserService:
         with db_session:
             user = self.db.User.get(id=user_id)
             if user is None:
-                raise NotFound('no user {}'.format(user_id))
+                raise NotFound('no user {}'.format(user_id), reason='not_found.user')
             for name in ('nickname', 'avatar', 'sex', 'memo'):
                 if changes.get(name) is not None:
                     setattr(user, name, changes[name])
             return user.to_own(self.is_online(user_id))
 
-    def public_profiles(self, user_ids):
-        """Public profiles of these users, in id order."""
+    def public_profiles(self, user_ids, viewer_id):
+        """Public profiles of these users, in id order, as `viewer_id` sees them: whether
+        someone is online shows to their friends (and themself) only."""
+        user_ids = list(user_ids)
         with db_session:
-            users = select(u for u in self.db.User if u.id in list(user_ids)).order_by(
+            users = select(u for u in self.db.User if u.id in user_ids).order_by(
                 lambda u: u.id)[:]
-            return [u.to_public(self.is_online(u.id)) for u in users]
+            friends = set(select(c.dstid for c in self.db.Contact
+                                 if c.ownerid == viewer_id and c.cate == CONTACT_FRIEND
+                                 and c.dstid in user_ids)[:])
+            friends.add(viewer_id)
+            return [u.to_public(u.id in friends and self.is_online(u.id)) for u in users]
+
+    def _is_friend(self, viewer_id, user_id):
+        return self.db.Contact.exists(ownerid=viewer_id, cate=CONTACT_FRIEND, dstid=user_id)
 
     def purge_expired_tokens(self):
         """Delete every expired token."""
@@ -162,7 +190,8 @@ class UserService:
         attempt = self.guard.begin_login(mobile, client_addr)
         if not _in_thread(check_passwd, passwd, stored):
             attempt.failed()
-            raise Unauthorized('the current password is wrong', field='passwd')
+            raise Unauthorized('the current password is wrong', field='passwd',
+                               reason='auth.wrong_password')
         attempt.succeeded()
         hashed = _in_thread(make_passwd, new_passwd, self.passwd_cost)
         keep = token_key(token)

@@ -15,10 +15,14 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
 class BindError(ValueError):
-    def __init__(self, field, reason):
-        super().__init__('{}: {}'.format(field, reason))
+    """A request field that is missing or malformed; replies 400 with reason `invalid`
+    and the field named."""
+    reason = 'invalid'
+
+    def __init__(self, field, problem):
+        super().__init__('{}: {}'.format(field, problem))
         self.field = field
-        self.reason = reason
+        self.problem = problem
 
 
 _MISSING = object()

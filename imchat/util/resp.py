@@ -1,8 +1,11 @@
-"""The reply envelope of PROTOCOL.md, as plain dicts.
+"""The reply envelope of docs/protocol.md, as plain dicts.
 
     {"code": 0, "msg": "", "data": ...}
     {"code": 0, "msg": "", "rows": [...], "total": N}
-    {"code": -1, "msg": "why"}
+    {"code": -1, "msg": "why", "reason": "area.what"}
+
+`msg` is for people; `reason` is the stable machine word a client keys its own text on
+(docs/protocol.md, "Error reasons").
 """
 
 CODE_OK = 0
@@ -19,7 +22,7 @@ def rows(items, total=None, msg=''):
             'total': len(items) if total is None else total}
 
 
-def fail(msg, **extra):
-    body = {'code': CODE_FAIL, 'msg': msg}
+def fail(msg, reason, **extra):
+    body = {'code': CODE_FAIL, 'msg': msg, 'reason': reason}
     body.update(extra)
     return body

@@ -3,7 +3,6 @@
  * URLs (and the upload store's) are loaded. */
 import {im, t, h, $, MEDIA, EMOJI_NAMES, avatar, displayName} from './util.js';
 import {me, isFriend} from './state.js';
-import {addFriend} from './views.js';
 
 export function summary(msg) {
   switch (Number(msg.media)) {
@@ -33,7 +32,8 @@ function openLightbox(src) {
   $('lightbox').hidden = false;
 }
 
-export function bubble(msg) {
+// `addFriend(id)`: what a contact card's "Add as friend" does.
+export function bubble(msg, addFriend) {
   let media = Number(msg.media);
   let b = h('div', {className: 'bubble'});
   let src, href;
@@ -138,7 +138,7 @@ export function bubble(msg) {
       let foot = h('div', {className: 'contact-foot'}, [h('span', {text: t('contact_card')})]);
       if (cardId > 0 && cardId !== Number(me.id) && !known) {
         foot.appendChild(h('button', {type: 'button', className: 'link', text: t('add_as_friend'),
-                                      onclick: function () { addFriend({dstid: cardId}); }}));
+                                      onclick: function () { addFriend(cardId); }}));
       }
       b.appendChild(foot);
       break;

@@ -2,155 +2,104 @@
  * history; sending text, emoji, images and voice notes over the /chat WebSocket with
  * acknowledgements; reconnecting with backoff and catching up with `since`.
  *
- * The page's entry module: it wires the controls to the other modules and starts the
- * connection. util.js (helpers), state.js (what the page knows), conn.js (the
- * socket), messages.js (in and out), views.js and bubbles.js (drawing), media.js
- * (uploads and voice), session.js (logout and an expired login). */
-import {im, t, h, $, CMD, MEDIA, toast} from './util.js';
-import {state, me, token, signedIn, setMe} from './state.js';
+ * The page's entry module: it mounts the views, gives them what the person's actions
+ * do, and starts the connection. What the page knows and does: state.js, api.js (HTTP),
+ * conn.js (the socket), messages.js, reads.js, presence.js, contacts.js, media.js,
+ * session.js. What it draws: shell.js, lists.js (with rows.js), pane.js (with
+ * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js, search.js. The first
+ * half never calls the second: it announces what changed (events.js) and the views listen; the
+ * views reach the first half only through the handlers given here. */
+import {t, MEDIA, toast} from './util.js';
+import {on} from './events.js';
+import * as api from './api.js';
+import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf} from './state.js';
 import * as conn from './conn.js';
-import {onFrame, send, markRead, loadConversations, typing} from './messages.js';
-import {showTab, loadFriends, loadGroups, renderMessages, titleOf, closeConversation,
-        showMembers, loadHistory, addFriend, setBanner, showStatus, showProfile, unfriend,
-        leaveGroup, hideMenu, recallFromMenu} from './views.js';
-import {updateProfile, changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
-import {endSession, fail, logout} from './session.js';
-import {installSearch} from './search.js';
+import {onFrame, send, loadHistory, loadAround, recall} from './messages.js';
+import {markRead, loadConversations} from './reads.js';
+import {typing} from './presence.js';
+import * as contacts from './contacts.js';
+import {changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
+import {endSession, logout} from './session.js';
+import {mountShell, setBanner} from './shell.js';
+import {mountLists} from './lists.js';
+import {mountPane} from './pane.js';
+import {mountMenu} from './msgmenu.js';
+import {mountPanels, confirmFirst} from './panels.js';
+import {mountComposer} from './composer.js';
+import {mountMe} from './metab.js';
+import {mountSearch} from './search.js';
 
-const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '😅', '😭', '😡', '😱',
-               '😴', '🥳', '🤗', '🙄', '😇', '🤩', '👍', '👎', '👏', '🙏', '💪', '🤝',
-               '👌', '✌️', '❤️', '💔', '🔥', '🎉', '🌹', '☕', '🍺', '🍉', '🎂', '⭐',
-               '☀️', '🌙', '💯', '✅'];
-const app = $('app');
+const app = document.getElementById('app');
 
-document.addEventListener('visibilitychange', function () {
-  if (!document.hidden && state.open) markRead(state.open);
-});
-
-function sendText() {
-  let input = $('text-input');
-  let text = input.value;
-  if (!text.trim()) return;
-  send({media: MEDIA.TEXT, content: text});
-  input.value = '';
-  autosize();
-  input.focus();
+function showTab(tab) {
+  setTab(tab);
+  if (tab === 'friends') contacts.loadFriends();
+  if (tab === 'groups') contacts.loadGroups();
 }
 
-function autosize() {
-  let input = $('text-input');
-  input.style.height = 'auto';
-  input.style.height = Math.min(120, input.scrollHeight) + 'px';
+function openConversation(key) {
+  const c = conv(key);
+  setOpen(c);
+  markRead(c);
+  if (!c.historyLoaded) loadHistory(c, false);
 }
 
-function buildEmojiPanel() {
-  let panel = $('emoji-panel');
-  EMOJI.forEach(function (e) {
-    panel.appendChild(h('button', {type: 'button', className: 'emoji', text: e, 'aria-label': e,
-                                   onclick: function () {
-                                     send({media: MEDIA.EMOJI, content: e});
-                                     panel.hidden = true;
-                                   }}));
-  });
+// Ask first; `act()` runs only on a yes.
+function askThen(question, okLabel, act) {
+  return confirmFirst(question, okLabel).then((yes) => (yes ? act() : false));
 }
 
-function bindForms() {
-  document.querySelectorAll('.tabbar .tab').forEach(function (el) {
-    el.addEventListener('click', function () { showTab(el.dataset.tab); });
+function mountViews() {
+  mountShell({
+    showTab: showTab,
+    addFriend: contacts.addFriend,
+    createGroup: contacts.createGroup,
+    joinGroup: contacts.joinGroup
   });
-  $('list-action').addEventListener('click', function () {
-    let form = state.tab === 'friends' ? $('add-friend-form') : $('group-forms');
-    form.hidden = !form.hidden;
-    this.setAttribute('aria-expanded', String(!form.hidden));
-    let first = form.querySelector('input');
-    if (!form.hidden && first) first.focus();
+  mountLists(openConversation);
+  mountPane({
+    close: () => setOpen(null),
+    loadOlder: (c) => loadHistory(c, true),
+    addFriend: (id) => contacts.addFriend({dstid: id})
   });
-  $('add-friend-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    let form = this;
-    let value = form.elements.target.value.trim();
-    if (!value) return;
-    let fields = {};
-    fields[form.elements.by.value] = value;
-    addFriend(fields).then(function () { form.elements.target.value = ''; });
+  mountMenu(recall);
+  mountPanels({
+    showMembers: contacts.loadMembers,
+    addFriend: (id) => contacts.addFriend({dstid: id}),
+    transfer: (c, user, name) => askThen(t('transfer_confirm', {name: name}), t('transfer'),
+                                         () => contacts.transfer(c, user, name)),
+    kick: (c, user, name) => askThen(t('kick_confirm', {name: name}), t('kick'),
+                                     () => contacts.kick(c, user, name)),
+    leave: (c) => askThen(t('leave_confirm', {name: titleOf(c)}), t('leave_group'),
+                          () => contacts.leaveGroup(c)),
+    unfriend: (c) => askThen(t('unfriend_confirm', {name: titleOf(c)}), t('unfriend'),
+                             () => contacts.unfriend(c))
   });
-  $('create-group-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    let form = this;
-    let name = form.elements.name.value.trim();
-    if (!name) return;
-    im.api('/contact/createcommunity', {name: name}).then(function (reply) {
-      form.elements.name.value = '';
-      toast(t('group_created', {name: reply.data.name}));
-      loadGroups();
-    }, fail);
+  mountComposer({
+    sendText: (text) => send({media: MEDIA.TEXT, content: text}),
+    sendEmoji: (emoji) => send({media: MEDIA.EMOJI, content: emoji}),
+    typing: typing,
+    sendImage: sendImage,
+    startRecording: startRecording,
+    stopRecording: stopRecording
   });
-  $('join-group-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    let form = this;
-    let id = form.elements.dstid.value.trim();
-    if (!id) return;
-    im.api('/contact/joincommunity', {dstid: id}).then(function () {
-      form.elements.dstid.value = '';
-      toast(t('group_joined'));
-      loadGroups();
-    }, fail);
+  mountMe({
+    saveNickname: (nickname) => contacts.updateProfile({nickname: nickname}, t('nickname_saved')),
+    changeAvatar: changeAvatar,
+    logout: logout
   });
-  $('nickname-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    let nickname = this.elements.nickname.value.trim();
-    if (!nickname) return;
-    updateProfile({nickname: nickname}, t('nickname_saved'));
+  mountSearch({
+    search: api.search,
+    // A search result: its neighbours loaded, then the conversation shown.
+    openAt: (key, msgid) => loadAround(conv(key), msgid).then(() => {
+      if (state.open !== conv(key)) openConversation(key);
+    }),
+    fail: api.fail
   });
-  $('logout-btn').addEventListener('click', logout);
-  $('avatar-input').addEventListener('change', function () {
-    changeAvatar(this.files[0]);
-    this.value = '';
-  });
-  $('back-btn').addEventListener('click', closeConversation);
-  $('members-btn').addEventListener('click', showMembers);
-  $('members-close').addEventListener('click', function () { $('members-panel').hidden = true; });
-  $('leave-btn').addEventListener('click', leaveGroup);
-  $('profile-btn').addEventListener('click', showProfile);
-  $('convo-title').addEventListener('click', function () {
-    if (state.open && state.open.cmd === CMD.USER) showProfile();
-  });
-  $('profile-close').addEventListener('click', function () { $('profile-panel').hidden = true; });
-  $('unfriend-btn').addEventListener('click', unfriend);
-  $('recall-btn').addEventListener('click', recallFromMenu);
-  document.addEventListener('click', function (e) {
-    if (!$('msg-menu').contains(e.target)) hideMenu();
-  });
-  $('messages').addEventListener('scroll', hideMenu, {passive: true});
-  $('composer').addEventListener('submit', function (e) { e.preventDefault(); sendText(); });
-  $('text-input').addEventListener('keydown', function (e) {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendText(); }
-  });
-  $('text-input').addEventListener('input', function () {
-    autosize();
-    if (this.value) typing();
-  });
-  $('emoji-btn').addEventListener('click', function () { $('emoji-panel').hidden = !$('emoji-panel').hidden; });
-  $('image-input').addEventListener('change', function () {
-    sendImage(this.files[0]);
-    this.value = '';
-  });
-  $('voice-btn').addEventListener('click', startRecording);
-  $('rec-stop').addEventListener('click', function () { stopRecording(false); });
-  $('rec-cancel').addEventListener('click', function () { stopRecording(true); });
-  $('lightbox').addEventListener('click', function () { this.hidden = true; });
-  $('history-note').addEventListener('click', function () {
-    if (state.open) loadHistory(state.open, true);
-  });
-  $('messages').addEventListener('scroll', function () {
-    if (state.open && this.scrollTop < 40) loadHistory(state.open, true);
-  });
-  document.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape') { $('lightbox').hidden = true; $('emoji-panel').hidden = true; hideMenu(); }
-  });
-  document.addEventListener('imchat:lang', function () {
-    showTab(state.tab);
-    if (state.open) { $('convo-title').textContent = titleOf(state.open); renderMessages(false); showStatus(); }
+  on('notice', toast);
+  on('session-over', endSession);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && state.open) markRead(state.open);
   });
 }
 
@@ -177,19 +126,16 @@ function connect() {
 }
 
 function start() {
-  buildEmojiPanel();
-  bindForms();
-  installSearch();
+  mountViews();
   showTab('chats');
-  loadFriends();
-  loadGroups();
+  contacts.loadFriends();
+  contacts.loadGroups();
   // Check the token before connecting: a stale one goes back to the login page.
-  im.api('/user/find', {}, 'GET').then(function (reply) {
-    const user = reply.data;
+  api.findMe().then((user) => {
     user.mobile = me.mobile;
     setMe(user);
     connect();
-  }, fail);
+  }, api.fail);
 }
 
 if (!signedIn) window.location.replace('/user/login.shtml');

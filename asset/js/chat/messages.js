@@ -1,21 +1,22 @@
 /* Messages in and out: sending with a local copy shown at once, acknowledgements,
- * messages arriving from the stream, and the conversation events beside them (cmd
- * 12 read positions, 13 typing, 14 recall, 15 presence). */
-import {im, t, CMD, randomTag, toast} from './util.js';
-import {state, me, conv, convKey, keyOfMessage, remember, advanceSince, isFriend,
-        newestMsgid, markRecalled, userOf} from './state.js';
+ * messages arriving from the stream, recall (cmd 14) and pages of history. Every frame
+ * from the server comes in here (`onFrame`) and goes to its module. */
+import {t, CMD, randomTag} from './util.js';
 import * as conn from './conn.js';
-import {appendMessage, updateState, renderLists, loadFriends, loadGroups,
-        redrawMessage, refreshReceipts, showStatus} from './views.js';
-import {fail} from './session.js';
+import * as api from './api.js';
+import {emit} from './events.js';
+import {state, me, conv, keyOfMessage, remember, advanceSince, isFriend, oldestMsgid,
+        markRecalled, touched} from './state.js';
+import {markRead, onRead} from './reads.js';
+import {onTyping, stopTyping, onPresence} from './presence.js';
+import {loadFriends, loadGroups} from './contacts.js';
 
 // The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
 // offers recall this long after sending.
 const recallMeta = document.querySelector('meta[name="imchat-recall-seconds"]');
 export const RECALL_SECONDS = recallMeta ? Number(recallMeta.getAttribute('content')) || 0 : 120;
-// The server passes on one typing event per 2 s per conversation; a friend's shows
-// for a little longer than that.
-const TYPING_EVERY_MS = 2000, TYPING_SHOWN_MS = 5000;
+const HISTORY_PAGE = 30;
+const AROUND_PAGE = 40;
 
 // Every frame from the server but acknowledgements.
 export function onFrame(frame) {
@@ -41,119 +42,51 @@ function receive(msg) {
     state.unread[c.key] = (state.unread[c.key] || 0) + 1;
   }
   if (!mine && c.cmd === CMD.USER) stopTyping(c.dstid);
-  if (state.open === c) {
-    appendMessage(msg);
-    markRead(c);
-  }
+  emit('message', {c: c, msg: msg});
+  if (state.open === c) markRead(c);
+  touched(c);
+  // From someone not (yet) in my lists: they are, now.
   if (c.cmd === CMD.USER && !isFriend(c.dstid)) loadFriends();
   else if (c.cmd === CMD.GROUP && !state.groups.some((g) => g.id === c.dstid)) loadGroups();
-  else renderLists();
 }
 
-/* ---------- read positions (cmd 12) ---------- */
+/* ---------- sending ---------- */
 
-// The open conversation is read up to its newest message, on every device of mine
-// and, for 1:1, for the friend's receipts. Only while the page is seen.
-export function markRead(c) {
-  if (document.hidden) return;
-  const newest = newestMsgid(c);
-  if (newest > c.readmsgid &&
-      conn.sendNow({cmd: CMD.READ, target: c.cmd, dstid: c.dstid, msgid: newest})) {
-    c.readmsgid = newest;
-  }
-  if (c.readmsgid >= newest && state.unread[c.key]) {
-    state.unread[c.key] = 0;
-    renderLists();
-  }
-}
-
-function onRead(frame) {
-  const msgid = Number(frame.msgid) || 0;
-  if (Number(frame.userid) === Number(me.id)) {
-    // Read on another of my devices: the count goes there too.
-    const c = conv(convKey(Number(frame.target), Number(frame.dstid)));
-    if (msgid <= c.readmsgid) return;
-    c.readmsgid = msgid;
-    if (c.last && c.last.msgid && msgid >= c.last.msgid) state.unread[c.key] = 0;
-    else return loadConversations();
-    renderLists();
-  } else if (Number(frame.target) === CMD.USER) {
-    // The friend's receipt for my messages.
-    const c = conv(convKey(CMD.USER, Number(frame.userid)));
-    if (msgid <= c.peerreadmsgid) return;
-    c.peerreadmsgid = msgid;
-    refreshReceipts(c);
-  }
-}
-
-// The chat list with unread counts and read positions as the server keeps them:
-// at start and after every reconnect (what happened meanwhile is in them).
-export function loadConversations() {
-  return im.api('/chat/conversations', {}, 'GET').then((reply) => {
-    (reply.rows || []).forEach((row) => {
-      const c = conv(convKey(Number(row.target), Number(row.dstid)));
-      c.readmsgid = Math.max(c.readmsgid, Number(row.readmsgid) || 0);
-      if (row.peerreadmsgid) c.peerreadmsgid = Math.max(c.peerreadmsgid, Number(row.peerreadmsgid));
-      let last = row.last;
-      // The server counted up to its last message; what reached this page since
-      // (from the stream, while the reply was on its way) counts on top.
-      const counted = last && last.msgid ? Number(last.msgid) : 0;
-      c.countedUpTo = Math.max(c.countedUpTo || 0, counted);
-      state.unread[c.key] = (Number(row.unread) || 0) + othersAfter(c, Math.max(counted, c.readmsgid));
-      if (last && last.msgid) {
-        last.msgid = Number(last.msgid);
-        // For the list only: the message itself comes through the stream (it is after
-        // `since` if this page has not seen it) or with the history, and is shown
-        // then. Kept as seen here, the stream's copy would be dropped as a repeat.
-        if (last.cmd === CMD.RECALL) {
-          // The newest thing in the stream is a recall: it shows as such.
-          last = {msgid: last.msgid, userid: last.userid, cmd: c.cmd, createat: last.createat, recalled: 1};
-        }
-        if (!c.last || !c.last.msgid || c.last.msgid < last.msgid) c.last = last;
-      }
-      refreshReceipts(c);
-    });
-    if (state.open) markRead(state.open);
-    renderLists();
-  }, fail);
-}
-
-function othersAfter(c, msgid) {
-  return Object.keys(c.byId).filter((k) => Number(k) > msgid &&
-    Number(c.byId[k].userid) !== Number(me.id)).length;
-}
-
-/* ---------- typing (cmd 13) ---------- */
-
-let typingSentAt = 0, typingSentTo = 0;
-// Called as I type in a 1:1 conversation; at most one event every 2 s.
-export function typing() {
+// Show a message in the open conversation as sending at once; the connection writes
+// it now or when it opens.
+export function send(fields) {
   const c = state.open;
-  if (!c || c.cmd !== CMD.USER) return;
-  const now = Date.now();
-  if (typingSentTo === c.dstid && now - typingSentAt < TYPING_EVERY_MS) return;
-  if (conn.sendNow({cmd: CMD.TYPING, dstid: c.dstid})) {
-    typingSentAt = now;
-    typingSentTo = c.dstid;
+  if (!c) return;
+  state.localSeq += 1;
+  // Unique across this person's devices and page loads: the server takes it as the
+  // message's idempotency key.
+  const id = 'c' + Date.now().toString(36) + '-' + randomTag() + '-' + state.localSeq;
+  const frame = Object.assign({id: id, cmd: c.cmd, dstid: c.dstid}, fields);
+  const msg = Object.assign({}, frame, {userid: me.id, localTime: Date.now(), state: 'sending'});
+  c.pending.push(msg);
+  emit('message', {c: c, msg: msg});
+  conn.send(frame, (ack) => onAck(c, msg, ack));
+}
+
+function onAck(c, msg, frame) {
+  if (frame.code === 0 && frame.msgid) {
+    c.pending.splice(c.pending.indexOf(msg), 1);
+    msg.msgid = Number(frame.msgid);
+    msg.createat = frame.createat || msg.localTime;
+    msg.state = 'sent';
+    // Already shown from the stream: the local copy goes.
+    if (!remember(c, msg)) return emit('message-dropped', msg);
+    emit('message-state', msg);
+    touched(c);
+  } else {
+    msg.state = 'failed';
+    msg.error = frame.msg || '';
+    emit('message-state', msg);
+    // Refused: perhaps no longer friends or a member; the lists learn it.
+    if (c.cmd === CMD.USER) loadFriends();
+    else loadGroups();
   }
 }
-
-const typingTimers = {};
-function onTyping(frame) {
-  const who = Number(frame.userid);
-  clearTimeout(typingTimers[who]);
-  typingTimers[who] = setTimeout(() => stopTyping(who), TYPING_SHOWN_MS);
-  showStatus();
-}
-
-function stopTyping(who) {
-  if (!typingTimers[who]) return;
-  clearTimeout(typingTimers[who]);
-  delete typingTimers[who];
-  showStatus();
-}
-
-export function isTyping(userId) { return !!typingTimers[userId]; }
 
 /* ---------- recall (cmd 14) ---------- */
 
@@ -164,6 +97,7 @@ export function canRecall(msg) {
 
 // Take back a message of mine: an acknowledged, stored event like a message.
 export function recall(msg) {
+  if (!canRecall(msg)) return emit('notice', t('recall_too_late', {s: RECALL_SECONDS}));
   const c = conv(keyOfMessage(msg));
   state.localSeq += 1;
   const id = 'r' + Date.now().toString(36) + '-' + randomTag() + '-' + state.localSeq;
@@ -172,7 +106,7 @@ export function recall(msg) {
       if (ack.msgid) advanceSince(Number(ack.msgid));
       applyRecall(c, msg.msgid);
     } else {
-      toast(ack.msg || t('recall_too_late', {s: RECALL_SECONDS}));
+      emit('notice', ack.msg || t('recall_too_late', {s: RECALL_SECONDS}));
     }
   });
 }
@@ -191,61 +125,47 @@ function applyRecall(c, msgid) {
   const msg = c.byId[msgid];
   if (msg) {
     markRecalled(msg);
-    redrawMessage(msg);
+    emit('recalled', msg);
   }
   if (c.last && c.last.msgid === msgid) markRecalled(c.last);
-  renderLists();
+  touched(c);
 }
 
-/* ---------- presence (cmd 15) ---------- */
+/* ---------- history ---------- */
 
-function onPresence(frame) {
-  const id = Number(frame.userid);
-  const online = frame.online ? 1 : 0;
-  state.friends.forEach((f) => { if (f.id === id) f.online = online; });
-  if (state.users[id]) state.users[id].online = online;
-  else userOf(id);
-  renderLists();
-  showStatus();
+// The newest page of a conversation's history, or (`older`) the page before what it
+// holds. 'history' says when it starts, when it failed, and when it `arrived`.
+export function loadHistory(c, older) {
+  if (c.loading || (older && !c.hasOlder)) return;
+  c.loading = true;
+  emit('history', {c: c, older: older});
+  const fields = {cmd: c.cmd, dstid: c.dstid, limit: HISTORY_PAGE};
+  if (older) fields.before = oldestMsgid(c);
+  api.loadHistory(fields).then((rows) => {
+    rows.forEach((m) => { if (m.cmd === c.cmd) remember(c, m); });
+    c.loading = false;
+    c.historyLoaded = true;
+    c.hasOlder = rows.length >= HISTORY_PAGE;
+    emit('history', {c: c, older: older, arrived: true});
+    if (state.open === c) markRead(c);
+    touched(c);
+  }, (error) => {
+    c.loading = false;
+    emit('history', {c: c, older: older});
+    api.fail(error);
+  });
 }
 
-/* ---------- sending ---------- */
-
-// Show a message in the open conversation as sending at once; the connection writes
-// it now or when it opens.
-export function send(fields) {
-  const c = state.open;
-  if (!c) return;
-  state.localSeq += 1;
-  // Unique across this person's devices and page loads: the server takes it as the
-  // message's idempotency key.
-  const id = 'c' + Date.now().toString(36) + '-' + randomTag() + '-' + state.localSeq;
-  const frame = Object.assign({id: id, cmd: c.cmd, dstid: c.dstid}, fields);
-  const msg = Object.assign({}, frame, {userid: me.id, localTime: Date.now(), state: 'sending'});
-  c.pending.push(msg);
-  appendMessage(msg);
-  conn.send(frame, (ack) => onAck(c, msg, ack));
-}
-
-function onAck(c, msg, frame) {
-  if (frame.code === 0 && frame.msgid) {
-    c.pending.splice(c.pending.indexOf(msg), 1);
-    msg.msgid = Number(frame.msgid);
-    msg.createat = frame.createat || msg.localTime;
-    msg.state = 'sent';
-    if (!remember(c, msg)) {
-      // Already shown from the stream: drop the local copy.
-      if (msg.el) msg.el.remove();
-      return;
-    }
-    updateState(msg);
-    renderLists();
-  } else {
-    msg.state = 'failed';
-    msg.error = frame.msg || '';
-    updateState(msg);
-    // Refused: perhaps no longer friends or a member; the lists learn it.
-    if (c.cmd === CMD.USER) loadFriends();
-    else loadGroups();
-  }
+// The messages around `msgid` (a search result), and the newest page if the
+// conversation has none yet, so that opening it shows both; resolves when they are kept.
+export function loadAround(c, msgid) {
+  const pages = [api.loadHistory({cmd: c.cmd, dstid: c.dstid, around: msgid, limit: AROUND_PAGE})];
+  if (!c.historyLoaded) pages.push(api.loadHistory({cmd: c.cmd, dstid: c.dstid, limit: HISTORY_PAGE}));
+  return Promise.all(pages).then((replies) => {
+    replies.forEach((rows) => rows.forEach((m) => { if (m.cmd === c.cmd) remember(c, m); }));
+    c.historyLoaded = true;
+    c.hasOlder = true;
+    emit('history', {c: c, older: false, arrived: true});
+    touched(c);
+  });
 }

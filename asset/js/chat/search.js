@@ -4,16 +4,16 @@
  * <mark> elements, never HTML); choosing it opens the conversation at that message
  * (/chat/history `around`), marked. More results load as the list is scrolled.
  *
- * Its only hook is installSearch(), called once by main.js: it adds its own elements
- * to the page. */
+ * A view: mountSearch(handlers), called once by main.js, adds its own elements to the
+ * page; what it does goes through the handlers. */
 import {im, h, $, formatTime, displayName} from './util.js';
-import {state, me, conv, convKey, userOf, remember} from './state.js';
+import {state, me, conv, convKey, userOf, titleOf} from './state.js';
 import {summary} from './bubbles.js';
-import {openConversation, titleOf, renderMessages} from './views.js';
-import {fail} from './session.js';
+import {on} from './events.js';
 
 const PAGE = 30;
-const AROUND = 40;
+// handlers: search(fields) -> rows, openAt(key, msgid) -> promise, fail(error)
+let handlers = null;
 // Typing pauses this long before a search is sent.
 const TYPING_PAUSE_MS = 250;
 const STRINGS = {
@@ -90,9 +90,8 @@ function searchPanel(id, placeholder, scope) {
     let where = scope();
     if (where) { fields.target = where.target; fields.dstid = where.dstid; }
     if (current.before) fields.before = current.before;
-    im.api('/chat/search', fields, 'GET').then(function (reply) {
+    handlers.search(fields).then(function (rows) {
       if (query !== current) return;
-      let rows = reply.rows || [];
       current.loading = false;
       current.done = rows.length < PAGE;
       if (rows.length) current.before = rows[rows.length - 1].msgid;
@@ -103,7 +102,7 @@ function searchPanel(id, placeholder, scope) {
     }, function (error) {
       current.loading = false;
       note.hidden = true;
-      fail(error);
+      handlers.fail(error);
     });
   }
 
@@ -143,23 +142,13 @@ function resultItem(row, terms) {
 }
 
 /* Open the conversation `key` at message `msgid`, its neighbours loaded, the terms marked. */
-export function openAt(key, msgid, terms) {
-  let c = conv(key);
-  let pages = [im.api('/chat/history', {cmd: c.cmd, dstid: c.dstid, around: msgid, limit: AROUND}, 'GET')];
-  // The newest page too, as opening the conversation would load it.
-  if (!c.historyLoaded) pages.push(im.api('/chat/history', {cmd: c.cmd, dstid: c.dstid, limit: PAGE}, 'GET'));
-  return Promise.all(pages).then(function (replies) {
-    replies.forEach(function (reply) {
-      (reply.rows || []).forEach(function (m) { if (m.cmd === c.cmd) remember(c, m); });
-    });
-    c.historyLoaded = true;
-    c.hasOlder = true;
-    if (state.open !== c) openConversation(key);
-    else renderMessages(false);
-    shown = {conv: c, msgid: msgid, terms: terms};
+function openAt(key, msgid, terms) {
+  // Set first: the conversation opening must not close the search it came from.
+  shown = {conv: conv(key), msgid: msgid, terms: terms};
+  return handlers.openAt(key, msgid).then(function () {
     let el = markShown();
     if (el) el.scrollIntoView({block: 'center'});
-  }, fail);
+  }, handlers.fail);
 }
 
 // The message opened from a search, kept marked while its conversation is open: the
@@ -188,7 +177,8 @@ function markTerms(root, terms) {
   });
 }
 
-export function installSearch() {
+export function mountSearch(given) {
+  handlers = given;
   let all = searchPanel('search-all', s('placeholder'), function () { return null; });
   let chats = $('tab-chats');
   chats.insertBefore(all.panel, chats.firstChild);
@@ -210,13 +200,7 @@ export function installSearch() {
   });
   $('members-btn').parentNode.insertBefore(toggle, $('profile-btn'));
   new MutationObserver(markShown).observe($('msg-list'), {childList: true});
-  // Another conversation opened (its title drawn) starts without the previous one's search.
+  // Another conversation opened starts without the previous one's search.
   let closeHere = function () { here.panel.hidden = true; here.reset(); here.input.value = ''; };
-  $('back-btn').addEventListener('click', closeHere);
-  let title = $('convo-title');
-  let shownTitle = title.textContent;
-  new MutationObserver(function () {
-    if (title.textContent !== shownTitle && !(shown && state.open === shown.conv)) closeHere();
-    shownTitle = title.textContent;
-  }).observe(title, {childList: true, characterData: true, subtree: true});
+  on('open', function (c) { if (!(shown && c === shown.conv)) closeHere(); });
 }

@@ -1,17 +1,12 @@
 /* The end of a login: logging out, or learning that the token is no longer good. */
-import {im, toast} from './util.js';
+import {im} from './util.js';
 import * as conn from './conn.js';
+import * as api from './api.js';
 
 export function endSession() {
   conn.stop();
   im.session.clear();
   window.location.replace('/user/login.shtml?expired=1');
-}
-
-// What every failed API call does: back to login if the token is over, else say why.
-export function fail(error) {
-  if (error && error.status === 401) return endSession();
-  toast(error && error.message ? error.message : String(error));
 }
 
 export function logout() {
@@ -20,5 +15,5 @@ export function logout() {
     im.session.clear();
     window.location.replace('/user/login.shtml');
   };
-  im.api('/user/logout', {}).then(done, done);
+  api.logout().then(done, done);
 }

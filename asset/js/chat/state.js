@@ -1,16 +1,16 @@
-/* What the page knows: who I am, friends, groups, every profile seen, and the
- * conversations with their messages, unread counts and read positions (the server
- * keeps both: /chat/conversations and cmd 12). Views listen to `events` ('profile'
- * when a profile arrives) rather than being called from here. */
-import {im, CMD} from './util.js';
+/* What the page knows: who I am, friends, groups, every profile seen, the tab and the
+ * open conversation, and the conversations with their messages, unread counts and read
+ * positions (the server keeps both: /chat/conversations and cmd 12). Its setters
+ * announce what they changed (events.js); nothing here draws. */
+import {im, t, CMD, displayName} from './util.js';
+import {emit} from './events.js';
+import {findUser} from './api.js';
 
 const current = im.session.get();
 export const signedIn = !!current;
 export let me = current ? current.user : {id: 0};
 export const token = current ? current.token : '';
 const keyPrefix = 'imchat.u' + me.id + '.';
-
-export const events = new EventTarget();
 
 export const state = {
   tab: 'chats',
@@ -28,6 +28,70 @@ state.users[me.id] = me;
 export function setMe(user) {
   me = user;
   state.users[me.id] = me;
+  emit('me');
+}
+
+export function setTab(tab) {
+  state.tab = tab;
+  emit('tab', tab);
+}
+
+export function setOpen(c) {
+  state.open = c;
+  emit('open', c);
+}
+
+export function setFriends(rows) {
+  state.friends = rows;
+  rows.forEach((u) => { state.users[u.id] = u; });
+  emit('friends');
+}
+
+export function setGroups(rows) {
+  state.groups = rows;
+  emit('groups');
+}
+
+export function groupOf(id) {
+  return state.groups.filter((g) => g.id === id)[0];
+}
+
+// What a conversation is called: the friend's name, or the group's.
+export function titleOf(c) {
+  if (c.cmd === CMD.GROUP) {
+    const g = groupOf(c.dstid);
+    return g ? g.name : t('tab_groups') + ' ' + c.dstid;
+  }
+  return displayName(userOf(c.dstid));
+}
+
+// A conversation's row is to be drawn again: its last message or unread count moved.
+export function touched(c) {
+  emit('conversation', c);
+}
+
+// Many conversations changed at once (the server's list arrived).
+export function touchedAll() {
+  emit('conversations');
+}
+
+export function setUnread(c, count) {
+  if ((state.unread[c.key] || 0) === count) return;
+  state.unread[c.key] = count;
+  touched(c);
+}
+
+export function totalUnread() {
+  return Object.keys(state.unread).reduce((sum, key) => sum + (state.unread[key] || 0), 0);
+}
+
+// After unfriending or leaving: the conversation leaves the lists (its history stays
+// on the server) and the screen.
+export function forget(c) {
+  delete state.convs[c.key];
+  delete state.unread[c.key];
+  if (state.open === c) setOpen(null);
+  emit('forgotten', c);
 }
 
 // Counts kept by an older version of this page, before the server kept them.
@@ -105,9 +169,9 @@ export function userOf(id) {
   id = Number(id);
   if (state.users[id]) return state.users[id];
   if (!userRequests[id]) {
-    userRequests[id] = im.api('/user/find', {id: id}, 'GET').then((reply) => {
-      state.users[id] = reply.data;
-      events.dispatchEvent(new CustomEvent('profile', {detail: id}));
+    userRequests[id] = findUser(id).then((user) => {
+      state.users[id] = user;
+      emit('profile', id);
     }, () => { /* keep the placeholder */ });
   }
   return {id: id, nickname: '#' + id, avatar: ''};

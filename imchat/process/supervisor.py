@@ -28,6 +28,8 @@ supervisor vanished (SIGKILL) notices within a second and stops gracefully by it
 More than one worker needs a bus (`IMCHAT_BUS`): the workers are separate processes, so
 without one, users that land on different workers could not reach each other. The
 supervisor refuses to start without one.
+
+What a worker does with what the supervisor gives it is `imchat.process.worker`.
 """
 import logging
 import os
@@ -36,42 +38,29 @@ import socket
 import subprocess
 import sys
 import time
+from typing import List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import gevent
 from gevent.event import Event
 
-log = logging.getLogger('imchat')
+from imchat.process.signals import listen_url, on_stop_signals
+from imchat.process.worker import LISTEN_FD_ENV, WORKER_ENV, bind_socket, worker_identity
 
-# Set in each worker's environment by its supervisor: "<index>:<supervisor pid>", and
-# the inherited listening socket's descriptor where workers share one. Private: not a
-# setting.
-WORKER_ENV = '_IMCHAT_WORKER'
-LISTEN_FD_ENV = '_IMCHAT_LISTEN_FD'
+log = logging.getLogger(__name__)
 
 # A worker that lived less than this was probably killed by its own start (a bad
 # setting, the database gone): wait before the next try, doubling up to the maximum.
 QUICK_DEATH = 10.0
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
-# How often a worker checks that its supervisor is still there.
-PARENT_CHECK_INTERVAL = 1.0
 
 
-def worker_identity():
-    """(index, supervisor pid) when this process is a worker, else None."""
-    raw = os.environ.get(WORKER_ENV)
-    if not raw:
-        return None
-    index, parent = raw.split(':')
-    return int(index), int(parent)
-
-
-def has_bus(config):
+def has_bus(config) -> bool:
     return str(config.get('BUS') or 'none').strip().lower() not in ('', 'none')
 
 
-def worker_count(config):
+def worker_count(config) -> int:
     """IMCHAT_WORKERS, with 0 meaning one per CPU core."""
     count = config.get('WORKERS', 1)
     if count < 0:
@@ -80,12 +69,13 @@ def worker_count(config):
     return count or os.cpu_count() or 1
 
 
-def wants_supervisor(config):
+def wants_supervisor(config) -> bool:
     """True when this process should supervise workers rather than serve."""
     return worker_count(config) > 1 and worker_identity() is None
 
 
-def sharing_mode(platform=sys.platform, reuseport=hasattr(socket, 'SO_REUSEPORT')):
+def sharing_mode(platform: str = sys.platform,
+                 reuseport: bool = hasattr(socket, 'SO_REUSEPORT')) -> str:
     """How workers share the port here: 'reuseport' (Linux, which spreads connections
     over SO_REUSEPORT sockets), 'inherit' (one listening socket), or 'single' (Windows:
     one process)."""
@@ -94,72 +84,7 @@ def sharing_mode(platform=sys.platform, reuseport=hasattr(socket, 'SO_REUSEPORT'
     return 'reuseport' if reuseport and platform.startswith('linux') else 'inherit'
 
 
-def _address(host, port):
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
-    return family, kind, proto, address
-
-
-def bind_socket(host, port, reuseport, listen):
-    """A TCP socket bound to host:port (SO_REUSEPORT when asked), listening if asked."""
-    family, kind, proto, address = _address(host, port)
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuseport:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        if listen:
-            sock.listen(socket.SOMAXCONN)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def share_port(server, config):
-    """In a worker: give the (not yet started) gevent server the socket it shares the
-    port with; elsewhere nothing, and the server binds as a single process does."""
-    if worker_identity() is None:
-        return
-    inherited = os.environ.get(LISTEN_FD_ENV)
-    if inherited:
-        sock = socket.socket(fileno=int(inherited))
-    else:
-        sock = bind_socket(config['HOST'], config['PORT'], reuseport=True, listen=True)
-    sock.setblocking(False)
-    server.set_listener(sock)
-
-
-def watch_supervisor(request_stop):
-    """In a worker: call `request_stop(reason)` once the supervisor is gone (its pid is
-    no longer our parent), so a worker never outlives it holding the port."""
-    identity = worker_identity()
-    if identity is None:
-        return None
-    parent = identity[1]
-
-    def watch():
-        while os.getppid() == parent:
-            gevent.sleep(PARENT_CHECK_INTERVAL)
-        log.warning('the supervisor (pid %s) is gone: stopping', parent)
-        request_stop('supervisor gone')
-    return gevent.spawn(watch)
-
-
-def label_worker_logs():
-    """In a worker: start every log line's message with `worker N:`, so one log file
-    written by several workers says which wrote what."""
-    identity = worker_identity()
-    if identity is None:
-        return
-    prefix = 'worker {}: '.format(identity[0])
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s ' + prefix
-                                               + '%(message)s'))
-
-
-def udp_bus_for_worker(bus_url, index, count):
+def udp_bus_for_worker(bus_url: str, index: int, count: int) -> str:
     """A udp bus gives each process its own address: worker `index` (from 1) listens on
     the configured port + index - 1 and has its sibling workers as peers besides the
     configured ones. Other buses are returned unchanged."""
@@ -288,14 +213,12 @@ class Supervisor:
             except ProcessLookupError:
                 pass
 
-    def run(self):
+    def run(self) -> int:
         """Supervise until a stop signal; return the exit status (0: every worker
         stopped cleanly)."""
-        from imchat.server import _on_stop_signals, _url
-
-        handles = _on_stop_signals(self.request_stop)
+        handles = on_stop_signals(self.request_stop)
         log.info('supervisor (pid %s): %s workers on %s, sharing the port by %s',
-                 os.getpid(), len(self.workers), _url((self.host, self.port)),
+                 os.getpid(), len(self.workers), listen_url((self.host, self.port)),
                  'SO_REUSEPORT' if self.mode == 'reuseport'
                  else 'one inherited listening socket (no SO_REUSEPORT here)')
         keepers = [gevent.spawn(self._keep_alive, worker) for worker in self.workers]
@@ -328,13 +251,13 @@ class Supervisor:
         return status
 
 
-def worker_argv():
+def worker_argv() -> List[str]:
     """The command that starts one worker: this same interpreter and script."""
     script = os.path.abspath(sys.argv[0])
     return [sys.executable, script] + sys.argv[1:]
 
 
-def prepare(app):
+def prepare(app) -> Optional['Supervisor']:
     """With IMCHAT_WORKERS above 1 (and this process not a worker): a Supervisor holding
     the port, ready to `run()`; None when this process serves by itself. Raises
     ValueError without a bus, OSError when the port is taken."""

@@ -30,7 +30,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from imchat.service.limits import HANDSHAKE_ENVIRON_KEY, limited_address
 
-log = logging.getLogger('imchat')
+log = logging.getLogger(__name__)
 
 CONNECT_RATE_WINDOW = 1
 # Open files kept for what is not a client connection (the database pool, uploads, log

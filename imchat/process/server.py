@@ -6,7 +6,9 @@ Why this wiring: under gevent, simple-websocket (flask-sock's engine) writes fra
 socket in `environ['wsgi.websocket']`, which `imchat.ctrl.chat` uses; under the Flask dev
 server there is no such key and the same view falls back to simple-websocket.
 
-`serve(app)` is what `python wsgi.py` (and so `release/run`) runs: it raises the
+`main(create_app)` is what `python wsgi.py` (and so `release/run`) runs: it serves, or
+with `IMCHAT_WORKERS` above 1 supervises workers (`imchat.process.supervisor`) that
+each serve. `serve(app)` raises the
 open-file limit, logs where it listens and what it stores into, and on SIGTERM or SIGINT
 stops accepting, lets the app close its WebSockets and finish storing messages, and
 returns so the process exits 0.
@@ -14,23 +16,26 @@ returns so the process exits 0.
 import gc
 import logging
 import os
-import signal
 import sys
 import time
+from typing import Callable, Optional, Tuple
 
 import gevent
 import gevent.socket
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+from flask import Flask
 from geventwebsocket.handler import WebSocketHandler
 
-from imchat.door import Door, DoorHandler
+from imchat.process import supervisor
+from imchat.process.door import Door, DoorHandler
+from imchat.process.signals import listen_url, on_stop_signals
+from imchat.process.worker import label_worker_logs, share_port, watch_supervisor
 
-log = logging.getLogger('imchat')
+log = logging.getLogger(__name__)
 access_log = logging.getLogger('imchat.access')
 
-STOP_SIGNALS = ('SIGTERM', 'SIGINT')
 # Allocations between two collections of the cyclic garbage collector's youngest
 # generation. At Python's default of 700 a busy server ran one every few messages, each
 # walking what survived the last (pending messages, results, frames): 12% of the
@@ -78,14 +83,16 @@ class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
     """The door's limits in front of the handler without the leaking registry."""
 
 
-def make_server(app, host=None, port=None, **kwargs):
+def make_server(app, host: Optional[str] = None, port: Optional[int] = None,
+                **kwargs) -> WSGIServer:
+    """A gevent server for `app` with the door in front (not started)."""
     host = app.config['HOST'] if host is None else host
     port = app.config['PORT'] if port is None else port
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
     server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
-    # Cheap refusals before the app does any work (imchat.door).
+    # Cheap refusals before the app does any work (imchat.process.door).
     services = app.extensions['imchat']
     server.door = Door(app.config, services.limit_store, services.handshakes,
                        services.metrics)
@@ -97,7 +104,7 @@ def make_server(app, host=None, port=None, **kwargs):
     return server
 
 
-def raise_open_file_limit():
+def raise_open_file_limit() -> Optional[Tuple[int, int]]:
     """Raise the soft limit on open files to the hard limit and return (soft, hard),
     or None where the platform has no such limit (Windows).
 
@@ -126,7 +133,7 @@ def raise_open_file_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def describe_storage(config):
+def describe_storage(config) -> str:
     """Where uploads go, for logs: never a key or secret."""
     kind = config.get('STORAGE', 'local')
     if kind == 'oss':
@@ -135,37 +142,16 @@ def describe_storage(config):
     return '{} directory {}'.format(kind, os.path.abspath(config.get('UPLOAD_DIR', 'mnt')))
 
 
-def _url(address):
-    host, port = address[0], address[1]
-    return 'http://{}:{}'.format('[{}]'.format(host) if ':' in host else host, port)
-
-
-def _on_stop_signals(callback):
-    """Call `callback(name)` in a greenlet on SIGTERM or SIGINT; returns the handles."""
-    handles = []
-    for name in STOP_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is None:
-            continue
-        try:
-            handles.append(gevent.signal_handler(number, callback, name))
-        except (AttributeError, NotImplementedError, OSError, ValueError):
-            # Windows' event loop has no signal watchers; a plain handler only sets
-            # an event, which is safe from any greenlet.
-            signal.signal(number, lambda signum, frame, name=name: callback(name))
-    return handles
-
-
-def main(create_app):
+def main(create_app: Callable[[], Flask]) -> None:
     """`python wsgi.py`: build the app and serve it; a start that fails (a bad setting, an
     unreachable database, a port in use) logs one CRITICAL line and exits 1."""
-    from imchat import configure_logging, supervisor
+    from imchat import configure_logging
 
     # Set up before the app exists, so even a bad setting is logged as time/level/message.
     level = os.environ.get('IMCHAT_LOG_LEVEL') or 'INFO'
     known = isinstance(logging.getLevelName(level.upper()), int)
     configure_logging(level if known else 'INFO')
-    supervisor.label_worker_logs()
+    label_worker_logs()
     try:
         app = create_app()
         # IMCHAT_WORKERS above 1: this process supervises workers instead of serving.
@@ -177,7 +163,7 @@ def main(create_app):
     serve(app)
 
 
-def tune_garbage_collector():
+def tune_garbage_collector() -> None:
     """Before serving: keep what starting made (modules, the app, Pony's mapping) out of
     the cyclic collector's walks for good, and collect the youngest generation less
     often (GC_YOUNG_THRESHOLD)."""
@@ -196,10 +182,8 @@ def _fail_to_start(error):
     sys.exit(1)
 
 
-def serve(app):
+def serve(app: Flask) -> None:
     """Serve `app` until SIGTERM or SIGINT, then shut down gracefully and return."""
-    from imchat import supervisor  # workers sharing one port (IMCHAT_WORKERS)
-
     config = app.config
     services = app.extensions['imchat']
     limits = raise_open_file_limit()
@@ -221,17 +205,17 @@ def serve(app):
             log.warning('%s received during shutdown: exiting now', name)
             os._exit(1)
 
-    handles = _on_stop_signals(request_stop)
-    supervisor.watch_supervisor(request_stop)
+    handles = on_stop_signals(request_stop)
+    watch_supervisor(request_stop)
     tune_garbage_collector()
     # An unbounded pool only so that stop() can wait for, then kill, request greenlets.
     server = make_server(app, spawn=Pool())
     try:
-        supervisor.share_port(server, config)
+        share_port(server, config)
         server.start()
     except OSError as error:
         _fail_to_start(error)
-    log.info('imchat listening on %s (pid %s)', _url(server.address), os.getpid())
+    log.info('imchat listening on %s (pid %s)', listen_url(server.address), os.getpid())
     log.info('storage: %s', describe_storage(config))
 
     stop_requested.wait()

@@ -1,0 +1,72 @@
+/* Every HTTP call of the chat page: loading (profiles, friends, groups, members,
+ * conversations, history) and actions (contacts, profile, logout, uploads). Each
+ * returns a promise of the reply's body (its `data` or `rows`), sent with the
+ * session's token, and rejects with an imchat.ApiError that carries the server's
+ * message and status. `fail` is what a caller does with one it has no better use for. */
+import {im, t} from './util.js';
+import {emit} from './events.js';
+
+const get = (path, fields) => im.api(path, fields || {}, 'GET');
+const post = (path, fields) => im.api(path, fields || {});
+const rows = (reply) => reply.rows || [];
+const data = (reply) => reply.data;
+
+// An expired login goes back to the login page; anything else is said in passing.
+export function fail(error) {
+  if (error && error.status === 401) return emit('session-over');
+  emit('notice', error && error.message ? error.message : String(error));
+}
+
+/* ---------- loading ---------- */
+
+export const findMe = () => get('/user/find').then(data);
+export const findUser = (id) => get('/user/find', {id: id}).then(data);
+export const loadFriends = () => get('/contact/loadfriend').then(rows);
+export const loadGroups = () => get('/contact/loadcommunity').then(rows);
+export const loadMembers = (groupId) => get('/contact/members', {dstid: groupId}).then(rows);
+export const loadConversations = () => get('/chat/conversations').then(rows);
+// {cmd, dstid, limit, before? | around?}: the newest `limit` messages, those before a
+// msgid, or those around one (oldest first).
+export const loadHistory = (fields) => get('/chat/history', fields).then(rows);
+// {q, limit, before?, target? + dstid?}: messages matching, newest first.
+export const search = (fields) => get('/chat/search', fields).then(rows);
+
+/* ---------- actions ---------- */
+
+// {mobile} or {dstid}
+export const addFriend = (fields) => post('/contact/addfriend', fields);
+export const unfriend = (userId) => post('/contact/delfriend', {dstid: userId});
+export const createGroup = (name) => post('/contact/createcommunity', {name: name}).then(data);
+export const joinGroup = (groupId) => post('/contact/joincommunity', {dstid: groupId});
+export const leaveGroup = (groupId) => post('/contact/quitcommunity', {dstid: groupId});
+export const kick = (groupId, userId) => post('/contact/kick', {dstid: groupId, memberid: userId});
+export const transfer = (groupId, userId) =>
+  post('/contact/transfer', {dstid: groupId, memberid: userId});
+// {nickname} or {avatar}: resolves with my whole profile as the server now has it.
+export const updateProfile = (fields) => post('/user/update', fields).then(data);
+export const logout = () => post('/user/logout');
+
+// A file to the upload store; resolves with its URL. `onProgress(percent)` follows
+// the bytes going out (XMLHttpRequest, because fetch cannot report them).
+export function upload(blob, filename, filetype, onProgress) {
+  return new Promise(function (resolve, reject) {
+    const form = new FormData();
+    form.append('file', blob, filename);
+    if (filetype) form.append('filetype', filetype);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/attach/upload', true);
+    const current = im.session.get();
+    if (current) xhr.setRequestHeader('Authorization', 'Bearer ' + current.token);
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) onProgress(Math.round(e.loaded * 100 / e.total));
+    };
+    xhr.onload = function () {
+      let reply = null;
+      try { reply = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status === 200 && reply && reply.code === 0 && reply.data) return resolve(reply.data);
+      reject(new im.ApiError((reply && reply.msg) || ('HTTP ' + xhr.status), xhr.status));
+    };
+    xhr.onerror = function () { reject(new im.ApiError(t('err_network'), 0)); };
+    xhr.send(form);
+  });
+}

@@ -1,0 +1,97 @@
+/* Friends, groups, a group's members and my own profile: loading them into the state
+ * and the actions on them (add, create, join, leave, unfriend, kick, hand over, rename,
+ * new avatar). Questions to the person ("Remove Bo?") are asked before these run. */
+import {im, t} from './util.js';
+import * as api from './api.js';
+import {emit} from './events.js';
+import {state, me, setMe, setFriends, setGroups, forget} from './state.js';
+
+export function loadFriends() {
+  return api.loadFriends().then(setFriends, api.fail);
+}
+
+export function loadGroups() {
+  return api.loadGroups().then(setGroups, api.fail);
+}
+
+// The members of a group conversation, with the group list fresh for its owner.
+export function loadMembers(c) {
+  return loadGroups().then(() => api.loadMembers(c.dstid)).then((rows) => {
+    rows.forEach((u) => { state.users[u.id] = u; });
+    emit('members', {c: c, rows: rows});
+  }, api.fail);
+}
+
+// {mobile} or {dstid}; resolves true once the friend is in the list.
+export function addFriend(fields) {
+  return api.addFriend(fields).then(() => {
+    emit('notice', t('friend_added'));
+    return loadFriends().then(() => true);
+  }, api.fail);
+}
+
+// Resolves true once the group exists and is in the list.
+export function createGroup(name) {
+  return api.createGroup(name).then((group) => {
+    emit('notice', t('group_created', {name: group.name}));
+    loadGroups();
+    return true;
+  }, api.fail);
+}
+
+export function joinGroup(groupId) {
+  return api.joinGroup(groupId).then(() => {
+    emit('notice', t('group_joined'));
+    loadGroups();
+    return true;
+  }, api.fail);
+}
+
+// Resolves true once done: `call` made, `doneMessage` said.
+function act(call, doneMessage) {
+  return call().then(() => {
+    emit('notice', doneMessage);
+    return true;
+  }, (error) => {
+    api.fail(error);
+    return false;
+  });
+}
+
+export function unfriend(c) {
+  return act(() => api.unfriend(c.dstid), t('unfriended')).then((done) => {
+    if (!done) return;
+    forget(c);
+    loadFriends();
+  });
+}
+
+export function leaveGroup(c) {
+  return act(() => api.leaveGroup(c.dstid), t('left_group')).then((done) => {
+    if (!done) return;
+    forget(c);
+    loadGroups();
+  });
+}
+
+export function kick(c, user, name) {
+  return act(() => api.kick(c.dstid, user.id), t('kicked', {name: name})).then((done) => {
+    if (done) loadMembers(c);
+  });
+}
+
+export function transfer(c, user, name) {
+  return act(() => api.transfer(c.dstid, user.id), t('transferred', {name: name})).then((done) => {
+    if (done) loadMembers(c);
+  });
+}
+
+// {nickname} or {avatar}
+export function updateProfile(fields, message) {
+  return api.updateProfile(fields).then((user) => {
+    user.mobile = user.mobile || me.mobile;
+    im.session.updateUser(user);
+    setMe(user);
+    emit('notice', message);
+  }, api.fail);
+}

@@ -1,0 +1,98 @@
+/* The panels over the conversation: a group's members (with add, hand over and remove)
+ * and leaving it, a friend's profile and unfriending; and the yes-or-no question asked
+ * before any of those. */
+import {t, h, $, CMD, avatar, displayName} from './util.js';
+import {state, me, userOf, isFriend, groupOf} from './state.js';
+import {on} from './events.js';
+
+/* handlers: showMembers(c) (loads them: 'members' draws), addFriend(id),
+ * transfer(c, user, name), kick(c, user, name), leave(c), unfriend(c) */
+export function mountPanels(handlers) {
+  const hideBoth = () => {
+    $('members-panel').hidden = true;
+    $('profile-panel').hidden = true;
+  };
+  $('members-btn').addEventListener('click', () => {
+    const c = state.open;
+    if (!c || c.cmd !== CMD.GROUP) return;
+    $('members-group-id').textContent = String(c.dstid);
+    $('members-panel').hidden = false;
+    handlers.showMembers(c);
+  });
+  $('members-close').addEventListener('click', () => { $('members-panel').hidden = true; });
+  $('leave-btn').addEventListener('click', () => {
+    if (state.open && state.open.cmd === CMD.GROUP) handlers.leave(state.open);
+  });
+  $('profile-btn').addEventListener('click', drawProfile);
+  $('convo-title').addEventListener('click', () => {
+    if (state.open && state.open.cmd === CMD.USER) drawProfile();
+  });
+  $('profile-close').addEventListener('click', () => { $('profile-panel').hidden = true; });
+  $('unfriend-btn').addEventListener('click', () => {
+    if (state.open && state.open.cmd === CMD.USER) handlers.unfriend(state.open);
+  });
+  on('members', (detail) => drawMembers(detail.c, detail.rows, handlers));
+  on('friends', () => { if (!$('profile-panel').hidden) drawProfile(); });
+  on('open', hideBoth);
+  on('forgotten', hideBoth);
+}
+
+function drawMembers(c, rows, handlers) {
+  const list = $('member-list');
+  const group = groupOf(c.dstid);
+  const owner = group ? Number(group.ownerid) : 0;
+  const iOwn = owner === Number(me.id);
+  list.textContent = '';
+  rows.forEach((u) => {
+    const name = displayName(u);
+    const actions = h('div', {className: 'member-actions'});
+    const button = (className, text, onclick) => actions.appendChild(
+      h('button', {type: 'button', className: 'btn btn-small' + className, text: text, onclick: onclick}));
+    if (u.id !== me.id && !isFriend(u.id)) {
+      button('', t('add_as_friend'), () => handlers.addFriend(u.id));
+    }
+    if (iOwn && u.id !== me.id) {
+      button(' member-transfer', t('transfer'), () => handlers.transfer(c, u, name));
+      button(' btn-danger member-kick', t('kick'), () => handlers.kick(c, u, name));
+    }
+    list.appendChild(h('li', {className: 'list-item', dataset: {userId: String(u.id)}}, [
+      avatar(u, u.online ? 'is-online' : ''),
+      h('div', {className: 'list-main'}, [
+        h('div', {className: 'list-name'}, [
+          name + (u.id === me.id ? ' (' + t('you') + ')' : ''),
+          u.id === owner ? h('span', {className: 'owner-tag', text: t('owner')}) : null
+        ]),
+        h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ' + t('online') : '')})
+      ]),
+      actions
+    ]));
+  });
+  $('members-panel').querySelector('.bar-title').textContent =
+    t('members') + ' · ' + t('members_count', {n: rows.length});
+}
+
+function drawProfile() {
+  const c = state.open;
+  if (!c || c.cmd !== CMD.USER) return;
+  const friend = userOf(c.dstid);
+  const fresh = avatar(friend, 'avatar-lg' + (friend.online ? ' is-online' : ''));
+  fresh.id = 'profile-avatar';
+  $('profile-avatar').replaceWith(fresh);
+  $('profile-name').textContent = displayName(friend);
+  $('profile-id').textContent = String(friend.id);
+  $('profile-online').textContent = isFriend(friend.id) ? (friend.online ? t('online') : t('offline')) : '';
+  $('unfriend-btn').hidden = !isFriend(friend.id);
+  $('profile-panel').hidden = false;
+}
+
+// Resolves true if the person said yes.
+export function confirmFirst(question, okLabel) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = question;
+  $('confirm-ok').textContent = okLabel || t('ok');
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), {once: true});
+    dialog.showModal();
+  });
+}
