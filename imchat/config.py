@@ -92,7 +92,7 @@ SETTINGS = {
     # Seconds a user may be away before friends see them offline, so a reconnect
     # does not flap (0: at once).
     'PRESENCE_GRACE': (5, _int),
-    # The bus joining several processes (see imchat/service/bus.py): none, redis://...
+    # The bus joining several processes (see imchat/service/bus/): none, redis://...
     # or udp://...; this process's name on it (default host and pid); seconds a node's
     # users stay `online` after it stops refreshing them (a node that died).
     'BUS': ('none', str),

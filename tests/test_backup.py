@@ -68,7 +68,7 @@ def test_backup_of_a_running_sqlite_database(app_config, app, live_server, pair,
     # A server starts on the copy and finds the people and their messages.
     restored = create_app(dict(app_config, DATABASE_URL='sqlite:///{}'.format(dest)))
     try:
-        rows = restored.extensions['imchat'].messages.history(bob.id, 10, alice.id,
+        rows = restored.extensions['imchat'].reader.history(bob.id, 10, alice.id,
                                                                before=before[-1] + 1, limit=100)
         assert [row['msgid'] for row in rows] == before
     finally:

@@ -501,7 +501,7 @@ def test_going_away_on_shutdown_after_storing_in_flight(app, pair, connect, live
     a, b = connect(alice), connect(bob)
     a.text(bob.id, 'last words')
     a.recv_ack()
-    app.extensions['imchat'].messages.stop(timeout=1)
+    app.extensions['imchat'].writer.stop(timeout=1)
     live_server.hub.close_all(timeout=1)
     assert b.recv()['content'] == 'last words'
     assert b.close_code()[0] == 1001

@@ -41,7 +41,7 @@ def test_concurrent_resume_point_saves_do_not_race(app, pair):
     """What the closes above do, many at once and with different points: each save is
     one conditional UPDATE, so none fails and the highest wins."""
     _, bob = pair
-    messages = app.extensions['imchat'].messages
+    messages = app.extensions['imchat'].reader
     # Warm the pool, so the saves below start their transactions together.
     gevent.joinall([gevent.spawn(messages.save_resume_point, bob.id, 1) for _ in range(8)],
                    raise_error=True)
@@ -53,7 +53,7 @@ def test_concurrent_resume_point_saves_do_not_race(app, pair):
 
 def test_a_resume_point_never_goes_back(app, pair):
     _, bob = pair
-    messages = app.extensions['imchat'].messages
+    messages = app.extensions['imchat'].reader
     messages.save_resume_point(bob.id, 40)
     messages.save_resume_point(bob.id, 30)
     assert resume_point(app, bob.id) == 40

@@ -409,7 +409,7 @@ def test_only_the_sender_recalls_and_only_in_time(pair, connect, app):
     assert again['code'] == -1 and 'already recalled' in again['msg']
     assert b.recv()['recalledmsgid'] == mine
     b.expect_nothing()
-    app.extensions['imchat'].messages.recall_seconds = 0  # no limit
+    app.extensions['imchat'].permissions.recall_seconds = 0  # no limit
     assert recall(a, old)['code'] == 0
 
 

@@ -41,11 +41,11 @@ def test_this_servers_autoincrement_is_consecutive(app):
 def test_a_failed_batch_is_retried_one_by_one(app, auth, monkeypatch):
     """One message that cannot be stored must not sink the others in its batch."""
     from imchat.service.frame import Frame
-    from imchat.service.message import Refused, Stored
+    from imchat.service.outcomes import Refused, Stored
 
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
-    messages = app.extensions['imchat'].messages
+    messages = app.extensions['imchat'].writer
     good = [Frame(i, 10, bob.id, 1, content='ok %d' % i) for i in range(3)]
     bad = Frame(99, 10, bob.id, 1, content='\ud800')  # a lone surrogate: no driver encodes it
     results = [messages.submit(alice.id, frame) for frame in good[:2] + [bad] + good[2:]]
@@ -60,7 +60,7 @@ def test_the_metrics_count_messages_stored_and_the_transactions_that_stored_them
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
     services = app.extensions['imchat']
-    messages, metrics = services.messages, services.metrics
+    messages, metrics = services.writer, services.metrics
     stored0 = metrics.value('imchat_messages_stored_total')
     batches0 = metrics.value('imchat_message_batches_total')
     # Queued before the writer runs: one batch. Then one on its own.
@@ -74,11 +74,11 @@ def test_the_metrics_count_messages_stored_and_the_transactions_that_stored_them
 
 def test_a_long_client_id_is_stored_once_however_often_it_is_sent(app, auth):
     from imchat.service.frame import Frame
-    from imchat.service.message import Stored
+    from imchat.service.outcomes import Stored
 
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
-    messages = app.extensions['imchat'].messages
+    messages = app.extensions['imchat'].writer
     frame = Frame('c-lf8q2x-17', 10, bob.id, 1, content='once')
     # Twice in one batch, then again in a later one.
     first, twin = messages.submit(alice.id, frame), messages.submit(alice.id, frame)
@@ -94,7 +94,7 @@ def test_a_long_client_id_is_stored_once_however_often_it_is_sent(app, auth):
     short = Frame(1, 10, bob.id, 1, content='original client')
     ids = {messages.submit(alice.id, short).get(timeout=10).msgid for _ in range(2)}
     assert len(ids) == 2
-    history = messages.history(bob.id, 10, alice.id)
+    history = app.extensions['imchat'].reader.history(bob.id, 10, alice.id)
     assert [m['content'] for m in history] == ['once', 'original client', 'original client']
 
 
@@ -115,14 +115,14 @@ def test_awkward_text_is_stored_exactly_as_sent(app, auth):
     frames = [Frame('awkward-{:04d}'.format(i), 10, bob.id, 1, content=text, memo=text[:140])
               for i, text in enumerate(AWKWARD_TEXTS)]
     outcomes = [result.get(timeout=10) for result in
-                [svc.messages.submit(alice.id, frame) for frame in frames]]
+                [svc.writer.submit(alice.id, frame) for frame in frames]]
     with db_session:
         for frame, outcome in zip(frames, outcomes):
             row = svc.db.Message[outcome.msgid]
             assert (row.content, row.memo, row.clientid) == (frame.content, frame.memo,
                                                              frame.client_id)
     # The idempotency lookup writes the same keys into its own statement.
-    again = [svc.messages.submit(alice.id, frame).get(timeout=10) for frame in frames]
+    again = [svc.writer.submit(alice.id, frame).get(timeout=10) for frame in frames]
     assert [o.msgid for o in again] == [o.msgid for o in outcomes]
 
 
@@ -225,7 +225,7 @@ def test_the_idempotency_lookup_reads_the_index_not_the_table(app_config):
                   for i in range(100)] + [(senders[7], Frame('old-key-000007', 10, 99, 1,
                                                              content='again'))]
         outcomes = [result.get(timeout=20) for result in
-                    [svc.messages.submit(sender, frame) for sender, frame in frames]]
+                    [svc.writer.submit(sender, frame) for sender, frame in frames]]
         with multi_statement_connections(), db_session:
             scanned = _session_status(db, 'Handler_read_rnd_next') - before
             assert outcomes[-1].msgid == db.Message.get(clientid='old-key-000007').id
@@ -245,7 +245,7 @@ def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth)
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
     svc = app.extensions['imchat']
-    messages = svc.messages
+    messages = svc.writer
     frame = Frame('again-key-0001', 10, bob.id, 1, content='once')
     holder = _mysql_admin()  # holds the message stream's row: batch N cannot commit
     try:
@@ -283,7 +283,7 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
         with db_session:
             db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
         # The first message checks the friendship (a SELECT, then remembered).
-        assert svc.messages.submit(7, Frame('warm-up-key-1', 10, 8, 1, content='x')).get(
+        assert svc.writer.submit(7, Frame('warm-up-key-1', 10, 8, 1, content='x')).get(
             timeout=10).msgid
         # The writer's own connection (the pool lends it to the writer's kind only).
         with multi_statement_connections(), db_session:
@@ -296,7 +296,7 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
             return execute_command(connection, command, sql)
         monkeypatch.setattr(pymysql.connections.Connection, '_execute_command', counted)
         # Submitted without a yield between them: one batch.
-        results = [svc.messages.submit(7, Frame('fresh-key-{:04d}'.format(i), 10, 8, 1,
+        results = [svc.writer.submit(7, Frame('fresh-key-{:04d}'.format(i), 10, 8, 1,
                                                 content='x'))
                    for i in range(200)]
         ids = [result.get(timeout=20).msgid for result in results]
@@ -309,7 +309,7 @@ def test_a_batch_of_new_keys_is_one_round_trip(app_config, monkeypatch):
             assert _session_status(db, 'Com_select') == before + 1
             assert db.Message.select().count() == 201
         assert ids == list(range(ids[0], ids[0] + 200))
-        again = svc.messages.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
+        again = svc.writer.submit(7, Frame('fresh-key-0042', 10, 8, 1, content='x')).get(
             timeout=10)
         assert again.msgid == ids[42]
 
@@ -327,7 +327,7 @@ def test_only_the_message_writer_may_stack_statements_in_a_query(app_config):
         db = svc.db
         with db_session:
             db.Contact(ownerid=7, dstid=8, cate=1, createat=1)
-        assert svc.messages.submit(7, Frame('stack-key-01', 10, 8, 1, content='x')).get(
+        assert svc.writer.submit(7, Frame('stack-key-01', 10, 8, 1, content='x')).get(
             timeout=10).msgid
         with db_session:
             with pytest.raises(ProgrammingError) as refused:
@@ -335,7 +335,7 @@ def test_only_the_message_writer_may_stack_statements_in_a_query(app_config):
             assert refused.value.original_exc.args[0] == 1064  # a syntax error
         with db_session:  # the connection is fine after it
             assert db.select('SELECT 3') == [3]
-        assert svc.messages.submit(7, Frame('stack-key-02', 10, 8, 1, content='y')).get(
+        assert svc.writer.submit(7, Frame('stack-key-02', 10, 8, 1, content='y')).get(
             timeout=10).msgid
         with db_session:
             assert db.Message.select().count() == 2
@@ -433,7 +433,7 @@ def test_a_batch_that_fails_after_taking_ids_is_not_overtaken(app, auth):
     alice, bob = auth.register(), auth.register()
     auth.befriend(alice, bob)
     svc = app.extensions['imchat']
-    messages = svc.messages
+    messages = svc.writer
     # Learn the friendship first: no SELECT on the way below.
     assert messages.submit(alice.id, Frame('warm-up-key-1', 10, bob.id, 1,
                                            content='x')).get(timeout=10).msgid

@@ -385,7 +385,7 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
                           5: 'pad-key-01', 6: 'pad-key-01 ', 7: None, 8: None, 9: None}
 
         def send(key):
-            return svc.messages.submit(7, Frame(key, 10, 8, 1, content='again')).get(
+            return svc.writer.submit(7, Frame(key, 10, 8, 1, content='again')).get(
                 timeout=10)
         assert send('twice-key-1').msgid == 1
         assert send('casekey-01').msgid == 4

@@ -2,9 +2,9 @@
 may read, recall, bad input, and /chat/history's `after` and `around`."""
 import pytest
 
-from imchat.service.events import EventFrame
+from imchat.service.event_frame import EventFrame
 from imchat.service.frame import Frame
-from imchat.service.message import Stored
+from imchat.service.outcomes import Stored
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def svc(app):
 def send(svc):
     """Store a message as the writer does and wait for its commit; returns its msgid."""
     def send(sender, cmd, dstid, content='', media=1, **fields):
-        outcome = svc.messages.submit(sender.id, Frame(None, cmd, dstid, media, content=content,
+        outcome = svc.writer.submit(sender.id, Frame(None, cmd, dstid, media, content=content,
                                                        **fields)).get(timeout=10)
         assert isinstance(outcome, Stored), outcome.msg
         return outcome.msgid
@@ -91,7 +91,7 @@ def test_punctuation_and_emoji_neither_crash_nor_match_everything(pair, send, se
     assert found(search(bob, '"party" * (')) == ['party tonight 🎉!!!']
     for q in ('!!!', '🎉', '，。', '*'):
         reply = search(bob, q, status=400)
-        assert reply['field'] == 'q' and reply['reason'] == 'bad_request.q'
+        assert reply['field'] == 'q' and reply['reason'] == 'invalid'
 
 
 def test_readable_fields_are_searched_and_urls_are_not(pair, send, search):
@@ -177,7 +177,7 @@ def test_who_left_or_was_kicked_stops_finding_the_community(auth, client, send, 
     for person in (leaver, kicked):
         assert found(search(person, 'went')) == []
         reply = search(person, 'went', status=403, target=11, dstid=group['id'])
-        assert reply['field'] == 'dstid' and reply['reason'] == 'forbidden.dstid'
+        assert reply['field'] == 'dstid' and reply['reason'] == 'community.not_member'
     assert found(search(owner, 'went')) == ['after they went', 'before they went']
 
 
@@ -195,7 +195,7 @@ def test_a_recalled_message_leaves_the_index(pair, svc, send, search):
     kept = send(alice, 10, bob.id, '保留 the keeper')
     gone = send(alice, 10, bob.id, '撤回 the mistake')
     assert len(search(bob, 'the')['rows']) == 2
-    outcome = svc.messages.submit(alice.id, EventFrame(None, 14, msgid=gone)).get(timeout=10)
+    outcome = svc.writer.submit(alice.id, EventFrame(None, 14, msgid=gone)).get(timeout=10)
     assert isinstance(outcome, Stored)
     assert [r['msgid'] for r in search(bob, 'the')['rows']] == [kept]
     assert found(search(bob, '撤回')) == [] and found(search(alice, 'mistake')) == []
@@ -211,7 +211,7 @@ def test_a_message_recalled_before_it_was_indexed_is_never_found(pair, svc, send
     alice, bob = pair
     svc.search_index.stop()  # the follower of this test's app stays behind
     gone = send(alice, 10, bob.id, 'typo message')
-    svc.messages.submit(alice.id, EventFrame(None, 14, msgid=gone)).get(timeout=10)
+    svc.writer.submit(alice.id, EventFrame(None, 14, msgid=gone)).get(timeout=10)
     assert found(search(bob, 'typo')) == []
 
 
@@ -255,16 +255,16 @@ def test_bad_input_is_400_naming_the_field(pair, search, fields, field):
     alice, _ = pair
     fields = dict(fields)  # the parameters are shared by both backends' runs
     reply = search(alice, fields.pop('q', None), status=400, **fields)
-    assert reply['field'] == field and reply['reason'] == 'bad_request.' + field
+    assert reply['field'] == field and reply['reason'] == 'invalid'
 
 
 def test_a_community_the_user_is_not_in_is_403_and_a_missing_one_404(pair, auth, search):
     alice, bob = pair
     group = auth.create_community(bob)
     reply = search(alice, 'x', status=403, target=11, dstid=group['id'])
-    assert reply['field'] == 'dstid' and reply['reason'] == 'forbidden.dstid'
+    assert reply['field'] == 'dstid' and reply['reason'] == 'community.not_member'
     reply = search(alice, 'x', status=404, target=11, dstid=999999)
-    assert reply['reason'] == 'not_found.dstid'
+    assert reply['reason'] == 'not_found.community'
     assert search(alice, 'x', status=404, target=10, dstid=999999)['field'] == 'dstid'
 
 

@@ -1,7 +1,8 @@
 """The bus's ordering core on its own: what it releases, and when."""
 import pytest
 
-from imchat.service.bus import BusURLError, Sequencer, parse_bus_url
+from imchat.service.bus.sequencer import Sequencer
+from imchat.service.bus.urls import BusURLError, bus_url_for_worker, parse_bus_url
 
 
 def wire(msgid):
@@ -13,15 +14,15 @@ class Recorder:
         self.released = []
         self.wait_on = set()
 
-    def __call__(self, wire, outgoing, origin):
-        self.released.append(wire['msgid'])
-        return wire['msgid'] in self.wait_on
+    def __call__(self, item):
+        self.released.append(item['msgid'])
+        return item['msgid'] in self.wait_on
 
 
 def test_a_later_id_waits_for_the_earlier_range_then_both_go_in_order():
     out = Recorder()
     seq = Sequencer(100, out)
-    seq.hold(wire(102), None)
+    seq.hold(102, wire(102))
     seq.cover(102, 102)          # 101 is not accounted for yet
     assert out.released == [] and seq.done == 100
     seq.cover(101, 101)          # 101 concerned nobody here: only its range comes
@@ -31,14 +32,13 @@ def test_a_later_id_waits_for_the_earlier_range_then_both_go_in_order():
 def test_a_gap_is_filled_from_rows_in_id_order_and_late_copies_are_dropped():
     out = Recorder()
     seq = Sequencer(0, out)
-    seq.hold(wire(3), 'held')
+    seq.hold(3, wire(3))
     seq.cover(3, 3)
     seq.saw_position(4)
     assert seq.gap_age() >= 0 and seq.done == 0
-    seq.fill(4, [(1, (wire(1), 'db', None)), (3, (wire(3), 'db', None)),
-                 (4, (wire(4), 'db', None))])
+    seq.fill(4, [(1, wire(1)), (3, wire(3)), (4, wire(4))])
     assert out.released == [1, 3, 4] and seq.done == 4
-    seq.hold(wire(1), 'late')    # its own publish arriving after the fill
+    seq.hold(1, wire(1))         # its own publish arriving after the fill
     seq.cover(1, 1)
     assert out.released == [1, 3, 4]
 
@@ -48,12 +48,12 @@ def test_a_pause_keeps_later_ids_until_resumed_with_what_was_missed():
     out.wait_on = {2}
     seq = Sequencer(0, out)
     for msgid in (1, 2, 4):
-        seq.hold(wire(msgid), None)
+        seq.hold(msgid, wire(msgid))
     seq.cover(1, 4)
     assert out.released == [1, 2] and seq.paused and seq.done == 2
     seq.cover(5, 5)
     assert out.released == [1, 2]
-    seq.resume([(3, (wire(3), None, None))])
+    seq.resume([(3, wire(3))])
     assert out.released == [1, 2, 3, 4] and seq.done == 5 and not seq.paused
 
 
@@ -76,3 +76,28 @@ def test_redis_channels_are_prefixed_per_deployment():
 def test_bad_bus_urls_are_refused_clearly(url):
     with pytest.raises(BusURLError):
         parse_bus_url(url, '')
+
+
+def test_this_nodes_own_copy_replaces_one_held_before_and_not_the_other_way():
+    out = Recorder()
+    released = []
+    seq = Sequencer(0, lambda item: released.append(item) and False)
+    seq.hold(1, {'msgid': 1, 'from': 'another node'})
+    seq.hold(1, {'msgid': 1, 'from': 'here'}, preferred=True)
+    seq.hold(1, {'msgid': 1, 'from': 'a late copy'})
+    seq.cover(1, 1)
+    assert [item['from'] for item in released] == ['here'] and out.released == []
+
+
+@pytest.mark.parametrize('url, index, expected', [
+    ('udp://0.0.0.0:3000?peers=10.0.0.2:3000', 2,
+     'udp://0.0.0.0:3001?peers=10.0.0.2:3000,127.0.0.1:3000,127.0.0.1:3002'),
+    ('udp://10.0.0.1:4000', 1, 'udp://10.0.0.1:4000?peers=10.0.0.1:4001,10.0.0.1:4002'),
+    ('redis://127.0.0.1:6379/0', 2, 'redis://127.0.0.1:6379/0'),
+    ('none', 3, 'none')])
+def test_each_worker_of_a_udp_bus_gets_its_own_port_and_its_siblings_as_peers(url, index,
+                                                                              expected):
+    assert bus_url_for_worker(url, index, 3) == expected
+    kind, params = parse_bus_url(expected)
+    if kind == 'udp':
+        assert params['bind'][1] == int(url.split(':')[2].split('?')[0]) + index - 1

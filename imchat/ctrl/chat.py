@@ -15,23 +15,23 @@ from flask import Blueprint, Response, current_app, g, request
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.protocol import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
                              CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
-                             CMD_HEART, ack_ok, ack_refused, backlog_skipped)
+                             CMD_HEART, ack_refused, backlog_skipped)
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
-from imchat.service.events import UNSTORED_CMDS
+from imchat.service.event_frame import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.history_window import history_window
-from imchat.service.hub import Client
+from imchat.service.client import Client
 from imchat.service.limits import release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
-from imchat.service.message import HISTORY_MAX, Refused
+from imchat.service.reader import HISTORY_MAX
 from imchat.util import resp
 from imchat.util.bind import BindError, Field, bind
 from imchat.util.token import token_key
 from imchat.transport import open_connection
 
 bp = Blueprint('chat', __name__, url_prefix='/chat')
-log = logging.getLogger('imchat.chat')
+log = logging.getLogger(__name__)
 
 # Messages bigger than the accepted size are read, refused with an ack and dropped;
 # past this multiple of it the connection is closed (1009) without reading the rest.
@@ -118,10 +118,10 @@ def _authenticate_and_register(svc, conn, max_frame):
     if fields['id'] is not None and fields['id'] != user_id:
         conn.close(CLOSE_FORBIDDEN, 'id {} is not the token\'s user'.format(fields['id']))
         return None
-    hub, messages = svc.hub, svc.messages
+    hub, reader = svc.hub, svc.reader
     since = fields['since']
     if since is None:
-        since = messages.resume_point(user_id)
+        since = reader.resume_point(user_id)
     client = Client(hub, user_id, conn, since, token_key(token), expires_at)
     community_ids = svc.contacts.community_ids(user_id)
     session = _Session(svc, client, max_frame)
@@ -132,10 +132,10 @@ def _authenticate_and_register(svc, conn, max_frame):
         svc.ws_cap.admit(client)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.
-        replay_after = messages.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
+        replay_after = reader.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
         if replay_after > since:
             client.send(backlog_skipped(since, replay_after))
-        for page in messages.backlog(user_id, replay_after):
+        for page in reader.backlog(user_id, replay_after):
             client.send_backlog(page)
         client.finish_sync()
         release_handshake(request.environ)
@@ -210,26 +210,8 @@ def _handle_frame(svc, client, data, max_frame):
             client.reply(ack)
         return
     # Read on while it is stored: the ack goes out after the commit, in frame order.
-    client.reply_when(svc.messages.submit(client.user_id, frame, origin=client),
-                      _Acknowledge(svc.metrics, frame.client_id), limit=MAX_UNACKED)
-
-
-class _Acknowledge:
-    """What to send once a frame's outcome is known."""
-
-    __slots__ = ('metrics', 'client_id')
-
-    def __init__(self, metrics, client_id):
-        self.metrics = metrics
-        self.client_id = client_id
-
-    def __call__(self, outcome):
-        if isinstance(outcome, Refused):
-            self.metrics.inc('imchat_messages_refused_total')
-            return ack_refused(self.client_id, outcome.msg)
-        if self.client_id is not None:
-            return ack_ok(self.client_id, outcome)
-        return None
+    client.acknowledge_when(svc.writer.submit(client.user_id, frame, origin=client),
+                            frame.client_id, limit=MAX_UNACKED)
 
 
 @bp.route('/history', methods=['GET', 'POST'])
@@ -241,12 +223,12 @@ def history():
                           Field('after', int, minimum=0),
                           Field('around', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
-    messages = services().messages
+    reader = services().reader
     if fields['after'] is not None or fields['around'] is not None:
-        return ok_rows(history_window(messages.conversation_query, g.user_id,
+        return ok_rows(history_window(reader.conversation_query, g.user_id,
                                       most=HISTORY_MAX, **fields))
     del fields['after'], fields['around']
-    return ok_rows(messages.history(g.user_id, **fields))
+    return ok_rows(reader.history(g.user_id, **fields))
 
 
 @bp.route('/conversations', methods=['GET', 'POST'])

@@ -1,19 +1,16 @@
 """/chat/search (PROTOCOL.md, "Search"; docs/search.md).
 
-Its errors carry a machine `reason` beside `msg` and `field`: `bad_request.<field>`,
-`forbidden.dstid`, `not_found.dstid`.
+Its errors leave through the app's handlers, with the reasons of docs/protocol.md:
+`invalid` (with the `field`), `community.not_member`, `not_found.user`,
+`not_found.community`.
 """
 from flask import Blueprint, g
 
-from imchat.ctrl import bind_request, login_required, ok_rows, reply, services
-from imchat.service.errors import ServiceError
+from imchat.ctrl import bind_request, login_required, ok_rows, services
 from imchat.service.search import QUERY_MAX, SEARCH_MAX
-from imchat.util import resp
-from imchat.util.bind import BindError, Field
+from imchat.util.bind import Field
 
 bp = Blueprint('search', __name__, url_prefix='/chat')
-
-_KINDS = {400: 'bad_request', 403: 'forbidden', 404: 'not_found'}
 
 
 @bp.route('/search', methods=['GET', 'POST'])
@@ -28,16 +25,3 @@ def search():
                                             fields['dstid'], fields['before'],
                                             fields['limit']))
 
-
-@bp.errorhandler(BindError)
-def bad_field(error):
-    return reply(resp.fail(str(error), field=error.field,
-                           reason='bad_request.' + error.field), 400)
-
-
-@bp.errorhandler(ServiceError)
-def refused(error):
-    reason = getattr(error, 'reason', None) or '{}.{}'.format(
-        _KINDS.get(error.status, 'error'), error.field or 'request')
-    extra = {'field': error.field} if error.field else {}
-    return reply(resp.fail(error.msg, reason=reason, **extra), error.status)

@@ -39,13 +39,13 @@ import subprocess
 import sys
 import time
 from typing import List, Optional
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import gevent
 from gevent.event import Event
 
 from imchat.process.signals import listen_url, on_stop_signals
 from imchat.process.worker import LISTEN_FD_ENV, WORKER_ENV, bind_socket, worker_identity
+from imchat.service.bus.urls import bus_url_for_worker
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +82,6 @@ def sharing_mode(platform: str = sys.platform,
     if platform == 'win32':
         return 'single'
     return 'reuseport' if reuseport and platform.startswith('linux') else 'inherit'
-
-
-def udp_bus_for_worker(bus_url: str, index: int, count: int) -> str:
-    """A udp bus gives each process its own address: worker `index` (from 1) listens on
-    the configured port + index - 1 and has its sibling workers as peers besides the
-    configured ones. Other buses are returned unchanged."""
-    parts = urlsplit(bus_url)
-    if parts.scheme != 'udp' or not parts.port:
-        return bus_url
-    host = parts.hostname
-    query = parse_qs(parts.query)
-    peers = [p for p in ','.join(query.pop('peers', [])).split(',') if p.strip()]
-    sibling_host = '127.0.0.1' if host in ('0.0.0.0', '') else host
-    own_port = parts.port + index - 1
-    peers += ['{}:{}'.format(sibling_host, parts.port + other)
-              for other in range(count) if other != index - 1]
-    query['peers'] = [','.join(peers)]
-    return urlunsplit(('udp', '{}:{}'.format(host, own_port),
-                       parts.path, urlencode(query, doseq=True, safe=':,'), ''))
 
 
 def _describe_exit(code):
@@ -154,7 +135,7 @@ class Supervisor:
             # One name per process on the bus, stable across a worker's restarts.
             env['IMCHAT_NODE_ID'] = '{}-w{}'.format(self.node_id, worker.index)
         if env.get('IMCHAT_BUS'):
-            env['IMCHAT_BUS'] = udp_bus_for_worker(env['IMCHAT_BUS'], worker.index,
+            env['IMCHAT_BUS'] = bus_url_for_worker(env['IMCHAT_BUS'], worker.index,
                                                    len(self.workers))
         if self.mode == 'inherit':
             env[LISTEN_FD_ENV] = str(self.holder.fileno())

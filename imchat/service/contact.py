@@ -1,3 +1,8 @@
+"""Friends and communities: befriending, joining, leaving, kicking, handing a
+community over. Each change that open connections must feel at once is a named event
+(`joined`, `unfriended`, `left`) the wiring in imchat.services connects. See
+docs/architecture.md.
+"""
 from pony.orm import commit, db_session, select
 
 from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
@@ -5,19 +10,21 @@ from imchat.model.stream import take_ids
 from imchat.service.conversation import close_group_conversation, open_group_conversation
 from imchat.service.errors import BadRequest, Conflict, Forbidden, NotFound
 from imchat.util.clock import now_ms
+from imchat.util.signal import Signal
 
 
 class ContactService:
     def __init__(self, db, max_communities):
         self.db = db
         self.max_communities = max_communities
-        # Called with (user_id, community_id) after a join commits; the chat hub
-        # listens so the user's open connections get the group's messages at once.
-        self.join_listeners = []
-        # Called after an unfriending (user_id, friend_id) or a leave or kick (user_id,
-        # community_id) commits: open connections lose the permission at once.
-        self.unfriend_listeners = []
-        self.leave_listeners = []
+        # (user_id, community_id) after a join commits: the user's open connections get
+        # the group's messages at once (service.delivery, at the join's place in the ids).
+        self.joined = Signal('joined')
+        # (user_id, friend_id) after an unfriending, (user_id, community_id) after a
+        # leave or kick commits: open connections lose the permission at once (on every
+        # node, relayed by the bus).
+        self.unfriended = Signal('unfriended')
+        self.left = Signal('left')
 
     def add_friend(self, owner_id, dst_id):
         """Make two users friends, both directions in one transaction.
@@ -47,8 +54,7 @@ class ContactService:
             if not deleted:
                 raise NotFound('user {} is not your friend'.format(dst_id), field='dstid',
                                reason='contact.not_friends')
-        for listener in self.unfriend_listeners:
-            listener(owner_id, dst_id)
+        self.unfriended.emit(owner_id, dst_id)
 
     def friend_ids(self, owner_id):
         with db_session:
@@ -75,7 +81,7 @@ class ContactService:
                             createat=community.createat, joined_msgid=joined)
             open_group_conversation(self.db, owner_id, community.id, joined)
             view = community.to_dict()
-        self._notify_join(owner_id, view['id'])
+        self.joined.emit(owner_id, view['id'])
         return view
 
     def join_community(self, user_id, community_id):
@@ -91,7 +97,7 @@ class ContactService:
                         createat=now_ms(), joined_msgid=joined)
                 open_group_conversation(self.db, user_id, community_id, joined)
                 commit()
-        self._notify_join(user_id, community_id)
+        self.joined.emit(user_id, community_id)
 
     def quit_community(self, user_id, community_id):
         """Leave a community; its owner may only when no one else is left (the community
@@ -107,7 +113,7 @@ class ContactService:
                                    reason='community.owner_must_transfer')
                 community.delete()
             self._remove_member(user_id, community_id)
-        self._notify_leave(user_id, community_id)
+        self.left.emit(user_id, community_id)
 
     def kick(self, owner_id, community_id, member_id):
         """The owner removes a member. Raises NotFound, Forbidden, BadRequest."""
@@ -119,7 +125,7 @@ class ContactService:
             self._membership(member_id, community_id, 'user {} is'.format(member_id),
                              'memberid')
             self._remove_member(member_id, community_id)
-        self._notify_leave(member_id, community_id)
+        self.left.emit(member_id, community_id)
 
     def transfer(self, owner_id, community_id, member_id):
         """The owner hands the community to a member.
@@ -164,10 +170,6 @@ class ContactService:
         self._membership(user_id, community_id, '', '').delete()
         close_group_conversation(self.db, user_id, community_id)
 
-    def _notify_leave(self, user_id, community_id):
-        for listener in self.leave_listeners:
-            listener(user_id, community_id)
-
     def load_communities(self, user_id):
         """The communities `user_id` belongs to, oldest first."""
         with db_session:
@@ -206,7 +208,3 @@ class ContactService:
         every message below it committed before the join and every one above after; the
         bus delivers the join in that order on every node."""
         return take_ids(self.db, 'message', 1)[0]
-
-    def _notify_join(self, user_id, community_id):
-        for listener in self.join_listeners:
-            listener(user_id, community_id)

@@ -24,7 +24,7 @@ from imchat.model.sql import execute_sql
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
-log = logging.getLogger('imchat.chat')
+log = logging.getLogger(__name__)
 
 CONVERSATIONS_DEFAULT = 200
 CONVERSATIONS_MAX = 1000

@@ -2,10 +2,10 @@
 
 `parse_frame` returns a `Frame` the server may store, or raises `FrameError` with the
 reason sent back in a `code: -1` acknowledgement (and the client's `id`, when the frame
-was readable enough to carry one).
+was readable enough to carry one). Event frames (cmd 12-15) are read by
+`service.event_frame`, on the same field rules (`service.fields`).
 """
 import json
-import re
 
 import orjson
 
@@ -14,6 +14,8 @@ from imchat.protocol import (CMD_ACK, CMD_HEART, CMD_PRESENCE, CMD_READ, CMD_ROO
                              CMD_SINGLE_MSG, MEDIA_CONTACT, MEDIA_CUSTOM, MEDIA_EMOJI,
                              MEDIA_IMAGE, MEDIA_LINK, MEDIA_NEWS, MEDIA_RED_PACKET, MEDIA_TEXT,
                              MEDIA_VIDEO, MEDIA_VOICE)
+from imchat.service.event_frame import parse_event
+from imchat.service.fields import DIGITS, MAX_ID, FrameError, int_field, is_int
 from imchat.util.jsonsafe import MAX_DEPTH, has_surrogate, nesting_exceeds
 from imchat.util.urls import URL_HINT, is_safe_url
 
@@ -44,10 +46,6 @@ CLIENT_ID_MAX = 64
 # with the stored message instead of being stored twice. Short and numeric ids, like
 # the original client's constant `id: 1`, repeat, so they are never matched.
 IDEMPOTENCY_KEY_MIN = 8
-MAX_ID = (1 << 63) - 1
-# A number sent as a string: ASCII digits only (int() also takes '٣' and, with
-# isdigit(), '²' fails), and at most 19 so int() never meets its digit limit.
-_DIGITS = re.compile(r'-?[0-9]{1,19}')
 # Every media's `url` and `pic` are checked alike, under the one rule of util.urls:
 # http(s), or a path on this server such as /mnt/x.png; never javascript:, data:, //host.
 URL_FIELDS = ('url', 'pic')
@@ -65,13 +63,6 @@ def _loads(data):
     if type(raw) is dict and float in map(type, raw.values()):
         return json.loads(data)
     return raw
-
-
-class FrameError(ValueError):
-    def __init__(self, msg, client_id=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.client_id = client_id
 
 
 def idempotency_key(client_id):
@@ -97,16 +88,11 @@ class Frame:
         self.amount = amount
 
 
-def _is_int(value):
-    # What a JSON decoder gives is an int, a bool or something else: no subclasses.
-    return type(value) is int
-
-
 def _client_id(raw):
     value = raw.get('id')
     if value is None or value == '':
         return None
-    if _is_int(value) and -MAX_ID <= value <= MAX_ID:
+    if is_int(value) and -MAX_ID <= value <= MAX_ID:
         return value
     if isinstance(value, str) and len(value) <= CLIENT_ID_MAX:
         if has_surrogate(value):
@@ -114,18 +100,6 @@ def _client_id(raw):
             raise FrameError('id must be valid Unicode text (a lone surrogate is not)')
         return value
     return None
-
-
-def _int_field(raw, name, client_id, minimum=None, maximum=MAX_ID):
-    value = raw.get(name)
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        value = int(value)  # the original web client sends some numbers as strings
-    if not _is_int(value):
-        raise FrameError('{} must be a whole number'.format(name), client_id)
-    if (minimum is not None and value < minimum) or value > maximum:
-        raise FrameError('{} must be between {} and {}'.format(name, minimum, maximum),
-                         client_id)
-    return value
 
 
 def parse_frame(data, max_bytes):
@@ -148,22 +122,21 @@ def parse_frame(data, max_bytes):
     if 'cmd' not in raw:
         raise FrameError('cmd is required', client_id)
     cmd = raw['cmd']
-    if isinstance(cmd, str) and _DIGITS.fullmatch(cmd.strip()):
+    if isinstance(cmd, str) and DIGITS.fullmatch(cmd.strip()):
         cmd = int(cmd)
-    is_int = _is_int(cmd)
-    if cmd == CMD_HEART and is_int:
+    whole = is_int(cmd)
+    if cmd == CMD_HEART and whole:
         return Frame(client_id, CMD_HEART)
-    if cmd == CMD_ACK and is_int:
+    if cmd == CMD_ACK and whole:
         raise FrameError('cmd 1 (acknowledgement) is sent by the server only', client_id)
-    if is_int and CMD_READ <= cmd <= CMD_PRESENCE:
-        from imchat.service.events import parse_event  # it builds on this module
+    if whole and CMD_READ <= cmd <= CMD_PRESENCE:
         return parse_event(raw, cmd, client_id)
-    if not is_int or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+    if not whole or cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         raise FrameError('unknown cmd {!r}: use 10 (to a user), 11 (to a community), 12 '
                          '(read), 13 (typing), 14 (recall) or 0 (heartbeat)'.format(cmd),
                          client_id)
-    dstid = _int_field(raw, 'dstid', client_id, minimum=1)
-    media = _int_field(raw, 'media', client_id, minimum=0)
+    dstid = int_field(raw, 'dstid', client_id, minimum=1)
+    media = int_field(raw, 'media', client_id, minimum=0)
     if media not in MEDIA_RULES:
         raise FrameError('unknown media {}: use 1-9 or 100'.format(media), client_id)
     required, url_fields = MEDIA_RULES[media]
@@ -173,7 +146,7 @@ def parse_frame(data, max_bytes):
         if value is None or value == '':
             values[name] = ''  # nothing to check (most fields of most frames)
             continue
-        if _is_int(value):
+        if is_int(value):
             value = str(value)
         if not isinstance(value, str):
             raise FrameError('{} must be text'.format(name), client_id)
@@ -191,7 +164,7 @@ def parse_frame(data, max_bytes):
     amount = 0
     if raw.get('amount') not in (None, ''):
         low, high = AMOUNT_LIMITS.get(media, (0, AMOUNT_MAX))
-        amount = _int_field(raw, 'amount', client_id, minimum=low, maximum=high)
+        amount = int_field(raw, 'amount', client_id, minimum=low, maximum=high)
     for name in required:
         present = amount if name == 'amount' else values[name].strip()
         if not present:

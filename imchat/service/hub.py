@@ -1,5 +1,5 @@
-"""Who is connected: one `Client` per WebSocket connection, and the registries that
-find a message's recipients without scanning every connection.
+"""Who is connected: the registries that find a message's recipients without scanning
+every connection (one service.client.Client per WebSocket connection).
 
     users:        user id -> that user's live clients (phone, laptop, ...)
     communities:  community id -> ids of its members who are online
@@ -16,181 +16,28 @@ greenlet or timer per connection.
 Public methods: `register`, `unregister`, `join_community`, `fan_out` (stored
 messages, by msgid, exactly once and in order per connection), `push` (events that are
 never stored), `online_members`, `is_online`, `cut_off`, `end_session`, `all_clients`,
-`close_all`.
+`close_all`. Named events (util.signal): `connected` and `disconnected` for each
+connection (the bus hears the channels it needs), `presence_changed` for a user's first
+and last (service.events announces it). The hub only delivers: who gets a message is
+decided before (service.delivery). See docs/architecture.md.
 """
 import logging
 import time
-from collections import deque
 
 import gevent
 
-from imchat.util.clock import now_ms
 from imchat.protocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED
+from imchat.util.clock import now_ms
+from imchat.util.signal import Signal
 
-log = logging.getLogger('imchat.chat')
+log = logging.getLogger(__name__)
 
-# Seconds a peer has to answer our close frame before its connection is dropped.
-CLOSE_GRACE = 2
 # On shutdown, seconds between looks at whether every connection is unregistered, and
 # seconds they have at least to get there after being dropped (one database write each).
 UNREGISTER_POLL = 0.01
 UNREGISTER_GRACE = 1
 # Sweeps per ping interval (or idle timeout, whichever is shorter).
 SWEEPS_PER_INTERVAL = 5
-
-
-class Client:
-    __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
-                 'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'closed',
-                 'replies')
-
-    def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
-        self.hub = hub
-        self.user_id = user_id
-        # Which login this connection belongs to, so logging out closes it, and when
-        # that login expires (ms since the epoch), which closes it too.
-        self.token_key = token_key
-        self.expires_at = expires_at
-        self.conn = conn
-        # Highest message id handed to this connection: the same message never goes
-        # twice to one connection, and (the store fanning out in id order) none is skipped.
-        self.high = since
-        # While the stored backlog is being sent, live messages wait here.
-        self.syncing = True
-        self.pending = []
-        # Frames waiting for the hub's next flush (None: nothing waiting), and the
-        # highest message id among them.
-        self.out = None
-        self.out_high = 0
-        self.last_seen = time.monotonic()
-        self.next_ping = self.last_seen + hub.ping_interval
-        self.closed = False
-        # Replies to this connection's frames still waiting for their outcome, in the
-        # order the frames came (None: none waiting).
-        self.replies = None
-        conn.on_pong = self.touch
-        conn.on_stalled = self.stalled
-        conn.max_pending = hub.queue_size
-        conn.send_timeout = hub.send_timeout
-
-    def __repr__(self):
-        return '<Client user={} high={}>'.format(self.user_id, self.high)
-
-    @property
-    def sent_high(self):
-        """Highest message id written to the socket, saved as the user's resume point."""
-        return self.conn.written_high
-
-    def touch(self):
-        self.last_seen = time.monotonic()
-
-    def stalled(self, reason):
-        self.hub.cut_off(self, reason)
-
-    def deliver(self, msgid, outgoing):
-        """Queue a stored message unless this connection already has it."""
-        if msgid <= self.high or self.closed:
-            return
-        if self.syncing:
-            self.pending.append((msgid, outgoing))
-            if len(self.pending) > self.hub.queue_size:
-                self.hub.cut_off(self, 'too many messages waiting while catching up')
-            return
-        self.high = msgid
-        self.send(outgoing, msgid)
-
-    def send(self, outgoing, msgid=0):
-        """Queue a frame for the hub's next flush; never blocks."""
-        if self.closed:
-            return
-        out = self.out
-        if out is None:
-            self.out = [outgoing]
-            self.hub.want_flush(self)
-        else:
-            out.append(outgoing)
-        if msgid:
-            self.out_high = msgid
-
-    def reply(self, outgoing):
-        """Send the reply to a frame, after the replies to earlier frames."""
-        if self.replies:
-            self.replies.append((None, outgoing))
-        else:
-            self.send(outgoing)
-
-    def reply_when(self, result, render, limit=0):
-        """Reply `render(value)` (an OutgoingFrame, or None for no reply) once the
-        AsyncResult `result` is ready, in frame order, without waiting for it here: the
-        connection goes on reading. Whoever sets the result then calls results_ready()
-        (the message service does, for the frames this connection sent). With more than
-        `limit` replies waiting, wait for the oldest before returning, so one connection
-        cannot pile up work."""
-        replies = self.replies
-        if replies is None:
-            replies = self.replies = deque()
-        replies.append((result, render))
-        if result.ready():  # refused at once (the server is stopping)
-            self.results_ready()
-        elif limit and len(replies) > limit:
-            oldest = replies[0][0]
-            if oldest is not None:
-                oldest.wait()
-                self.results_ready()
-
-    def results_ready(self):
-        """Send the replies whose results are in, in frame order (up to the first that
-        is not)."""
-        replies = self.replies
-        while replies:
-            result, render = replies[0]
-            if result is None:
-                self.send(render)
-            elif result.ready():
-                outgoing = render(result.value)
-                if outgoing is not None:
-                    self.send(outgoing)
-            else:
-                return
-            replies.popleft()
-
-    def flush(self):
-        out, self.out = self.out, None
-        if out and not self.closed:
-            self.conn.send_frames(out, self.out_high)
-
-    def send_backlog(self, page):
-        """Write a page of stored (msgid, OutgoingFrame) from the backlog and wait until
-        the socket took it; a reader that stops reading is cut off at the send deadline.
-        Live messages meanwhile wait in `pending`."""
-        frames, high = [], self.high
-        for msgid, outgoing in page:
-            if msgid > high:
-                frames.append(outgoing)
-                high = msgid
-        if not frames or self.closed:
-            return
-        self.high = high
-        self.flush()
-        self.conn.send_frames(frames, high, counted=False)
-        self.conn.wait_written()
-
-    def finish_sync(self):
-        pending, self.pending = self.pending, []
-        self.syncing = False
-        for msgid, outgoing in pending:
-            self.deliver(msgid, outgoing)
-
-    def close_politely(self, code, reason):
-        """Write what is queued, then close with `code`."""
-        if self.closed:
-            return
-        self.flush()
-        self.closed = True
-        self.conn.close(code, reason)
-        # The peer answers a close with its own, which ends the reading side; one that
-        # does not is dropped after a grace period.
-        gevent.spawn_later(CLOSE_GRACE, self.conn.abort)
 
 
 class Hub:
@@ -209,12 +56,14 @@ class Hub:
         self.communities = {}
         self._user_communities = {}
         self.accepting = True
-        # The bus when several nodes share the users (service.bus): told of every
-        # connection, so this node hears the channels its connections need.
-        self.bus = None
-        # Called with (user_id, online) when a user's first connection opens (True) or
-        # last one closes (False); presence listens (see service.events).
-        self.presence_listeners = []
+        # (user_id, community_ids) when a connection registers, (user_id) when it
+        # unregisters: a bus (service.bus) hears the channels its connections need, and
+        # `connected` returns only once it does (before the backlog is read).
+        self.connected = Signal('connected')
+        self.disconnected = Signal('disconnected')
+        # (user_id, online) when a user's first connection opens (True) or last one
+        # closes (False); presence announcements listen (see service.events).
+        self.presence_changed = Signal('presence_changed')
         self._dirty = []
         self._sweeper = None
         # WebSockets open but not yet registered (authenticating, reading the user's
@@ -318,13 +167,12 @@ class Hub:
                 self.communities.setdefault(community_id, set()).add(client.user_id)
         clients.add(client)
         if first:
-            self._presence_changed(client.user_id, True)
+            self.presence_changed.emit(client.user_id, True)
         self._start_sweeper()
         self.metrics.inc('imchat_connections_open')
         self.metrics.inc('imchat_connections_total')
-        if self.bus is not None:
-            # Returns once this node hears the user's channels: before the backlog read.
-            self.bus.attach(client.user_id, community_ids)
+        # Returns once this node hears the user's channels: before the backlog read.
+        self.connected.emit(client.user_id, community_ids)
         return True
 
     def unregister(self, client):
@@ -350,9 +198,8 @@ class Hub:
                         members.discard(client.user_id)
                         if not members:
                             del self.communities[community_id]
-                self._presence_changed(client.user_id, False)
-            if self.bus is not None:
-                self.bus.detach(client.user_id)
+                self.presence_changed.emit(client.user_id, False)
+            self.disconnected.emit(client.user_id)
 
     def join_community(self, user_id, community_id):
         """A user joined: their open connections get the group's messages from now on."""
@@ -369,10 +216,6 @@ class Hub:
             members.discard(user_id)
             if not members:
                 del self.communities[community_id]
-
-    def _presence_changed(self, user_id, online):
-        for listener in self.presence_listeners:
-            listener(user_id, online)
 
     def fan_out(self, recipient_ids, msgid, outgoing, origin=None):
         """Queue one stored message for every connection of these users but `origin`.

@@ -42,11 +42,10 @@ _COLUMNS = 'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, m.
 
 
 class SearchRefused(BadRequest):
-    """Bad search input; `reason` is the machine-readable kind."""
+    """Bad search input: a field missing or malformed (`invalid`, the field named)."""
 
-    def __init__(self, msg, field, reason):
-        super().__init__(msg, field=field)
-        self.reason = reason
+    def __init__(self, msg, field):
+        super().__init__(msg, field=field, reason='invalid')
 
 
 class SearchService:
@@ -74,14 +73,13 @@ class SearchService:
                     'c.dstid = m.dstid AND c.joined_msgid < m.id)))',
                     [CMD_SINGLE_MSG, user_id, user_id, CMD_ROOM_MSG, user_id, CONTACT_COMMUNITY])
         if target is None:
-            raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid',
-                                'target', 'bad_request.target')
+            raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid', 'target')
         if dstid is None:
-            raise SearchRefused('dstid: give the conversation to search with target',
-                                'dstid', 'bad_request.dstid')
+            raise SearchRefused('dstid: give the conversation to search with target', 'dstid')
         if target == CMD_SINGLE_MSG:
             if not self.db.User.exists(id=dstid):
-                raise NotFound('no user {}'.format(dstid), field='dstid')
+                raise NotFound('no user {}'.format(dstid), field='dstid',
+                               reason='not_found.user')
             return ('(m.cmd = ? AND ((m.userid = ? AND m.dstid = ?) OR '
                     '(m.userid = ? AND m.dstid = ?)))',
                     [CMD_SINGLE_MSG, user_id, dstid, dstid, user_id])
@@ -90,13 +88,13 @@ class SearchService:
                                              dstid=dstid)
             if membership is None:
                 if not self.db.Community.exists(id=dstid):
-                    raise NotFound('no community {}'.format(dstid), field='dstid')
+                    raise NotFound('no community {}'.format(dstid), field='dstid',
+                                   reason='not_found.community')
                 raise Forbidden('dstid: you are not a member of community {}'.format(dstid),
-                                field='dstid')
+                                field='dstid', reason='community.not_member')
             return ('(m.cmd = ? AND m.dstid = ? AND m.id > ?)',
                     [CMD_ROOM_MSG, dstid, membership.joined_msgid])
-        raise SearchRefused('target: must be 10 (a friend) or 11 (a community)',
-                            'target', 'bad_request.target')
+        raise SearchRefused('target: must be 10 (a friend) or 11 (a community)', 'target')
 
     def _find(self, terms, scope, scope_params, before, limit):
         text, params = self._statement(terms, scope, scope_params)
@@ -151,16 +149,16 @@ def parse_query(query: Optional[str]) -> List[Term]:
     """The terms of a query; raises SearchRefused when there is nothing to search for."""
     query = (query or '').strip()
     if not query:
-        raise SearchRefused('q: is required', 'q', 'bad_request.q')
+        raise SearchRefused('q: is required', 'q')
     if len(query) > QUERY_MAX:
         raise SearchRefused('q: at most {} characters'.format(QUERY_MAX), 'q',
                             'bad_request.q')
     terms = query_terms(query)
     if not terms:
         raise SearchRefused('q: has no letter or digit to search for (only punctuation, '
-                            'spaces or emoji)', 'q', 'bad_request.q')
+                            'spaces or emoji)', 'q')
     if len(terms) > TERMS_MAX:
-        raise SearchRefused('q: at most {} words'.format(TERMS_MAX), 'q', 'bad_request.q')
+        raise SearchRefused('q: at most {} words'.format(TERMS_MAX), 'q')
     return terms
 
 

@@ -1,5 +1,6 @@
 import secrets
 import time
+from typing import Optional
 
 import gevent
 from pony.orm import db_session, select
@@ -7,8 +8,10 @@ from pony.orm import db_session, select
 from imchat.model.entities import CONTACT_FRIEND, SEX_UNKNOWN
 from imchat.service.errors import Conflict, NotFound, Unauthorized
 from imchat.service.limits import LoginGuard, MemoryStore
+from imchat.service.presence import Presence
 from imchat.util.clock import now_ms
 from imchat.util.passwd import check_passwd, make_passwd
+from imchat.util.signal import Signal
 from imchat.util.token import new_token, token_key
 
 # Expired tokens are purged at most this often (seconds), on a login.
@@ -31,18 +34,21 @@ def canonical_mobile(mobile: str) -> str:
 
 class UserService:
     def __init__(self, db, token_ttl, passwd_cost, login_attempts, login_window,
-                 is_online=lambda user_id: False, guard=None):
+                 presence: Optional[Presence] = None, guard: Optional[LoginGuard] = None):
         self.db = db
         self.token_ttl_ms = token_ttl * 1000
         self.passwd_cost = passwd_cost
         self.guard = guard or LoginGuard(MemoryStore(), login_attempts, login_window)
         self._purged_at = None
         self._dummy_hash = make_passwd(secrets.token_hex(16), passwd_cost)
-        # Replaced by the chat hub once it exists, so profiles show who is connected.
-        self.is_online = is_online
-        # Called with the token's key after a logout commits; the chat hub closes the
-        # WebSockets opened with that token.
-        self.logout_listeners = []
+        # Who is connected, so profiles show it (None: nobody, as for a CLI command).
+        self.presence = presence
+        # (token key) after a logout commits: the chat hub closes the WebSockets opened
+        # with that token (on every node, relayed by the bus).
+        self.logged_out = Signal('logged_out')
+
+    def _is_online(self, user_id):
+        return self.presence is not None and self.presence.is_online(user_id)
 
     def register(self, mobile, passwd, nickname=None, avatar='', sex=SEX_UNKNOWN, memo='',
                  client_addr=''):
@@ -88,15 +94,14 @@ class UserService:
         with db_session:
             user = self.db.User[user.id]
             token = self._issue_token(user.id)
-            return user.to_own(self.is_online(user.id)), token
+            return user.to_own(self._is_online(user.id)), token
 
     def logout(self, token):
         """End one token's session, WebSockets included."""
         key = token_key(token)
         with db_session:
             self.db.Token.select(lambda t: t.key == key).delete(bulk=True)
-        for listener in self.logout_listeners:
-            listener(key)
+        self.logged_out.emit(key)
 
     def authenticate(self, token):
         """Return the id of the token's user. Raises Unauthorized."""
@@ -125,8 +130,8 @@ class UserService:
             if user is None:
                 raise NotFound('no user {}'.format(user_id), reason='not_found.user')
             if user.id == viewer_id:
-                return user.to_own(self.is_online(user.id))
-            online = self._is_friend(viewer_id, user.id) and self.is_online(user.id)
+                return user.to_own(self._is_online(user.id))
+            online = self._is_friend(viewer_id, user.id) and self._is_online(user.id)
             return user.to_public(online)
 
     def find_by_mobile(self, mobile):
@@ -148,7 +153,7 @@ class UserService:
             for name in ('nickname', 'avatar', 'sex', 'memo'):
                 if changes.get(name) is not None:
                     setattr(user, name, changes[name])
-            return user.to_own(self.is_online(user_id))
+            return user.to_own(self._is_online(user_id))
 
     def public_profiles(self, user_ids, viewer_id):
         """Public profiles of these users, in id order, as `viewer_id` sees them: whether
@@ -161,7 +166,7 @@ class UserService:
                                  if c.ownerid == viewer_id and c.cate == CONTACT_FRIEND
                                  and c.dstid in user_ids)[:])
             friends.add(viewer_id)
-            return [u.to_public(u.id in friends and self.is_online(u.id)) for u in users]
+            return [u.to_public(u.id in friends and self._is_online(u.id)) for u in users]
 
     def _is_friend(self, viewer_id, user_id):
         return self.db.Contact.exists(ownerid=viewer_id, cate=CONTACT_FRIEND, dstid=user_id)
@@ -201,8 +206,7 @@ class UserService:
             ended = [row.key for row in others]
             others.delete(bulk=True)
         for key in ended:
-            for listener in self.logout_listeners:
-                listener(key)
+            self.logged_out.emit(key)
 
     def _issue_token(self, user_id):
         token = new_token()

@@ -1,15 +1,16 @@
-"""Storing chat messages, fanning them out, and reading them back.
+"""The message writer: accepted frames stored in batches, each committed batch handed
+to the one delivery seam (service.delivery), then the senders' outcomes settled
+(service.outcomes). See docs/architecture.md.
 
-Accepted frames are stored in batches: a busy server does one transaction for many
-messages instead of one each. A writer greenlet takes what the queue holds (up to
-BATCH_MAX), stores it in one transaction, then fans each message out (in id order, so
-every connection sees ids increase) and releases the senders' acknowledgements. No ack
-ever precedes its commit.
+A busy server does one transaction for many messages instead of one each. A writer
+greenlet takes what the queue holds (up to BATCH_MAX), stores it in one transaction,
+then hands it to `delivery` (in id order, so every connection sees ids increase) and
+releases the senders' acknowledgements. No ack ever precedes its commit.
 
 On MySQL two writers overlap: the next batch is sent, on a connection of its own, as
 soon as the one before holds the message stream, so the database goes from one batch's
 COMMIT straight to the next batch's statements instead of waiting for this process to
-read the reply, fan out and write the next batch. The batches still commit, fan out
+read the reply, deliver and write the next batch. The batches still commit, deliver
 and ack in the order they were taken (a _Turn each, chained): the second one's UPDATE
 of the stream waits for the first's lock, and it stores nothing unless the first did
 commit (model.insert_messages' `after`; else StreamMoved, and it is stored again once
@@ -24,58 +25,35 @@ batch is caught here, before writing.
 """
 import logging
 import time
+from typing import Optional
 
 import gevent
 from gevent.event import AsyncResult, Event
 from gevent.queue import Empty, Queue
-from pony.orm import db_session, desc, exists, select
+from pony.orm import db_session
 
-from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
+from imchat.model.pool import multi_statement_connections
 from imchat.model.sql import execute_sql, is_duplicate_key
 from imchat.model.stream import StreamMoved, insert_messages
-from imchat.protocol import (CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, encode, message_wire,
-                             recipients)
-from imchat.model.pool import multi_statement_connections
-from imchat.service.availability import pool_exhausted, unavailable_cause
+from imchat.protocol import message_wire
+from imchat.service.availability import DatabaseWatch, pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
-from imchat.service.errors import BadRequest, Forbidden, NotFound
-from imchat.service.frame import Frame, idempotency_key
-from imchat.service.recall import recall_refusal
+from imchat.service.delivery import Delivery
+from imchat.service.frame import idempotency_key
+from imchat.service.outcomes import Refused, Stored
+from imchat.service.permissions import Permissions
 from imchat.util.clock import now_ms
 
-log = logging.getLogger('imchat.chat')
+log = logging.getLogger(__name__)
 
 # Messages committed in one transaction at most; bigger batches add latency for little gain.
 BATCH_MAX = 256
 # Batches in the database at once on MySQL (see above); SQLite has one writer at a time.
 PIPELINE_DEPTH = 2
-# Stored messages read per query when a connection catches up: small pages, with a
-# yield between them, so forty reconnects at once do not starve everyone else.
-BACKLOG_PAGE = 100
-HISTORY_DEFAULT = 30
-HISTORY_MAX = 100
-# Positive permission answers kept in memory (unfriending, leaving and kicking take
-# theirs out, see forget_permission); cleared when this many pile up.
-PERMISSION_CACHE_MAX = 1000000
-
-
-class Stored:
-    __slots__ = ('msgid', 'createat')
-
-    def __init__(self, msgid, createat):
-        self.msgid = msgid
-        self.createat = createat
-
-
-class Refused:
-    __slots__ = ('msg',)
-
-    def __init__(self, msg):
-        self.msg = msg
 
 
 class _Turn:
-    """A batch's place in the order batches are stored, fanned out and acked in."""
+    """A batch's place in the order batches are stored, delivered and acked in."""
 
     __slots__ = ('after', 'changed', 'over', 'follower')
 
@@ -133,7 +111,7 @@ class _Pending:
 
 def _settle(outcomes):
     """Set each (pending, outcome)'s result, then tell each origin (the sender's
-    connection, hub.Client) once that its results are in: it acknowledges them in frame
+    connection, service.client.Client) once that its results are in: it acknowledges them in frame
     order, a batch's worth in one go (no callback for each result)."""
     origins = {}
     for pending, outcome in outcomes:
@@ -144,12 +122,18 @@ def _settle(outcomes):
         origin.results_ready()
 
 
-class MessageService:
-    def __init__(self, db, hub, metrics, consecutive_ids=True):
+class MessageWriter:
+    """Stores accepted frames in batches and hands each committed batch to `delivery`."""
+
+    def __init__(self, db, delivery: Delivery, permissions: Permissions, metrics,
+                 db_watch: Optional[DatabaseWatch] = None, consecutive_ids: bool = True) -> None:
         self.db = db
         self.consecutive_ids = consecutive_ids
-        self.hub = hub
+        self.delivery = delivery
+        self.permissions = permissions
         self.metrics = metrics
+        # Told of each message refused for an outage (it logs the outage once).
+        self.db_watch = db_watch
         self._queue = Queue()
         self._writers = None
         # The turn of the batch taken last (the next one follows it).
@@ -157,18 +141,13 @@ class MessageService:
         self._stopping = False
         # Batches taken off the queue and not yet stored.
         self._in_flight = 0
-        self._allowed = set()
-        self._revocations = 0
-        self.recall_seconds = 0
-        # The app's DatabaseWatch (imchat.service.availability), set after construction.
-        self.db_watch = None
-        # The bus when several nodes share the users: it delivers (here and elsewhere).
-        self.bus = None
 
     # -- storing -------------------------------------------------------------------
 
-    def submit(self, sender_id, frame, origin=None):
-        """Queue a checked frame for storage; returns an AsyncResult of Stored or Refused."""
+    def submit(self, sender_id: int, frame, origin: Optional[object] = None) -> AsyncResult:
+        """Queue a checked frame for storage; returns an AsyncResult of Stored or Refused
+        (service.outcomes). `origin`: the sender's connection, told once its results are
+        in (service.client.Client.results_ready), and left out of the message's delivery."""
         pending = _Pending(sender_id, frame, origin)
         if self._stopping:
             pending.result.set(Refused('the server is shutting down, send it again shortly'))
@@ -179,7 +158,7 @@ class MessageService:
         self._queue.put(pending)
         return pending.result
 
-    def stop(self, timeout=5):
+    def stop(self, timeout: float = 5) -> None:
         """Refuse new messages and finish storing the ones in flight."""
         self._stopping = True
         self.wait_until_idle(timeout)
@@ -192,7 +171,8 @@ class MessageService:
         _settle([(pending, Refused('the server is shutting down, send it again shortly'))
                  for pending in left if not pending.result.ready()])
 
-    def wait_until_idle(self, timeout=5):
+    def wait_until_idle(self, timeout: float = 5) -> None:
+        """Return once the queue is empty and no batch is being stored (or at `timeout`)."""
         deadline = time.monotonic() + timeout
         while (not self._queue.empty() or self._in_flight) and time.monotonic() < deadline:
             gevent.sleep(0.005)
@@ -231,8 +211,8 @@ class MessageService:
             previous.changed.wait()
 
     def _store_batch(self, batch, previous, turn):
-        """Store `batch`, which follows the batch whose turn is `previous`, then fan it
-        out and settle its senders' results; `turn` is this batch's."""
+        """Store `batch`, which follows the batch whose turn is `previous`, then deliver
+        it and settle its senders' results; `turn` is this batch's."""
         try:
             try:
                 outcomes = self._attempt(batch, previous, turn, look_up=False)
@@ -258,18 +238,10 @@ class MessageService:
                     log.exception('storing a message from user %s failed', pending.sender_id)
                     outcomes.append((pending, Refused('the message could not be stored, '
                                                       'please send it again'), None))
-        # The batch before fans out first: ids increase on every connection.
+        # The batch before is delivered first: ids increase on every connection.
         previous.over.wait()
-        if self.bus is not None:
-            self._publish(outcomes)
-        else:
-            for pending, outcome, wire in outcomes:
-                if wire is not None:
-                    try:
-                        self._fan_out(pending, wire)
-                    except Exception:
-                        # Stored all the same: recipients get it when they next connect.
-                        log.exception('delivering message %s failed', wire['msgid'])
+        self.delivery.deliver([(wire, pending.origin) for pending, _, wire in outcomes
+                               if wire is not None])
         _settle([(pending, outcome) for pending, outcome, _ in outcomes])
 
     def _attempt(self, batch, previous, turn, look_up):
@@ -327,7 +299,7 @@ class MessageService:
                     earlier = stored_before.get(key) or batch_keys[key]
                     outcomes.append((pending, earlier, None))
                     continue
-                refusal = self._refusal(pending.sender_id, pending.frame)
+                refusal = self.permissions.refusal(pending.sender_id, pending.frame)
                 if refusal:
                     if key is not None and not look_up:
                         refused.append(len(outcomes))
@@ -396,143 +368,3 @@ class MessageService:
                             'WHERE ' + where, params).fetchall()
         return {(userid, clientid): Stored(msgid, createat)
                 for userid, clientid, msgid, createat in found}
-
-    def _refusal(self, sender_id, frame):
-        """Why `sender_id` may not send `frame`, or None when it may."""
-        if frame.cmd == CMD_RECALL:
-            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
-        cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
-                         if frame.cmd == CMD_SINGLE_MSG else
-                         (CONTACT_COMMUNITY, 'you are not a member of community {}'))
-        key = (cate, sender_id, frame.dstid)
-        if key not in self._allowed:
-            revocations = self._revocations
-            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
-                return refusal.format(frame.dstid)
-            if revocations == self._revocations:  # else the answer may predate a revocation
-                self._remember(key)
-        return None
-
-    def may_write_to(self, sender_id, cmd, dstid):
-        """True when `sender_id` may send to that friend (cmd 10) or community (11)."""
-        cate = CONTACT_FRIEND if cmd == CMD_SINGLE_MSG else CONTACT_COMMUNITY
-        if (cate, sender_id, dstid) in self._allowed:
-            return True
-        with db_session:
-            return self._refusal(sender_id, Frame(None, cmd, dstid)) is None
-
-    def forget_permission(self, cate, owner_id, dstid):
-        """A friendship or membership ended: check the database again next time."""
-        self._allowed.discard((cate, owner_id, dstid))
-        self._revocations += 1
-
-    def _remember(self, key):
-        if len(self._allowed) >= PERMISSION_CACHE_MAX:
-            self._allowed.clear()
-        self._allowed.add(key)
-
-    def _publish(self, outcomes):
-        stored = sorted(((wire, encode(wire), pending.origin)
-                         for pending, outcome, wire in outcomes if wire is not None),
-                        key=lambda item: item[0]['msgid'])
-        try:
-            self.bus.publish(stored)
-        except Exception:
-            # Stored all the same: recipients get it when they next connect.
-            log.exception('delivering %d messages failed', len(stored))
-
-    def _fan_out(self, pending, wire):
-        outgoing = encode(wire)
-        to = recipients(wire)
-        user_ids = to.user_ids or self.hub.online_members(to.community_id)
-        self.hub.fan_out(user_ids, wire['msgid'], outgoing, origin=pending.origin)
-
-    # -- reading back --------------------------------------------------------------
-
-    def _visible_to(self, user_id):
-        """A Pony query of the messages `user_id` may read."""
-        Message, Contact = self.db.Message, self.db.Contact
-        return select(
-            m for m in Message
-            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd == CMD_RECALL and m.media == CMD_SINGLE_MSG))
-                and (m.dstid == user_id or m.userid == user_id))
-            or ((m.cmd == CMD_ROOM_MSG or (m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG))
-                and exists(
-                c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
-                and c.dstid == m.dstid and m.id > c.joined_msgid)))
-
-    def backlog(self, user_id, since):
-        """Yield pages of (msgid, OutgoingFrame) stored for `user_id` after `since`,
-        in id order; each page in its own short transaction."""
-        cursor = since
-        while True:
-            with db_session:
-                rows = self._visible_to(user_id).filter(lambda m: m.id > cursor).order_by(
-                    lambda m: m.id)[:BACKLOG_PAGE]
-                page = [(row.id, encode(row.to_wire())) for row in rows]
-            if not page:
-                return
-            yield page
-            cursor = page[-1][0]
-            if len(page) < BACKLOG_PAGE:
-                return
-            gevent.sleep(0)
-
-    def replay_start(self, user_id, since, most):
-        """Where a replay after `since` starts so that it holds at most `most` messages
-        (the newest): `since` itself when there are no more than that (or `most` is 0)."""
-        if not most:
-            return since
-        with db_session:
-            skipped = self._visible_to(user_id).filter(lambda m: m.id > since).order_by(
-                lambda m: desc(m.id))[most:most + 1]
-            return skipped[0].id if skipped else since
-
-    def resume_point(self, user_id):
-        with db_session:
-            user = self.db.User.get(id=user_id)
-            return user.synced_msgid if user else 0
-
-    def save_resume_point(self, user_id, msgid):
-        """Raise the user's resume point to `msgid`, never lower it. One conditional
-        UPDATE: a user's connections often close at once (a network drop, a logout), and
-        a read-then-write would lose the race (Pony's OptimisticCheckError)."""
-        with db_session:
-            self.db.execute('UPDATE {} SET synced_msgid = $msgid WHERE id = $user_id '
-                            'AND synced_msgid < $msgid'
-                            .format(self.db.provider.quote_name('user')))
-
-    def history(self, user_id, cmd, dstid, before=None, limit=HISTORY_DEFAULT):
-        """A page of a conversation, oldest first, with ids below `before`.
-        Raises BadRequest, NotFound, Forbidden."""
-        limit = max(1, min(limit or HISTORY_DEFAULT, HISTORY_MAX))
-        with db_session:
-            query = self.conversation_query(user_id, cmd, dstid)
-            if before:
-                query = query.filter(lambda m: m.id < before)
-            rows = query.order_by(lambda m: desc(m.id))[:limit]
-            return [row.to_wire() for row in reversed(rows)]
-
-    def conversation_query(self, user_id, cmd, dstid):
-        """In a db_session: a Pony query of the messages of one conversation that
-        `user_id` may read. Raises BadRequest, NotFound, Forbidden."""
-        Message = self.db.Message
-        if cmd == CMD_SINGLE_MSG:
-            if not self.db.User.exists(id=dstid):
-                raise NotFound('no user {}'.format(dstid), field='dstid')
-            query = select(m for m in Message if m.cmd == CMD_SINGLE_MSG and (
-                (m.userid == user_id and m.dstid == dstid)
-                or (m.userid == dstid and m.dstid == user_id)))
-        elif cmd == CMD_ROOM_MSG:
-            membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
-                                             dstid=dstid)
-            if membership is None:
-                if not self.db.Community.exists(id=dstid):
-                    raise NotFound('no community {}'.format(dstid), field='dstid')
-                raise Forbidden('you are not a member of community {}'.format(dstid))
-            joined = membership.joined_msgid
-            query = select(m for m in Message if m.cmd == CMD_ROOM_MSG and m.dstid == dstid
-                           and m.id > joined)
-        else:
-            raise BadRequest('cmd: must be 10 (a user) or 11 (a community)', field='cmd')
-        return query

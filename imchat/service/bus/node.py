@@ -1,0 +1,150 @@
+"""One node's end of the bus that joins several imchat processes into one deployment,
+and `make_bus`, which builds it from IMCHAT_BUS (bus.urls). See docs/architecture.md
+and docs/scaling.md.
+
+The bus is a thin transport behind the same seams one process has: `delivery`
+(service.delivery.Delivery: after a batch of messages commits, the writer hands it
+over, and it is published to the other nodes and delivered here through the same
+ordering as what they send, bus.sequencer) and `presence` (service.presence.Presence,
+across nodes). The rest of the server never knows whether a message crossed nodes.
+
+The pieces: bus.kinds (what nodes say), bus.redis and bus.udp (moving the bytes),
+bus.channels (what this node hears), bus.sequencer and bus.gaps (order and no loss),
+bus.delivery, bus.presence.
+"""
+import logging
+from typing import Iterable, List, Optional
+
+import gevent
+from pony.orm import db_session
+
+from imchat.model.stream import ensure_stream
+from imchat.service.bus import kinds
+from imchat.service.bus.channels import Channels
+from imchat.service.bus.delivery import BusDelivery
+from imchat.service.bus.gaps import GapFiller, stream_position
+from imchat.service.bus.presence import DeploymentPresence
+from imchat.service.bus.redis import RedisTransport
+from imchat.service.bus.transport import Transport, announce
+from imchat.service.bus.udp import UdpTransport
+from imchat.service.bus.urls import default_node_id, parse_bus_url
+from imchat.service.delivery import LocalDelivery
+from imchat.util.signal import Signal
+
+log = logging.getLogger(__name__)
+
+# The relayed event that travels as its own kind (kinds.Logout), as it always has.
+LOGOUT = 'logout'
+
+
+class Bus:
+    """One node's end of the bus; `transport` moves the bytes between nodes."""
+
+    def __init__(self, transport: Transport, node: str, db, hub, metrics,
+                 presence_ttl: float = 30) -> None:
+        self.transport = transport
+        self.node = node
+        self.db = db
+        self.presence = DeploymentPresence(db, hub, node, presence_ttl)
+        self.channels = Channels(transport, self.presence)
+        self.delivery = BusDelivery(LocalDelivery(hub), transport, self.channels, db, metrics,
+                                    node, stream_position(db))
+        self.gaps = GapFiller(db, self.delivery.sequencer, transport)
+        self._relayed = {}
+
+    def start(self) -> None:
+        self.transport.start(self.received, self.channels.names)
+        self.gaps.start()
+        self.presence.start()
+        log.info('bus: %s as node %s', self.transport.describe(), self.node)
+
+    def stop(self) -> None:
+        self.gaps.stop()
+        self.transport.stop()
+        self.presence.stop()
+
+    def status(self) -> str:
+        return 'up' if self.transport.up else 'down'
+
+    # -- the hub's connections: which channels this node hears ---------------------
+
+    def attach(self, user_id: int, community_ids: Iterable[int]) -> None:
+        """A connection registered here; returns once this node hears its channels."""
+        self.channels.attach(user_id, community_ids)
+
+    def detach(self, user_id: int) -> None:
+        self.channels.detach(user_id)
+
+    def left_community(self, user_id: int, community_id: int) -> None:
+        """A leave or kick (raised here or relayed): stop hearing the community for them."""
+        self.channels.left_community(user_id, community_id)
+
+    # -- named service events, carried to every node ---------------------------------
+
+    def relay(self, event: str, signal: Signal) -> None:
+        """Each emit of `signal` here is raised on every other node too (there with
+        `emit_relayed`, so it is not carried back)."""
+        self._relayed[event] = signal
+        signal.connect(lambda *args: self._announce_event(event, args), relayed=False)
+
+    def _announce_event(self, event, args):
+        kind = (kinds.Logout(self.node, args[0]) if event == LOGOUT else
+                kinds.Relay(self.node, event, list(args)))
+        announce(self.transport, kind)
+
+    def _raise_relayed(self, event, args):
+        signal = self._relayed.get(event)
+        if signal is not None:
+            signal.emit_relayed(*args)
+
+    # -- receiving (the transport's listener greenlet) -------------------------------
+
+    def received(self, line: dict) -> None:
+        """One line from another node (bus.kinds)."""
+        if line.get('n') == self.node:
+            return
+        kind = kinds.parse(line)
+        delivery = self.delivery
+        if isinstance(kind, kinds.Message):
+            delivery.received_message(kind)
+        elif isinstance(kind, kinds.Range):
+            delivery.received_range(kind)
+        elif isinstance(kind, kinds.Logout):
+            self._raise_relayed(LOGOUT, [kind.token_key])
+        elif isinstance(kind, kinds.Join):
+            delivery.received_join(kind)
+        elif isinstance(kind, kinds.Relay):
+            self._raise_relayed(kind.event, kind.args)
+        elif isinstance(kind, kinds.Push):
+            delivery.received_push(kind)
+
+
+def make_bus(config, db, hub, metrics) -> Optional[Bus]:
+    """The Bus for IMCHAT_BUS, started; None for `none`. Raises BusURLError."""
+    kind, params = parse_bus_url(config.get('BUS'), config.get('DATABASE_URL', ''))
+    if kind == 'none':
+        return None
+    node = config.get('NODE_ID') or default_node_id()
+    if kind == 'redis':
+        transport = RedisTransport(params['url'], params['prefix'])
+    else:
+        transport = UdpTransport(params['bind'], params['peers'], node)
+    bus = Bus(transport, node, db, hub, metrics, config.get('PRESENCE_TTL', 30))
+    bus.start()
+    return bus
+
+
+def prepare_streams(db) -> None:
+    """Make the message stream's row at start (several nodes may race: one wins)."""
+    for attempt in range(3):
+        try:
+            with db_session:
+                ensure_stream(db, 'message', 'message')
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            gevent.sleep(0.2)
+
+
+__all__: List[str] = ['Bus', 'make_bus', 'prepare_streams']
