@@ -299,3 +299,72 @@ def test_history_window_keeps_the_rules_of_history(pair, auth, send, client):
     response = client.post('/chat/history', data={'cmd': 10, 'dstid': bob.id, 'around': 5,
                                                   'before': 9}, headers=alice.headers)
     assert response.status_code == 400 and response.json['field'] == 'around'
+
+
+@pytest.fixture
+def store_many(svc):
+    """Store 1:1 text messages straight into the table, as many as a test needs."""
+    from pony.orm import db_session
+
+    from imchat.model.stream import insert_messages
+
+    def store_many(rows):
+        with db_session:
+            return insert_messages(svc.db, [(sender.id, 10, dstid, 1, text, '', '', '', 0, 0,
+                                             None) for sender, dstid, text in rows], True)
+    return store_many
+
+
+def test_one_conversation_is_searched_from_its_own_key(auth, pair, store_many, search, svc):
+    """More newer matches in other conversations than a request checks do not hide a
+    conversation's own: its search reads (term, conversation) from the index."""
+    from imchat.service.search import CANDIDATES_MAX
+
+    alice, bob = pair
+    carol = auth.register(nickname='carol')
+    auth.befriend(alice, carol)
+    store_many([(alice, bob.id, 'budget for bob')])
+    store_many([(alice, carol.id, 'budget %d for carol' % i) for i in range(CANDIDATES_MAX + 100)])
+    reply = search(alice, 'budget', target=10, dstid=bob.id)
+    assert found(reply) == ['budget for bob']
+    reply = search(bob, '预算 budget', target=10, dstid=alice.id)
+    assert found(reply) == []
+    text, params = statement(svc, alice, 'budget', target=10, dstid=bob.id)
+    assert 'search_term_conv' in plan(svc, text, params)
+
+
+def statement(svc, account, q, target=None, dstid=None):
+    """The SQL a search runs for its candidates, and its values."""
+    from pony.orm import db_session
+
+    from imchat.service.search import parse_query
+    with db_session:
+        scope, scope_params, conv = svc.search._scope(account.id, target, dstid)
+        return svc.search._statement(parse_query(q), scope, scope_params, conv)
+
+
+def plan(svc, text, params):
+    from pony.orm import db_session
+
+    from imchat.model.sql import execute_sql
+    explain = 'EXPLAIN QUERY PLAN ' if svc.db.provider.dialect == 'SQLite' else 'EXPLAIN '
+    with db_session:
+        return repr(execute_sql(svc.db, explain + text, params + [2 ** 62, 60]).fetchall())
+
+
+def test_several_terms_start_from_the_rarest(pair, store_many, search, svc):
+    """A rare term beside a common one is found however many newer messages hold the
+    common one alone."""
+    from imchat.service.search import CANDIDATES_MAX
+
+    alice, bob = pair
+    store_many([(alice, bob.id, 'quarterly zebra report')])
+    store_many([(alice, bob.id, 'quarterly report %d' % i) for i in range(CANDIDATES_MAX + 100)])
+    assert found(search(bob, 'quarterly zebra')) == ['quarterly zebra report']
+    assert found(search(bob, 'zebr quar', target=10, dstid=alice.id)) == [
+        'quarterly zebra report']
+    assert found(search(bob, 'quarterly 斑马')) == []
+    for fields in ({}, {'target': 10, 'dstid': alice.id}):
+        text, params = statement(svc, bob, 'quarterly zebra', **fields)
+        assert params[0] == 'zebr'  # the token read from its key; 'quar' is probed
+        assert statement(svc, bob, 'quarterly 斑马', **fields) is None  # 斑马: no match

@@ -6,10 +6,13 @@ may read in /chat/history: their 1:1 conversations, and the communities they are
 member of, after the message they joined at. Each candidate is then checked against
 its own text (`matches`): a word term must start a word, a CJK term must appear.
 
-One term drives the query (read newest first from its index key, so a page stops after
-`limit` matches however common the term is); the others are probes of the index's
-primary key. On SQLite the terms of 3+ characters go to FTS5 (trigram), the shorter
-ones to `search_term`; on MySQL all go to `search_term`.
+One index token drives the query, read newest first from its key, so a page stops
+after `limit` matches however common the token is: (term, msgid) over all
+conversations, (term, conv, msgid) in one. With several tokens the rarest drives (a
+bounded count of each first: one short index range each) and the others are probes of
+the primary key, one a candidate. On SQLite a lone term longer than the stored
+prefixes, over all conversations, is read from FTS5 (trigram) instead, which holds it
+whole.
 """
 import logging
 from typing import List, Optional
@@ -20,7 +23,7 @@ from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.model.sql import execute_sql
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire
 from imchat.service.errors import BadRequest, Forbidden, NotFound
-from imchat.service.search_index import prefix_max, searchable_text
+from imchat.service.search_index import conversation_key, prefix_max, searchable_text
 from imchat.util.bind import INT64_MAX
 from imchat.util.segment import Term, matches, query_terms, term_tokens
 
@@ -36,6 +39,9 @@ CHUNK_FACTOR = 2
 # Candidates checked per request at most, so that no query becomes a long scan: past it
 # the page is shorter, and the next one starts below the last candidate returned.
 CANDIDATES_MAX = 3000
+# How far each token's matches are counted to find the rarest one: enough to tell a
+# rare token from a common one; more would only cost time on the common ones.
+RARITY_PROBE = 1000
 
 _COLUMNS = 'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, m.memo, ' \
            'm.amount, m.createat'
@@ -61,17 +67,19 @@ class SearchService:
         terms = parse_query(query)
         limit = max(1, min(limit or SEARCH_DEFAULT, SEARCH_MAX))
         with db_session:
-            scope, scope_params = self._scope(user_id, target, dstid)
-            found = self._find(terms, scope, scope_params, before or INT64_MAX, limit)
+            scope, scope_params, conv = self._scope(user_id, target, dstid)
+            found = self._find(terms, scope, scope_params, conv, before or INT64_MAX, limit)
         return [_result(user_id, row) for row in found]
 
     def _scope(self, user_id, target, dstid):
-        """SQL (over `m`, the message) that keeps what `user_id` may read, and its values."""
+        """SQL (over `m`, the message) that keeps what `user_id` may read, its values, and
+        the conversation_key of the one conversation searched (None: all)."""
         if target is None and dstid is None:
             return ('((m.cmd = ? AND (m.userid = ? OR m.dstid = ?)) OR (m.cmd = ? AND EXISTS ('
                     'SELECT 1 FROM contact c WHERE c.ownerid = ? AND c.cate = ? AND '
                     'c.dstid = m.dstid AND c.joined_msgid < m.id)))',
-                    [CMD_SINGLE_MSG, user_id, user_id, CMD_ROOM_MSG, user_id, CONTACT_COMMUNITY])
+                    [CMD_SINGLE_MSG, user_id, user_id, CMD_ROOM_MSG, user_id, CONTACT_COMMUNITY],
+                    None)
         if target is None:
             raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid', 'target')
         if dstid is None:
@@ -82,7 +90,8 @@ class SearchService:
                                reason='not_found.user')
             return ('(m.cmd = ? AND ((m.userid = ? AND m.dstid = ?) OR '
                     '(m.userid = ? AND m.dstid = ?)))',
-                    [CMD_SINGLE_MSG, user_id, dstid, dstid, user_id])
+                    [CMD_SINGLE_MSG, user_id, dstid, dstid, user_id],
+                    conversation_key(CMD_SINGLE_MSG, user_id, dstid))
         if target == CMD_ROOM_MSG:
             membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
                                              dstid=dstid)
@@ -93,11 +102,15 @@ class SearchService:
                 raise Forbidden('dstid: you are not a member of community {}'.format(dstid),
                                 field='dstid', reason='community.not_member')
             return ('(m.cmd = ? AND m.dstid = ? AND m.id > ?)',
-                    [CMD_ROOM_MSG, dstid, membership.joined_msgid])
+                    [CMD_ROOM_MSG, dstid, membership.joined_msgid],
+                    conversation_key(CMD_ROOM_MSG, user_id, dstid))
         raise SearchRefused('target: must be 10 (a friend) or 11 (a community)', 'target')
 
-    def _find(self, terms, scope, scope_params, before, limit):
-        text, params = self._statement(terms, scope, scope_params)
+    def _find(self, terms, scope, scope_params, conv, before, limit):
+        statement = self._statement(terms, scope, scope_params, conv)
+        if statement is None:
+            return []
+        text, params = statement
         chunk = limit * CHUNK_FACTOR
         found, checked = [], 0
         while len(found) < limit and checked < CANDIDATES_MAX:
@@ -113,36 +126,62 @@ class SearchService:
             before = rows[-1][0]
         return found
 
-    def _statement(self, terms, scope, scope_params):
+    def _statement(self, terms, scope, scope_params, conv):
         """The SQL reading one chunk of candidates below a msgid (its last two values:
-        before, chunk size), newest first."""
-        sqlite = self.db.provider.dialect == 'SQLite'
+        before, chunk size), newest first; None when a token has no match at all."""
         most = prefix_max(self.db)
-        phrases = [t.text for t in terms if sqlite and len(t.text) > most]
-        tokens = []
-        for term in terms:
-            if term.text not in phrases:
-                tokens.extend(token for token in term_tokens(term, most) if token not in tokens)
-        # The longest token is likely the rarest: it drives when FTS5 does not.
-        tokens.sort(key=len, reverse=True)
-        params = []
-        if phrases:
+        if (self.db.provider.dialect == 'SQLite' and conv is None and len(terms) == 1
+                and len(terms[0].text) > (2 if terms[0].cjk else most)):
             source = ('search_fts JOIN message m ON m.id = search_fts.rowid '
                       'WHERE search_fts MATCH ? AND ')
-            params.append(' AND '.join('"{}"'.format(p) for p in phrases))
-            driver = 'search_fts.rowid'
+            driving = ['"{}"'.format(terms[0].text)]
+            driver, tokens = 'search_fts.rowid', []
         else:
-            source = 'search_term d JOIN message m ON m.id = d.msgid WHERE d.term = ? AND '
-            params.append(tokens.pop(0))
+            tokens = []
+            for term in terms:
+                tokens.extend(token for token in term_tokens(term, most) if token not in tokens)
+            tokens = self._rarest_first(tokens, conv)
+            if tokens is None:
+                return None
+            if conv is None:
+                source = 'search_term d JOIN message m ON m.id = d.msgid WHERE d.term = ? AND '
+                driving = [tokens.pop(0)]
+            else:
+                source = ('search_term d{} JOIN message m ON m.id = d.msgid '
+                          'WHERE d.term = ? AND d.conv = ? AND '.format(self._conv_index()))
+                driving = [tokens.pop(0), conv]
             driver = 'd.msgid'
         probes = ''.join(' AND EXISTS (SELECT 1 FROM search_term t WHERE t.term = ? AND '
                          't.msgid = m.id)' for _ in tokens)
-        params.extend(tokens)
         text = ('SELECT {} FROM {}m.media <> ?{} AND {} AND {} < ? ORDER BY {} DESC LIMIT ?'
                 .format(_COLUMNS, source, probes, scope, driver, driver))
-        # Values in the order of their marks: MATCH or driving term, media, probes, scope.
-        params = params[:1] + [MEDIA_RECALLED] + params[1:] + list(scope_params)
-        return text, params
+        # Values in the order of their marks: driving, media, probes, scope.
+        return text, driving + [MEDIA_RECALLED] + tokens + list(scope_params)
+
+    def _conv_index(self):
+        # MariaDB, given (term, msgid) and (term, conv, msgid) for `term = ? AND conv = ?
+        # ORDER BY msgid DESC`, at times reads the first and filters on conv: the walk
+        # this key exists to avoid.
+        return '' if self.db.provider.dialect == 'SQLite' else ' FORCE INDEX (search_term_conv)'
+
+    def _rarest_first(self, tokens, conv):
+        """`tokens`, the one with the fewest matches (in `conv`, when given) first; None
+        when one has none. A lone token is not counted."""
+        if len(tokens) == 1:
+            return tokens
+        where = 'term = ?' if conv is None else 'term = ? AND conv = ?'
+        counted = []
+        for order, token in enumerate(tokens):
+            params = (token,) if conv is None else (token, conv)
+            count = execute_sql(self.db, 'SELECT COUNT(*) FROM (SELECT 1 FROM search_term{} '
+                                'WHERE {} LIMIT ?) AS found'.format(
+                                    '' if conv is None else self._conv_index(), where),
+                                params + (RARITY_PROBE,)).fetchone()[0]
+            if count == 0:
+                return None
+            # Ties (past the probe's bound, all common): the longest, likely the rarest.
+            counted.append((count, -len(token), order, token))
+        return [token for _, _, _, token in sorted(counted)]
 
 
 def parse_query(query: Optional[str]) -> List[Term]:

@@ -36,14 +36,18 @@ STREAM = 'search'
 BATCH = 200
 # The share of the process's time the follower takes at most while it has work.
 DUTY = 0.2
-# Index rows written in one INSERT.
-ROWS_PER_INSERT = 500
-# Word prefixes stored in `search_term`: on SQLite only the 2-character ones (FTS5's
-# trigrams find anything longer); on MySQL up to 4 (a longer query looks up its first 4
-# characters and the candidates are checked: "meeting" reads the messages with a word
+# Index rows written in one INSERT (3 values each: within SQLite's 32,766 marks).
+ROWS_PER_INSERT = 1000
+# Word prefixes stored in `search_term`: up to 4 characters (a longer query looks up
+# its first 4 and the candidates are checked: "meeting" reads the messages with a word
 # starting "meet", newest first, until a page is full). Each more would add about a
-# row a word to every message indexed.
-PREFIX_MAX = {'SQLite': 2, 'MySQL': 4}
+# row a word to every message indexed. SQLite too: FTS5 cannot read one conversation's
+# matches alone, nor start from the rarest of several terms, and search_term can.
+PREFIX_MAX = 4
+# conversation_key: a 1:1 conversation is its two user ids, the lower one in the high
+# half (user ids stay below 2**31: MySQL's and SQLite's auto-increment from 1 would need
+# two billion users to pass it); a community is its id, negated.
+_PAIR_SHIFT = 32
 
 # Which fields of a message are read as text; never a URL (`url`, `pic`).
 CONTENT_SEARCHED = (MEDIA_TEXT, MEDIA_NEWS, MEDIA_LINK, MEDIA_FILE)
@@ -62,32 +66,42 @@ def searchable_text(media: int, content: str, memo: str) -> str:
 
 
 def prefix_max(db) -> int:
-    return PREFIX_MAX[db.provider.dialect]
+    return PREFIX_MAX
+
+
+def conversation_key(cmd: int, sender: int, dstid: int) -> int:
+    """The `conv` of search_term: one number for a conversation, the same whoever of
+    its two people sent a 1:1 message."""
+    if cmd == CMD_ROOM_MSG:
+        return -dstid
+    low, high = (sender, dstid) if sender < dstid else (dstid, sender)
+    return (low << _PAIR_SHIFT) | high
 
 
 def _is_sqlite(db):
     return db.provider.dialect == 'SQLite'
 
 
-def _insert_docs(db, docs: Sequence[Tuple[int, str]]):
-    """Index (msgid, text) pairs: their tokens, and the text itself (FTS5 or search_doc)."""
+def _insert_docs(db, docs: Sequence[Tuple[int, int, str]]):
+    """Index (msgid, conv, text): their tokens, and the text itself (FTS5 or search_doc)."""
     if not docs:
         return
     most = prefix_max(db)
     # In key order: each INSERT then walks the index's pages once, in order, instead of
     # jumping between them for every row.
-    terms = sorted((token, msgid) for msgid, text in docs for token in index_tokens(text, most))
+    terms = sorted((token, msgid, conv) for msgid, conv, text in docs
+                   for token in index_tokens(text, most))
     for start in range(0, len(terms), ROWS_PER_INSERT):
         chunk = terms[start:start + ROWS_PER_INSERT]
-        execute_sql(db, 'INSERT INTO search_term (term, msgid) VALUES ' +
-                    ', '.join(['(?, ?)'] * len(chunk)),
+        execute_sql(db, 'INSERT INTO search_term (term, msgid, conv) VALUES ' +
+                    ', '.join(['(?, ?, ?)'] * len(chunk)),
                     tuple(value for row in chunk for value in row), write=True)
     table = 'search_fts (rowid, body)' if _is_sqlite(db) else 'search_doc (msgid, body)'
     for start in range(0, len(docs), ROWS_PER_INSERT):
         chunk = docs[start:start + ROWS_PER_INSERT]
         execute_sql(db, 'INSERT INTO {} VALUES '.format(table) +
                     ', '.join(['(?, ?)'] * len(chunk)),
-                    tuple(value for msgid, text in chunk for value in (msgid, text.lower())),
+                    tuple(value for msgid, _, text in chunk for value in (msgid, text.lower())),
                     write=True)
 
 
@@ -111,15 +125,15 @@ def _unindex(db, msgid: int):
         execute_sql(db, 'DELETE FROM search_doc WHERE msgid = ?', (msgid,), write=True)
 
 
-def _doc(row) -> Optional[Tuple[int, str]]:
-    msgid, cmd, media, content, memo = row[:5]
+def _doc(row) -> Optional[Tuple[int, int, str]]:
+    msgid, cmd, media, content, memo, _, sender, dstid = row
     if cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         return None
     text = searchable_text(media, content, memo)
-    return (msgid, text) if text.strip() else None
+    return (msgid, conversation_key(cmd, sender, dstid), text) if text.strip() else None
 
 
-_ROW_COLUMNS = 'id, cmd, media, content, memo, amount'
+_ROW_COLUMNS = 'id, cmd, media, content, memo, amount, userid, dstid'
 
 
 def reindex_message(db, msgid: int):
@@ -178,10 +192,11 @@ class SearchIndexer:
             row = self.db.Stream.get(name=STREAM)
             return row.pos if row is not None else 0
 
-    def catch_up(self) -> int:
-        """Index everything committed so far, here and now; returns the position."""
+    def catch_up(self, batch: Optional[int] = None) -> int:
+        """Index everything committed so far, here and now, `batch` messages a
+        transaction (default: the follower's); returns the position."""
         self._ensure_position()
-        while self.index_next():
+        while self.index_next(batch):
             pass
         return self.position()
 
@@ -193,10 +208,11 @@ class SearchIndexer:
                 reindex_message(self.db, msgid)
             # Else the follower has not reached it and will index it as it then is.
 
-    def index_next(self) -> bool:
+    def index_next(self, batch: Optional[int] = None) -> bool:
         """One pass: index up to `batch` messages after the position, in one transaction;
         False when there was nothing to index."""
         db = self.db
+        batch = batch or self.batch
         with db_session:
             head, position = self._positions()
         if position >= head:
@@ -204,14 +220,14 @@ class SearchIndexer:
         with db_session:
             position = self._lock_position()
             rows = execute_sql(db, 'SELECT {} FROM message WHERE id > ? ORDER BY id LIMIT ?'
-                               .format(_ROW_COLUMNS), (position, self.batch),
+                               .format(_ROW_COLUMNS), (position, batch),
                                write=True).fetchall()
             if not rows:
                 return False
             index_rows(db, rows)
             execute_sql(db, 'UPDATE stream SET pos = ? WHERE name = ?',
                         (rows[-1][0], STREAM), write=True)
-        return len(rows) == self.batch
+        return len(rows) == batch
 
     def _positions(self) -> Tuple[int, int]:
         found = dict(execute_sql(self.db, 'SELECT name, pos FROM stream WHERE name IN (?, ?)',

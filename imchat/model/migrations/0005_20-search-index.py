@@ -1,10 +1,12 @@
 """The message search index (issue 20; docs/search.md says why it is built this way).
 
-- `search_term` (term, msgid): the inverted index the follower fills
+- `search_term` (term, msgid, conv): the inverted index the follower fills
   (imchat/service/search_index.py). Keyed by (term, msgid), so the newest matches of a
   term are read from one end of the key, and a page of 30 stops after 30, however
-  common the term. On MySQL the term compares byte for byte (`utf8mb4_bin`): terms
-  are lowercased already, and 'a' must not equal 'á'.
+  common the term; a second key (term, conv, msgid) does the same inside one
+  conversation (`conv`: service.search_index.conversation_key). On MySQL the term
+  compares byte for byte (`utf8mb4_bin`): terms are lowercased already, and 'a' must
+  not equal 'á'.
 - SQLite: `search_fts`, an FTS5 table with the trigram tokenizer (any substring of
   three or more characters), rowid = msgid; its stored body also tells which terms to
   take out when a message is recalled.
@@ -24,15 +26,18 @@ def create_search_index(conn):
     try:
         if dialect(conn) == 'sqlite':
             cursor.execute('CREATE TABLE IF NOT EXISTS "search_term" ("term" TEXT NOT NULL, '
-                           '"msgid" BIGINT NOT NULL, PRIMARY KEY ("term", "msgid")) '
-                           'WITHOUT ROWID')
+                           '"msgid" BIGINT NOT NULL, "conv" BIGINT NOT NULL, '
+                           'PRIMARY KEY ("term", "msgid")) WITHOUT ROWID')
+            cursor.execute('CREATE INDEX IF NOT EXISTS "search_term_conv" ON "search_term" '
+                           '("term", "conv", "msgid")')
             cursor.execute('CREATE VIRTUAL TABLE IF NOT EXISTS "search_fts" USING '
                            "fts5(body, tokenize = 'trigram')")
         else:
             cursor.execute('CREATE TABLE IF NOT EXISTS `search_term` (`term` VARCHAR(16) '
                            'CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, '
-                           '`msgid` BIGINT NOT NULL, PRIMARY KEY (`term`, `msgid`)) '
-                           'ENGINE=InnoDB')
+                           '`msgid` BIGINT NOT NULL, `conv` BIGINT NOT NULL, '
+                           'PRIMARY KEY (`term`, `msgid`), '
+                           'KEY `search_term_conv` (`term`, `conv`, `msgid`)) ENGINE=InnoDB')
             cursor.execute('CREATE TABLE IF NOT EXISTS `search_doc` (`msgid` BIGINT NOT NULL '
                            'PRIMARY KEY, `body` TEXT CHARACTER SET utf8mb4 NOT NULL) '
                            'ENGINE=InnoDB')
