@@ -16,6 +16,7 @@ index (`reindex_message`): the same function an edit will call.
 """
 import logging
 import time
+from itertools import chain
 from typing import Iterable, Optional, Sequence, Tuple
 
 import gevent
@@ -89,13 +90,14 @@ def _insert_docs(db, docs: Sequence[Tuple[int, int, str]]):
     most = prefix_max(db)
     # In key order: each INSERT then walks the index's pages once, in order, instead of
     # jumping between them for every row.
-    terms = sorted((token, msgid, conv) for msgid, conv, text in docs
-                   for token in index_tokens(text, most))
+    terms = [(token, msgid, conv) for msgid, conv, text in docs
+             for token in index_tokens(text, most)]
+    terms.sort()
     for start in range(0, len(terms), ROWS_PER_INSERT):
         chunk = terms[start:start + ROWS_PER_INSERT]
         execute_sql(db, 'INSERT INTO search_term (term, msgid, conv) VALUES ' +
-                    ', '.join(['(?, ?, ?)'] * len(chunk)),
-                    tuple(value for row in chunk for value in row), write=True)
+                    ', '.join(['(?, ?, ?)'] * len(chunk)), tuple(chain.from_iterable(chunk)),
+                    write=True)
     table = 'search_fts (rowid, body)' if _is_sqlite(db) else 'search_doc (msgid, body)'
     for start in range(0, len(docs), ROWS_PER_INSERT):
         chunk = docs[start:start + ROWS_PER_INSERT]
