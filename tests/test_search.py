@@ -281,6 +281,9 @@ def test_history_around_opens_a_message_in_place(pair, send, client):
     rows = client.post('/chat/history', data={'cmd': 10, 'dstid': alice.id, 'around': ids[1],
                                               'limit': 6}, headers=bob.headers).json['rows']
     assert [r['msgid'] for r in rows] == ids[0:6]  # the page is filled from after
+    rows = client.post('/chat/history', data={'cmd': 10, 'dstid': alice.id, 'around': ids[18],
+                                              'limit': 6}, headers=bob.headers).json['rows']
+    assert [r['msgid'] for r in rows] == ids[14:]  # and from before, near the newest
     rows = client.post('/chat/history', data={'cmd': 10, 'dstid': alice.id, 'after': ids[15]},
                        headers=bob.headers).json['rows']
     assert [r['msgid'] for r in rows] == ids[16:]
