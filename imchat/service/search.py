@@ -81,7 +81,8 @@ class SearchService:
                     [CMD_SINGLE_MSG, user_id, user_id, CMD_ROOM_MSG, user_id, CONTACT_COMMUNITY],
                     None)
         if target is None:
-            raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid', 'target')
+            raise SearchRefused('target: give 10 (a friend) or 11 (a community) with dstid',
+                                'target')
         if dstid is None:
             raise SearchRefused('dstid: give the conversation to search with target', 'dstid')
         if target == CMD_SINGLE_MSG:
@@ -190,8 +191,7 @@ def parse_query(query: Optional[str]) -> List[Term]:
     if not query:
         raise SearchRefused('q: is required', 'q')
     if len(query) > QUERY_MAX:
-        raise SearchRefused('q: at most {} characters'.format(QUERY_MAX), 'q',
-                            'bad_request.q')
+        raise SearchRefused('q: at most {} characters'.format(QUERY_MAX), 'q')
     terms = query_terms(query)
     if not terms:
         raise SearchRefused('q: has no letter or digit to search for (only punctuation, '
