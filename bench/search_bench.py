@@ -220,8 +220,11 @@ def main():
     else:
         url = 'sqlite:///' + os.path.join(folder, 'imchat.db')
     # SEARCH_POLL_MS 0: this process indexes when told to (below), timed.
+    # DB_TIMEOUT 0: no limit, for the bulk statements (and a reused database's start,
+    # which builds the conversation list over every message stored).
     app = create_app({'DATABASE_URL': url, 'LOG_LEVEL': 'WARNING', 'PASSWD_COST': 4,
-                      'SEARCH_POLL_MS': 0, 'UPLOAD_DIR': os.path.join(folder, 'mnt')})
+                      'DB_TIMEOUT': 0, 'SEARCH_POLL_MS': 0,
+                      'UPLOAD_DIR': os.path.join(folder, 'mnt')})
     try:
         svc = app.extensions['imchat']
         client = app.test_client()
