@@ -43,13 +43,13 @@ def create_app(config=None):
 
     from imchat import cli, ctrl
     from imchat.ctrl import (attach, chat, contact, guard, ops, push, safety as safety_ctrl,
-                             user, view)
+                             search, user, view)
     ctrl.register_error_handlers(app)
     guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp, safety_ctrl.bp,
-                      push.bp):
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, search.bp, ops.bp,
+                      safety_ctrl.bp, push.bp):
         app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
     # The original's RegisterView: a page for every template under view/.

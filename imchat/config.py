@@ -91,6 +91,10 @@ SETTINGS = {
     # once (on top of WS_RATE, which counts them too). 0 turns the limit off.
     'REACTION_RATE': (5, _int),
     'REACTION_BURST': (30, _int),
+    # Milliseconds between the search follower's looks for new messages to index (a
+    # message is found this long after it is stored, at most about); 0: this process
+    # does not index (another node's follower does).
+    'SEARCH_POLL_MS': (200, _int),
     # Seconds a user may be away before friends see them offline, so a reconnect
     # does not flap (0: at once).
     'PRESENCE_GRACE': (5, _int),

@@ -34,6 +34,8 @@ from imchat.service.presence import HubPresence, Presence
 from imchat.service.push import PushService
 from imchat.service.reader import MessageReader
 from imchat.service.safety import build_safety
+from imchat.service.search import SearchService
+from imchat.service.search_index import SearchIndexer
 from imchat.service.shared_limits import shared_store
 from imchat.service.storage import make_storage
 from imchat.service.uploads import UploadService
@@ -112,6 +114,11 @@ class Services:
                                      file_types(config['FILE_TYPES']))
         self.conversations = ConversationService(self.db)
         self.conversations.rebuild_if_missing()
+        # Search: a follower indexes what the writer stores (docs/search.md).
+        self.search_index = SearchIndexer(self.db, config['SEARCH_POLL_MS'] / 1000)
+        self.search = SearchService(self.db)
+        if config['SEARCH_POLL_MS']:
+            self.search_index.start()
         self.events = EventService(self.hub, self.delivery, self.presence, self.conversations,
                                    self.permissions, self.contacts, config['PRESENCE_GRACE'])
         self.admin = Admin(self.db, self.users, self.contacts, self.writer, self.permissions,
@@ -188,6 +195,8 @@ class Services:
         if getattr(self, 'bus', None) is not None:
             self.bus.stop()
         self.db_watch.stop()
+        if getattr(self, 'search_index', None) is not None:
+            self.search_index.stop()
         self.db.disconnect()
         provider = self.db.provider
         if provider is not None:

@@ -20,6 +20,7 @@ from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.event_frame import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
+from imchat.service.history_window import history_window
 from imchat.service.client import Client
 from imchat.service.limits import release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
@@ -224,8 +225,15 @@ def history():
     fields = bind_request(Field('cmd', int, required=True),
                           Field('dstid', int, required=True, minimum=1),
                           Field('before', int, minimum=1),
+                          Field('after', int, minimum=0),
+                          Field('around', int, minimum=1),
                           Field('limit', int, minimum=1, maximum=HISTORY_MAX))
-    return ok_rows(services().reader.history(g.user_id, **fields))
+    reader = services().reader
+    if fields['after'] is not None or fields['around'] is not None:
+        return ok_rows(history_window(reader.conversation_query, g.user_id,
+                                      most=HISTORY_MAX, **fields))
+    del fields['after'], fields['around']
+    return ok_rows(reader.history(g.user_id, **fields))
 
 
 @bp.route('/conversations', methods=['GET', 'POST'])

@@ -85,26 +85,32 @@ class MessageReader:
         Raises BadRequest, NotFound, Forbidden."""
         limit = max(1, min(limit or HISTORY_DEFAULT, HISTORY_MAX))
         with db_session:
-            Message = self.db.Message
-            if cmd == CMD_SINGLE_MSG:
-                if not self.db.User.exists(id=dstid):
-                    raise NotFound('no user {}'.format(dstid), field='dstid')
-                query = select(m for m in Message if m.cmd == CMD_SINGLE_MSG and (
-                    (m.userid == user_id and m.dstid == dstid)
-                    or (m.userid == dstid and m.dstid == user_id)))
-            elif cmd == CMD_ROOM_MSG:
-                membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
-                                                 dstid=dstid)
-                if membership is None:
-                    if not self.db.Community.exists(id=dstid):
-                        raise NotFound('no community {}'.format(dstid), field='dstid')
-                    raise Forbidden('you are not a member of community {}'.format(dstid))
-                joined = membership.joined_msgid
-                query = select(m for m in Message if m.cmd == CMD_ROOM_MSG and m.dstid == dstid
-                               and m.id > joined)
-            else:
-                raise BadRequest('cmd: must be 10 (a user) or 11 (a community)', field='cmd')
+            query = self.conversation_query(user_id, cmd, dstid)
             if before:
                 query = query.filter(lambda m: m.id < before)
             rows = query.order_by(lambda m: desc(m.id))[:limit]
             return decorate(self.db, user_id, [row.to_wire() for row in reversed(rows)])
+
+    def conversation_query(self, user_id: int, cmd: int, dstid: int):
+        """In a db_session: a Pony query of the messages of one conversation that
+        `user_id` may read. Raises BadRequest, NotFound, Forbidden."""
+        Message = self.db.Message
+        if cmd == CMD_SINGLE_MSG:
+            if not self.db.User.exists(id=dstid):
+                raise NotFound('no user {}'.format(dstid), field='dstid')
+            query = select(m for m in Message if m.cmd == CMD_SINGLE_MSG and (
+                (m.userid == user_id and m.dstid == dstid)
+                or (m.userid == dstid and m.dstid == user_id)))
+        elif cmd == CMD_ROOM_MSG:
+            membership = self.db.Contact.get(ownerid=user_id, cate=CONTACT_COMMUNITY,
+                                             dstid=dstid)
+            if membership is None:
+                if not self.db.Community.exists(id=dstid):
+                    raise NotFound('no community {}'.format(dstid), field='dstid')
+                raise Forbidden('you are not a member of community {}'.format(dstid))
+            joined = membership.joined_msgid
+            query = select(m for m in Message if m.cmd == CMD_ROOM_MSG and m.dstid == dstid
+                           and m.id > joined)
+        else:
+            raise BadRequest('cmd: must be 10 (a user) or 11 (a community)', field='cmd')
+        return query

@@ -28,8 +28,11 @@ export const loadFriends = () => get('/contact/loadfriend').then(rows);
 export const loadGroups = () => get('/contact/loadcommunity').then(rows);
 export const loadMembers = (groupId) => get('/contact/members', {dstid: groupId}).then(rows);
 export const loadConversations = () => get('/chat/conversations').then(rows);
-// {cmd, dstid, limit, before?}: the newest `limit` messages, or those before a msgid.
+// {cmd, dstid, limit, before? | around?}: the newest `limit` messages, those before a
+// msgid, or those around one (oldest first).
 export const loadHistory = (fields) => get('/chat/history', fields).then(rows);
+// {q, limit, before?, target? + dstid?}: messages matching, newest first.
+export const search = (fields) => get('/chat/search', fields).then(rows);
 
 /* ---------- actions ---------- */
 

@@ -6,7 +6,8 @@
  * do, and starts the connection. What the page knows and does: state.js, api.js (HTTP),
  * conn.js (the socket), messages.js, reads.js, presence.js, contacts.js, media.js,
  * session.js, notify.js (notifications). What it draws: shell.js, lists.js (with
- * rows.js), pane.js (with bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
+ * rows.js), pane.js (with bubbles.js and msgmenu.js), panels.js, composer.js, metab.js,
+ * search.js. The first half never
  * calls the second: it announces what changed (events.js) and the views listen; the
  * views reach the first half only through the handlers given here. */
 import {t, MEDIA, CMD, toast} from './util.js';
@@ -15,7 +16,7 @@ import * as api from './api.js';
 import {state, me, token, signedIn, conv, convKey, setMe, setTab, setOpen, titleOf, setDraft,
         userOf} from './state.js';
 import * as conn from './conn.js';
-import {onFrame, send, sendTo, loadHistory, recall} from './messages.js';
+import {onFrame, send, sendTo, loadHistory, loadAround, recall} from './messages.js';
 import * as rich from './rich.js';
 import {markRead, loadConversations} from './reads.js';
 import {typing} from './presence.js';
@@ -36,6 +37,7 @@ import {mountAnnouncer} from './announce.js';
 import {mountRoute} from './route.js';
 import {mountRequests} from './requestsview.js';
 import {startNotify, connected, readHere} from './notify.js';
+import {mountSearch} from './search.js';
 
 const app = document.getElementById('app');
 
@@ -180,6 +182,14 @@ function mountViews() {
     unblock: (id, name) => askThen(t('unblock_confirm', {name: name}), t('unblock'),
                                    () => requests.unblock(id))
   }, () => (state.open && state.open.cmd === CMD.USER ? userOf(state.open.dstid) : null));
+  mountSearch({
+    search: api.search,
+    // A search result: its neighbours loaded, then the conversation shown.
+    openAt: (key, msgid) => loadAround(conv(key), msgid).then(() => {
+      if (state.open !== conv(key)) openConversation(key);
+    }),
+    fail: api.fail
+  });
   on('notice', toast);
   on('session-over', endSession);
   document.addEventListener('visibilitychange', () => {

@@ -18,6 +18,7 @@ import {onContact} from './requests.js';
 const recallMeta = document.querySelector('meta[name="imchat-recall-seconds"]');
 export const RECALL_SECONDS = recallMeta ? Number(recallMeta.getAttribute('content')) || 0 : 120;
 const HISTORY_PAGE = 30;
+const AROUND_PAGE = 40;
 
 // Every frame from the server but acknowledgements.
 export function onFrame(frame) {
@@ -163,5 +164,19 @@ export function loadHistory(c, older) {
     c.loading = false;
     emit('history', {c: c, older: older});
     api.fail(error);
+  });
+}
+
+// The messages around `msgid` (a search result), and the newest page if the
+// conversation has none yet, so that opening it shows both; resolves when they are kept.
+export function loadAround(c, msgid) {
+  const pages = [api.loadHistory({cmd: c.cmd, dstid: c.dstid, around: msgid, limit: AROUND_PAGE})];
+  if (!c.historyLoaded) pages.push(api.loadHistory({cmd: c.cmd, dstid: c.dstid, limit: HISTORY_PAGE}));
+  return Promise.all(pages).then((replies) => {
+    replies.forEach((rows) => rows.forEach((m) => { if (m.cmd === c.cmd) remember(c, m); }));
+    c.historyLoaded = true;
+    c.hasOlder = true;
+    emit('history', {c: c, older: false, arrived: true});
+    touched(c);
   });
 }
