@@ -7,7 +7,20 @@ import {on} from './events.js';
 import {state, me, userOf, groupOf} from './state.js';
 import {summary} from './bubbles.js';
 
-const PAPERCLIP = '<svg class="ico" viewBox="0 0 24 24" aria-hidden="true"><path d="M20 11.5l-8.2 8.2a5 5 0 0 1-7.1-7.1l8.5-8.5a3.4 3.4 0 0 1 4.8 4.8l-8.4 8.4a1.7 1.7 0 0 1-2.4-2.4l7.7-7.7"/></svg>';
+const PAPERCLIP_PATH = 'M20 11.5l-8.2 8.2a5 5 0 0 1-7.1-7.1l8.5-8.5a3.4 3.4 0 0 1 4.8 4.8l-8.4 8.4a1.7 1.7 0 0 1-2.4-2.4l7.7-7.7';
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+// The paper-clip icon, built as nodes (scripts never write HTML).
+function paperclip() {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', 'ico');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(SVG_NS, 'path');
+  path.setAttribute('d', PAPERCLIP_PATH);
+  svg.appendChild(path);
+  return svg;
+}
 const SUGGESTIONS_MAX = 8;
 
 let handlers = null;
@@ -21,7 +34,7 @@ export function mountRichComposer(given) {
   const input = $('text-input');
   const clip = h('label', {className: 'icon-btn file-btn', id: 'attach-btn', title: t('attach_file'),
                            'data-i18n-title': 'attach_file'});
-  clip.innerHTML = PAPERCLIP;  // our own constant markup, no network text
+  clip.appendChild(paperclip());
   const fileInput = h('input', {type: 'file', id: 'file-input', 'aria-label': t('attach_file')});
   fileInput.addEventListener('change', function () {
     if (this.files[0]) handlers.sendFile(this.files[0]);
