@@ -16,6 +16,8 @@ import gevent
 from gevent.event import Event
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# IMCHAT_BUS_SECRET of every node a test starts (a udp bus needs one).
+BUS_SECRET = 'test-bus-secret-of-at-least-32-bytes!'
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -52,13 +54,15 @@ def wait_for(condition, seconds=20, what='the condition'):
 class Node:
     def __init__(self, name, database_url, bus, log_dir, **settings):
         self.name = name
+        self.bus = bus
         self.port = free_port()
         self.url = 'http://127.0.0.1:{}'.format(self.port)
         env = {k: v for k, v in os.environ.items() if not k.startswith('IMCHAT_')}
         env.update(IMCHAT_DATABASE_URL=database_url, IMCHAT_PORT=str(self.port),
                    IMCHAT_BUS=bus, IMCHAT_NODE_ID=name, IMCHAT_PASSWD_COST='4',
                    IMCHAT_LOG_LEVEL='INFO', IMCHAT_ACCESS_LOG='0',
-                   IMCHAT_UPLOAD_DIR=os.path.join(log_dir, 'mnt'), IMCHAT_WS_RATE='0')
+                   IMCHAT_UPLOAD_DIR=os.path.join(log_dir, 'mnt'), IMCHAT_WS_RATE='0',
+                   IMCHAT_BUS_SECRET=BUS_SECRET)
         env.update({'IMCHAT_' + k: str(v) for k, v in settings.items()})
         self.log_path = os.path.join(log_dir, name + '.log')
         self.log = open(self.log_path, 'wb')
@@ -84,10 +88,14 @@ class Node:
         with open(self.log_path, 'rb') as f:
             return f.read().decode('utf-8', 'replace')
 
-    def metric(self, name):
+    def metric(self, name, **labels):
         status, text = http(self.url + '/metrics')
-        match = re.search(r'^{}\{{node="{}"\}} (\d+)$'.format(name, re.escape(self.name)),
+        labels['node'] = self.name
+        label_text = ','.join('{}="{}"'.format(k, v) for k, v in sorted(labels.items()))
+        match = re.search(r'^{}\{{{}\}} (\d+)$'.format(name, re.escape(label_text)),
                           text, re.M)
+        if not match and len(labels) > 1:
+            return 0  # a labelled series appears once counted
         assert match, text
         return int(match.group(1))
 

@@ -302,6 +302,7 @@ def test_the_bus_going_away_loses_nothing_and_comes_back(cluster, tmp_path):
 def test_presence_logout_and_join_hold_across_nodes(cluster, kind):
     nodes = cluster(kind, 3, PRESENCE_TTL=2)
     alice, bob = people(nodes[0], 2)
+    befriend(nodes[0], alice, bob)  # `online` is shown to friends only
     assert nodes[0].post('/user/find', {'id': bob['id']}, alice)[1]['data']['online'] == 0
     b1 = connect(nodes[1], bob)
     try:
@@ -323,6 +324,7 @@ def test_presence_logout_and_join_hold_across_nodes(cluster, kind):
         b1.close()
     # A node that dies takes its users' presence with it (after the TTL).
     carol = people(nodes[0], 1)[0]
+    befriend(nodes[0], alice, carol)
     c1 = connect(nodes[1], carol)
     try:
         wait_for(lambda: nodes[2].post('/user/find', {'id': carol['id']}, alice)[1]['data'][

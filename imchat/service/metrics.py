@@ -20,6 +20,9 @@ DECLARED = {
                                                     'reason: full (out of open files), '
                                                     'handshakes, address'),
     'imchat_bus_messages_received_total': ('counter', 'Chat messages taken off the bus'),
+    'imchat_bus_dropped_total': ('counter', 'Bus input refused, by reason: not_peer, '
+                                            'bad_signature, replay, unreadable, '
+                                            'beyond_stream'),
 }
 
 

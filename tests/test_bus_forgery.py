@@ -1,0 +1,156 @@
+"""Nobody but the deployment's nodes speaks on its bus (issue 25): forged datagrams
+(unsigned, from a stranger's address, replayed, or signed but naming ids the stream
+never handed out) are dropped and counted, and delivery goes on. Real server
+processes, real datagrams; a Redis bus for the range no signature could stop."""
+import hashlib
+import hmac
+import json
+import socket
+import time
+
+import pytest
+
+from cluster import BUS_SECRET, Node, free_port, wait_for
+from test_bus import REDIS, befriend, cluster, connect, people, redis_answers, texts  # noqa: F401
+
+pytestmark = pytest.mark.process
+
+
+def datagram(packet, secret=None):
+    body = json.dumps(packet, separators=(',', ':')).encode()
+    return (hmac.new(secret, body, hashlib.sha256).digest() if secret else b'') + body
+
+
+def sequence():
+    return int(time.time() * 1e6)
+
+
+def bus_port(node):
+    return int(node.bus.split(':')[2].split('?')[0])
+
+
+def send_from(address, port, data):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        sock.sendto(data, ('127.0.0.1', port))
+
+
+def dropped(node, reason):
+    return node.metric('imchat_bus_dropped_total', reason=reason)
+
+
+def forged_events(alice, rose, community):
+    """What an attacker would say as node0: a push to rose as if from alice, a
+    'stored' message above the stream, alice's leave, a range to 2**62."""
+    frame = json.dumps({'cmd': 10, 'msgid': 10 ** 9, 'userid': alice['id'],
+                        'dstid': rose['id'], 'media': 1, 'content': 'forged'})
+    return [
+        {'t': 'push', 'u': [rose['id']], 'f': frame, 'n': 'node0'},
+        {'t': 'm', 'n': 'node0', 'i': 10 ** 6, 'w': dict(json.loads(frame), msgid=10 ** 6)},
+        {'t': 'relay', 'k': 'leave', 'a': [rose['id'], community], 'n': 'node0'},
+    ]
+
+
+def test_forged_datagrams_are_dropped_counted_and_delivery_goes_on(cluster):
+    nodes = cluster('udp', 2)
+    alice, rose = people(nodes[0], 2)
+    befriend(nodes[0], alice, rose)
+    status, reply = nodes[0].post('/contact/createcommunity', {'name': 'g'}, alice)
+    community = reply['data']['id']
+    assert nodes[0].post('/contact/joincommunity', {'dstid': community}, rose)[0] == 200
+    a0, r1 = connect(nodes[0], alice), connect(nodes[1], rose)
+    try:
+        before = a0.send_texts(rose['id'], ['before'])
+        assert [m['msgid'] for m in texts(r1, 1)] == before
+        port = bus_port(nodes[1])
+        events = forged_events(alice, rose, community)
+        # Unsigned, as the review's forger sent them (the push, the message, the leave,
+        # the range), from the peer's own address.
+        for event in events:
+            send_from('127.0.0.1', port, datagram({'n': 'node0', 'e': [event], 's': sequence()}))
+        send_from('127.0.0.1', port, datagram({'n': 'node0', 'e': [], 'a': 1, 'b': 2 ** 62,
+                                               's': sequence()}))
+        # Signed with a wrong secret; and from an address that is no peer's.
+        send_from('127.0.0.1', port, datagram({'n': 'node0', 'e': events[:1], 's': sequence()},
+                                              b'x' * 32))
+        send_from('127.0.0.2', port, datagram({'n': 'node0', 'e': events[:1], 's': sequence()},
+                                              BUS_SECRET.encode()))
+        # Signed (a node's key leaked, or a captured datagram): a replay, and ids the
+        # stream never handed out.
+        secret = BUS_SECRET.encode()
+        hello = datagram({'n': 'node9', 'e': [], 's': sequence()}, secret)
+        send_from('127.0.0.1', port, hello)
+        send_from('127.0.0.1', port, hello)
+        send_from('127.0.0.1', port, datagram({'n': 'node9', 'e': events[1:2], 'a': 10 ** 6,
+                                               'b': 10 ** 6, 's': sequence()}, secret))
+        send_from('127.0.0.1', port, datagram({'n': 'node9', 'e': [], 'a': 1, 'b': 2 ** 62,
+                                               's': sequence()}, secret))
+        expected = {'bad_signature': 5, 'not_peer': 1, 'replay': 1, 'beyond_stream': 3}
+        counts = {}
+
+        def all_counted():
+            counts.update((reason, dropped(nodes[1], reason)) for reason in expected)
+            return counts == expected
+        try:
+            wait_for(all_counted, what='every forged datagram counted')
+        except AssertionError:
+            assert counts == expected
+        # Nothing reached rose; live delivery, and the group she was "removed" from, go on.
+        sent = a0.send_texts(rose['id'], ['after'])
+        got = texts(r1, 1)
+        assert [m['msgid'] for m in got] == sent and got[0]['content'] == 'after'
+        group = a0.send_texts(community, ['group after'], cmd=11)
+        assert [m['msgid'] for m in texts(r1, 1)] == group
+        r1.expect_nothing(0.5)
+        assert nodes[1].health()['bus'] == 'up'
+        log = nodes[1].read_log()
+        assert log.count('bus: dropped input') == 1, log  # once a minute at most
+    finally:
+        a0.close()
+        r1.close()
+
+
+def test_a_forged_range_on_redis_is_dropped_and_delivery_goes_on(cluster):
+    """Redis carries no signature (it must be reachable by the nodes only), but no line
+    on it may name ids beyond the stream: the review's range froze delivery for good."""
+    if not redis_answers():
+        pytest.skip('no Redis on 127.0.0.1:6379')
+    import redis
+
+    prefix = 'forged{}'.format(free_port())
+    nodes = cluster('redis', 2, BUS=REDIS + '?prefix=' + prefix)
+    alice, rose = people(nodes[0], 2)
+    befriend(nodes[0], alice, rose)
+    a0, r1 = connect(nodes[0], alice), connect(nodes[1], rose)
+    try:
+        before = a0.send_texts(rose['id'], ['before'])
+        assert [m['msgid'] for m in texts(r1, 1)] == before
+        client = redis.Redis.from_url(REDIS)
+        try:
+            client.publish('imchat:{}:all'.format(prefix),
+                           json.dumps({'t': 'r', 'n': 'x', 'a': 1, 'b': 2 ** 62}))
+            client.publish('imchat:{}:u:{}'.format(prefix, rose['id']), json.dumps(
+                {'t': 'm', 'n': 'x', 'i': 10 ** 6, 'w': {'msgid': 10 ** 6, 'cmd': 10}}))
+        finally:
+            client.close()
+        wait_for(lambda: dropped(nodes[1], 'beyond_stream') == 2, what='the forgery counted')
+        for n in range(3):
+            sent = a0.send_texts(rose['id'], ['after {}'.format(n)])
+            assert [m['msgid'] for m in texts(r1, 1)] == sent
+        assert nodes[1].health()['bus'] == 'up'
+        r1.expect_nothing(0.5)
+    finally:
+        a0.close()
+        r1.close()
+
+
+def test_a_udp_bus_without_a_long_enough_secret_does_not_start(database_url, tmp_path):
+    port = free_port(socket.SOCK_DGRAM)
+    node = Node('nosecret', database_url, 'udp://127.0.0.1:{}'.format(port), str(tmp_path),
+                BUS_SECRET='too short')
+    try:
+        assert node.process.wait(60) == 1
+        log = node.read_log()
+        assert 'CRITICAL cannot start' in log and 'IMCHAT_BUS_SECRET' in log, log
+    finally:
+        node.stop()
