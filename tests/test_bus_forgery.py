@@ -154,3 +154,54 @@ def test_a_udp_bus_without_a_long_enough_secret_does_not_start(database_url, tmp
         assert 'CRITICAL cannot start' in log and 'IMCHAT_BUS_SECRET' in log, log
     finally:
         node.stop()
+
+
+def test_two_deployments_on_one_redis_never_hear_each_other(tmp_path):
+    """Two releases side by side, each with the default SQLite database in its own
+    folder (the same URL text), one on Redis db 3 and one on db 4 (pub/sub ignores the
+    db number): a private message of one reaches nobody of the other. Each database
+    names its own deployment, so the channels differ."""
+    if not redis_answers():
+        pytest.skip('no Redis on 127.0.0.1:6379')
+    nodes = []
+    try:
+        for name, db in (('one', 3), ('two', 4)):
+            folder = tmp_path / name
+            folder.mkdir()
+            nodes.append(Node(name, 'sqlite:///data/imchat.db',
+                              'redis://127.0.0.1:6379/{}'.format(db), str(folder)))
+        for node in nodes:
+            node.wait_ready()
+        one, two = nodes
+        # The same ids on both sides: user n of one is user n of two.
+        alice, bob = people(one, 2)
+        carol, dave = people(two, 2)
+        assert (alice['id'], bob['id']) == (carol['id'], dave['id'])
+        befriend(one, alice, bob)
+        befriend(two, carol, dave)
+        b1, d2 = connect(one, bob), connect(two, dave)
+        a1 = connect(one, alice)
+        try:
+            # `two` stored fewer messages: `one`'s ids are ahead of its stream.
+            sent = a1.send_texts(bob['id'], ['for bob only {}'.format(n) for n in range(3)])
+            assert [m['msgid'] for m in texts(b1, 3)] == sent
+            c2 = connect(two, carol)
+            try:
+                mine = c2.send_texts(dave['id'], ['for dave'] * 5)
+                got = texts(d2, 5)
+                assert [m['msgid'] for m in got] == mine
+                assert all(m['content'] == 'for dave' for m in got)
+                more = a1.send_texts(bob['id'], ['for bob again'])
+                assert [m['msgid'] for m in texts(b1, 1)] == more
+                d2.expect_nothing(1.0)
+            finally:
+                c2.close()
+        finally:
+            for client in (a1, b1, d2):
+                client.close()
+        channels = [[line for line in node.read_log().splitlines() if 'bus: redis' in line][0]
+                    .split('channels ')[1] for node in nodes]
+        assert channels[0] != channels[1], channels
+    finally:
+        for node in nodes:
+            node.stop()
