@@ -62,7 +62,9 @@ class Node:
                    IMCHAT_BUS=bus, IMCHAT_NODE_ID=name, IMCHAT_PASSWD_COST='4',
                    IMCHAT_LOG_LEVEL='INFO', IMCHAT_ACCESS_LOG='0',
                    IMCHAT_UPLOAD_DIR=os.path.join(log_dir, 'mnt'), IMCHAT_WS_RATE='0',
-                   IMCHAT_BUS_SECRET=BUS_SECRET)
+                   IMCHAT_BUS_SECRET=BUS_SECRET,
+                   # The bus tests join communities at once (issue 22's rules have theirs).
+                   IMCHAT_DEFAULT_JOINMODE='open')
         env.update({'IMCHAT_' + k: str(v) for k, v in settings.items()})
         self.log_path = os.path.join(log_dir, name + '.log')
         self.log = open(self.log_path, 'wb')

@@ -72,7 +72,10 @@ def people(node, count):
 
 
 def befriend(node, a, b):
+    """`a` asks `b`, who accepts (friend requests, issue 22)."""
     status, reply = node.post('/contact/addfriend', {'dstid': b['id']}, a)
+    assert status == 200, reply
+    status, reply = node.post('/contact/accept', {'dstid': a['id']}, b)
     assert status == 200, reply
 
 
