@@ -137,3 +137,40 @@ def test_each_worker_of_a_udp_bus_gets_its_own_port_and_its_siblings_as_peers(ur
     kind, params = parse_bus_url(expected)
     if kind == 'udp':
         assert params['bind'][1] == int(url.split(':')[2].split('?')[0]) + index - 1
+
+
+def test_a_database_outage_while_filling_gaps_is_one_line_each_way(caplog):
+    """Issue 25: a 75-line traceback about once a second during a database outage."""
+    import logging
+    import types
+
+    import gevent
+
+    from imchat.service.bus.gaps import GapFiller
+
+    state = {'down': True, 'calls': 0}
+
+    class Stream:
+        @staticmethod
+        def get(name):
+            state['calls'] += 1
+            if state['down']:
+                raise ConnectionRefusedError('the database is down')
+            return types.SimpleNamespace(pos=0)
+
+    db = types.SimpleNamespace(Stream=Stream)
+    filler = GapFiller(db, Sequencer(0, lambda item: False), types.SimpleNamespace(up=True))
+    caplog.set_level(logging.INFO, logger='imchat.service.bus')
+    filler.start()
+    try:
+        while state['calls'] < 3:
+            gevent.sleep(0.1)
+        state['down'] = False
+        while 'answering again' not in caplog.text:
+            gevent.sleep(0.1)
+    finally:
+        filler.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if 'unavailable' in line]) == 1, lines
+    assert len([line for line in lines if 'answering again' in line]) == 1, lines
+    assert len(lines) == 2 and 'Traceback' not in caplog.text, lines

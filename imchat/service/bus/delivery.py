@@ -18,7 +18,7 @@ from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG
 from imchat.service.bus import kinds
 from imchat.service.bus.channels import Channels, community_channel, user_channel
-from imchat.service.bus.faults import Dropped
+from imchat.service.bus.faults import Dependency, Dropped
 from imchat.service.bus.gaps import JoinItem, read_message, stream_position
 from imchat.service.bus.sequencer import Sequencer
 from imchat.service.bus.transport import Transport, announce
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 class BusDelivery:
     def __init__(self, here: LocalDelivery, transport: Transport, channels: Channels, db,
-                 metrics, node: str, start: int, dropped: Dropped) -> None:
+                 metrics, node: str, start: int, dropped: Dropped,
+                 sending: Dependency) -> None:
         self.here = here
         self.transport = transport
         self.channels = channels
@@ -39,6 +40,7 @@ class BusDelivery:
         self.node = node
         self.sequencer = Sequencer(start, self._release)
         self.dropped = dropped
+        self.sending = sending
 
     # -- from this node ------------------------------------------------------------
 
@@ -76,7 +78,9 @@ class BusDelivery:
                                                     for first, last in ranges])
         except Exception as error:
             # Stored all the same: the other nodes fill the gap from the database.
-            log.warning('bus: publishing %d messages failed: %s', len(messages), error)
+            self.sending.failed('publishing {} messages'.format(len(messages)), error)
+        else:
+            self.sending.answered()
         for first, last in ranges:
             seq.cover(first, last)
 
@@ -88,7 +92,7 @@ class BusDelivery:
         self.here.push(user_ids, frame, origin=origin)
         announce(self.transport, kinds.Push(self.node, user_ids,
                                             bytes(frame.payload).decode('utf-8')),
-                 [user_channel(u) for u in user_ids])
+                 self.sending, [user_channel(u) for u in user_ids])
 
     def join(self, user_id: int, community_id: int) -> None:
         """A user joined a community (committed): every node holding the user's
@@ -106,7 +110,7 @@ class BusDelivery:
                                                       community_id))],
                 [kinds.Range(self.node, position, position)])
         except Exception as error:
-            log.warning('bus: publishing a join failed: %s', error)
+            self.sending.failed('publishing a join', error)
         self.sequencer.cover(position, position)
 
     # -- from the other nodes (the transport's listener greenlet) ------------------
@@ -140,7 +144,10 @@ class BusDelivery:
         if wire is None:  # a reference: too big for a datagram
             if message.msgid <= self.sequencer.done:
                 return
-            wire = read_message(self.db, message.msgid)
+            try:
+                wire = read_message(self.db, message.msgid)
+            except Exception:
+                return  # the database is not answering: the gap filler reads it later
             if wire is None:
                 return
         self.sequencer.hold(wire['msgid'], envelope(wire))

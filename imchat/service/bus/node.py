@@ -23,7 +23,7 @@ from imchat.model.stream import ensure_stream
 from imchat.service.bus import kinds
 from imchat.service.bus.channels import Channels
 from imchat.service.bus.delivery import BusDelivery
-from imchat.service.bus.faults import Dropped
+from imchat.service.bus.faults import Dependency, Dropped
 from imchat.service.bus.gaps import GapFiller, stream_position
 from imchat.service.bus.presence import DeploymentPresence
 from imchat.service.bus.redis import RedisTransport
@@ -58,8 +58,11 @@ class Bus:
         self.db = db
         self.presence = DeploymentPresence(db, hub, node, presence_ttl)
         self.channels = Channels(transport, self.presence)
+        # Publishing failing (Redis down) is one line when it starts and one when it ends.
+        self.sending = Dependency('the bus')
         self.delivery = BusDelivery(LocalDelivery(hub), transport, self.channels, db, metrics,
-                                    node, stream_position(db), dropped or Dropped(metrics))
+                                    node, stream_position(db), dropped or Dropped(metrics),
+                                    self.sending)
         self.gaps = GapFiller(db, self.delivery.sequencer, transport)
         self._relayed = {}
 
@@ -106,7 +109,7 @@ class Bus:
     def _announce_event(self, event, args):
         kind = (kinds.Logout(self.node, args[0]) if event == LOGOUT else
                 kinds.Relay(self.node, event, list(args)))
-        announce(self.transport, kind)
+        announce(self.transport, kind, self.sending)
 
     def _raise_relayed(self, event, args):
         signal = self._relayed.get(event)

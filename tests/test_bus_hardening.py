@@ -1,7 +1,8 @@
-"""Nobody but the deployment's nodes speaks on its bus (issue 25): forged datagrams
-(unsigned, from a stranger's address, replayed, or signed but naming ids the stream
-never handed out) are dropped and counted, and delivery goes on. Real server
-processes, real datagrams; a Redis bus for the range no signature could stop."""
+"""The bus hardened (issue 25): nobody but the deployment's nodes speaks on it (forged
+datagrams, unsigned, from a stranger's address, replayed, or signed but naming ids the
+stream never handed out, are dropped and counted, and delivery goes on), deployments
+on one Redis never hear each other, presence refreshes never conflict, and an outage
+is two lines in the log. Real server processes, real datagrams, a real Redis."""
 import hashlib
 import hmac
 import json
@@ -242,3 +243,37 @@ def test_presence_refreshes_on_several_nodes_never_conflict(cluster):
         assert 'presence' not in log.lower() or 'Traceback' not in log, log
         assert 'Deadlock' not in log and 'OptimisticCheck' not in log, log
         assert 'could not' not in log, log
+
+
+def test_redis_down_is_one_line_when_it_goes_and_one_when_it_comes_back(cluster, tmp_path):
+    from cluster import RedisServer
+
+    redis_server = RedisServer(str(tmp_path))
+    try:
+        nodes = cluster('redis', 2, BUS=redis_server.url)
+        alice, rose = people(nodes[0], 2)
+        befriend(nodes[0], alice, rose)
+        a0, r1 = connect(nodes[0], alice), connect(nodes[1], rose)
+        try:
+            redis_server.stop()
+            wait_for(lambda: nodes[0].health()['bus'] == 'down', what='bus reported down')
+            for n in range(12):  # twelve batches, one at a time
+                sent = a0.send_texts(rose['id'], ['while down {}'.format(n)])
+                assert [m['msgid'] for m in texts(r1, 1, timeout=15)] == sent
+            redis_server.start()
+            wait_for(lambda: all(node.health()['bus'] == 'up' for node in nodes),
+                     what='bus back up')
+            sent = a0.send_texts(rose['id'], ['back'])
+            assert [m['msgid'] for m in texts(r1, 1)] == sent
+            wait_for(lambda: 'bus: the bus answering again' in nodes[0].read_log(),
+                     what='the end of the outage logged')
+        finally:
+            a0.close()
+            r1.close()
+        log = nodes[0].read_log()
+        assert log.count('bus: the bus unavailable') == 1, log
+        assert log.count('bus: the bus answering again') == 1, log
+        assert 'publishing' not in log.replace('(publishing', ''), log
+        assert 'Traceback' not in log, log
+    finally:
+        redis_server.stop()
