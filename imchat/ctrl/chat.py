@@ -194,7 +194,7 @@ def _handle_frame(svc, client, data, max_frame):
         frame = parse_frame(data, max_frame)
     except FrameError as error:
         svc.metrics.inc('imchat_messages_refused_total')
-        client.reply(ack_refused(error.client_id, error.msg))
+        client.reply(ack_refused(error.client_id, error.msg, error.reason))
         return
     if frame.cmd == CMD_HEART:
         return

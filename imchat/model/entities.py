@@ -30,9 +30,23 @@ CONTENT_MAX = 4000
 URL_MAX = 1000
 
 
+class StatlessDatabase(Database):
+    """Pony's Database without its per-SQL query statistics.
+
+    Pony keeps, for each greenlet (its `_dblocal`), a QueryStat per distinct SQL text
+    run (`Database._update_local_stat`), never emptied unless someone calls
+    merge_local_stats. The message writer inlines each batch's values into its SQL on
+    MySQL (model.stream), so every batch is a new text, and the writer's greenlet lives
+    as long as the process: memory grew by megabytes a minute under steady traffic.
+    Nothing here reads those statistics; `last_sql` (for error messages) is kept."""
+
+    def _update_local_stat(self, sql, query_start_time):
+        self._dblocal.last_sql = sql
+
+
 def define_database() -> Database:
     """A new, unbound Database with every entity declared on it."""
-    db = Database()
+    db = StatlessDatabase()
 
     class User(db.Entity):
         _table_ = 'user'

@@ -137,12 +137,14 @@ class ConversationService:
         its last message); returns the new position, or None when it did not move.
         Raises BadRequest, NotFound, Forbidden."""
         with db_session:
+            # Asked every time: the conversation's row outlives a friendship or a
+            # membership, and an ex-friend's receipt must reach nobody.
+            self._check_in_conversation(user_id, target, dstid)
             for _ in range(_READ_ATTEMPTS):
                 row = execute_sql(self.db, 'SELECT last_msgid, readmsgid FROM conversation '
                                   'WHERE ownerid = ? AND target = ? AND dstid = ?',
                                   (user_id, target, dstid)).fetchone()
                 if row is None:
-                    self._check_in_conversation(user_id, target, dstid)
                     return None  # nothing stored there yet: nothing to read
                 last, read = row
                 position = min(msgid, last)

@@ -41,6 +41,8 @@ TEXT_LIMITS = {'content': CONTENT_MAX, 'pic': URL_MAX, 'url': URL_MAX, 'memo': M
 AMOUNT_LIMITS = {MEDIA_VOICE: (1, 3600), MEDIA_RED_PACKET: (1, 10 ** 9)}
 AMOUNT_MAX = 10 ** 12
 CLIENT_ID_MAX = 64
+# The reason of a refusal for an `id` no acknowledgement can echo (docs/protocol.md).
+ID_INVALID = 'frame.id_invalid'
 # A client id this long or longer, and a string, is taken as unique to its message: a
 # frame sent again with it (after a connection dropped before the ack) is acknowledged
 # with the stored message instead of being stored twice. Short and numeric ids, like
@@ -89,6 +91,10 @@ class Frame:
 
 
 def _client_id(raw):
+    """The frame's `id`, None when it has none. An `id` that cannot be echoed in its
+    acknowledgement (a fraction, an object, an integer past 64 bits, text too long) is
+    refused before anything is stored: a frame stored that no ack names would be sent
+    again, and stored again, by a client waiting for one."""
     value = raw.get('id')
     if value is None or value == '':
         return None
@@ -97,9 +103,11 @@ def _client_id(raw):
     if isinstance(value, str) and len(value) <= CLIENT_ID_MAX:
         if has_surrogate(value):
             # It could not be echoed in the refusal: refuse without it.
-            raise FrameError('id must be valid Unicode text (a lone surrogate is not)')
+            raise FrameError('id must be valid Unicode text (a lone surrogate is not)',
+                             reason=ID_INVALID)
         return value
-    return None
+    raise FrameError('id must be a whole number of at most 63 bits or text of at most {} '
+                     'characters'.format(CLIENT_ID_MAX), reason=ID_INVALID)
 
 
 def parse_frame(data, max_bytes):

@@ -35,18 +35,28 @@ class Permissions:
         """Inside a db_session: why `sender_id` may not send `frame`, or None when it may
         (a recall is carried out here, in the caller's transaction: service.recall)."""
         if frame.cmd == CMD_RECALL:
-            return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
+            return recall_refusal(
+                self.db, sender_id, frame, self.recall_seconds,
+                lambda cmd, dstid: self._relationship(sender_id, cmd, dstid, posting=False))
+        return self._relationship(sender_id, frame.cmd, frame.dstid)
+
+    def _relationship(self, sender_id, cmd, dstid, posting=True):
+        """Why `sender_id` may not write to that friend or community, or None. Not
+        `posting` (a recall): only whether the friendship or membership still stands
+        (a muted member may take back their own message), and no answer is kept."""
         cate, refusal, reason = (
             (CONTACT_FRIEND, 'user {} is not your friend', 'contact.not_friends')
-            if frame.cmd == CMD_SINGLE_MSG else
+            if cmd == CMD_SINGLE_MSG else
             (CONTACT_COMMUNITY, 'you are not a member of community {}', 'community.not_member'))
-        key = (cate, sender_id, frame.dstid)
+        key = (cate, sender_id, dstid)
         if key not in self._allowed:
             revocations = self._revocations
-            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
-                return Refusal(refusal.format(frame.dstid), reason)
+            if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=dstid):
+                return Refusal(refusal.format(dstid), reason)
+            if not posting:
+                return None
             if cate == CONTACT_COMMUNITY and self.room_refusal is not None:
-                room_refusal = self.room_refusal(sender_id, frame.dstid)
+                room_refusal = self.room_refusal(sender_id, dstid)
                 if room_refusal:
                     return room_refusal
             if revocations == self._revocations:  # else the answer may predate a revocation
