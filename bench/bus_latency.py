@@ -34,7 +34,8 @@ def node(name, database, bus, work):
     # Friends at once, as before friend requests (issue 22): it measures the bus.
     return ServerProcess(work, database, name=name, IMCHAT_BUS=bus, IMCHAT_NODE_ID=name,
                          IMCHAT_ACCESS_LOG=0, IMCHAT_WS_RATE=0,
-                         IMCHAT_FRIEND_REQUESTS=0).start()
+                         IMCHAT_FRIEND_REQUESTS=0,
+                         IMCHAT_BUS_SECRET='bench-bus-secret-of-at-least-32-bytes').start()
 
 
 def percentile(values, p):

@@ -102,6 +102,9 @@ SETTINGS = {
     # or udp://...; this process's name on it (default host and pid); seconds a node's
     # users stay `online` after it stops refreshing them (a node that died).
     'BUS': ('none', str),
+    # A udp bus signs every datagram with this secret (HMAC-SHA256), the same on every
+    # node, at least 32 bytes; datagrams not signed with it are dropped.
+    'BUS_SECRET': ('', str),
     'NODE_ID': ('', str),
     'PRESENCE_TTL': (30, _int),
     # Web Push (docs/push.md): the contact push services may reach the operator at (a

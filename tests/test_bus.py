@@ -13,6 +13,8 @@ from tests.wsclient import ChatClient
 pytestmark = pytest.mark.process
 
 REDIS = 'redis://127.0.0.1:6379/0'
+# IMCHAT_BUS_SECRET of every node (a udp bus needs one: it signs every datagram).
+BUS_SECRET = 'test-bus-secret-of-at-least-32-bytes!'
 _mobiles = iter(range(13700000000, 13799999999))
 
 
@@ -67,7 +69,8 @@ def cluster_node(name, database_url, bus, folder, **settings):
     return ServerProcess(
         folder, database_url, name=name, IMCHAT_BUS=bus, IMCHAT_NODE_ID=name,
         IMCHAT_ACCESS_LOG=0, IMCHAT_WS_RATE=0,
-        **{'IMCHAT_' + k: v for k, v in settings.items()})
+        **dict({'IMCHAT_BUS_SECRET': BUS_SECRET},
+               **{'IMCHAT_' + k: v for k, v in settings.items()}))
 
 
 def people(node, count):

@@ -61,21 +61,57 @@ def test_a_pause_keeps_later_ids_until_resumed_with_what_was_missed():
     ('none', 'none'), ('', 'none'), ('redis://127.0.0.1:6379/2', 'redis'),
     ('udp://0.0.0.0:3000?peers=192.168.0.255:3000', 'udp')])
 def test_bus_urls(url, kind):
-    assert parse_bus_url(url, 'sqlite:///x.db')[0] == kind
+    assert parse_bus_url(url)[0] == kind
 
 
-def test_redis_channels_are_prefixed_per_deployment():
-    one = parse_bus_url('redis://127.0.0.1/0', 'mysql://root@h/a')[1]['prefix']
-    two = parse_bus_url('redis://127.0.0.1/0', 'mysql://root@h/b')[1]['prefix']
-    named = parse_bus_url('redis://127.0.0.1/0?prefix=prod', 'x')[1]['prefix']
-    assert one != two and named == 'imchat:prod:'
+def test_redis_channels_are_named_by_the_url_or_else_by_the_database():
+    named = parse_bus_url('redis://127.0.0.1/0?prefix=prod')[1]['prefix']
+    unnamed = parse_bus_url('redis://127.0.0.1/0')[1]['prefix']
+    # None: bus.node takes the deployment id the database holds (test_bus.py shows two
+    # deployments on one Redis never hear each other).
+    assert named == 'imchat:prod:' and unnamed is None
+
+
+@pytest.mark.parametrize('url, connects_to', [
+    ('redis://:s3cret@10.0.0.5:6380/2', 'redis://:s3cret@10.0.0.5:6380/2'),
+    ('redis://imchat:s3cret@10.0.0.5/2?prefix=p', 'redis://imchat:s3cret@10.0.0.5:6379/2'),
+    ('rediss://:s3cret@redis.example/0?ssl_cert_reqs=required',
+     'rediss://:s3cret@redis.example:6379/0?ssl_cert_reqs=required')])
+def test_redis_urls_keep_their_password_and_tls(url, connects_to):
+    from redis.connection import SSLConnection, parse_url
+
+    from imchat.service.bus.redis import RedisTransport
+    from imchat.service.bus.urls import redact
+
+    kind, params = parse_bus_url(url)
+    assert kind == 'redis' and params['url'] == connects_to
+    assert parse_url(params['url'])['password'] == 's3cret'
+    assert (parse_url(params['url']).get('connection_class') is SSLConnection) == \
+        url.startswith('rediss')
+    described = RedisTransport(params['url'], 'imchat:p:').describe()
+    assert 's3cret' not in described and 's3cret' not in redact(url)
+
+
+def test_a_replayed_or_stale_sequence_number_is_refused():
+    from imchat.service.bus.udp import REPLAY_WINDOW, ReplayGuard
+
+    now = [1000.0]
+    guard = ReplayGuard(clock=lambda: now[0])
+    start = int(now[0] * 1e6)
+    assert not guard.fresh('a', start - REPLAY_WINDOW - 1)  # older than a start allows
+    assert guard.fresh('a', start) and not guard.fresh('a', start)
+    assert guard.fresh('a', start + 5) and guard.fresh('a', start + 3)  # out of order
+    assert not guard.fresh('a', start + 3) and not guard.fresh('a', start + 5)
+    assert guard.fresh('b', start + 3)  # per node
+    assert guard.fresh('a', start + 3 * REPLAY_WINDOW)
+    assert not guard.fresh('a', start + 6)  # now below the window
 
 
 @pytest.mark.parametrize('url', ['kafka://x', 'udp://127.0.0.1?peers=a:1',
                                  'udp://127.0.0.1:3000?peers=nohostport', 'redis:///0'])
 def test_bad_bus_urls_are_refused_clearly(url):
     with pytest.raises(BusURLError):
-        parse_bus_url(url, '')
+        parse_bus_url(url)
 
 
 def test_this_nodes_own_copy_replaces_one_held_before_and_not_the_other_way():
@@ -101,3 +137,40 @@ def test_each_worker_of_a_udp_bus_gets_its_own_port_and_its_siblings_as_peers(ur
     kind, params = parse_bus_url(expected)
     if kind == 'udp':
         assert params['bind'][1] == int(url.split(':')[2].split('?')[0]) + index - 1
+
+
+def test_a_database_outage_while_filling_gaps_is_one_line_each_way(caplog):
+    """Issue 25: a 75-line traceback about once a second during a database outage."""
+    import logging
+    import types
+
+    import gevent
+
+    from imchat.service.bus.gaps import GapFiller
+
+    state = {'down': True, 'calls': 0}
+
+    class Stream:
+        @staticmethod
+        def get(name):
+            state['calls'] += 1
+            if state['down']:
+                raise ConnectionRefusedError('the database is down')
+            return types.SimpleNamespace(pos=0)
+
+    db = types.SimpleNamespace(Stream=Stream)
+    filler = GapFiller(db, Sequencer(0, lambda item: False), types.SimpleNamespace(up=True))
+    caplog.set_level(logging.INFO, logger='imchat.service.bus')
+    filler.start()
+    try:
+        while state['calls'] < 3:
+            gevent.sleep(0.1)
+        state['down'] = False
+        while 'answering again' not in caplog.text:
+            gevent.sleep(0.1)
+    finally:
+        filler.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if 'unavailable' in line]) == 1, lines
+    assert len([line for line in lines if 'answering again' in line]) == 1, lines
+    assert len(lines) == 2 and 'Traceback' not in caplog.text, lines

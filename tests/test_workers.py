@@ -101,7 +101,8 @@ def test_workers_on_a_udp_bus_get_a_port_each_and_reach_each_other(start_node):
     + N - 1, with its siblings as peers."""
     first = free_udp_ports(2)
     node = start_node(IMCHAT_WORKERS=2, IMCHAT_NODE_ID='box',
-                      IMCHAT_BUS='udp://127.0.0.1:{}'.format(first))
+                      IMCHAT_BUS='udp://127.0.0.1:{}'.format(first),
+                      IMCHAT_BUS_SECRET='a secret the workers share, 32 bytes or more')
     pids = node.wait_workers(2)
     node.wait_healthy()
     log = node.log()

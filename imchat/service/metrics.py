@@ -30,6 +30,9 @@ DECLARED = {
     'imchat_push_retries_total': ('counter', 'Web Push messages tried again after a 429, '
                                              '5xx or no answer'),
     'imchat_push_queued': ('gauge', 'Web Push messages waiting to be sent'),
+    'imchat_bus_dropped_total': ('counter', 'Bus input refused, by reason: not_peer, '
+                                            'bad_signature, replay, unreadable, '
+                                            'beyond_stream'),
 }
 
 

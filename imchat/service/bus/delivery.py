@@ -18,7 +18,8 @@ from imchat.model.entities import CONTACT_COMMUNITY
 from imchat.protocol import CMD_ROOM_MSG, STORED_EVENTS
 from imchat.service.bus import kinds
 from imchat.service.bus.channels import Channels, community_channel, user_channel
-from imchat.service.bus.gaps import JoinItem, read_message
+from imchat.service.bus.faults import Dependency, Dropped
+from imchat.service.bus.gaps import JoinItem, read_message, stream_position
 from imchat.service.bus.sequencer import Sequencer
 from imchat.service.bus.transport import Transport, announce
 from imchat.service.delivery import Committed, Envelope, LocalDelivery, envelope
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 class BusDelivery:
     def __init__(self, here: LocalDelivery, transport: Transport, channels: Channels, db,
-                 metrics, node: str, start: int) -> None:
+                 metrics, node: str, start: int, dropped: Dropped,
+                 sending: Dependency) -> None:
         self.here = here
         self.transport = transport
         self.channels = channels
@@ -37,6 +39,8 @@ class BusDelivery:
         self.metrics = metrics
         self.node = node
         self.sequencer = Sequencer(start, self._release)
+        self.dropped = dropped
+        self.sending = sending
 
     # -- from this node ------------------------------------------------------------
 
@@ -74,7 +78,9 @@ class BusDelivery:
                                                     for first, last in ranges])
         except Exception as error:
             # Stored all the same: the other nodes fill the gap from the database.
-            log.warning('bus: publishing %d messages failed: %s', len(messages), error)
+            self.sending.failed('publishing {} messages'.format(len(messages)), error)
+        else:
+            self.sending.answered()
         for first, last in ranges:
             seq.cover(first, last)
 
@@ -86,7 +92,7 @@ class BusDelivery:
         self.here.push(user_ids, frame, origin=origin)
         announce(self.transport, kinds.Push(self.node, user_ids,
                                             bytes(frame.payload).decode('utf-8')),
-                 [user_channel(u) for u in user_ids])
+                 self.sending, [user_channel(u) for u in user_ids])
 
     def join(self, user_id: int, community_id: int) -> None:
         """A user joined a community (committed): every node holding the user's
@@ -104,26 +110,58 @@ class BusDelivery:
                                                       community_id))],
                 [kinds.Range(self.node, position, position)])
         except Exception as error:
-            log.warning('bus: publishing a join failed: %s', error)
+            self.sending.failed('publishing a join', error)
         self.sequencer.cover(position, position)
 
     # -- from the other nodes (the transport's listener greenlet) ------------------
 
+    def _committed(self, first, last) -> bool:
+        """Whether first..last are ids the stream has handed out: no other node can
+        publish an id before committing it, so anything above the stream's position is
+        forged (a range up to 2**62 would otherwise hold every later message back).
+        The sequencer's `top` is a known position (every id that raised it passed
+        here, or came from this node or the database); past it, the database says."""
+        if type(first) is not int or type(last) is not int or not 0 < first <= last:
+            return False
+        seq = self.sequencer
+        if last <= seq.top:
+            return True
+        try:
+            seq.saw_position(stream_position(self.db))
+        except Exception:
+            return False  # unverifiable now; the gap filler reads it from the database
+        return last <= seq.top
+
     def received_message(self, message: kinds.Message) -> None:
-        self.metrics.inc('imchat_bus_messages_received_total')
         wire = message.wire
+        if wire is not None and (not isinstance(wire, dict) or wire.get('msgid') != message.msgid):
+            self.dropped.drop('unreadable', message.node)
+            return
+        if not self._committed(message.msgid, message.msgid):
+            self.dropped.drop('beyond_stream', message.node)
+            return
+        self.metrics.inc('imchat_bus_messages_received_total')
         if wire is None:  # a reference: too big for a datagram
             if message.msgid <= self.sequencer.done:
                 return
-            wire = read_message(self.db, message.msgid)
+            try:
+                wire = read_message(self.db, message.msgid)
+            except Exception:
+                return  # the database is not answering: the gap filler reads it later
             if wire is None:
                 return
         self.sequencer.hold(wire['msgid'], envelope(wire))
 
     def received_range(self, covered: kinds.Range) -> None:
+        if not self._committed(covered.first, covered.last):
+            self.dropped.drop('beyond_stream', covered.node)
+            return
         self.sequencer.cover(covered.first, covered.last)
 
     def received_join(self, join: kinds.Join) -> None:
+        if not self._committed(join.msgid, join.msgid):
+            self.dropped.drop('beyond_stream', join.node)
+            return
         self.sequencer.hold(join.msgid, JoinItem(join.msgid, join.user_id, join.community_id))
 
     def received_push(self, push: kinds.Push) -> None:

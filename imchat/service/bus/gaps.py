@@ -11,6 +11,7 @@ import gevent
 from pony.orm import db_session, select
 
 from imchat.model.entities import CONTACT_COMMUNITY
+from imchat.service.bus.faults import Dependency
 from imchat.service.bus.sequencer import Sequencer
 from imchat.service.bus.transport import Transport
 from imchat.service.delivery import envelope
@@ -54,6 +55,8 @@ class GapFiller:
         self.sequencer = sequencer
         self.transport = transport
         self._greenlet = None
+        # A database outage is one line when it starts and one when it ends.
+        self.database = Dependency('the database (gap filling)', log)
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._watch)
@@ -73,9 +76,11 @@ class GapFiller:
                     seq.saw_position(stream_position(self.db))
                 if seq.done < seq.top and seq.gap_age() >= GAP_WAIT:
                     self.fill(seq.top)
-            except Exception:
-                log.exception('bus: filling a gap failed')
+            except Exception as error:
+                self.database.failed('reading the stream', error)
                 gevent.sleep(1)
+            else:
+                self.database.answered()
 
     def fill(self, upto: int) -> None:
         """Release every committed id up to `upto` from the database, in pages."""

@@ -13,6 +13,7 @@ bus.channels (what this node hears), bus.sequencer and bus.gaps (order and no lo
 bus.delivery, bus.presence.
 """
 import logging
+import secrets
 from typing import Iterable, List, Optional
 
 import gevent
@@ -22,12 +23,13 @@ from imchat.model.stream import ensure_stream
 from imchat.service.bus import kinds
 from imchat.service.bus.channels import Channels
 from imchat.service.bus.delivery import BusDelivery
+from imchat.service.bus.faults import Dependency, Dropped
 from imchat.service.bus.gaps import GapFiller, stream_position
 from imchat.service.bus.presence import DeploymentPresence
 from imchat.service.bus.redis import RedisTransport
 from imchat.service.bus.transport import Transport, announce
 from imchat.service.bus.udp import UdpTransport
-from imchat.service.bus.urls import default_node_id, parse_bus_url
+from imchat.service.bus.urls import BusURLError, default_node_id, parse_bus_url
 from imchat.service.delivery import LocalDelivery
 from imchat.util.signal import Signal
 
@@ -35,20 +37,32 @@ log = logging.getLogger(__name__)
 
 # The relayed event that travels as its own kind (kinds.Logout), as it always has.
 LOGOUT = 'logout'
+# The `stream` row whose position is the deployment's id: a random number the database
+# gets once, when the first node starts on it (prepare_streams). Nodes on one database
+# share it; another database (another deployment on the same Redis) has its own.
+DEPLOYMENT = 'deployment'
+# Seconds a gap may hold delivery back before /healthz reports the bus stalled (gaps
+# are filled after bus.gaps.GAP_WAIT, from the database).
+STALLED_AFTER = 10
+# Shortest IMCHAT_BUS_SECRET accepted: HMAC-SHA256's own key size.
+SECRET_MIN_BYTES = 32
 
 
 class Bus:
     """One node's end of the bus; `transport` moves the bytes between nodes."""
 
     def __init__(self, transport: Transport, node: str, db, hub, metrics,
-                 presence_ttl: float = 30) -> None:
+                 presence_ttl: float = 30, dropped: Optional[Dropped] = None) -> None:
         self.transport = transport
         self.node = node
         self.db = db
         self.presence = DeploymentPresence(db, hub, node, presence_ttl)
         self.channels = Channels(transport, self.presence)
+        # Publishing failing (Redis down) is one line when it starts and one when it ends.
+        self.sending = Dependency('the bus')
         self.delivery = BusDelivery(LocalDelivery(hub), transport, self.channels, db, metrics,
-                                    node, stream_position(db))
+                                    node, stream_position(db), dropped or Dropped(metrics),
+                                    self.sending)
         self.gaps = GapFiller(db, self.delivery.sequencer, transport)
         self._relayed = {}
 
@@ -64,7 +78,12 @@ class Bus:
         self.presence.stop()
 
     def status(self) -> str:
-        return 'up' if self.transport.up else 'down'
+        """'up'; 'down' when the other nodes cannot be reached; 'stalled' when this
+        node's delivery has waited on a gap longer than filling one takes (it cannot read
+        the database, or something holds it back): /healthz must not say up then."""
+        if not self.transport.up:
+            return 'down'
+        return 'stalled' if self.delivery.sequencer.gap_age() > STALLED_AFTER else 'up'
 
     # -- the hub's connections: which channels this node hears ---------------------
 
@@ -90,7 +109,7 @@ class Bus:
     def _announce_event(self, event, args):
         kind = (kinds.Logout(self.node, args[0]) if event == LOGOUT else
                 kinds.Relay(self.node, event, list(args)))
-        announce(self.transport, kind)
+        announce(self.transport, kind, self.sending)
 
     def _raise_relayed(self, event, args):
         signal = self._relayed.get(event)
@@ -121,25 +140,41 @@ class Bus:
 
 def make_bus(config, db, hub, metrics) -> Optional[Bus]:
     """The Bus for IMCHAT_BUS, started; None for `none`. Raises BusURLError."""
-    kind, params = parse_bus_url(config.get('BUS'), config.get('DATABASE_URL', ''))
+    kind, params = parse_bus_url(config.get('BUS'))
     if kind == 'none':
         return None
     node = config.get('NODE_ID') or default_node_id()
+    dropped = Dropped(metrics)  # one count and one log line a minute for the whole bus
     if kind == 'redis':
-        transport = RedisTransport(params['url'], params['prefix'])
+        prefix = params['prefix'] or 'imchat:{:x}:'.format(deployment_id(db))
+        transport = RedisTransport(params['url'], prefix)
     else:
-        transport = UdpTransport(params['bind'], params['peers'], node)
-    bus = Bus(transport, node, db, hub, metrics, config.get('PRESENCE_TTL', 30))
+        secret = (config.get('BUS_SECRET') or '').encode('utf-8')
+        if len(secret) < SECRET_MIN_BYTES:
+            raise BusURLError('a udp bus needs IMCHAT_BUS_SECRET, the same on every node, '
+                              'of at least {} bytes (e.g. `openssl rand -hex 32`)'
+                              .format(SECRET_MIN_BYTES))
+        transport = UdpTransport(params['bind'], params['peers'], node, secret, dropped)
+    bus = Bus(transport, node, db, hub, metrics, config.get('PRESENCE_TTL', 30), dropped)
     bus.start()
     return bus
 
 
+def deployment_id(db) -> int:
+    """The id the database made for its deployment (prepare_streams made it)."""
+    with db_session:
+        return db.Stream[DEPLOYMENT].pos
+
+
 def prepare_streams(db) -> None:
-    """Make the message stream's row at start (several nodes may race: one wins)."""
+    """Make the message stream's row, and the deployment's id, at start (several nodes
+    may race: one wins)."""
     for attempt in range(3):
         try:
             with db_session:
                 ensure_stream(db, 'message', 'message')
+                if db.Stream.get(name=DEPLOYMENT) is None:
+                    db.Stream(name=DEPLOYMENT, pos=secrets.randbits(62))
             return
         except Exception:
             if attempt == 2:

@@ -1,17 +1,23 @@
 """Who is online across the nodes of a deployment: each node keeps a `presence` row per
 user it holds a connection of, refreshed before it expires, so a node that dies stops
 counting within `ttl` seconds. The service.presence.Presence seam for several nodes.
+Each node writes only its own rows, with plain upserts (bus.presence._upsert says why).
 See docs/architecture.md.
 """
 import logging
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, List, Set
 
 import gevent
 from pony.orm import db_session, select
 
+from imchat.model.sql import execute_sql
+from imchat.service.bus.faults import Dependency
 from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
+
+# Rows written (or expired rows removed) per statement.
+UPSERT_PAGE = 500
 
 
 class DeploymentPresence:
@@ -25,6 +31,9 @@ class DeploymentPresence:
         self.node = node
         self.ttl = ttl
         self._keeper = None
+        self._here: Set[int] = set()  # users this node holds a connection of
+        # A database that stops answering is one line, not one per refresh.
+        self.database = Dependency('the database (presence)', log)
 
     def is_online(self, user_id: int) -> bool:
         if self.hub.is_online(user_id):
@@ -52,48 +61,77 @@ class DeploymentPresence:
         """Stop refreshing, and take this node's rows out (its users are gone from it)."""
         if self._keeper is not None:
             self._keeper.kill(block=False)
-        node = self.node
         try:
             with db_session:
-                self.db.Presence.select(lambda p: p.node == node).delete(bulk=True)
-        except Exception:
-            log.exception('could not clear the presence of node %s', self.node)
+                execute_sql(self.db, 'DELETE FROM presence WHERE node = ?', [self.node],
+                            write=True)
+        except Exception as error:
+            log.warning('bus: could not clear the presence of node %s: %s', self.node, error)
 
     def arrived(self, user_id: int) -> None:
         """This node holds a first connection of `user_id`."""
-        self._record(user_id, True, lambda: True)
+        self._here.add(user_id)
+        try:
+            self._upsert([user_id])
+        except Exception as error:
+            # The next refresh (every ttl/3) writes it again: no arrival stays unseen.
+            self.database.failed('recording a presence', error)
 
     def left(self, user_id: int, still_here: Callable[[], bool]) -> None:
         """This node's last connection of `user_id` closed; the row stays when
         `still_here()` says another opened meanwhile."""
-        self._record(user_id, False, still_here)
-
-    def _record(self, user_id, online, still_here):
+        if still_here():
+            return
+        self._here.discard(user_id)
         try:
             with db_session:
-                Presence = self.db.Presence
-                row = Presence.get(userid=user_id, node=self.node)
-                if online:
-                    expireat = now_ms() + self.ttl * 1000
-                    if row is None:
-                        Presence(userid=user_id, node=self.node, expireat=expireat)
-                    else:
-                        row.expireat = expireat
-                elif row is not None and not still_here():
-                    row.delete()
-        except Exception:
-            log.exception('bus: could not record the presence of user %s', user_id)
+                execute_sql(self.db, 'DELETE FROM presence WHERE userid = ? AND node = ?',
+                            [user_id, self.node], write=True)
+        except Exception as error:
+            self.database.failed('removing a presence', error)
+        # Arrived again while the row was being deleted: the refresh writes it back.
+
+    def _upsert(self, user_ids: List[int]) -> None:
+        """This node's rows of `user_ids`, expiring ttl from now: one plain upsert per
+        page, in user order. Each node writes only its own rows, and never reads them
+        first, so refreshes on several nodes (or workers) never wait on each other,
+        deadlock, or fail an optimistic check."""
+        expireat = now_ms() + int(self.ttl * 1000)
+        if self.db.provider.dialect == 'MySQL':
+            tail = ' ON DUPLICATE KEY UPDATE expireat = VALUES(expireat)'
+        else:
+            tail = ' ON CONFLICT (userid, node) DO UPDATE SET expireat = excluded.expireat'
+        user_ids = sorted(user_ids)
+        for start in range(0, len(user_ids), UPSERT_PAGE):
+            page = user_ids[start:start + UPSERT_PAGE]
+            values = []
+            for user_id in page:
+                values += [user_id, self.node, expireat]
+            with db_session:
+                execute_sql(self.db, 'INSERT INTO presence (userid, node, expireat) VALUES '
+                            + ', '.join(['(?, ?, ?)'] * len(page)) + tail, values, write=True)
+
+    def _remove_expired(self) -> None:
+        """Rows of nodes that died (no refresh within ttl): found without locking, then
+        deleted one by one by their key, still only if expired, so a range lock never
+        meets another node's upsert."""
+        now = now_ms()
+        with db_session:
+            expired = sorted(execute_sql(
+                self.db, 'SELECT userid, node FROM presence WHERE expireat <= ?', [now]
+            ).fetchall())
+        for user_id, node in expired[:UPSERT_PAGE]:
+            with db_session:
+                execute_sql(self.db, 'DELETE FROM presence WHERE userid = ? AND node = ? '
+                            'AND expireat <= ?', [user_id, node, now], write=True)
 
     def _keep(self):
         while True:
             gevent.sleep(max(0.2, self.ttl / 3))
             try:
-                with db_session:
-                    now = now_ms()
-                    expireat = now + self.ttl * 1000
-                    node = self.node
-                    for row in self.db.Presence.select(lambda p: p.node == node):
-                        row.expireat = expireat
-                    self.db.Presence.select(lambda p: p.expireat <= now).delete(bulk=True)
-            except Exception:
-                log.exception('bus: could not refresh presence')
+                self._upsert(list(self._here))
+                self._remove_expired()
+            except Exception as error:
+                self.database.failed('refreshing presence', error)
+            else:
+                self.database.answered()

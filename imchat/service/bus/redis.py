@@ -2,8 +2,8 @@
 in its own greenlet, reconnecting with backoff. It moves bytes only (bus.transport);
 what they say is bus.kinds. See docs/architecture.md.
 
-Channels carry a per-deployment prefix (default: from the database URL, so deployments
-sharing one Redis never hear each other): `<prefix>u:<user>` and `<prefix>c:<community>`
+Channels carry a per-deployment prefix (default: the database's deployment id, so
+deployments sharing one Redis never hear each other; bus.urls): `<prefix>u:<user>` and `<prefix>c:<community>`
 for targeted messages (subscribed while this node holds a connection of that user or a
 member of that community), `<prefix>all` for ranges and rare control events.
 """
@@ -11,15 +11,15 @@ import json
 import logging
 import time
 from typing import Callable, Iterable, List, Sequence, Tuple
-from urllib.parse import urlsplit
 
 import gevent
 import redis
 from gevent.event import Event
-from redis.connection import Connection
+from redis.connection import Connection, parse_url
 
 from imchat.service.bus.kinds import Message, Range, to_bytes
 from imchat.service.bus.transport import BACKOFF_MAX, BACKOFF_MIN, Receive
+from imchat.service.bus.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class RedisTransport:
         self._down_until = 0
 
     def describe(self) -> str:
-        return 'redis {} (channels {}*)'.format(self.url, self.prefix)
+        return 'redis {} (channels {}*)'.format(redact(self.url), self.prefix)
 
     def start(self, receive: Receive, channels: Callable[[], List[str]]) -> None:
         self._receive, self._channels = receive, channels
@@ -120,7 +120,7 @@ class RedisTransport:
                 self._run_connection()
             except Exception as error:
                 if self.up:
-                    log.warning('bus: lost redis at %s: %s', self.url, error)
+                    log.warning('bus: lost redis at %s: %s', redact(self.url), error)
                 self.up = False
                 self._sub = None
             gevent.sleep(backoff)
@@ -129,10 +129,14 @@ class RedisTransport:
                 backoff = BACKOFF_MIN
 
     def _run_connection(self):
-        parts = urlsplit(self.url)
-        conn = Connection(host=parts.hostname, port=parts.port, socket_connect_timeout=1,
-                          socket_timeout=None, retry=None,
-                          protocol=2)  # RESP2: pub/sub messages are plain replies
+        # The URL's password, user and TLS (rediss://) apply to the listener too; pub/sub
+        # ignores the database number.
+        options = parse_url(self.url)
+        options.pop('db', None)
+        connection_class = options.pop('connection_class', Connection)
+        conn = connection_class(socket_connect_timeout=1, socket_timeout=None, retry=None,
+                                protocol=2,  # RESP2: pub/sub messages are plain replies
+                                **options)
         conn.connect()
         # Targeted channels first, `all` (the ranges) last, in one command: a range is
         # never heard before the messages it covers.
@@ -141,7 +145,7 @@ class RedisTransport:
         self._sub = conn
         self.up = True
         self._down_until = 0
-        log.info('bus: connected to redis at %s', self.url)
+        log.info('bus: connected to redis at %s', redact(self.url))
         cut = len(self.prefix)
         try:
             while True:

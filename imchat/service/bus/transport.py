@@ -5,6 +5,7 @@ bus.redis and bus.udp. See docs/architecture.md.
 import logging
 from typing import Callable, Iterable, List, Protocol, Sequence, Tuple
 
+from imchat.service.bus.faults import Dependency
 from imchat.service.bus.kinds import Message, Range
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,14 @@ class Transport(Protocol):
         when the bus is down)."""
 
 
-def announce(transport: Transport, kind, channels: Sequence[str] = ('all',)) -> None:
+def announce(transport: Transport, kind, sending: Dependency,
+             channels: Sequence[str] = ('all',)) -> None:
     """Send a line that may be lost (a push, a logout, a relayed event): a bus that is
-    down costs a warning, not the caller's request."""
+    down costs one line in the log for the whole outage (`sending`), not the caller's
+    request."""
     try:
         transport.send(kind, channels)
     except Exception as error:
-        log.warning('bus: sending %s failed: %s', kind.NAME, error)
+        sending.failed('sending ' + kind.NAME, error)
+    else:
+        sending.answered()

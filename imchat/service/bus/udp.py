@@ -3,24 +3,78 @@ carrying the ids it covers, so a lost one is a gap the receivers fill from the
 database. It moves bytes only (bus.transport); what they say is bus.kinds, packed
 several to a datagram of at most MAX_DATAGRAM bytes (a message too big to fit goes as a
 reference: its id). See docs/architecture.md.
+
+Anyone can send a datagram, and its source address can be forged, so every datagram
+is signed: HMAC-SHA256 (key IMCHAT_BUS_SECRET) over its bytes, the 32-byte tag first.
+The signed body names its node and a sequence number, a node's clock in microseconds
+(moved on by at least one per datagram), so a replayed datagram is refused: each
+receiver keeps, per node, the highest number heard and those heard within REPLAY_WINDOW
+below it, and refuses anything older or heard before. Datagrams from addresses that
+are not the peers' are dropped before the check. Every drop is counted (bus.faults).
 """
+import hashlib
+import hmac
 import json
 import logging
 import socket
 import time
-from typing import Callable, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
 import gevent
 
+from imchat.service.bus.faults import Dropped
 from imchat.service.bus.kinds import Message, Range, dumps
 from imchat.service.bus.transport import Receive
 
 log = logging.getLogger(__name__)
 
-# Largest UDP datagram sent: fits an Ethernet frame, never fragmented.
+# Largest UDP datagram sent: fits an Ethernet frame, never fragmented (the tag included).
 MAX_DATAGRAM = 1400
 # A peer silent for this long counts as gone (each node says hello every second).
 PEER_SILENCE = 3.0
+TAG_BYTES = 32  # HMAC-SHA256
+# Microseconds below a node's highest sequence number in which a datagram may still
+# arrive (out of order); older ones are refused as replays. Also how far a node's first
+# datagram may lie in the past of this node's clock (node clocks agree within it: NTP).
+REPLAY_WINDOW = 10_000_000
+# As long as any sequence number this century, for measuring a datagram before sending.
+SEQ_PLACEHOLDER = 10 ** 16
+
+
+def sign(secret: bytes, body: bytes) -> bytes:
+    return hmac.new(secret, body, hashlib.sha256).digest() + body
+
+
+class ReplayGuard:
+    """Per node: the highest sequence number heard, and those heard in the window below."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._highest: Dict[str, int] = {}
+        self._seen: Dict[str, Set[int]] = {}
+
+    def fresh(self, node: str, seq: int) -> bool:
+        """Whether `seq` from `node` was never heard (and is not too old); records it."""
+        highest = self._highest.get(node)
+        if highest is None:
+            # A node heard first (or after this one restarted): nothing older than the
+            # window by this node's clock, so a captured datagram cannot be played back
+            # to a node that just started.
+            highest = int(self.clock() * 1e6)
+            if seq <= highest - REPLAY_WINDOW:
+                return False
+            self._highest[node], self._seen[node] = seq, {seq}
+            return True
+        seen = self._seen[node]
+        if seq <= highest - REPLAY_WINDOW or seq in seen:
+            return False
+        seen.add(seq)
+        if seq > highest:
+            self._highest[node] = seq
+            if len(seen) > 256:
+                floor = seq - REPLAY_WINDOW
+                self._seen[node] = {n for n in seen if n > floor}
+        return True
 
 
 class UdpTransport:
@@ -29,10 +83,17 @@ class UdpTransport:
 
     needs_subscriptions = False
 
-    def __init__(self, bind: Tuple[str, int], peers: List[Tuple[str, int]], node: str) -> None:
+    def __init__(self, bind: Tuple[str, int], peers: List[Tuple[str, int]], node: str,
+                 secret: bytes, dropped: Dropped) -> None:
         self.bind = bind
         self.peers = [p for p in peers if p != bind]
         self.node = node
+        self.secret = secret
+        self.dropped = dropped
+        self.replays = ReplayGuard()
+        self._seq = 0
+        self._peer_hosts: Set[str] = set()
+        self._anyone = any(peer[0].endswith('.255') for peer in self.peers)
         self._receive = None
         self.sock = None
         self._heard = {}
@@ -58,6 +119,8 @@ class UdpTransport:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self.sock.bind(self.bind)
+        # Peers named by host name are compared by address with what arrives.
+        self._peer_hosts = {socket.gethostbyname(host) for host, _ in self.peers}
         self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._hello)]
 
     def stop(self) -> None:
@@ -66,7 +129,15 @@ class UdpTransport:
         if self.sock is not None:
             self.sock.close()
 
-    def _send(self, data):
+    def _signed(self, packet: dict) -> bytes:
+        # A clock in microseconds, moved on per datagram: survives a restart of this
+        # node (its next numbers are still above what the others heard before).
+        self._seq = max(self._seq + 1, int(time.time() * 1e6))
+        packet['s'] = self._seq
+        return sign(self.secret, dumps(packet))
+
+    def _send(self, packet: dict):
+        data = self._signed(packet)
         for peer in self.peers:
             try:
                 self.sock.sendto(data, peer)
@@ -82,7 +153,7 @@ class UdpTransport:
 
         def flush():
             if packet:
-                self._send(dumps({'n': node, 'e': packet, 'a': ids[0], 'b': ids[-1]}))
+                self._send({'n': node, 'e': list(packet), 'a': ids[0], 'b': ids[-1]})
                 packet.clear()
                 ids.clear()
 
@@ -92,19 +163,19 @@ class UdpTransport:
             if len(dumps(event)) > MAX_DATAGRAM - 100:
                 event = Message(node, msgid).to_wire()  # a reference: read from the database
             candidate = dumps({'n': node, 'e': packet + [event], 'a': (ids or [0])[0],
-                               'b': msgid})
-            if len(candidate) > MAX_DATAGRAM or (ids and ids[-1] != msgid - 1):
+                               'b': msgid, 's': SEQ_PLACEHOLDER})
+            if len(candidate) > MAX_DATAGRAM - TAG_BYTES or (ids and ids[-1] != msgid - 1):
                 flush()
             packet.append(event)
             ids.append(msgid)
         flush()
 
     def send(self, kind, channels: Sequence[str]) -> None:
-        data = dumps({'n': self.node, 'e': [kind.to_wire()]})
-        if len(data) > MAX_DATAGRAM:
+        packet = {'n': self.node, 'e': [kind.to_wire()]}
+        if len(dumps(dict(packet, s=SEQ_PLACEHOLDER))) > MAX_DATAGRAM - TAG_BYTES:
             log.warning('bus: a %s event is too big for a datagram; not sent', kind.NAME)
             return
-        self._send(data)
+        self._send(packet)
 
     def subscribe(self, channels: List[str]) -> None:
         pass  # every node hears everything
@@ -117,21 +188,44 @@ class UdpTransport:
 
     def _hello(self):
         while True:
-            self._send(dumps({'n': self.node, 'e': []}))
+            self._send({'n': self.node, 'e': []})
             gevent.sleep(1)
+
+    def _open(self, data: bytes, peer) -> dict:
+        """The datagram's packet, or None (counted) when it must be dropped."""
+        if not self._anyone and peer[0] not in self._peer_hosts:
+            self.dropped.drop('not_peer', peer[0])
+            return None
+        body = data[TAG_BYTES:]
+        expected = hmac.new(self.secret, body, hashlib.sha256).digest()
+        if len(data) <= TAG_BYTES or not hmac.compare_digest(expected, data[:TAG_BYTES]):
+            self.dropped.drop('bad_signature', peer[0])
+            return None
+        try:
+            packet = json.loads(body)
+            node, seq = packet['n'], packet['s']
+            if not isinstance(node, str) or type(seq) is not int \
+                    or not isinstance(packet.get('e', []), list):
+                raise ValueError(node)
+        except (ValueError, KeyError, TypeError):
+            self.dropped.drop('unreadable', peer[0])
+            return None
+        if node == self.node:
+            return None  # our own, back through a broadcast address
+        if not self.replays.fresh(node, seq):
+            self.dropped.drop('replay', node)
+            return None
+        return packet
 
     def _listen(self):
         while True:
             try:
                 data, peer = self.sock.recvfrom(65536)
-                packet = json.loads(data)
             except OSError:
                 gevent.sleep(0.1)
                 continue
-            except ValueError:
-                log.warning('bus: an unreadable datagram')
-                continue
-            if packet.get('n') == self.node:
+            packet = self._open(data, peer)
+            if packet is None:
                 continue
             self._heard[peer] = time.monotonic()
             try:

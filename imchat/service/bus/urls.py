@@ -1,10 +1,15 @@
 """IMCHAT_BUS, read once for the server and the supervisor. See docs/scaling.md.
 
     none                                   one process, no bus (the default)
-    redis://host:port/db[?prefix=name]     Redis pub/sub
-    udp://bind-host:port?peers=h:p,h:p     datagrams to every peer (the seed's LAN bus)
+    redis://[[user]:password@]host:port/db[?prefix=name]
+    rediss://...                           Redis pub/sub (rediss: over TLS)
+    udp://bind-host:port?peers=h:p,h:p     datagrams to every peer (the seed's LAN bus);
+                                           needs IMCHAT_BUS_SECRET (bus.udp signs them)
+
+A Redis bus's channels carry a prefix naming the deployment: `?prefix=name`, or by
+default the id the database made for itself when it was created (bus.node), so two
+deployments on one Redis never hear each other whatever their settings say.
 """
-import hashlib
 import os
 import socket
 from typing import Tuple
@@ -20,25 +25,31 @@ def default_node_id() -> str:
     return '{}-{}'.format(socket.gethostname(), os.getpid())
 
 
-def parse_bus_url(url: str, database_url: str = '') -> Tuple[str, dict]:
-    """('none', {}) | ('redis', {url, prefix}) | ('udp', {bind, peers}).
-    Raises BusURLError."""
+def parse_bus_url(url: str) -> Tuple[str, dict]:
+    """('none', {}) | ('redis', {url, prefix}) | ('udp', {bind, peers}); `prefix` is
+    None when the URL names none (the database's deployment id then). Raises
+    BusURLError."""
     url = (url or 'none').strip()
     if url == 'none':
         return 'none', {}
     parts = urlsplit(url)
     query = parse_qs(parts.query)
-    if parts.scheme == 'redis':
+    if parts.scheme in ('redis', 'rediss'):
         if not parts.hostname:
-            raise BusURLError('a redis bus reads redis://host:port/db')
-        prefix = (query.get('prefix') or [''])[0]
-        if not prefix:
-            # One deployment is one database: nodes on the same database share channels,
-            # others (test deployments on the one Redis) never hear them.
-            prefix = hashlib.sha1(database_url.encode()).hexdigest()[:12]
+            raise BusURLError('a redis bus reads redis://[:password@]host:port/db '
+                              '(rediss:// over TLS)')
+        prefix = (query.pop('prefix', None) or [''])[0]
         db = parts.path.lstrip('/') or '0'
-        return 'redis', {'url': 'redis://{}:{}/{}'.format(parts.hostname, parts.port or 6379, db),
-                         'prefix': 'imchat:{}:'.format(prefix)}
+        if not db.isdigit():
+            raise BusURLError('a redis bus names its database by number: redis://host:port/0')
+        # Credentials and TLS options (?ssl_cert_reqs=..., ?ssl_ca_certs=...) stay in
+        # the URL the transport connects with; only the prefix is ours.
+        credentials = parts.netloc.rpartition('@')[0]
+        netloc = '{}{}:{}'.format(credentials + '@' if credentials else '', parts.hostname,
+                                  parts.port or 6379)
+        return 'redis', {'url': urlunsplit((parts.scheme, netloc, '/' + db,
+                                            urlencode(query, doseq=True), '')),
+                         'prefix': 'imchat:{}:'.format(prefix) if prefix else None}
     if parts.scheme == 'udp':
         if not parts.hostname or not parts.port:
             raise BusURLError('a udp bus reads udp://bind-host:port?peers=host:port,host:port')
@@ -52,7 +63,18 @@ def parse_bus_url(url: str, database_url: str = '') -> Tuple[str, dict]:
                 raise BusURLError('udp peer {!r} should read host:port'.format(item))
             peers.append((host, int(port)))
         return 'udp', {'bind': (parts.hostname, parts.port), 'peers': peers}
-    raise BusURLError('unsupported bus {!r}: use none, redis://... or udp://...'.format(url))
+    raise BusURLError('unsupported bus {!r}: use none, redis://..., rediss://... or udp://...'
+                      .format(redact(url)))
+
+
+def redact(url: str) -> str:
+    """`url` with its password hidden, for the log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition('@')
+    user = netloc[0].partition(':')[0]
+    return urlunsplit(parts._replace(netloc='{}:***@{}'.format(user, netloc[2])))
 
 
 def bus_url_for_worker(bus_url: str, index: int, count: int) -> str:
