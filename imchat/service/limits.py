@@ -265,7 +265,8 @@ class ConnectionCap:
 
 
 # The WSGI environ key under which the door (imchat.process.door) leaves a WebSocket's handshake
-# slot; the chat view gives it back once the backlog is sent.
+# slot; the chat view gives it back once the connection is registered (the backlog
+# replay after that is catch-up, not a handshake).
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
 
 
@@ -276,8 +277,8 @@ def release_handshake(environ):
 
 
 class HandshakeSlots:
-    """At most `limit` WebSocket handshakes in progress (from the upgrade request to the
-    end of its backlog) in this process; 0 is no limit. A reconnect storm then costs the
+    """At most `limit` WebSocket handshakes in progress (from the upgrade request to its
+    registration) in this process; 0 is no limit. A reconnect storm then costs the
     server a bounded amount of work, and the rest are refused cheaply at the door."""
 
     def __init__(self, limit):
