@@ -22,7 +22,7 @@ from imchat.service.errors import ServiceError
 from imchat.service.event_frame import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.client import Client
-from imchat.service.limits import release_handshake
+from imchat.service.limits import after_connected_work, release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.reader import HISTORY_MAX
 from imchat.util import resp
@@ -105,6 +105,7 @@ def _connect(svc, conn, max_frame):
 
 
 def _authenticate_and_register(svc, conn, max_frame):
+    after_connected_work()
     try:
         token = (subprotocol_token(request.headers.get('Sec-WebSocket-Protocol'))
                  or request_token())
@@ -141,6 +142,7 @@ def _authenticate_and_register(svc, conn, max_frame):
             client.send(backlog_skipped(since, replay_after))
         for page in reader.backlog(user_id, replay_after):
             client.send_backlog(page)
+            after_connected_work()
         client.finish_sync()
     except BaseException:
         session.forget()

@@ -19,6 +19,9 @@ import ipaddress
 import itertools
 import time
 
+import gevent
+from gevent import monkey
+
 from imchat.service.errors import TooManyRequests
 
 # Keys idle this long past their window are forgotten when the store grows large.
@@ -268,6 +271,15 @@ class ConnectionCap:
 # slot; the chat view gives it back once the connection is registered (the backlog
 # replay after that is catch-up, not a handshake).
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
+
+
+def after_connected_work() -> None:
+    """Wait until the event loop has nothing else to do: a handshake's (and a
+    catch-up's) database work runs after the frames of the people already connected,
+    so a reconnect storm slows the reconnecting, not them. Under a server that does
+    not run on gevent (the Flask dev server's threads) there is no loop to wait for."""
+    if monkey.is_module_patched('socket'):
+        gevent.idle()
 
 
 def release_handshake(environ):
