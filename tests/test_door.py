@@ -348,3 +348,20 @@ def test_handshakes_past_the_rate_are_refused_before_any_database_work(app, auth
     # Only the accepted ones asked the database who their token is.
     wait_for(lambda: len(sessions) == accepted, what='each accepted handshake checked')
     assert len(sessions) == accepted
+
+
+# --- 6. memory after a burst ---------------------------------------------------------
+
+def test_memory_is_given_back_once_a_burst_of_handshakes_is_over():
+    from imchat.process.memory import BURST_CONNECTIONS, BurstTrimmer
+
+    made, handshaking, trims = [0], [0], []
+    trimmer = BurstTrimmer(lambda: made[0], lambda: handshaking[0])
+    trimmer.trim = trims.append  # glibc's malloc_trim, counted instead
+    made[0] = BURST_CONNECTIONS - 1
+    assert not trimmer.check()  # a trickle of connections is no burst
+    made[0], handshaking[0] = BURST_CONNECTIONS * 4, 3
+    assert not trimmer.check()  # not while the burst goes on
+    handshaking[0] = 0
+    assert trimmer.check() and trims == [0]
+    assert not trimmer.check()  # once per burst

@@ -30,6 +30,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from imchat.process import supervisor
 from imchat.process.door import Door, DoorHandler
+from imchat.process.memory import BurstTrimmer
 from imchat.process.signals import listen_url, on_stop_signals
 from imchat.process.worker import label_worker_logs, share_port, watch_supervisor
 from imchat.protocol import WS_SUBPROTOCOL, offered_subprotocols
@@ -267,10 +268,14 @@ def serve(app: Flask) -> None:
         server.start()
     except OSError as error:
         _fail_to_start(error)
+    trimmer = BurstTrimmer(lambda: services.metrics.value('imchat_connections_total'),
+                           lambda: services.handshakes.in_progress)
+    trimmer.start()
     log.info('imchat listening on %s (pid %s)', listen_url(server.address), os.getpid())
     log.info('storage: %s', describe_storage(config))
 
     stop_requested.wait()
+    trimmer.stop()
     deadline = time.monotonic() + config.get('SHUTDOWN_TIMEOUT', 5)
     server.close()
     log.info('stopped accepting connections')
