@@ -38,7 +38,7 @@ import gevent  # noqa: E402
 import websocket  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chat_bench import ROOT, Server, Tree, free_port  # noqa: E402
+from chat_bench import CONTACTS_AT_ONCE, ROOT, Server, Tree, free_port  # noqa: E402
 
 
 class ProductionServer(Server):
@@ -53,7 +53,7 @@ class ProductionServer(Server):
         env = dict(os.environ, IMCHAT_PORT=str(self.port), IMCHAT_HOST='127.0.0.1',
                    IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='14',
                    IMCHAT_UPLOAD_DIR=os.path.join(folder, 'mnt'), IMCHAT_LOG_LEVEL='WARNING',
-                   IMCHAT_ACCESS_LOG='0', IMCHAT_WS_RATE='0')
+                   IMCHAT_ACCESS_LOG='0', IMCHAT_WS_RATE='0', **CONTACTS_AT_ONCE)
         self.process = subprocess.Popen([sys.executable, os.path.join(tree_path, 'wsgi.py')],
                                         env=env, cwd=tree_path, stdout=self.log,
                                         stderr=subprocess.STDOUT)

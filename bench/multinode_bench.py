@@ -37,7 +37,7 @@ import urllib.request
 import uuid
 
 # The load-generator pool, its histogram and a free port, as the single-node bench has them.
-from chat_bench import Workers, build_loadgen, free_port, percentile  # noqa: E402
+from chat_bench import CONTACTS_AT_ONCE, Workers, build_loadgen, free_port, percentile  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -101,7 +101,7 @@ class Server:
         # The abuse limits are for strangers, not for a benchmark's own clients.
         env.update(IMCHAT_WS_HANDSHAKES='0', IMCHAT_CONNECT_RATE='0',
                    IMCHAT_CONNECTIONS_PER_ADDRESS='0', IMCHAT_REGISTER_RATE='0',
-                   IMCHAT_LOGIN_RATE='0')
+                   IMCHAT_LOGIN_RATE='0', **CONTACTS_AT_ONCE)
         env.update({k: str(v) for k, v in settings.items()})
         self.log_path = os.path.join(folder, 'server.log')
         with open(self.log_path, 'ab') as log:

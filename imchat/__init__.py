@@ -42,12 +42,12 @@ def create_app(config=None):
     log.info('database: %s', describe_database_url(app.config['DATABASE_URL']))
 
     from imchat import cli, ctrl
-    from imchat.ctrl import attach, chat, contact, guard, ops, user, view
+    from imchat.ctrl import attach, chat, contact, guard, ops, safety as safety_ctrl, user, view
     ctrl.register_error_handlers(app)
     guard.install(app)
     # Refuse a body larger than the largest upload before parsing it.
     app.config['MAX_CONTENT_LENGTH'] = attach.request_limit(app.config['UPLOAD_MAX_BYTES'])
-    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp):
+    for blueprint in (user.bp, contact.bp, attach.bp, chat.bp, ops.bp, safety_ctrl.bp):
         app.register_blueprint(blueprint)
     app.after_request(ops.count_response)
     # The original's RegisterView: a page for every template under view/.

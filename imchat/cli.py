@@ -5,6 +5,10 @@ from imchat.service.uploads import DEFAULT_MIN_AGE_MINUTES, MIN_AGE_FLOOR_MINUTE
 
 
 def register_commands(app):
+    from imchat.admin_cli import register_admin
+
+    register_admin(app)  # issue 22: flask --app wsgi admin ...
+
     @app.cli.command('remove-orphans')
     @click.option('--dry-run', is_flag=True, help='list what would be removed, remove nothing')
     @click.option('--min-age', default=DEFAULT_MIN_AGE_MINUTES, show_default=True, type=int,

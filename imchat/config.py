@@ -98,6 +98,20 @@ SETTINGS = {
     'BUS': ('none', str),
     'NODE_ID': ('', str),
     'PRESENCE_TTL': (30, _int),
+    # Who may reach whom (docs/contacts.md): friend requests (0: the original's
+    # instant add); how new communities are joined (open, approval, invite); admins a
+    # community may have; requests one user sends a day, and repeats of one request a
+    # day; strangers an account may request in its first hour; communities joined an hour.
+    'FRIEND_REQUESTS': (True, _bool),
+    'DEFAULT_JOINMODE': ('approval', str),
+    'MAX_ADMINS': (10, _int),
+    'REQUESTS_PER_DAY': (50, _int),
+    'REQUEST_REPEATS': (3, _int),
+    'NEW_ACCOUNT_REQUESTS': (5, _int),
+    'JOINS_PER_HOUR': (20, _int),
+    # Seconds between looks for bans made by `admin ban` in another process (0: never;
+    # a bus carries them at once anyway).
+    'BAN_POLL': (2, float),
     # Uploads
     'STORAGE': ('local', str),
     'UPLOAD_DIR': ('mnt', str),

@@ -26,6 +26,11 @@ CMD_PRESENCE = 15
 # Tells a (re)connecting client its replay was cut short: the messages with
 # `after` < msgid < `before` were not sent; it reads them with /chat/history.
 CMD_BACKLOG_SKIPPED = 16
+# A contact event (server only): a friend request, an acceptance, a kick, a role change...
+# reaching the people it concerns (docs/protocol.md, "Contacts and safety").
+CMD_CONTACT = 17
+CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
+                  'rejected', 'kicked', 'role', 'muted', 'banned')
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream
@@ -132,6 +137,16 @@ def ack_refused(client_id, msg: str, reason: str = None) -> OutgoingFrame:
         wire['reason'] = reason
     if client_id is not None:
         wire['id'] = client_id
+    return encode(wire)
+
+
+def contact_event(event: str, userid: int, dstid: int, **details) -> OutgoingFrame:
+    """The cmd 17 frame: `userid` (who acted) did `event` concerning `dstid` (a user or a
+    community); `details` add what the receiver needs to show it (a greeting, a role)."""
+    if event not in CONTACT_EVENTS:
+        raise ValueError('not a contact event: {!r}'.format(event))
+    wire = {'cmd': CMD_CONTACT, 'event': event, 'userid': userid, 'dstid': dstid}
+    wire.update(details)
     return encode(wire)
 
 

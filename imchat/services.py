@@ -9,12 +9,16 @@ the hub's connections, or the deployment's).
 """
 import logging
 
-from imchat.model.entities import define_database
+from functools import partial
+
+from imchat.model.entities import CONTACT_COMMUNITY, define_database
 from imchat.model.engine import bind_database, make_probe, multirow_insert_ids_are_consecutive
 from imchat.model.migrate import migrate
 from imchat.protocol import CLOSE_TOO_MANY
 from imchat.service.availability import PROBE_TIMEOUT, DatabaseWatch, unavailable_cause
 from imchat.service.bus import default_node_id, make_bus, prepare_streams
+from imchat.service.admin import Admin, ban_refusal
+from imchat.service.banwatch import BanWatch
 from imchat.service.contact import ContactService
 from imchat.service.conversation import ConversationService
 from imchat.service.delivery import Delivery, LocalDelivery
@@ -26,6 +30,7 @@ from imchat.service.metrics import Metrics
 from imchat.service.permissions import Permissions
 from imchat.service.presence import HubPresence, Presence
 from imchat.service.reader import MessageReader
+from imchat.service.safety import build_safety
 from imchat.service.shared_limits import shared_store
 from imchat.service.storage import make_storage
 from imchat.service.uploads import UploadService
@@ -79,9 +84,17 @@ class Services:
                            config['LOGIN_RATE'], config['REGISTER_RATE'], config['PROXY_COUNT'])
         self.users = UserService(self.db, config['TOKEN_TTL'], config['PASSWD_COST'],
                                  config['LOGIN_ATTEMPTS'], config['LOGIN_WINDOW'],
-                                 presence=self.presence, guard=guard)
+                                 presence=self.presence, guard=guard,
+                                 login_refusal=partial(ban_refusal, self.db))
         self.contacts = ContactService(self.db, config['MAX_COMMUNITIES'])
-        self.permissions = Permissions(self.db, config['RECALL_SECONDS'])
+        # Who may reach whom (issue 22): requests, blocks, mutes, community roles and
+        # joins, reports; their cmd 17 events go wherever the person is connected.
+        safety = build_safety(config, self.db, self.contacts, self.delivery.push)
+        (self.blocks, self.friend_requests, self.mutes, self.roles, self.joins,
+         self.reports) = (safety.blocks, safety.friend_requests, safety.mutes, safety.roles,
+                          safety.joins, safety.reports)
+        self.permissions = Permissions(self.db, config['RECALL_SECONDS'],
+                                       room_refusal=self.roles.room_refusal)
         self.writer = MessageWriter(self.db, self.delivery, self.permissions, self.metrics,
                                     self.db_watch, multirow_insert_ids_are_consecutive(self.db))
         self.message_rate = MessageRate(self.hub)
@@ -94,6 +107,10 @@ class Services:
         self.conversations.rebuild_if_missing()
         self.events = EventService(self.hub, self.delivery, self.presence, self.conversations,
                                    self.permissions, self.contacts, config['PRESENCE_GRACE'])
+        self.admin = Admin(self.db, self.users, self.contacts, self.writer, self.permissions,
+                           self.delivery.push)
+        # An operator's ban from another process, without a bus (service/banwatch.py).
+        self.ban_watch = BanWatch(self.db, self.hub, config['BAN_POLL'])
         self._connect_events()
 
     def _connect_events(self) -> None:
@@ -105,6 +122,9 @@ class Services:
         self.contacts.left.connect(self.permissions.left_community)
         self.contacts.left.connect(hub.leave_community)
         self.users.logged_out.connect(hub.end_session)
+        self.contacts.left.connect(self.roles.left)
+        self.roles.rules_changed.connect(self._community_rules_changed)
+        hub.presence_changed.connect(self.ban_watch.presence_changed)
         if bus is not None:
             # This node hears the channels its connections need.
             hub.connected.connect(bus.attach)
@@ -114,7 +134,14 @@ class Services:
             bus.relay('unfriend', self.contacts.unfriended)
             bus.relay('leave', self.contacts.left)
             bus.relay('logout', self.users.logged_out)
+            bus.relay('rules', self.roles.rules_changed)
             self.contacts.left.connect(bus.left_community)
+
+    def _community_rules_changed(self, user_id: int, community_id: int) -> None:
+        # A member's (or, with 0, every member's) right to post may have changed.
+        member_ids = [user_id] if user_id else self.contacts.member_ids_of(community_id)
+        for member_id in member_ids:
+            self.permissions.forget_permission(CONTACT_COMMUNITY, member_id, community_id)
 
     def _save_resume_point(self, user_id: int, msgid: int) -> None:
         try:

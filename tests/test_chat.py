@@ -134,7 +134,7 @@ def test_stranger_is_refused_and_connection_stays_up(auth, connect, pair):
     sent = s.text(bob.id, 'let me in')
     ack = s.recv_ack()
     assert ack == {'cmd': 1, 'code': -1, 'msg': 'user {} is not your friend'.format(bob.id),
-                   'id': sent}
+                   'reason': 'contact.not_friends', 'id': sent}
     b.expect_nothing()
     auth.befriend(stranger, bob)
     s.text(bob.id, 'now friends')

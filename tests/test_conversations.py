@@ -451,6 +451,10 @@ def test_a_kicked_member_stops_receiving_at_once(group_of_three, connect, auth, 
     assert post(client, bob, '/contact/kick', dstid=group, memberid=carol.id).status_code == 403
     response = post(client, alice, '/contact/kick', dstid=group, memberid=bob.id)
     assert response.status_code == 200 and response.json['code'] == 0
+    # Bob is told (cmd 17, issue 22), and then hears nothing more of the group.
+    for ws in (b1, b2):
+        assert ws.recv() == {'cmd': 17, 'event': 'kicked', 'userid': alice.id,
+                             'dstid': group, 'memberid': bob.id}
     a.send_texts(group, ['bob is gone'], cmd=11)
     assert c.recv()['content'] == 'bob is gone'
     b1.expect_nothing()

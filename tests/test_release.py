@@ -661,3 +661,66 @@ def test_a_port_in_use_is_a_failed_start(release, tmp_path):
     assert result.returncode == 1
     assert 'CRITICAL cannot start: OSError' in result.stdout + result.stderr
     assert 'Address already in use' in result.stdout + result.stderr
+
+
+def _operator(copy, *args):
+    """`flask --app wsgi admin ...` as docs/contacts.md says to run it: in the release
+    folder, with its `env` (and the virtual environment `run` uses)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('IMCHAT_') and k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env['VENV'] = sys.prefix
+    script = 'set -a; . ./env; set +a; exec "$VENV/bin/flask" --app wsgi admin "$@"'
+    return subprocess.run(['bash', '-c', script, 'operator', *args], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_operators_admin_commands_act_on_the_running_release(release, tmp_path):
+    """A release started with its `env`; `admin find` and `admin ban` run beside it find
+    the user in the same database, and the ban closes their open socket (4401) and
+    refuses their login."""
+    from tests.wsclient import ChatClient
+
+    copy = tmp_path / 'release'
+    shutil.copytree(release, copy, symlinks=True)
+    port = free_port()
+    (copy / 'env').write_text('IMCHAT_PORT={}\nIMCHAT_DATABASE_URL=sqlite:///data/imchat.db\n'
+                              'IMCHAT_PASSWD_COST=4\nIMCHAT_LOG_LEVEL=INFO\n'.format(port))
+    (copy / 'data').mkdir()
+    env = release_env(port, 'unused')
+    del env['IMCHAT_PORT'], env['IMCHAT_DATABASE_URL']
+    base = 'http://127.0.0.1:{}'.format(port)
+    with open(tmp_path / 'log.log', 'wb') as log:
+        server = subprocess.Popen([str(copy / 'run')], cwd=tmp_path, stdout=log,
+                                  stderr=subprocess.STDOUT, env=env)
+    client = None
+    try:
+        wait_healthy(base, lambda: server.poll() is None)
+        status, _, body = http(base + '/user/register',
+                               {'mobile': '13900000031', 'passwd': 'secret-pass'})
+        assert status == 200, body
+        user = json.loads(body)['data']
+        client = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
+            port, user['id'], user['token']), timeout=10)
+        # Answered only once the server has registered the connection.
+        client.send(cmd=12, target=10, dstid=user['id'], msgid=0)
+        client.recv_ack(10)
+
+        found = _operator(copy, 'find', '13900000031')
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)['id'] == user['id']
+        banned = _operator(copy, 'ban', str(user['id']), '--reason', 'spam', '--by', 'ops')
+        assert banned.returncode == 0, banned.stderr
+        assert 'banned user {} (1 logins ended)'.format(user['id']) in banned.stdout
+        assert 'admin ops: ban user {}'.format(user['id']) in banned.stderr
+        client.ignore.add(17)
+        assert client.close_code(30)[0] == 4401
+        status, _, body = http(base + '/user/login',
+                               {'mobile': '13900000031', 'passwd': 'secret-pass'})
+        assert status == 403 and json.loads(body)['reason'] == 'auth.banned'
+        missing = _operator(copy, 'find', '19999999999')
+        assert missing.returncode == 1 and 'no user' in missing.stderr
+    finally:
+        if client is not None:
+            client.close()
+        if server.poll() is None:
+            _stop(server)

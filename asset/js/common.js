@@ -50,7 +50,15 @@
       leave_confirm: '退出群「{name}」？', left_group: '已退出群',
       kick: '移出', kick_confirm: '把「{name}」移出群？', kicked: '已将 {name} 移出群',
       transfer: '转让群主', transfer_confirm: '把群主转让给「{name}」？你将成为普通成员。',
-      transferred: '{name} 现在是群主', owner: '群主', ok: '确定'
+      transferred: '{name} 现在是群主', owner: '群主', ok: '确定',
+      friend_requests: '好友申请', greeting_hint: '打个招呼（可不填）', request_sent: '好友申请已发送',
+      request_came: '{name} 想加你为好友', accept: '接受', decline: '拒绝',
+      decline_confirm: '拒绝「{name}」的好友申请？', request_accepted: '已成为好友',
+      request_declined: '已拒绝', request_waiting: '等待对方确认', requests_count: '{n} 个好友申请',
+      block: '拉黑', unblock: '取消拉黑', blocked_people: '黑名单',
+      block_confirm: '拉黑「{name}」？对方将不能给你发消息、加你为好友或看到你是否在线，你们的好友关系也会解除。对方不会收到通知。',
+      unblock_confirm: '把「{name}」移出黑名单？好友关系不会恢复。',
+      blocked_done: '已拉黑', unblocked_done: '已移出黑名单'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -104,7 +112,16 @@
       kick: 'Remove', kick_confirm: 'Remove “{name}” from the group?',
       kicked: '{name} was removed from the group', transfer: 'Make owner',
       transfer_confirm: 'Make “{name}” the owner of the group? You stay as a member.',
-      transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK'
+      transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK',
+      friend_requests: 'Friend requests', greeting_hint: 'Say hello (optional)',
+      request_sent: 'Friend request sent', request_came: '{name} wants to be your friend',
+      accept: 'Accept', decline: 'Decline', decline_confirm: 'Decline the friend request of “{name}”?',
+      request_accepted: 'You are friends now', request_declined: 'Declined',
+      request_waiting: 'Waiting for an answer', requests_count: '{n} friend requests',
+      block: 'Block', unblock: 'Unblock', blocked_people: 'Blocked',
+      block_confirm: 'Block “{name}”? They can no longer message you, ask to be your friend or see when you are online, and your friendship ends. They are not told.',
+      unblock_confirm: 'Unblock “{name}”? The friendship does not come back.',
+      blocked_done: 'Blocked', unblocked_done: 'Unblocked'
     }
   };
 

@@ -233,4 +233,5 @@ def history():
 @login_required
 def conversations():
     fields = bind_request(Field('limit', int, minimum=1, maximum=CONVERSATIONS_MAX))
-    return ok_rows(services().conversations.conversations(g.user_id, fields['limit']))
+    rows = services().conversations.conversations(g.user_id, fields['limit'])
+    return ok_rows(services().mutes.annotate(g.user_id, rows))  # issue 22: `muteuntil`

@@ -3,6 +3,7 @@ from flask import Blueprint, g
 from imchat.ctrl import bind_request, login_required, ok, ok_rows, services
 from imchat.ctrl.user import MOBILE
 from imchat.model.entities import AVATAR_MAX, COMMUNITY_NAME_MAX, MEMO_MAX
+from imchat.model.safety import JOIN_MODES
 from imchat.service.errors import BadRequest
 from imchat.util.bind import Field
 from imchat.util.urls import url_field
@@ -11,6 +12,7 @@ bp = Blueprint('contact', __name__, url_prefix='/contact')
 
 DSTID = Field('dstid', int, required=True, minimum=1)
 MEMBERID = Field('memberid', int, required=True, minimum=1)
+JOINMODE = Field('joinmode', choices=JOIN_MODES)
 
 
 @bp.route('/addfriend', methods=['POST'])
@@ -18,15 +20,17 @@ MEMBERID = Field('memberid', int, required=True, minimum=1)
 def add_friend():
     optional_mobile = Field('mobile', pattern=MOBILE.pattern.pattern,
                             pattern_hint=MOBILE.pattern_hint)
-    fields = bind_request(Field('dstid', int, minimum=1), optional_mobile)
+    fields = bind_request(Field('dstid', int, minimum=1), optional_mobile,
+                          Field('memo', max_len=MEMO_MAX))
     dst_id = fields['dstid']
     if dst_id is None:
         if fields['mobile'] is None:
             raise BadRequest('dstid: give the friend\'s id as dstid, or their mobile',
                              field='dstid')
         dst_id = services().users.find_by_mobile(fields['mobile'])
-    services().contacts.add_friend(g.user_id, dst_id)
-    return ok()
+    requests = services().friend_requests  # issue 22: a request, unless they are off
+    status = requests.add(g.user_id, dst_id, fields['memo'] or '')
+    return ok({'status': status} if requests.enabled else None)
 
 
 @bp.route('/loadfriend', methods=['GET', 'POST'])
@@ -41,22 +45,26 @@ def load_friends():
 def create_community():
     fields = bind_request(Field('name', required=True, max_len=COMMUNITY_NAME_MAX),
                           url_field('icon', AVATAR_MAX), Field('memo', max_len=MEMO_MAX),
-                          Field('cate', int, minimum=0, maximum=1000))
-    return ok(services().contacts.create_community(g.user_id, **fields))
+                          Field('cate', int, minimum=0, maximum=1000), JOINMODE)
+    joinmode = fields.pop('joinmode')
+    view = services().contacts.create_community(g.user_id, **fields)
+    services().roles.start(view['id'], joinmode)  # issue 22: the join rule
+    return ok(services().roles.describe(view))
 
 
 @bp.route('/joincommunity', methods=['POST'])
 @login_required
 def join_community():
-    fields = bind_request(DSTID)
-    services().contacts.join_community(g.user_id, fields['dstid'])
-    return ok()
+    fields = bind_request(DSTID, Field('memo', max_len=MEMO_MAX))
+    status = services().joins.join(g.user_id, fields['dstid'], fields['memo'] or '')
+    return ok({'status': status})
 
 
 @bp.route('/loadcommunity', methods=['GET', 'POST'])
 @login_required
 def load_communities():
-    return ok_rows(services().contacts.load_communities(g.user_id))
+    roles = services().roles
+    return ok_rows([roles.describe(c) for c in services().contacts.load_communities(g.user_id)])
 
 
 @bp.route('/members', methods=['GET', 'POST'])
@@ -64,7 +72,13 @@ def load_communities():
 def community_members():
     fields = bind_request(DSTID)
     member_ids = services().contacts.member_ids(g.user_id, fields['dstid'])
-    return ok_rows(services().users.public_profiles(member_ids, g.user_id))
+    rows = services().users.public_profiles(member_ids, g.user_id)
+    # Each member's role (issue 22). Whether they are online shows to friends only, so
+    # never to someone they block.
+    roles = services().roles.roles_of(fields['dstid'], member_ids)
+    for row in rows:
+        row['role'] = roles[row['id']]
+    return ok_rows(rows)
 
 
 @bp.route('/delfriend', methods=['POST'])
@@ -87,7 +101,7 @@ def quit_community():
 @login_required
 def kick():
     fields = bind_request(DSTID, MEMBERID)
-    services().contacts.kick(g.user_id, fields['dstid'], fields['memberid'])
+    services().roles.kick(g.user_id, fields['dstid'], fields['memberid'])  # admins too
     return ok()
 
 
@@ -96,4 +110,5 @@ def kick():
 def transfer():
     fields = bind_request(DSTID, MEMBERID)
     services().contacts.transfer(g.user_id, fields['dstid'], fields['memberid'])
+    services().roles.transferred(g.user_id, fields['dstid'], fields['memberid'])
     return ok()

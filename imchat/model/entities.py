@@ -9,6 +9,7 @@ services own every transaction, and the SQL the writer sends itself lives in
 """
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
 
+from imchat.model.safety import define_safety_entities
 from imchat.protocol import message_wire
 
 SEX_WOMEN = 'W'
@@ -175,4 +176,6 @@ def define_database() -> Database:
         at = Required(int, size=64)
         composite_index(key, at)
 
+    # Who may reach whom (issue 22): requests, blocks, mutes, roles, reports, bans.
+    define_safety_entities(db)
     return db

@@ -202,6 +202,12 @@ class ContactService:
                             .format(community_id), reason='community.not_member')
         return sorted(ids)
 
+    def member_ids_of(self, community_id):
+        """Ids of a community's members, for the server's own use (no viewer check)."""
+        with db_session:
+            return select(c.ownerid for c in self.db.Contact
+                          if c.cate == CONTACT_COMMUNITY and c.dstid == community_id)[:]
+
     def _last_msgid(self):
         """The join's own place in the message stream: messages after it are the
         member's. Taken like a message id (it locks the stream until the commit), so

@@ -9,6 +9,16 @@ the class's general reason goes out, so every error reply carries one.
 """
 
 
+class Refusal(str):
+    """Why a frame is refused (its text, for people), with a machine `reason` for the
+    acknowledgement (protocol.ack_refused)."""
+
+    def __new__(cls, msg, reason):
+        refusal = super().__new__(cls, msg)
+        refusal.reason = reason
+        return refusal
+
+
 class ServiceError(Exception):
     status = 400
     reason = 'bad_request'

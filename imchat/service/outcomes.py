@@ -35,7 +35,7 @@ Outcome = Union[Stored, Refused]
 def acknowledgement(outcome: Outcome, client_id: ClientId) -> Optional[OutgoingFrame]:
     """The ack of a frame's outcome; None for a frame stored that carried no id."""
     if isinstance(outcome, Refused):
-        return ack_refused(client_id, outcome.msg)
+        return ack_refused(client_id, outcome.msg, getattr(outcome.msg, 'reason', None))
     if client_id is not None:
         return ack_ok(client_id, outcome)
     return None

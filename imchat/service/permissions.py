@@ -4,12 +4,13 @@ every message asks; unfriending, leaving and kicking take theirs out (the named 
 of service.contact, here and, relayed by the bus, on every node). See
 docs/architecture.md.
 """
-from typing import Optional
+from typing import Callable, Optional
 
 from pony.orm import db_session
 
 from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.protocol import CMD_RECALL, CMD_SINGLE_MSG
+from imchat.service.errors import Refusal
 from imchat.service.frame import Frame
 from imchat.service.recall import recall_refusal
 
@@ -18,10 +19,15 @@ PERMISSION_CACHE_MAX = 1000000
 
 
 class Permissions:
-    def __init__(self, db, recall_seconds: float = 0) -> None:
+    def __init__(self, db, recall_seconds: float = 0,
+                 room_refusal: Optional[Callable[[int, int], Optional[str]]] = None) -> None:
         self.db = db
         # How long after sending a message may be recalled (0: no limit).
         self.recall_seconds = recall_seconds
+        # (sender, community) -> why a member may not post there now (a muted member,
+        # an announcements-only community: service/roles.py), or None. Its rules'
+        # changes forget the cached answers (`CommunityRoles.rules_changed`).
+        self.room_refusal = room_refusal
         self._allowed = set()
         self._revocations = 0
 
@@ -30,14 +36,19 @@ class Permissions:
         (a recall is carried out here, in the caller's transaction: service.recall)."""
         if frame.cmd == CMD_RECALL:
             return recall_refusal(self.db, sender_id, frame, self.recall_seconds)
-        cate, refusal = ((CONTACT_FRIEND, 'user {} is not your friend')
-                         if frame.cmd == CMD_SINGLE_MSG else
-                         (CONTACT_COMMUNITY, 'you are not a member of community {}'))
+        cate, refusal, reason = (
+            (CONTACT_FRIEND, 'user {} is not your friend', 'contact.not_friends')
+            if frame.cmd == CMD_SINGLE_MSG else
+            (CONTACT_COMMUNITY, 'you are not a member of community {}', 'community.not_member'))
         key = (cate, sender_id, frame.dstid)
         if key not in self._allowed:
             revocations = self._revocations
             if not self.db.Contact.exists(ownerid=sender_id, cate=cate, dstid=frame.dstid):
-                return refusal.format(frame.dstid)
+                return Refusal(refusal.format(frame.dstid), reason)
+            if cate == CONTACT_COMMUNITY and self.room_refusal is not None:
+                room_refusal = self.room_refusal(sender_id, frame.dstid)
+                if room_refusal:
+                    return room_refusal
             if revocations == self._revocations:  # else the answer may predate a revocation
                 self._remember(key)
         return None

@@ -1,6 +1,6 @@
 import secrets
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import gevent
 from pony.orm import db_session, select
@@ -34,7 +34,8 @@ def canonical_mobile(mobile: str) -> str:
 
 class UserService:
     def __init__(self, db, token_ttl, passwd_cost, login_attempts, login_window,
-                 presence: Optional[Presence] = None, guard: Optional[LoginGuard] = None):
+                 presence: Optional[Presence] = None, guard: Optional[LoginGuard] = None,
+                 login_refusal: Callable[[int], None] = lambda user_id: None):
         self.db = db
         self.token_ttl_ms = token_ttl * 1000
         self.passwd_cost = passwd_cost
@@ -46,6 +47,8 @@ class UserService:
         # (token key) after a logout commits: the chat hub closes the WebSockets opened
         # with that token (on every node, relayed by the bus).
         self.logged_out = Signal('logged_out')
+        # Raises when a user may not log in (a ban: service/admin.py); None: no rule.
+        self.login_refusal = login_refusal
 
     def _is_online(self, user_id):
         return self.presence is not None and self.presence.is_online(user_id)
@@ -90,6 +93,7 @@ class UserService:
             attempt.failed()
             raise Unauthorized('wrong mobile or password', reason='auth.wrong_password')
         attempt.succeeded()
+        self.login_refusal(user.id)
         self._purge_expired_tokens_now_and_then()
         with db_session:
             user = self.db.User[user.id]

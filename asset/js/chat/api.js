@@ -30,8 +30,15 @@ export const loadHistory = (fields) => get('/chat/history', fields).then(rows);
 
 /* ---------- actions ---------- */
 
-// {mobile} or {dstid}
-export const addFriend = (fields) => post('/contact/addfriend', fields);
+// {mobile} or {dstid}, [memo: a greeting]: resolves with {status: 'requested' or
+// 'friends'}, or null where the server makes friends at once (IMCHAT_FRIEND_REQUESTS=0).
+export const addFriend = (fields) => post('/contact/addfriend', fields).then(data);
+export const loadRequests = () => get('/contact/requests').then(rows);
+export const acceptRequest = (userId) => post('/contact/accept', {dstid: userId});
+export const declineRequest = (userId) => post('/contact/decline', {dstid: userId});
+export const block = (userId) => post('/contact/block', {dstid: userId});
+export const unblock = (userId) => post('/contact/unblock', {dstid: userId});
+export const loadBlocked = () => get('/contact/blocked').then(rows);
 export const unfriend = (userId) => post('/contact/delfriend', {dstid: userId});
 export const createGroup = (name) => post('/contact/createcommunity', {name: name}).then(data);
 export const joinGroup = (groupId) => post('/contact/joincommunity', {dstid: groupId});

@@ -22,9 +22,14 @@ export function loadMembers(c) {
   }, api.fail);
 }
 
-// {mobile} or {dstid}; resolves true once the friend is in the list.
+// {mobile} or {dstid}, [memo]; resolves true once the request is sent (the server
+// answers `requested`) or the friend is in the list.
 export function addFriend(fields) {
-  return api.addFriend(fields).then(() => {
+  return api.addFriend(fields).then((reply) => {
+    if (reply && reply.status === 'requested') {
+      emit('notice', t('request_sent'));
+      return true;
+    }
     emit('notice', t('friend_added'));
     return loadFriends().then(() => true);
   }, api.fail);

@@ -19,6 +19,9 @@ const NAMES = {
   'friends': 'the friend list was loaded again (no detail)',
   'groups': 'the group list was loaded again (no detail)',
   'members': 'a group\'s member list arrived: {c, rows}',
+  // requests.js
+  'requests': 'the pending friend requests (to me and from me) changed (no detail)',
+  'blocked': 'the people I block changed (no detail)',
   // messages.js
   'message': 'a message joined a conversation (received, or sent here): {c, msg}',
   'message-state': 'one of my messages was acknowledged or refused: the message',

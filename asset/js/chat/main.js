@@ -9,15 +9,16 @@
  * bubbles.js and msgmenu.js), panels.js, composer.js, metab.js. The first half never
  * calls the second: it announces what changed (events.js) and the views listen; the
  * views reach the first half only through the handlers given here. */
-import {t, MEDIA, toast} from './util.js';
+import {t, MEDIA, CMD, toast} from './util.js';
 import {on} from './events.js';
 import * as api from './api.js';
-import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf} from './state.js';
+import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, userOf} from './state.js';
 import * as conn from './conn.js';
 import {onFrame, send, loadHistory, recall} from './messages.js';
 import {markRead, loadConversations} from './reads.js';
 import {typing} from './presence.js';
 import * as contacts from './contacts.js';
+import * as requests from './requests.js';
 import {changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, logout} from './session.js';
 import {mountShell, setBanner} from './shell.js';
@@ -27,12 +28,17 @@ import {mountMenu} from './msgmenu.js';
 import {mountPanels, confirmFirst} from './panels.js';
 import {mountComposer} from './composer.js';
 import {mountMe} from './metab.js';
+import {mountRequests} from './requestsview.js';
 
 const app = document.getElementById('app');
 
 function showTab(tab) {
   setTab(tab);
-  if (tab === 'friends') contacts.loadFriends();
+  if (tab === 'friends') {
+    contacts.loadFriends();
+    requests.loadRequests();
+  }
+  if (tab === 'me') requests.loadBlocked();
   if (tab === 'groups') contacts.loadGroups();
 }
 
@@ -48,10 +54,23 @@ function askThen(question, okLabel, act) {
   return confirmFirst(question, okLabel).then((yes) => (yes ? act() : false));
 }
 
+// A request sent shows in my list of requests, waiting.
+function addFriend(fields) {
+  return contacts.addFriend(fields).then((done) => {
+    if (done) requests.loadRequests();
+    return done;
+  });
+}
+
+function nameOf(userId) {
+  const user = userOf(userId);
+  return user.nickname || ('#' + userId);
+}
+
 function mountViews() {
   mountShell({
     showTab: showTab,
-    addFriend: contacts.addFriend,
+    addFriend: addFriend,
     createGroup: contacts.createGroup,
     joinGroup: contacts.joinGroup
   });
@@ -59,12 +78,12 @@ function mountViews() {
   mountPane({
     close: () => setOpen(null),
     loadOlder: (c) => loadHistory(c, true),
-    addFriend: (id) => contacts.addFriend({dstid: id})
+    addFriend: (id) => addFriend({dstid: id})
   });
   mountMenu(recall);
   mountPanels({
     showMembers: contacts.loadMembers,
-    addFriend: (id) => contacts.addFriend({dstid: id}),
+    addFriend: (id) => addFriend({dstid: id}),
     transfer: (c, user, name) => askThen(t('transfer_confirm', {name: name}), t('transfer'),
                                          () => contacts.transfer(c, user, name)),
     kick: (c, user, name) => askThen(t('kick_confirm', {name: name}), t('kick'),
@@ -87,6 +106,15 @@ function mountViews() {
     changeAvatar: changeAvatar,
     logout: logout
   });
+  mountRequests({
+    accept: requests.accept,
+    decline: (id) => askThen(t('decline_confirm', {name: nameOf(id)}), t('decline'),
+                             () => requests.decline(id)),
+    block: (id, name) => askThen(t('block_confirm', {name: name}), t('block'),
+                                 () => requests.block(id)),
+    unblock: (id, name) => askThen(t('unblock_confirm', {name: name}), t('unblock'),
+                                   () => requests.unblock(id))
+  }, () => (state.open && state.open.cmd === CMD.USER ? userOf(state.open.dstid) : null));
   on('notice', toast);
   on('session-over', endSession);
   document.addEventListener('visibilitychange', () => {
@@ -122,6 +150,8 @@ function start() {
   showTab('chats');
   contacts.loadFriends();
   contacts.loadGroups();
+  requests.loadRequests();
+  requests.loadBlocked();
   // Check the token before connecting: a stale one goes back to the login page.
   api.findMe().then((user) => {
     user.mobile = me.mobile;

@@ -10,6 +10,7 @@ import {state, me, conv, keyOfMessage, remember, advanceSince, isFriend, oldestM
 import {markRead, onRead} from './reads.js';
 import {onTyping, stopTyping, onPresence} from './presence.js';
 import {loadFriends, loadGroups} from './contacts.js';
+import {onContact} from './requests.js';
 
 // The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
 // offers recall this long after sending.
@@ -28,6 +29,7 @@ export function onFrame(frame) {
     case CMD.TYPING: return onTyping(frame);
     case CMD.RECALL: return onRecall(frame);
     case CMD.PRESENCE: return onPresence(frame);
+    case CMD.CONTACT: return onContact(frame);
   }
 }
 

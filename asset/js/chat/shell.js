@@ -22,7 +22,12 @@ export function mountShell(handlers) {
   submitted('add-friend-form', 'target', (form, value) => {
     const fields = {};
     fields[form.elements.by.value] = value;
-    return handlers.addFriend(fields);
+    const memo = form.elements.memo.value.trim();
+    if (memo) fields.memo = memo;
+    return Promise.resolve(handlers.addFriend(fields)).then((done) => {
+      if (done) form.elements.memo.value = '';
+      return done;
+    });
   });
   submitted('create-group-form', 'name', (form, name) => handlers.createGroup(name));
   submitted('join-group-form', 'dstid', (form, id) => handlers.joinGroup(id));

@@ -16,6 +16,8 @@ export const state = {
   tab: 'chats',
   friends: [],             // public profiles, as /contact/loadfriend lists them
   groups: [],              // communities
+  requests: [],            // pending friend requests, /contact/requests rows (in and out)
+  blocked: [],             // public profiles of the people I block
   users: {},               // id -> public profile, everyone we have seen
   convs: {},               // 'cmd:dstid' -> conversation
   open: null,              // the conversation on screen

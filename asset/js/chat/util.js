@@ -5,7 +5,7 @@ export const t = im.t;
 export const h = im.h;
 
 export const CMD = {HEART: 0, ACK: 1, USER: 10, GROUP: 11, READ: 12, TYPING: 13, RECALL: 14,
-                    PRESENCE: 15};
+                    PRESENCE: 15, CONTACT: 17};
 export const MEDIA = {TEXT: 1, NEWS: 2, VOICE: 3, IMAGE: 4, REDPACKET: 5, EMOJI: 6, LINK: 7,
                       VIDEO: 8, CONTACT: 9, APP: 100};
 // The original sent emoji as names ("cry"); show the common ones as pictures.

@@ -1,0 +1,101 @@
+/* Who may reach me (issue 22): friend requests to me and from me (accept, decline),
+ * the people I block (block, unblock), and the contact events (cmd 17) that change
+ * them or my lists while the page is open. Questions ("Block Bo?") are asked before
+ * these run (main.js). */
+import {t, CMD} from './util.js';
+import * as api from './api.js';
+import {emit} from './events.js';
+import {state, forget, conv, convKey} from './state.js';
+import {loadFriends, loadGroups} from './contacts.js';
+
+export function loadRequests() {
+  return api.loadRequests().then((rows) => {
+    state.requests = rows;
+    rows.forEach((r) => {
+      if (!state.users[r.userid]) {
+        state.users[r.userid] = {id: r.userid, nickname: r.nickname, avatar: r.avatar};
+      }
+    });
+    emit('requests');
+  }, api.fail);
+}
+
+// Requests to me, waiting for my answer: the Friends tab's badge.
+export function incoming() {
+  return state.requests.filter((r) => r.direction === 'in');
+}
+
+export function loadBlocked() {
+  return api.loadBlocked().then((rows) => {
+    state.blocked = rows;
+    emit('blocked');
+  }, api.fail);
+}
+
+export function isBlocked(userId) {
+  return state.blocked.some((u) => Number(u.id) === Number(userId));
+}
+
+// Resolves true once done: `call` made, `doneMessage` said.
+function act(call, doneMessage) {
+  return call().then(() => {
+    emit('notice', doneMessage);
+    return true;
+  }, (error) => {
+    api.fail(error);
+    return false;
+  });
+}
+
+export function accept(userId) {
+  return act(() => api.acceptRequest(userId), t('request_accepted')).then((done) => {
+    loadRequests();
+    if (done) loadFriends();
+    return done;
+  });
+}
+
+export function decline(userId) {
+  return act(() => api.declineRequest(userId), t('request_declined')).then((done) => {
+    loadRequests();
+    return done;
+  });
+}
+
+// Blocking a friend ends the friendship: their conversation leaves the lists.
+export function block(userId) {
+  return act(() => api.block(userId), t('blocked_done')).then((done) => {
+    if (!done) return false;
+    const key = convKey(CMD.USER, Number(userId));
+    if (state.convs[key]) forget(conv(key));
+    loadFriends();
+    loadRequests();
+    loadBlocked();
+    return true;
+  });
+}
+
+export function unblock(userId) {
+  return act(() => api.unblock(userId), t('unblocked_done')).then((done) => {
+    loadBlocked();
+    return done;
+  });
+}
+
+// A contact event (cmd 17): what it changes is loaded again.
+export function onContact(frame) {
+  switch (frame.event) {
+    case 'request':
+      emit('notice', t('request_came', {name: frame.nickname || ('#' + frame.userid)}));
+      return loadRequests();
+    case 'accepted':
+      loadRequests();
+      return loadFriends();
+    case 'removed':
+      return loadFriends();
+    case 'approved':
+    case 'kicked':
+    case 'role':
+      return loadGroups();
+  }
+}
