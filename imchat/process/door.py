@@ -8,7 +8,7 @@
 - at most `IMCHAT_CONNECTIONS_PER_ADDRESS` connections open at once, and
   `IMCHAT_CONNECT_RATE` new ones a second, per client address;
 - a request body must arrive within `IMCHAT_BODY_TIMEOUT` seconds of its headers plus
-  one second per BODY_MIN_RATE bytes read (`_BodyReader`): a body trickled in is cut
+  one second per BODY_MIN_RATE bytes read (`body.BodyReader`): a body trickled in is cut
   off with 408, so slow clients cannot hold the server's files or its workers;
 - at most `IMCHAT_WS_HANDSHAKES` WebSocket handshakes in progress (a `GET /chat` with a
   valid upgrade, from its request to its registration; the backlog replay after it is
@@ -36,8 +36,8 @@ from functools import partial
 
 import gevent
 from geventwebsocket.handler import WebSocketHandler
-from werkzeug.exceptions import RequestTimeout
 
+from imchat.process.body import BodyReader
 from imchat.service.limits import HANDSHAKE_ENVIRON_KEY, limited_address
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,6 @@ FILES_KEPT_FREE = 100
 # closing it does not reset the reply away (a close with unread data is a reset).
 FULL_REQUEST_WAIT = 0.5
 FULL_WARNING_INTERVAL = 60
-# A body is given IMCHAT_BODY_TIMEOUT seconds, and one more for each of this many bytes:
-# a 10 MB upload on a slow line still arrives, one byte every few seconds does not.
-BODY_MIN_RATE = 16 * 1024
 # The path of the one WebSocket (ctrl.chat): only an upgrade to it is a handshake.
 CHAT_PATH = '/chat'
 _CHAT_REQUEST_LINE = re.compile(r'GET /chat[?\s]')
@@ -228,55 +225,6 @@ def is_handshake(method, path, headers):
             and bool((headers.get('Sec-WebSocket-Key') or '').strip()))
 
 
-class BodyTooSlow(RequestTimeout, OSError):
-    """A request body past its deadline. The app sees a 408 (werkzeug turns it into a
-    reply nobody reads: the client has had the door's 408 and the connection is shut);
-    pywsgi, discarding the rest of the body, sees an OSError and lets the connection go."""
-
-
-class _BodyReader:
-    """The connection's buffered reader while a request body is read: each read must end
-    by the body's deadline, which starts `timeout` seconds after the headers and moves
-    on one second per BODY_MIN_RATE bytes read. Past it the client gets 408, the
-    connection is shut, and every later read finds its end."""
-
-    __slots__ = ('rfile', 'handler', 'started', 'timeout', 'received', 'expired')
-
-    def __init__(self, rfile, handler, timeout):
-        self.rfile = rfile
-        self.handler = handler
-        self.started = time.monotonic()
-        self.timeout = timeout
-        self.received = 0
-        self.expired = False
-
-    def read(self, size=-1):
-        return self._within_deadline(self.rfile.read, size)
-
-    def readline(self, size=-1):
-        return self._within_deadline(self.rfile.readline, size)
-
-    def read1(self, size=-1):
-        return self._within_deadline(self.rfile.read1, size)
-
-    def _within_deadline(self, read, size):
-        if self.expired:
-            return b''
-        left = self.started + self.timeout + self.received / BODY_MIN_RATE - time.monotonic()
-        if left > 0:
-            try:
-                with gevent.Timeout(left):
-                    data = read(size)
-            except gevent.Timeout:
-                pass
-            else:
-                self.received += len(data)
-                return data
-        self.expired = True
-        self.handler.body_too_slow()
-        raise BodyTooSlow()
-
-
 class DoorHandler(WebSocketHandler):
     _counted = None
     _header_timer = None
@@ -369,7 +317,7 @@ class DoorHandler(WebSocketHandler):
             environ[HANDSHAKE_ENVIRON_KEY] = self._handshake
             return environ
         if self.door.body_timeout:
-            self.wsgi_input.rfile = _BodyReader(self.rfile, self, self.door.body_timeout)
+            self.wsgi_input.rfile = BodyReader(self.rfile, self, self.door.body_timeout)
         # pywsgi hands any request asking to upgrade its bare reader, read to the end of
         # the connection: only a real handshake may have that, the rest get their body.
         environ['wsgi.input'] = self.wsgi_input
