@@ -24,9 +24,17 @@ import uuid  # noqa: E402
 import gevent  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
-from cluster import Node, free_port  # noqa: E402
-from wsclient import ChatClient  # noqa: E402
+sys.path[:0] = [ROOT]
+from tests.harness import ServerProcess, free_port  # noqa: E402
+from tests.wsclient import ChatClient  # noqa: E402
+
+
+def node(name, database, bus, work):
+    """A node as the bus tests start one (tests/test_bus.py), answering."""
+    # Friends at once, as before friend requests (issue 22): it measures the bus.
+    return ServerProcess(work, database, name=name, IMCHAT_BUS=bus, IMCHAT_NODE_ID=name,
+                         IMCHAT_ACCESS_LOG=0, IMCHAT_WS_RATE=0,
+                         IMCHAT_FRIEND_REQUESTS=0).start()
 
 
 def percentile(values, p):
@@ -69,13 +77,13 @@ def main():
                  uuid.uuid4().hex[:8]] * 2
     nodes = []
     try:
-        nodes.append(Node('bench0', database, buses[0], work).wait_ready())
-        nodes.append(Node('bench1', database, buses[1], work).wait_ready())
-        sender, near, far = (nodes[0].register(str(13500000000 + n)) for n in range(3))
-        community = nodes[0].post('/contact/createcommunity', {'name': 'bench'},
+        nodes.append(node('bench0', database, buses[0], work))
+        nodes.append(node('bench1', database, buses[1], work))
+        sender, near, far = (nodes[0].api.register(str(13500000000 + n)) for n in range(3))
+        community = nodes[0].api.post('/contact/createcommunity', {'name': 'bench'},
                                   sender)[1]['data']['id']
         for member in (near, far):
-            nodes[0].post('/contact/joincommunity', {'dstid': community}, member)
+            nodes[0].api.post('/contact/joincommunity', {'dstid': community}, member)
         writer = ChatClient(nodes[0].ws_url(sender))
         receivers = {'local': ChatClient(nodes[0].ws_url(near)),
                      'remote': ChatClient(nodes[1].ws_url(far))}
@@ -114,9 +122,9 @@ def main():
             figures['remote'][50] - figures['local'][50],
             figures['remote'][99] - figures['local'][99]))
     finally:
-        for node in nodes:
-            node.stop()
-            fills = node.read_log().count('from the database')
+        for each in nodes:
+            each.stop()
+            fills = each.log().count('from the database')
             if fills:
                 print('  {} filled {} gaps from the database'.format(node.name, fills))
         shutil.rmtree(work, ignore_errors=True)

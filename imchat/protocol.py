@@ -30,7 +30,10 @@ CMD_BACKLOG_SKIPPED = 16
 # reaching the people it concerns (docs/protocol.md, "Contacts and safety").
 CMD_CONTACT = 17
 CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
-                  'rejected', 'kicked', 'role', 'muted', 'banned')
+                  'rejected', 'kicked', 'role', 'muted', 'banned',
+                  # a user's profile (dstid: the user) or a community's name or picture
+                  # changed: the lists showing them load again.
+                  'profile', 'community')
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream

@@ -122,6 +122,7 @@ class Services:
         self.contacts.left.connect(self.permissions.left_community)
         self.contacts.left.connect(hub.leave_community)
         self.users.logged_out.connect(hub.end_session)
+        self.users.profile_changed.connect(self.events.profile_changed)
         self.contacts.left.connect(self.roles.left)
         self.roles.rules_changed.connect(self._community_rules_changed)
         hub.presence_changed.connect(self.ban_watch.presence_changed)

@@ -12,21 +12,15 @@ import json
 import math
 import os
 import re
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import zlib
 
 import pytest
 import websocket
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import harness
+from tests.harness import ROOT, free_port  # noqa: F401  (the browser tests use them)
+
 ARTIFACTS = os.path.join(ROOT, 'tests', 'artifacts')
 CHROMIUM = os.environ.get('IMCHAT_TEST_CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -95,94 +89,39 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 expect.set_options(timeout=WAIT_MS)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+class ServerProcess(harness.ServerProcess):
+    """`python wsgi.py` with its own SQLite file and upload folder, set for people who
+    all come from 127.0.0.1; restartable on the same port and database. `start()` waits
+    until it answers."""
 
-
-class ServerProcess:
-    """`python wsgi.py` with its own SQLite file and upload folder; restartable on the
-    same port and database."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.port = free_port()
-        self.base = 'http://127.0.0.1:{}'.format(self.port)
-        self.proc = None
-        self.log_path = os.path.join(folder, 'server.log')
-        self.env = dict(os.environ, IMCHAT_DATABASE_URL='sqlite:///{}'.format(
-            os.path.join(folder, 'imchat.db')), IMCHAT_HOST='127.0.0.1',
-            IMCHAT_PORT=str(self.port), IMCHAT_UPLOAD_DIR=os.path.join(folder, 'mnt'),
-            IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING',
-            IMCHAT_LOGIN_ATTEMPTS='1000',
+    def __init__(self, folder, **settings):
+        super().__init__(
+            folder, IMCHAT_LOG_LEVEL='WARNING', IMCHAT_LOGIN_ATTEMPTS=1000,
             # Every person here registers and logs in from 127.0.0.1, dozens a minute.
-            IMCHAT_LOGIN_RATE='0', IMCHAT_REGISTER_RATE='0',
+            IMCHAT_LOGIN_RATE=0, IMCHAT_REGISTER_RATE=0,
             # A friend who leaves shows offline after 1 s rather than the default 5.
-            IMCHAT_PRESENCE_GRACE='1')
-
-    def start(self):
-        log = open(self.log_path, 'ab')
-        self.proc = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('server exited: ' + self.log())
-            try:
-                urllib.request.urlopen(self.base + '/user/login.shtml', timeout=1).read()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError('server did not start: ' + self.log())
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def log(self):
-        with open(self.log_path, encoding='utf-8', errors='replace') as f:
-            return f.read()[-4000:]
+            IMCHAT_PRESENCE_GRACE=1, **settings)
+        self.base = self.url
 
     # The HTTP API, for the set-up that is not under test.
     def call(self, path, token=None, **fields):
-        request = urllib.request.Request(self.base + path,
-                                         data=urllib.parse.urlencode(fields).encode())
-        if token:
-            request.add_header('Authorization', 'Bearer ' + token)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return self.api.post(path, fields, token)
 
     def register(self, mobile, nickname, passwd='secret-pass'):
-        status, body = self.call('/user/register', mobile=mobile, passwd=passwd,
-                                 nickname=nickname)
-        assert status == 200, body
-        return dict(body['data'], passwd=passwd)
+        return self.api.register(mobile, passwd, nickname=nickname)
 
     def upload_png(self, token):
         boundary = 'imchat-test-boundary'
         body = ('--{b}\r\nContent-Disposition: form-data; name="file"; filename="dot.png"\r\n'
                 'Content-Type: image/png\r\n\r\n').format(b=boundary).encode() + PNG + \
             '\r\n--{b}--\r\n'.format(b=boundary).encode()
-        request = urllib.request.Request(self.base + '/attach/upload', data=body)
-        request.add_header('Content-Type', 'multipart/form-data; boundary=' + boundary)
-        request.add_header('Authorization', 'Bearer ' + token)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())['data']
+        status, reply = harness.http(self.url + '/attach/upload', body, {
+            'Content-Type': 'multipart/form-data; boundary=' + boundary}, token=token)
+        assert status == 200, reply
+        return reply['data']
 
     def socket(self, user):
-        return websocket.create_connection('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
-            self.port, user['id'], user['token']), timeout=5)
+        return websocket.create_connection(self.ws_url(user), timeout=5)
 
 
 def send_and_ack(ws, frame):
@@ -212,10 +151,10 @@ def browser():
 
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
-    proc = ServerProcess(str(tmp_path_factory.mktemp('browser-server'))).start()
+    proc = ServerProcess(tmp_path_factory.mktemp('browser-server')).start()
     yield proc
     proc.stop()
-    print(proc.log())  # shown with a failure's report
+    print(proc.log()[-4000:])  # shown with a failure's report
 
 
 @pytest.fixture
@@ -224,12 +163,13 @@ def people(browser, server):
     contexts = []
     elsewhere = []
 
-    def open_person(locale='zh-CN', viewport=None, srv=None, media_origin=None):
+    def open_person(locale='zh-CN', viewport=None, srv=None, media_origin=None,
+                    color_scheme='light', permissions=()):
         base = (srv or server).base
         allowed = (base + '/', 'data:', 'blob:') + ((media_origin + '/',) if media_origin else ())
         context = browser.new_context(base_url=base, locale=locale,
-                                      viewport=viewport or PHONE,
-                                      permissions=['microphone'])
+                                      viewport=viewport or PHONE, color_scheme=color_scheme,
+                                      permissions=['microphone'] + list(permissions))
         context.set_default_timeout(WAIT_MS)
         # Nothing may be fetched from outside the app (messages carry outside URLs).
         context.on('request', lambda request: None if request.url.startswith(
@@ -311,3 +251,48 @@ def befriend_and_connect(server, people, locale='zh-CN'):
     login_in_browser(pa, a['mobile'])
     login_in_browser(pb, b['mobile'])
     return a, b, pa, pb
+
+
+# axe-core, pinned: the accessibility checker the browser tests run on every screen.
+# Installed from npm into tests/.axe on first use (tests/run.sh does it up front);
+# MPL-2.0, not shipped with the product.
+AXE_VERSION = '4.10.2'
+AXE_DIR = os.path.join(ROOT, 'tests', '.axe')
+AXE_FILE = os.path.join(AXE_DIR, 'node_modules', 'axe-core', 'axe.min.js')
+_axe_source = None
+
+
+def axe_source():
+    global _axe_source
+    if _axe_source is None:
+        if not os.path.exists(AXE_FILE) or not _axe_is_pinned():
+            subprocess.run(['npm', 'install', '--no-save', '--no-audit', '--no-fund',
+                            '--prefix', AXE_DIR, 'axe-core@' + AXE_VERSION],
+                           check=True, stdout=subprocess.DEVNULL)
+        with open(AXE_FILE, encoding='utf-8') as f:
+            _axe_source = f.read()
+    return _axe_source
+
+
+def _axe_is_pinned():
+    with open(os.path.join(os.path.dirname(AXE_FILE), 'package.json'), encoding='utf-8') as f:
+        return json.load(f).get('version') == AXE_VERSION
+
+
+def axe_violations(page, context=None):
+    """axe-core's serious and critical violations of WCAG 2.0-2.2 A and AA (and its
+    best practices) on what the page shows now: a list of 'rule: target' strings.
+    The script goes in through the DevTools protocol, so the page's CSP is untouched."""
+    if not page.evaluate('() => !!window.axe'):
+        page.evaluate(axe_source())
+    found = page.evaluate("""async (context) => {
+        const result = await axe.run(context || document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
+                                            'wcag22aa', 'best-practice']},
+            resultTypes: ['violations']});
+        return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => v.id + ': ' + v.nodes.slice(0, 4).map((n) => n.target.join(' ') +
+                 (n.failureSummary ? ' (' + n.failureSummary.split('\\n').slice(1).join(' ') + ')' : ''))
+                 .join(' | '));
+    }""", context)
+    return found

@@ -4,6 +4,14 @@ Every test that touches storage runs twice, on SQLite (a file in a temp folder) 
 on MySQL (a throw-away database on IMCHAT_TEST_MYSQL, MariaDB on 127.0.0.1 here).
 IMCHAT_TEST_BACKENDS=sqlite (or mysql) narrows the run to one. When MySQL does not
 answer, its tests are skipped, except under CI=true, where they fail.
+
+Markers (registered in pytest.ini):
+`process` for a test that starts a process (a server, nginx, redis-server, a build, a
+compiler), `browser` for one driving chromium (it starts processes too), `slow` for
+one that takes many seconds even alone. `-m "not process and not slow"` is the fast
+part. A test is marked `browser` and `process` by the fixtures it uses; one that
+starts a process any other way must say `process` itself, and the guard below fails
+it, naming the marker, when it does not.
 """
 from gevent import monkey
 
@@ -11,6 +19,7 @@ monkey.patch_all()
 
 import itertools  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 import uuid  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
@@ -18,6 +27,7 @@ import pymysql  # noqa: E402
 import pytest  # noqa: E402
 
 from imchat import create_app  # noqa: E402
+from tests.harness.live import LiveServer  # noqa: E402
 
 # The suite before issue 22 tests the original's contacts: instant friends, open
 # communities, no join limit. These compatibility settings keep it doing so (servers it
@@ -35,6 +45,55 @@ BACKENDS = [b.strip() for b in os.environ.get('IMCHAT_TEST_BACKENDS', 'sqlite,my
 FAST_PASSWD_COST = 4
 
 _mobiles = itertools.count(13800000000)
+
+# Fixtures that start a process: a test using one (directly or through another fixture)
+# is marked `process`; `browser` marks `browser` too.
+PROCESS_FIXTURES = {'browser', 'server', 'release', 'oss_process', 'server_process',
+                    'small_server', 'start_node', 'start_nodes', 'start_nginx', 'cluster',
+                    'dev_server', 'tiny_disk', 'load'}
+BROWSER_FIXTURES = {'browser'}
+
+
+# Modules whose every test starts a process, and that are slow to import (Playwright,
+# a picture drawn at import): not even imported when the -m expression leaves out every
+# test that starts a process, so the fast part collects fast.
+PROCESS_ONLY_MODULES = ('test_browser.py', 'test_browser_events.py')
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name not in PROCESS_ONLY_MODULES:
+        return None
+    markexpr = config.getoption('markexpr')
+    if not markexpr:
+        return None
+    from _pytest.mark.expression import Expression
+    expression = Expression.compile(markexpr)
+    kinds = [{'process'}, {'process', 'browser'}, {'process', 'slow'},
+             {'process', 'browser', 'slow'}]
+    if any(expression.evaluate(lambda name, marks=marks: name in marks) for marks in kinds):
+        return None
+    return True
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, 'fixturenames', ()))
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if used & PROCESS_FIXTURES or item.get_closest_marker('browser'):
+            item.add_marker(pytest.mark.process)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_when_marked(request, monkeypatch):
+    """A test not marked `process` may not start one, so `-m "not process"` stays fast
+    and needs nothing but Python (and the databases)."""
+    if request.node.get_closest_marker('process'):
+        return
+    def refuse(self, args, *rest, **named):
+        raise AssertionError('{} starts a process ({!r}): mark it @pytest.mark.process, or '
+                             'use a fixture that does'.format(request.node.nodeid, args))
+    monkeypatch.setattr(subprocess.Popen, '_execute_child', refuse)
 
 
 def _mysql_params():
@@ -164,32 +223,8 @@ def auth(client):
     return Auth(client)
 
 
-class LiveServer:
-    """The app served by the production server (gevent pywsgi + gevent-websocket)."""
-
-    def __init__(self, app, server):
-        self.app = app
-        self.server = server
-        self.port = server.server_port
-        self.url = 'http://127.0.0.1:{}'.format(self.port)
-
-    def ws_url(self, account, **params):
-        query = {'id': account.id, 'token': account.token}
-        query.update(params)
-        return 'ws://127.0.0.1:{}/chat?{}'.format(
-            self.port, '&'.join('{}={}'.format(k, v) for k, v in query.items()))
-
-    @property
-    def hub(self):
-        return self.app.extensions['imchat'].hub
-
-
 @pytest.fixture
 def live_server(app):
-    from imchat.process.server import make_server
-
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    yield LiveServer(app, server)
-    app.extensions['imchat'].hub.close_all(timeout=1)
-    server.stop(timeout=1)
+    server = LiveServer(app)
+    yield server
+    server.close()

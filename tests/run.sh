@@ -28,4 +28,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
+# axe-core for the accessibility checks of the browser tests, pinned (browserkit.py
+# names the version and installs it on first use too).
+axe=$(.venv/bin/python -c 'from tests.browserkit import AXE_VERSION; print(AXE_VERSION)' 2>/dev/null || true)
+if [ -n "$axe" ] && command -v npm >/dev/null && \
+    ! grep -qs "\"version\": \"$axe\"" tests/.axe/node_modules/axe-core/package.json; then
+  npm install --no-save --no-audit --no-fund --prefix tests/.axe "axe-core@$axe" >/dev/null
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -6,6 +6,7 @@ peer's address must be one that is not loopback.
 """
 import json
 import os
+import pathlib
 import select
 import socket
 import subprocess
@@ -22,18 +23,10 @@ from imchat.model.stream import insert_messages
 from imchat.service.errors import TooManyRequests
 from imchat.util.clock import now_ms
 from imchat.util.token import new_token, token_key
+from tests.harness import ROOT, ServerProcess, wait_for
 from tests.wsclient import ChatClient, ConnectionClosed
 
 OUTSIDE = {'REMOTE_ADDR': '203.0.113.9'}  # a peer that is not loopback (TEST-NET-3)
-
-
-def wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
 
 
 def services(app):
@@ -537,9 +530,7 @@ def test_a_request_whose_headers_never_finish_is_dropped(app, live_server):
     sock = socket.create_connection(('127.0.0.1', live_server.port))
     sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n')  # and never the blank line
     sock.settimeout(30)
-    started = time.monotonic()
     assert sock.recv(1024) == b''  # closed by the server, without a reply
-    assert time.monotonic() - started < 25
     sock.close()
     # A silent connection (no request line at all) goes the same way.
     sock = socket.create_connection(('127.0.0.1', live_server.port))
@@ -627,68 +618,36 @@ def test_websocket_handshakes_past_the_cap_are_refused_cheaply(app, auth, live_s
 
 # --- a reconnect storm ---------------------------------------------------------------
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _serve(database_url, tmp_path, files=None, stderr=subprocess.DEVNULL, **settings):
-    """Start the production server (`python wsgi.py`) in its own process, on a free port,
-    with at most `files` open files if given; returns (process, base URL, port)."""
-    port = _free_port()
-    env = dict(os.environ, IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
-               IMCHAT_PORT=str(port), IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'),
-               IMCHAT_WS_RATE='0', IMCHAT_ACCESS_LOG='0', IMCHAT_LOG_LEVEL='WARNING',
-               PYTHONPATH=ROOT)
-    env.update(('IMCHAT_' + name, str(value)) for name, value in settings.items())
-
-    def limit_files():
-        import resource
-        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-
-    process = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=stderr,
-                               preexec_fn=limit_files if files else None)
-    base = 'http://127.0.0.1:{}'.format(port)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, 'the server exited'
-        try:
-            if requests.get(base + '/healthz', timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, 'the server did not answer'
-        time.sleep(0.1)
-    return process, base, port
-
-
-def _stop(process):
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _serve(database_url, tmp_path, files=None, **settings):
+    """The production server (`python wsgi.py`) in its own process, on a free port, with
+    at most `files` open files if given, started; `settings` by their name without
+    IMCHAT_."""
+    settings = dict(dict(WS_RATE=0, ACCESS_LOG=0, LOG_LEVEL='WARNING'), **settings)
+    return ServerProcess(tmp_path, database_url, files=files,
+                         **{'IMCHAT_' + k: v for k, v in settings.items()}).start()
 
 
 @pytest.fixture
 def server_process(database_url, tmp_path):
     """The production server in its own process, with at most 8 WebSocket handshakes in
     progress."""
-    process, base, port = _serve(database_url, tmp_path, WS_HANDSHAKES=8)
-    yield base, port
-    _stop(process)
+    server = _serve(database_url, tmp_path, WS_HANDSHAKES=8)
+    yield server.url, server.port
+    server.stop()
 
 
 def _register(base, mobile):
     data = requests.post(base + '/user/register', timeout=30,
                          data={'mobile': mobile, 'passwd': 'secret-pass'}).json()['data']
     return data['id'], data['token']
+
+
+def _refused_at_the_door(base):
+    """Connections the door refused, for any reason, as /metrics counts them."""
+    metrics = requests.get(base + '/metrics', timeout=10).text
+    return sum(int(float(line.split()[-1])) for line in metrics.splitlines()
+               if line.startswith('imchat_connections_refused_total{'))
 
 
 def test_connected_people_keep_chatting_through_a_reconnect_storm(server_process, tmp_path):
@@ -707,7 +666,8 @@ def test_connected_people_keep_chatting_through_a_reconnect_storm(server_process
                               str(port), '12', str(users_file)], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(2)  # the storm is raging
+        # The storm is raging: the door has begun to turn handshakes away.
+        wait_for(lambda: _refused_at_the_door(base) > 0, 60, 'the storm at the door')
         sent = 0
         while storm.poll() is None and sent < 200:
             a.text(bob_id, 'through the storm %d' % sent)
@@ -737,13 +697,10 @@ FILES = 256  # the server's open-file limit in these tests: full at 156 (door.fi
 @pytest.fixture
 def small_server(tmp_path):
     """The production server on SQLite with room for FILES open files, its log in a file."""
-    log_path = tmp_path / 'server.log'
-    with open(log_path, 'wb') as log_file:
-        process, base, port = _serve('sqlite:///{}'.format(tmp_path / 'imchat.db'), tmp_path,
-                                     files=FILES, stderr=log_file, WS_PER_USER=1000,
-                                     HEADER_TIMEOUT=60, LOG_LEVEL='INFO')
-    yield base, port, log_path
-    _stop(process)
+    server = _serve(None, tmp_path, files=FILES, WS_PER_USER=1000, HEADER_TIMEOUT=60,
+                    LOG_LEVEL='INFO')
+    yield server.url, server.port, pathlib.Path(server.log_path)
+    server.stop()
 
 
 def _refusal_of(error):

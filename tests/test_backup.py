@@ -27,6 +27,7 @@ def flask_cli(database_url, *args):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.process
 def test_backup_of_a_running_sqlite_database(app_config, app, live_server, pair, connect,  # noqa: F811
                                              tmp_path):
     url = app_config['DATABASE_URL']
@@ -78,6 +79,7 @@ def test_backup_of_a_running_sqlite_database(app_config, app, live_server, pair,
     assert again.returncode != 0 and 'exists' in again.stderr
 
 
+@pytest.mark.process
 def test_backup_refuses_mysql_and_names_the_way(app_config, app):
     url = app_config['DATABASE_URL']
     if not url.startswith('mysql:'):

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
     browser, bubbles, expect, free_port, login_in_browser, make_png, my_id, new_mobile,
     open_friend_chat, open_group_chat, people, register_in_browser, send_and_ack, send_text,
     server, shot)
+from tests.harness import wait_for
 
 
 def test_root_sends_a_visitor_to_login_and_the_language_follows_the_browser(people):
@@ -62,8 +62,8 @@ def test_two_users_register_befriend_and_chat_both_ways(people, server):
     alice_mobile, bob_mobile = new_mobile(), new_mobile()
     register_in_browser(alice, alice_mobile, 'Alice')
     register_in_browser(bob, bob_mobile, 'Bob')
-    # Chats come first; nobody to chat with yet.
-    expect(alice.locator('#chats-empty')).to_be_visible()
+    # Chats come first; nobody to chat with yet: the first run says how to add a friend.
+    expect(alice.locator('#first-run')).to_be_visible()
     alice.click('.tabbar .tab[data-tab=friends]')
     expect(alice.locator('#friend-empty')).to_be_visible()
     shot(alice, 'friends-empty')
@@ -241,13 +241,15 @@ def oss_process():
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'tests', 'oss_server.py'),
                              str(port), 'browser-key', 'browser-secret', 'chat'])
     origin = 'http://127.0.0.1:{}'.format(port)
-    deadline = time.time() + 20
-    while time.time() < deadline:
+
+    def listening():
+        assert proc.poll() is None, 'the OSS server exited'
         try:
             socket.create_connection(('127.0.0.1', port), timeout=1).close()
-            break
+            return True
         except OSError:
-            time.sleep(0.1)
+            return False
+    wait_for(listening, 20, 'the OSS server listening')
     yield origin
     proc.terminate()
     proc.wait(10)
@@ -459,14 +461,12 @@ def test_a_message_caught_in_a_dropped_connection_goes_again_and_arrives_once(pe
         a, b, pa, pb = friends_in_conversation(own, people)
         # Frozen, the server reads nothing: the frame goes out on an open socket and no
         # acknowledgement comes back. Then the server dies without reading it.
-        own.proc.send_signal(signal.SIGSTOP)
+        own.process.send_signal(signal.SIGSTOP)
         send_text(pa, 'caught in the drop')
         caught = pa.locator('#msg-list .msg.mine').last
         expect(caught).to_have_attribute('data-state', 'sending')
         pa.wait_for_timeout(300)
-        own.proc.send_signal(signal.SIGKILL)
-        own.proc.wait(10)
-        own.proc = None
+        own.kill()
         expect(pa.locator('#app')).to_have_attribute('data-conn', 'closed')
         expect(caught).to_have_attribute('data-state', 'sending')
         own.start()

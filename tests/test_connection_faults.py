@@ -7,7 +7,8 @@ import struct
 import gevent
 from pony.orm import db_session
 
-from tests.test_chat import connect, pair, wait_for  # noqa: F401  (fixtures)
+from tests.harness import wait_for
+from tests.test_chat import connect, pair  # noqa: F401  (fixtures)
 from tests.wsclient import raw_handshake
 
 
@@ -65,6 +66,21 @@ def test_a_reused_client_port_under_churn(app, live_server, pair, connect, caplo
     alice, bob = pair
     sender = connect(alice)
     sender.send_texts(bob.id, ['one to catch up on'])
+    # Counted from here: bob's connections the hub took, and those it is done with.
+    hub, taken, done = live_server.hub, [0], [0]
+    register, unregister = hub.register, hub.unregister
+
+    def counted_register(client, community_ids):
+        took = register(client, community_ids)
+        taken[0] += bool(took)
+        return took
+
+    def counted_unregister(client):
+        try:
+            unregister(client)
+        finally:
+            done[0] += 1
+    hub.register, hub.unregister = counted_register, counted_unregister
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
@@ -75,7 +91,10 @@ def test_a_reused_client_port_under_churn(app, live_server, pair, connect, caplo
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
         sock.close()
     assert wait_for(lambda: not live_server.hub.is_online(bob.id), timeout=15)
-    gevent.sleep(0.2)
+    # Every request is over (each handshake refused, closed or handed to the readers),
+    # and every connection the hub took it has let go, its cleaning up run to the end.
+    wait_for(lambda: live_server.handlers() == 0 and taken[0] == done[0],
+             what="bob's connections over")
     assert 'KeyError' not in capfd.readouterr().err
     assert not server_errors(caplog)
     # Nothing of the closed connections stays registered anywhere in the server.

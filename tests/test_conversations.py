@@ -9,7 +9,8 @@ from pony.orm import db_session
 
 from imchat import create_app
 from tests.wsclient import ChatClient
-from tests.test_chat import connect, pair, wait_for  # noqa: F401 (fixtures)
+from tests.harness import wait_for
+from tests.test_chat import connect, pair  # noqa: F401 (fixtures)
 
 
 def conversations(client, account, **query):
@@ -243,6 +244,7 @@ def test_typing_reaches_the_friends_connections_at_most_every_two_seconds(pair, 
     assert a.recv_ack()['code'] == 0
     if time.monotonic() - before_first < 2:  # within 2 s: acknowledged and dropped
         b1.expect_nothing(0.3)
+    # The two seconds passing is what is tested: then typing goes through again.
     gevent.sleep(max(0, after_first + 2.05 - time.monotonic()))
     a.send(cmd=13, dstid=bob.id)
     assert a.recv_ack()['code'] == 0
@@ -538,7 +540,7 @@ def test_a_read_while_the_database_is_locked_is_refused_and_the_connection_stays
         def read_goes_through():
             b.send(cmd=12, target=10, dstid=alice['id'], msgid=sent['msgid'])
             return b.recv_ack(timeout=REFUSAL_WITHIN)['code'] == 0
-        assert wait_for(read_goes_through, timeout=60, step=0.5)
+        assert wait_for(read_goes_through, timeout=60, interval=0.5)
         assert a.recv(timeout=REFUSAL_WITHIN)['cmd'] == 12
     finally:
         other_process.close()

@@ -2,68 +2,37 @@
 traffic, then started again, several times in a row. No acknowledged message is lost:
 a receiver that reconnects with `since` (its highest msgid) gets every acknowledged
 message exactly once."""
-import json
-import os
-import signal
-import subprocess
-import sys
 
 import gevent
 import pytest
 
-from tests.test_release import free_port, http, wait_healthy
+from tests.harness import ServerProcess, http
 from tests.wsclient import ChatClient
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUNDS = 3
 ACKS_BEFORE_KILL = 25
 
 
-class ServerProcess:
-    def __init__(self, database_url, port, tmp_path):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith('IMCHAT_') and k != 'PYTHONPATH'}
-        env.update(IMCHAT_DATABASE_URL=database_url, IMCHAT_PORT=str(port),
-                   IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING', IMCHAT_WS_RATE='0',
-                   IMCHAT_ACCESS_LOG='0', IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'))
-        self.log = open(tmp_path / 'server.log', 'a')
-        self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'wsgi.py')],
-                                        cwd=str(tmp_path), env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        self.base = 'http://127.0.0.1:{}'.format(port)
-        wait_healthy(self.base, lambda: self.process.poll() is None, seconds=60)
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.log.close()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self.log.closed:
-            self.log.close()
+def crash_server(database_url, tmp_path):
+    return ServerProcess(tmp_path, database_url, IMCHAT_LOG_LEVEL='WARNING',
+                         IMCHAT_WS_RATE=0, IMCHAT_ACCESS_LOG=0)
 
 
 def call(base, path, **fields):
-    status, _, body = http(base + path, fields, timeout=30)
-    answer = json.loads(body)
+    status, answer = http(base + path, fields, timeout=30)
     assert status == 200, answer
     return answer['data']
 
 
+@pytest.mark.process
+@pytest.mark.slow
 def test_kill_9_during_traffic_loses_no_acknowledged_message(database_url, tmp_path):
-    port = free_port()
-    server = ServerProcess(database_url, port, tmp_path)
+    server = crash_server(database_url, tmp_path).start()
+    port = server.port
     try:
-        alice = call(server.base, '/user/register', mobile='13600000001', passwd='secret-pass')
-        bob = call(server.base, '/user/register', mobile='13600000002', passwd='secret-pass')
-        call(server.base, '/contact/addfriend', token=alice['token'], dstid=bob['id'])
+        alice = call(server.url, '/user/register', mobile='13600000001', passwd='secret-pass')
+        bob = call(server.url, '/user/register', mobile='13600000002', passwd='secret-pass')
+        call(server.url, '/contact/addfriend', token=alice['token'], dstid=bob['id'])
         acked, received, highest = [], [], 0
         for round_ in range(ROUNDS):
             url = 'ws://127.0.0.1:{}/chat?id={}&token={}'
@@ -112,7 +81,7 @@ def test_kill_9_during_traffic_loses_no_acknowledged_message(database_url, tmp_p
             acked.extend(acked_this_round)
             if received:
                 highest = max(received)
-            server = ServerProcess(database_url, port, tmp_path)
+            server.start()  # the same port, database and log
 
         # One last reconnect with `since` collects what the last crash cut off.
         receiver = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}&since={}'.format(

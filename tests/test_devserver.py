@@ -2,25 +2,15 @@
 simple-websocket instead of gevent-websocket: a real subprocess, real clients."""
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
+from tests.harness import ROOT, ServerProcess, wait_for
 from tests.wsclient import ChatClient
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def call(base, path, token=None, **fields):
@@ -36,27 +26,12 @@ def call(base, path, token=None, **fields):
 
 @pytest.fixture
 def dev_server(database_url, tmp_path):
-    port = free_port()
-    env = dict(os.environ, IMCHAT_DATABASE_URL=database_url, IMCHAT_PASSWD_COST='4',
-               IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'), PYTHONPATH=ROOT)
     flask = os.path.join(os.path.dirname(sys.executable), 'flask')
-    process = subprocess.Popen([flask, '--app', 'wsgi', 'run', '--port', str(port)], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = 'http://127.0.0.1:{}'.format(port)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + '/user/login', data=b'', timeout=1)
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base, port
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    server = ServerProcess(tmp_path, database_url, cwd=ROOT, PYTHONPATH=ROOT)
+    server.command = [flask, '--app', 'wsgi', 'run', '--port', str(server.port)]
+    server.start()
+    yield server.url, server.port
+    server.stop()
 
 
 def test_chat_under_the_flask_dev_server(dev_server):
@@ -67,7 +42,10 @@ def test_chat_under_the_flask_dev_server(dev_server):
     url = 'ws://127.0.0.1:{}/chat?id={}&token={}'
     a = ChatClient(url.format(port, alice['id'], alice['token']))
     b = ChatClient(url.format(port, bob['id'], bob['token']))
-    time.sleep(0.5)  # both registered before the first message (no since: live only)
+    # Both registered before the first message (no since: live only).
+    for user, other in ((alice, bob), (bob, alice)):
+        wait_for(lambda: call(base, '/user/find', other['token'], id=user['id'])['data'][
+            'online'] == 1, what='{} online'.format(user['mobile']))
     try:
         big = '大' * 4000  # 12 kB: a frame simple-websocket's plain send() could cut
         for content in ('hello', big):

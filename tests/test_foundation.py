@@ -69,6 +69,7 @@ def test_init_db_command(runner, app):
     assert result.exit_code == 0 and 'tables ready' in result.output
 
 
+@pytest.mark.process
 def test_importing_wsgi_connects_to_nothing(tmp_path):
     """Import builds no app: no database file appears and an unreachable MySQL is fine."""
     import os

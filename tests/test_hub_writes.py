@@ -7,16 +7,8 @@ import time
 import gevent
 
 from imchat.protocol import encode
+from tests.harness import wait_for
 from tests.wsclient import ChatClient, raw_handshake
-
-
-def wait_for(predicate, timeout=5.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
 
 
 def read_frame(sock, timeout=10):

@@ -8,6 +8,7 @@ from imchat.model.engine import multirow_insert_ids_are_consecutive
 from imchat.model.pool import multi_statement_connections
 from imchat.model.stream import insert_messages
 from tests.conftest import _mysql_admin
+from tests.harness import wait_for
 
 
 @pytest.mark.parametrize('consecutive', [True, False])
@@ -166,6 +167,12 @@ def _app_of_one_connection(app_config):
         app.extensions['imchat'].close()
 
 
+def taken(messages, count, what):
+    """Wait until the writer has taken every queued message, in `count` batches."""
+    wait_for(lambda: messages._in_flight == count and messages._queue.empty(),
+             what='{} taken by the writer'.format(what))
+
+
 def _session_status(db, name):
     return int(db.select('SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS '
                          "WHERE VARIABLE_NAME = '{}'".format(name.upper()))[0])
@@ -254,12 +261,11 @@ def test_a_key_sent_again_while_its_first_copy_commits_is_stored_once(app, auth)
             cursor.execute('BEGIN')
             cursor.execute("SELECT pos FROM stream WHERE name = 'message' FOR UPDATE")
         first = messages.submit(alice.id, frame)
-        deadline = gevent.get_hub().loop.now() + 10
-        while not (messages._in_flight == 1 and messages._queue.empty()):
-            assert gevent.get_hub().loop.now() < deadline, 'batch N never reached its commit'
-            gevent.sleep(0.01)
+        taken(messages, 1, 'batch N')
         again = messages.submit(alice.id, frame)
-        gevent.sleep(0.2)
+        # Nothing can move while the stream's row is held: once every greenlet here
+        # waits, a wrong early answer to either would be there to see.
+        gevent.idle()
         assert not first.ready() and not again.ready()
     finally:
         holder.rollback()
@@ -449,11 +455,12 @@ def test_a_batch_that_fails_after_taking_ids_is_not_overtaken(app, auth):
         sent = ['a-key-0001', 'dup-key-0001', 'a-key-0002']
         results = [messages.submit(alice.id, Frame(key, 10, bob.id, 1, content=key))
                    for key in sent]
-        gevent.sleep(0.3)  # batch N holds the stream, its INSERT waits for that row
+        taken(messages, 1, 'batch N')  # it holds the stream, its INSERT waits for that row
         later = ['b-key-0001', 'b-key-0002']
         results += [messages.submit(alice.id, Frame(key, 10, bob.id, 1, content=key))
                     for key in later]
-        gevent.sleep(0.3)  # batch N+1 waits for the stream
+        taken(messages, 2, 'batch N+1')  # it waits for the stream
+        gevent.idle()
         assert not any(result.ready() for result in results)
         other.commit()
     finally:

@@ -2,10 +2,8 @@
 code as a real server process) upgrades by itself when today's server starts on it, and
 every user, friendship, community and message is intact and working; migrations run
 once, by the server at start and by `flask --app wsgi migrate`."""
-import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tarfile
@@ -16,8 +14,8 @@ from pony.orm import db_session
 
 from imchat import create_app
 from imchat.model.migrate import MIGRATIONS_DIR, applied
-from imchat.process.server import make_server
-from tests.test_release import free_port, http, process_gone, wait_healthy
+from tests.harness import ServerProcess, http, pid_alive
+from tests.harness.live import LiveServer
 from tests.wsclient import ChatClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,34 +49,23 @@ def post(base, path, token=None, **fields):
     url = base + path
     if token:
         fields['token'] = token
-    status, _, body = http(url, fields)
-    return status, json.loads(body)
+    return http(url, fields)
 
 
-class OldServer:
+class OldServer(ServerProcess):
     """The previous release's own code, served as a real process."""
 
     def __init__(self, code_dir, database_url, tmp_path):
-        self.port = free_port()
-        self.base = 'http://127.0.0.1:{}'.format(self.port)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith('IMCHAT_') and k != 'PYTHONPATH'}
-        env.update(IMCHAT_DATABASE_URL=database_url, IMCHAT_PORT=str(self.port),
-                   IMCHAT_PASSWD_COST='4', IMCHAT_LOG_LEVEL='WARNING',
-                   IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'))
-        self.log = open(tmp_path / 'old-server.log', 'w+')
-        self.process = subprocess.Popen([sys.executable, os.path.join(code_dir, 'wsgi.py')],
-                                        cwd=code_dir, env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        wait_healthy(self.base, lambda: self.process.poll() is None, seconds=60)
+        super().__init__(tmp_path, database_url, name='old-server',
+                         command=[sys.executable, os.path.join(code_dir, 'wsgi.py')],
+                         cwd=code_dir, IMCHAT_LOG_LEVEL='WARNING')
+        self.base = self.url
+        self.start()
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=30) == 0
-        assert process_gone(self.process.pid)
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
+        assert super().stop() == 0
+        assert not pid_alive(self.process.pid)
+        text = self.log()
         assert 'Traceback' not in text, text
 
 
@@ -144,14 +131,11 @@ def fill_with_the_old_release(server):
 def start_today(database_url, tmp_path):
     app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
                       'UPLOAD_DIR': str(tmp_path / 'mnt')})
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    return app, server
+    return app, LiveServer(app)
 
 
 def stop_today(app, server):
-    app.extensions['imchat'].hub.close_all(timeout=1)
-    server.stop(timeout=1)
+    server.close()
     app.extensions['imchat'].close()
 
 
@@ -185,6 +169,7 @@ def test_migrate_command_reports_the_schema(runner, app):
         assert migration_id in result.output
 
 
+@pytest.mark.process
 def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, tmp_path):
     code_dir = tmp_path / 'previous'
     code_dir.mkdir()
@@ -199,7 +184,7 @@ def test_a_database_made_by_the_previous_release_upgrades_intact(database_url, t
     app, server = start_today(database_url, tmp_path)
     try:
         assert app.extensions['imchat'].applied_migrations == migration_ids()
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         # Every user: the old token still works, the old password logs in.
         for user in users:
             status, answer = post(base, '/user/find', user['token'])
@@ -306,6 +291,7 @@ def conversations_of_a_release(release, database_url, tmp_path):
     return users, before
 
 
+@pytest.mark.process
 def test_conversations_made_before_migration_0002_upgrade_intact(database_url, tmp_path):
     users, before = conversations_of_a_release(CONVERSATIONS_RELEASE, database_url, tmp_path)
     a, b, c = users
@@ -316,7 +302,7 @@ def test_conversations_made_before_migration_0002_upgrade_intact(database_url, t
         assert '0002_9-conversation-no-recency-index' in (
             app.extensions['imchat'].applied_migrations)
         assert 'idx_conversation__ownerid_last_msgid' not in table_indexes(app, 'conversation')
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
             # Rows gained `muteuntil` (issue 22): an old conversation is not muted.
@@ -416,6 +402,7 @@ def primary_key(app, table):
                               "constraint_name = 'PRIMARY' ORDER BY ordinal_position"))
 
 
+@pytest.mark.process
 def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database_url,
                                                                         tmp_path):
     """Migration 0004 keys the conversation table by (ownerid, target, dstid): every
@@ -434,7 +421,7 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
         assert 'idx_conversation__target_dstid' in table_indexes(app, 'conversation')
         assert 'unq_conversation__ownerid_target_dstid' not in table_indexes(app,
                                                                           'conversation')
-        base, port = 'http://127.0.0.1:{}'.format(server.server_port), server.server_port
+        base, port = server.url, server.port
         for user in users:
             status, answer = post(base, '/chat/conversations', user['token'])
             # Rows gained `muteuntil` (issue 22): an old conversation is not muted.

@@ -11,12 +11,14 @@ import time
 import pytest
 import websocket
 
-from tests.ops_harness import (ROOT, Api, Nginx, Node, free_port, http, redis_bus_url,
-                               require_nginx, unique_mobiles, wait_for)
+from tests.harness import ROOT, Api, ServerProcess, http, unique_mobiles, wait_for
+from tests.harness.nginx import Nginx, require_nginx
+from tests.harness.redis_server import redis_bus_url
 from tests.wsclient import ChatClient, ConnectionClosed
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
-                                reason='real nginx and server processes: Linux')
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith('linux'),
+                                reason='real nginx and server processes: Linux'),
+              pytest.mark.process]
 
 CONNECTIONS_OPEN = re.compile(r'^imchat_connections_open(?:\{[^}]*\})? (\S+)$', re.M)
 
@@ -37,7 +39,7 @@ def connect_and_locate(nginx, nodes, user, **params):
     def risen():
         grown = [node for node in before if connections_open(node) > before[node]]
         return grown[0] if len(grown) == 1 else None
-    return client, wait_for(risen, 30, 0.05, 'one node counting the new connection')
+    return client, wait_for(risen, 30, 'one node counting the new connection')
 
 
 def receive_exactly(client, count, quiet=1.5, timeout=30):
@@ -79,9 +81,10 @@ def start_nodes(tmp_path, database_url, nginx_binary):
         for index in range(count):
             # Through nginx every test user comes from 127.0.0.1: no per-address
             # registration or login limit.
-            node = Node(str(tmp_path / 'node{}'.format(index)), free_port(), database_url,
-                        IMCHAT_PROXY_COUNT=1, IMCHAT_REGISTER_RATE=0, IMCHAT_LOGIN_RATE=0,
-                        **settings)
+            node = ServerProcess(tmp_path / 'node{}'.format(index), database_url,
+                                 IMCHAT_DB_POOL_SIZE=5, IMCHAT_PROXY_COUNT=1,
+                                 IMCHAT_REGISTER_RATE=0, IMCHAT_LOGIN_RATE=0,
+                                 **settings).spawn()
             started.append(node)
             nodes.append(node)
             if index == 0:
@@ -130,7 +133,7 @@ def test_one_node_behind_nginx_chats_and_logs_chat_without_its_token(start_nodes
         a.close()
         b.close()
     log = wait_for(lambda: nginx.access_logs().count('"GET /chat HTTP/1.1" 101') >= 2
-                   and nginx.access_logs(), 15, 0.1, 'the /chat lines')
+                   and nginx.access_logs(), 15, 'the /chat lines', interval=0.1)
     assert 'upstream=127.0.0.1:{}'.format(node.port) in log
     assert 'token' not in log and alice.token not in log and bob.token not in log
     # The static files come from the release folder through nginx itself.
@@ -168,7 +171,7 @@ def test_a_dead_node_s_users_come_back_through_nginx_and_catch_up(start_nodes, s
             again, node = connect_and_locate(nginx, nodes, user)
             assert node is home[user.id]
             again.close()
-            wait_for(lambda: sum(map(connections_open, nodes)) == len(users), 30, 0.05,
+            wait_for(lambda: sum(map(connections_open, nodes)) == len(users), 30,
                      'the extra connection closed')
 
         # The hub user talks to everyone from one node; everyone hears it, whatever node.

@@ -11,8 +11,9 @@ import pymysql
 import pytest
 
 from imchat.model.engine import parse_database_url
-from imchat.process.server import describe_storage, make_server, raise_open_file_limit
+from imchat.process.server import describe_storage, raise_open_file_limit
 from imchat.service.metrics import DECLARED
+from tests.harness.live import LiveServer
 
 PROMETHEUS_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"'
                              r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? -?[0-9.e+]+$')
@@ -22,10 +23,9 @@ PROMETHEUS_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]
 def live_server(app):
     """The app on gevent's server on a free port, as in production: each request runs in
     its own greenlet, so each opens its own database connection."""
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    yield 'http://127.0.0.1:{}'.format(server.server_port)
-    server.stop(timeout=1)
+    server = LiveServer(app)
+    yield server.url
+    server.close()
 
 
 def http_get(url):
@@ -153,13 +153,12 @@ def test_access_log_has_one_line_per_request_unless_turned_off(app_config, caplo
 
     app_config.update(LOG_LEVEL='INFO', ACCESS_LOG=enabled)
     app = create_app(app_config)
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
+    server = LiveServer(app)
     try:
         with caplog.at_level('INFO'):
-            http_get('http://127.0.0.1:{}/healthz'.format(server.server_port))
+            http_get(server.url + '/healthz')
     finally:
-        server.stop(timeout=1)
+        server.close()
         app.extensions['imchat'].close()
         logging.getLogger('imchat').setLevel('WARNING')
     lines = [r.getMessage() for r in caplog.records if r.name == 'imchat.access']

@@ -8,18 +8,15 @@ import logging
 import os
 import re
 import sqlite3
-import time
-import urllib.error
-import urllib.request
 import uuid
 
-import gevent
 import pytest
 
 from imchat import create_app
-from imchat.process.server import make_server
 from tests.conftest import FAST_PASSWD_COST, MYSQL_SERVER, _mysql_admin, _mysql_params
-from tests.tcpproxy import TcpProxy
+from tests import harness
+from tests.harness import TcpRelay, wait_for
+from tests.harness.live import LiveServer
 from tests.wsclient import ChatClient, ConnectionClosed
 
 DB_TIMEOUT = 2
@@ -28,22 +25,9 @@ REFUSAL_WITHIN = 25
 
 
 def http(url, data=None, timeout=REFUSAL_WITHIN):
+    """(status, parsed body) of a GET, or of a POST of `data` as JSON."""
     body = None if data is None else json.dumps(data).encode()
-    request = urllib.request.Request(url, body, {'Content-Type': 'application/json'})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def wait_for(predicate, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
+    return harness.http(url, body, {'Content-Type': 'application/json'}, timeout)
 
 
 class Deployment:
@@ -53,9 +37,8 @@ class Deployment:
         self.app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': FAST_PASSWD_COST,
                                'UPLOAD_DIR': str(tmp_path / 'mnt'), 'LOG_LEVEL': 'WARNING',
                                'DB_TIMEOUT': DB_TIMEOUT})
-        self.server = make_server(self.app, '127.0.0.1', 0)
-        self.server.start()
-        self.base = 'http://127.0.0.1:{}'.format(self.server.server_port)
+        self.server = LiveServer(self.app)
+        self.base = self.server.url
         self.clients = []
         self.alice = self.register('13700000001')
         self.bob = self.register('13700000002')
@@ -71,21 +54,20 @@ class Deployment:
 
     def connect(self, user):
         client = ChatClient('ws://127.0.0.1:{}/chat?id={}&token={}'.format(
-            self.server.server_port, user['id'], user['token']), timeout=REFUSAL_WITHIN)
+            self.server.port, user['id'], user['token']), timeout=REFUSAL_WITHIN)
         self.clients.append(client)
         return client
 
     def close(self):
         for client in self.clients:
             client.close()
-        self.app.extensions['imchat'].hub.close_all(timeout=1)
-        self.server.stop(timeout=1)
+        self.server.close()
         self.app.extensions['imchat'].close()
 
 
 @pytest.fixture
 def proxied_mysql(mysql_reachable):
-    """A throw-away MariaDB database reached through a TcpProxy: (proxy, url)."""
+    """A throw-away MariaDB database reached through a TcpRelay: (proxy, url)."""
     if 'mysql' not in os.environ.get('IMCHAT_TEST_BACKENDS', 'sqlite,mysql'):
         pytest.skip('the MySQL leg is not selected')
     if mysql_reachable is not True:
@@ -94,7 +76,7 @@ def proxied_mysql(mysql_reachable):
             pytest.fail(message)
         pytest.skip(message)
     params = _mysql_params()
-    proxy = TcpProxy(params['host'], params['port'])
+    proxy = TcpRelay(params['port'], params['host'])
     name = 'imchat_test_' + uuid.uuid4().hex[:12]
     yield proxy, 'mysql://{}:{}@127.0.0.1:{}/{}'.format(params['user'], params['password'],
                                                         proxy.port, name)

@@ -21,6 +21,9 @@ from imchat.service.mediatypes import sniff_media_type
 settings.register_profile('long', max_examples=100000, deadline=None, database=None)
 LONG = settings.default.max_examples >= 100000
 LIMIT = 65536
+# Thousands of cases each (the form endpoints: 1200 requests on each database): from
+# seconds to minutes, so not in the fast part.
+pytestmark = pytest.mark.slow
 
 
 def examples(normal):

@@ -16,6 +16,9 @@ import urllib.request
 
 import pytest
 
+from tests.harness import clean_environ, free_port, pid_alive, wait_for
+from tests.harness import fetch as http
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_SH = os.path.join(ROOT, 'build.sh')
 BUILD_BAT = os.path.join(ROOT, 'build.bat')
@@ -26,7 +29,8 @@ SECRET_MARKERS = {'IMCHAT_SECRET_KEY': 'flask-key-marker-5c1f',
 RELEASE_ENTRIES = {'wsgi.py', 'requirements.txt', 'imchat', 'view', 'asset', 'run', 'run.bat',
                    'env.sample', 'deploy'}
 
-pytestmark = pytest.mark.skipif(sys.platform == 'win32', reason='build.sh and run need bash')
+pytestmark = [pytest.mark.skipif(sys.platform == 'win32', reason='build.sh and run need bash'),
+              pytest.mark.process]
 
 
 def build(dest, root=ROOT):
@@ -42,53 +46,32 @@ def release(tmp_path_factory):
     return dest
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def release_env(port, database_url, **extra):
     """The environment `run` gets: this suite's virtual environment (so nothing is
     installed), a free port, the test's database, and secrets that must not be logged."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith('IMCHAT_') and k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
-    env.update(SECRET_MARKERS, IMCHAT_VENV=sys.prefix, IMCHAT_PORT=str(port),
-               IMCHAT_DATABASE_URL=database_url, IMCHAT_LOG_LEVEL='INFO', **extra)
+    env = clean_environ(IMCHAT_VENV=sys.prefix, IMCHAT_PORT=port,
+                        IMCHAT_DATABASE_URL=database_url, IMCHAT_LOG_LEVEL='INFO',
+                        **SECRET_MARKERS, **extra)
+    env.pop('VIRTUAL_ENV', None)
     return env
 
 
-def http(url, data=None, timeout=5):
-    """(status, headers, body); error statuses are answers too."""
-    body = None if data is None else urllib.parse.urlencode(data).encode()
-    try:
-        with urllib.request.urlopen(url, body, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 def wait_healthy(base, alive, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    """The parsed /healthz answer of `base`, once it gives one; fails if `alive()` turns
+    false first."""
+    def answered():
         assert alive(), 'the server exited before it answered'
         try:
             status, _, body = http(base + '/healthz', timeout=2)
-            if status == 200:
-                return json.loads(body)
         except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError('no healthy answer from {} in {}s'.format(base, seconds))
+            return None
+        return json.loads(body) if status == 200 else None
+    return wait_for(answered, seconds, 'a healthy answer from ' + base, interval=0.1)
 
 
 def process_gone(pid):
     """True once `pid` has exited (a zombie nobody reaps counts as exited)."""
-    try:
-        with open('/proc/{}/stat'.format(pid)) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except FileNotFoundError:
-        return True
+    return not pid_alive(pid)
 
 
 def check_log(text, database_url, port):
@@ -263,7 +246,6 @@ def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, t
         assert status == 200 and re.search(
             rb'imchat_http_requests_total\{(node="[^"]*",)?status="200"\}', body)
     finally:
-        started = time.monotonic()
         server.send_signal(signal.SIGTERM)
         try:
             code = server.wait(timeout=10)
@@ -271,7 +253,6 @@ def test_release_runs_from_any_directory_and_stops_cleanly_on_sigterm(release, t
             server.kill()
             raise AssertionError('still running 10 s after SIGTERM')
     assert code == 0
-    assert time.monotonic() - started < 10
     text = log_path.read_text()
     check_log(text, database_url, port)
     assert 'SIGTERM received' in text and 'imchat stopped' in text
@@ -339,12 +320,7 @@ def _idle_keep_alive_connection(port):
 
 
 def _wait_for_log(path, text, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if text in path.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError('{!r} not logged in {}s'.format(text, seconds))
+    wait_for(lambda: text in path.read_text(), seconds, '{!r} logged'.format(text))
 
 
 def test_release_stops_accepting_at_once_and_is_bounded_by_an_idle_connection(release,
@@ -364,21 +340,21 @@ def test_release_stops_accepting_at_once_and_is_bounded_by_an_idle_connection(re
         wait_healthy('http://127.0.0.1:{}'.format(port), lambda: server.poll() is None)
         idle = _idle_keep_alive_connection(port)
     finally:
-        started = time.monotonic()
         server.send_signal(signal.SIGTERM)
     try:
         _wait_for_log(log_path, 'stopped accepting connections')
         assert server.poll() is None, 'the idle connection should hold the exit up a little'
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(('127.0.0.1', port), timeout=2).close()
-        code = server.wait(timeout=10)
+        # Exits by itself, the idle connection still open on this side: held up for
+        # IMCHAT_SHUTDOWN_TIMEOUT (3 s), not for as long as the connection lasts.
+        code = server.wait(timeout=3 + 3)
     finally:
         if server.poll() is None:
             server.kill()
         if idle is not None:
             idle.close()
     assert code == 0
-    assert time.monotonic() - started < 3 + 3
     check_log(log_path.read_text(), database_url, port)
 
 
@@ -397,10 +373,9 @@ def test_a_second_signal_exits_at_once(release, tmp_path):
         server.send_signal(signal.SIGTERM)
         _wait_for_log(log_path, 'stopped accepting connections')
         assert server.poll() is None
-        started = time.monotonic()
         server.send_signal(signal.SIGINT)
+        # At once: the idle connection would hold it up for IMCHAT_SHUTDOWN_TIMEOUT (60 s).
         assert server.wait(timeout=5) == 1
-        assert time.monotonic() - started < 2
     finally:
         if server.poll() is None:
             server.kill()
@@ -557,7 +532,7 @@ NGINX = shutil.which('nginx') or ('/usr/sbin/nginx' if os.access('/usr/sbin/ngin
 
 def _site_for_test(release, listen_port, app_port, log_folder):
     """deploy/nginx-imchat.conf pointed at this test's ports, release folder and logs."""
-    from tests.ops_harness import site_for_test
+    from tests.harness.nginx import site_for_test
 
     with open(os.path.join(ROOT, 'deploy', 'nginx-imchat.conf')) as f:
         return site_for_test(f.read(), listen_port, ['127.0.0.1:{}'.format(app_port)],

@@ -6,7 +6,8 @@ import pytest
 from pony.orm import db_session
 
 from tests.conftest import SAFETY_DEFAULTS
-from tests.test_chat import connect, wait_for  # noqa: F401 (a fixture)
+from tests.harness import wait_for
+from tests.test_chat import connect  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
-from tests.cluster import ROOT, Node
 from tests.conftest import SAFETY_DEFAULTS
-from tests.test_bus import redis_answers
+from tests.harness import ROOT
+from tests.harness.redis_server import redis_answers
+from tests.test_bus import cluster_node
 from tests.wsclient import ChatClient
 
 pytestmark = pytest.mark.process
@@ -32,8 +33,8 @@ def nodes(database_url, tmp_path):
     started = []
     try:
         for name in ('node0', 'node1'):
-            started.append(Node(name, database_url, bus, str(tmp_path), **SETTINGS))
-            started[-1].wait_ready()  # node0 makes the tables before node1 starts
+            started.append(cluster_node(name, database_url, bus, tmp_path, **SETTINGS))
+            started[-1].start()  # node0 makes the tables before node1 starts
         yield Pair(started, database_url, bus)
     finally:
         for node in started:
@@ -57,14 +58,14 @@ class Pair(list):
 
 
 def person(node, nickname):
-    status, reply = node.post('/user/register', {'mobile': str(next(_mobiles)),
+    status, reply = node.api.post('/user/register', {'mobile': str(next(_mobiles)),
                                                  'passwd': 'secret-pass', 'nickname': nickname})
     assert status == 200, reply
     return reply['data']
 
 
 def call(node, path, account, **data):
-    status, reply = node.post(path, data, account)
+    status, reply = node.api.post(path, data, account)
     assert status == 200, (path, reply)
     return reply
 
@@ -112,7 +113,7 @@ def test_a_request_acceptance_and_block_reach_the_other_node_at_once(nodes):
         a0 = connect(node0, alice)
         back = b1.recv(10)
         assert (back['cmd'], back['userid']) == (15, alice['id']), back
-        assert node1.post('/user/find', {'id': alice['id']}, bob)[1]['data']['online'] == 1
+        assert node1.api.post('/user/find', {'id': alice['id']}, bob)[1]['data']['online'] == 1
         assert sent(b1, alice['id'], 'hello alice')['code'] == 0
         assert a0.recv(10)['content'] == 'hello alice'
         # alice blocks bob on node0: on node1, at once, nothing of his reaches her.
@@ -121,7 +122,7 @@ def test_a_request_acceptance_and_block_reach_the_other_node_at_once(nodes):
         assert refused['code'] == -1 and 'block' not in refused['msg']
         b1.send(cmd=13, dstid=alice['id'])
         assert b1.recv_ack(10)['code'] == -1
-        seen = node1.post('/user/find', {'id': alice['id']}, bob)[1]['data']
+        seen = node1.api.post('/user/find', {'id': alice['id']}, bob)[1]['data']
         assert seen['online'] == 0
         assert call(node1, '/contact/loadfriend', bob)['rows'] == []
         again = call(node1, '/contact/addfriend', bob, dstid=alice['id'])
@@ -179,7 +180,7 @@ def test_an_approval_role_kick_and_ban_reach_the_other_node_at_once(nodes):
         for client in (m0, m1):
             client.ignore.update({11, 17})
             assert client.close_code(10)[0] == 4401
-        status, reply = node1.post('/user/login', {'mobile': member['mobile'],
+        status, reply = node1.api.post('/user/login', {'mobile': member['mobile'],
                                                    'passwd': 'secret-pass'})
         assert status == 403 and reply['reason'] == 'auth.banned' and 'spam' in reply['msg']
         found = nodes.admin('find', str(member['id']))

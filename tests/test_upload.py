@@ -20,7 +20,6 @@ import pytest
 import requests
 
 from imchat import create_app
-from imchat.process.server import make_server
 from imchat.service.storage import OssStorage
 from conftest import Auth
 from oss_server import FakeOss
@@ -208,20 +207,12 @@ MULTIPART_HEAD = (b'--imchatboundary\r\nContent-Disposition: form-data; name="fi
                   b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n')
 
 
-@pytest.fixture
-def live_server(app):
-    server = make_server(app, '127.0.0.1', 0)
-    server.start()
-    yield server
-    server.stop(timeout=1)
-
-
 def test_real_server_refuses_a_huge_body_without_reading_it(small_limit, live_server, auth,
                                                             app_config):
     """A client announcing a gigabyte gets the 413 envelope at once: the server never
     waits for (or holds) the body."""
     alice = auth.register()
-    with socket.create_connection(('127.0.0.1', live_server.server_port), timeout=10) as sock:
+    with socket.create_connection(('127.0.0.1', live_server.port), timeout=10) as sock:
         sock.sendall(('POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
                       'Authorization: Bearer {}\r\n'
                       'Content-Type: multipart/form-data; boundary=imchatboundary\r\n'
@@ -238,7 +229,7 @@ def test_real_server_stops_a_chunked_body_at_the_limit(small_limit, live_server,
     alice = auth.register()
     body = MULTIPART_HEAD + sample('python.png') + bytes(SMALL_LIMIT * 40) + \
         b'\r\n--imchatboundary--\r\n'
-    with socket.create_connection(('127.0.0.1', live_server.server_port), timeout=10) as sock:
+    with socket.create_connection(('127.0.0.1', live_server.port), timeout=10) as sock:
         sock.sendall(('POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
                       'Authorization: Bearer {}\r\n'
                       'Content-Type: multipart/form-data; boundary=imchatboundary\r\n'
@@ -268,7 +259,7 @@ def test_a_stranger_s_large_upload_is_refused_before_its_body_is_read(live_serve
     """Who is asking is settled before any of the body is read: parsing a 10 MB body
     for a stranger stalled the whole server for seconds."""
     reply = _reply_before_the_body(
-        live_server.server_port,
+        live_server.port,
         'POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n' + authorization
         + 'Content-Type: multipart/form-data; boundary=imchatboundary\r\n'
         'Content-Length: {length}\r\n\r\n', MULTIPART_HEAD + sample('python.png'))
@@ -283,7 +274,7 @@ def test_an_upload_that_is_not_multipart_is_refused_before_its_body_is_read(
         live_server, auth, app_config, content_type):
     alice = auth.register()
     reply = _reply_before_the_body(
-        live_server.server_port,
+        live_server.port,
         'POST /attach/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n'
         'Authorization: Bearer ' + alice.token + '\r\nContent-Type: ' + content_type
         + '\r\nContent-Length: {length}\r\n\r\n', b'file=' + b'a' * 4096)

@@ -15,7 +15,7 @@
       err_mobile: '手机号应为 5 到 19 位数字', err_passwd: '密码至少 6 位',
       err_network: '网络错误，请稍后重试',
       tab_friends: '好友', tab_groups: '群组', tab_me: '我',
-      add: '添加', by_mobile: '手机号', by_id: 'ID', friend_hint: '好友的手机号或 ID',
+      add: '添加', by_mobile: '手机号', by_id: 'ID', friend_hint: '手机号或 ID',
       add_friend: '加好友', no_friends: '还没有好友，点右上角的 + 添加。',
       group_name_hint: '新群的名字', create_group: '建群', group_id_hint: '群 ID',
       join_group: '加入', no_groups: '还没有群，点右上角的 + 新建或加入。',
@@ -51,6 +51,24 @@
       kick: '移出', kick_confirm: '把「{name}」移出群？', kicked: '已将 {name} 移出群',
       transfer: '转让群主', transfer_confirm: '把群主转让给「{name}」？你将成为普通成员。',
       transferred: '{name} 现在是群主', owner: '群主', ok: '确定',
+      draft: '[草稿]', draft_label: '草稿：{text}',
+      messages_label: '消息记录', message_input: '输入消息', add_friend_by: '查找方式',
+      friend_hint_short: '手机号或 ID', group_name_label: '新群名称', group_id_label: '要加入的群 ID',
+      copy: '复制', copied: '已复制', msg_menu: '消息操作', more: '更多',
+      new_message_from: '{name} 发来新消息：{text}', new_messages_in: '{title} 有 {n} 条新消息',
+      first_run_title: '先加一位好友', first_run_body: '在「好友」页点 +，输入对方的手机号或 ID。把你的信息告诉朋友，他们也能加你：',
+      first_run_add: '去加好友', my_mobile: '手机号',
+      password_change: '修改密码', passwd_current: '当前密码', passwd_new: '新密码',
+      password_changed: '密码已修改', save: '保存', bio: '个性签名', bio_hint: '介绍一下自己',
+      bio_saved: '签名已保存', theme: '外观', theme_system: '跟随系统', theme_light: '浅色',
+      theme_dark: '深色', language: '语言',
+      rename_group: '群名称', rename: '改名', group_renamed: '群名称已修改',
+      group_icon: '换群头像', group_icon_saved: '群头像已更新',
+      owner_leave: '你是这个群的群主：先在下面选一位成员转让群主，然后才能退出。',
+      choose_owner: '选新群主', close: '关闭', image_viewer: '查看图片',
+      open_image: '查看大图', connection: '连接状态', main_region: '聊天',
+      err_field: '请检查「{field}」', field_name: '群名称', field_dstid: 'ID', field_newpasswd: '新密码',
+      field_memo: '签名', field_target: 'ID',
       friend_requests: '好友申请', greeting_hint: '打个招呼（可不填）', request_sent: '好友申请已发送',
       request_came: '{name} 想加你为好友', accept: '接受', decline: '拒绝',
       decline_confirm: '拒绝「{name}」的好友申请？', request_accepted: '已成为好友',
@@ -113,6 +131,25 @@
       kicked: '{name} was removed from the group', transfer: 'Make owner',
       transfer_confirm: 'Make “{name}” the owner of the group? You stay as a member.',
       transferred: '{name} is now the owner', owner: 'Owner', ok: 'OK',
+      draft: '[Draft]', draft_label: 'Draft: {text}',
+      messages_label: 'Messages', message_input: 'Message', add_friend_by: 'Find by',
+      friend_hint_short: 'Mobile or ID', group_name_label: 'New group name', group_id_label: 'ID of a group to join',
+      copy: 'Copy', copied: 'Copied', msg_menu: 'Message actions', more: 'More',
+      new_message_from: 'New message from {name}: {text}', new_messages_in: '{n} new messages in {title}',
+      first_run_title: 'Start by adding a friend',
+      first_run_body: 'On the Friends tab, press + and enter their mobile or ID. Share yours so friends can add you:',
+      first_run_add: 'Add a friend', my_mobile: 'Mobile',
+      password_change: 'Change password', passwd_current: 'Current password', passwd_new: 'New password',
+      password_changed: 'Password changed', save: 'Save', bio: 'Bio', bio_hint: 'A line about you',
+      bio_saved: 'Bio saved', theme: 'Appearance', theme_system: 'System', theme_light: 'Light',
+      theme_dark: 'Dark', language: 'Language',
+      rename_group: 'Group name', rename: 'Rename', group_renamed: 'Group renamed',
+      group_icon: 'Change group picture', group_icon_saved: 'Group picture updated',
+      owner_leave: 'You own this group: make another member the owner below first, then you can leave.',
+      choose_owner: 'Choose a new owner', close: 'Close', image_viewer: 'Image',
+      open_image: 'Open the image', connection: 'Connection', main_region: 'Chat',
+      err_field: 'Please check “{field}”', field_name: 'group name', field_dstid: 'ID',
+      field_newpasswd: 'new password', field_memo: 'bio', field_target: 'ID',
       friend_requests: 'Friend requests', greeting_hint: 'Say hello (optional)',
       request_sent: 'Friend request sent', request_came: '{name} wants to be your friend',
       accept: 'Accept', decline: 'Decline', decline_confirm: 'Decline the friend request of “{name}”?',
@@ -124,6 +161,79 @@
       blocked_done: 'Blocked', unblocked_done: 'Unblocked'
     }
   };
+
+  // The server's refusals in the person's language, by their stable `reason`
+  // (docs/protocol.md, "Error reasons"); an unknown reason falls back on its status's.
+  var REASONS = {
+    zh: {
+      bad_request: '请求有误', invalid: '填写的内容有误', unauthorized: '请先登录',
+      forbidden: '没有权限这样做', not_found: '找不到', conflict: '与已有的内容冲突',
+      too_large: '文件太大', unsupported_media_type: '不支持这种文件',
+      rate_limited: '操作太频繁，请稍后再试', unavailable: '服务暂时不可用，请稍后再试',
+      'unavailable.database': '服务暂时不可用，请稍后再试', 'unavailable.upstream': '文件存储暂时不可用',
+      busy: '服务器忙，请稍后再试', internal: '服务器出错了，请稍后再试',
+      'not_found.route': '找不到', method_not_allowed: '请求有误', websocket_only: '请求有误',
+      'auth.token_missing': '请先登录', 'auth.token_invalid': '登录已失效，请重新登录',
+      'auth.token_expired': '登录已过期，请重新登录', 'auth.wrong_password': '手机号或密码不对',
+      'auth.not_you': '没有权限这样做', 'auth.cross_site': '请求来自其他网站，已拒绝',
+      'conflict.mobile_registered': '这个手机号已经注册过了',
+      'not_found.user': '没有这个用户', 'not_found.community': '没有这个群',
+      'not_found.file': '文件不存在', 'contact.self': '不能加自己为好友',
+      'contact.already_friends': '你们已经是好友了', 'contact.not_friends': '对方不是你的好友',
+      'community.too_many_owned': '拥有的群已达上限', 'community.owner_must_transfer': '你是群主：先把群转让给其他成员，再退出',
+      'community.kick_self': '不能把自己移出群', 'community.already_owner': '你已经是群主了',
+      'community.owner_only': '只有群主可以这样做', 'community.not_member': '不是这个群的成员',
+      'upload.quota': '今天的上传额度已用完', 'upload.not_multipart': '上传失败',
+      'upload.no_file': '没有选择文件', 'upload.not_a_file': '没有选择文件',
+      'rate_limited.login': '登录尝试太多，请稍后再试', 'rate_limited.register': '注册太频繁，请稍后再试'
+    },
+    en: {
+      bad_request: 'The request was not understood', invalid: 'Something you entered is not right',
+      unauthorized: 'Please log in', forbidden: 'You are not allowed to do that',
+      not_found: 'Not found', conflict: 'That clashes with something that exists',
+      too_large: 'The file is too large', unsupported_media_type: 'That kind of file is not accepted',
+      rate_limited: 'Too many attempts, please wait a moment', unavailable: 'The service is unavailable, please try again shortly',
+      'unavailable.database': 'The service is unavailable, please try again shortly',
+      'unavailable.upstream': 'File storage is unavailable', busy: 'The server is busy, please try again shortly',
+      internal: 'Something went wrong on the server, please try again',
+      'not_found.route': 'Not found', method_not_allowed: 'The request was not understood',
+      websocket_only: 'The request was not understood',
+      'auth.token_missing': 'Please log in', 'auth.token_invalid': 'Your session has ended, please log in again',
+      'auth.token_expired': 'Your session has expired, please log in again',
+      'auth.wrong_password': 'Wrong mobile number or password', 'auth.not_you': 'You are not allowed to do that',
+      'auth.cross_site': 'Refused: the request came from another site',
+      'conflict.mobile_registered': 'That mobile number already has an account',
+      'not_found.user': 'No such user', 'not_found.community': 'No such group',
+      'not_found.file': 'No such file', 'contact.self': 'You cannot add yourself',
+      'contact.already_friends': 'You are already friends', 'contact.not_friends': 'You are not friends',
+      'community.too_many_owned': 'You own the most groups allowed',
+      'community.owner_must_transfer': 'You own this group: make another member the owner before leaving',
+      'community.kick_self': 'You cannot remove yourself', 'community.already_owner': 'You already own the group',
+      'community.owner_only': 'Only the owner can do that', 'community.not_member': 'Not a member of the group',
+      'upload.quota': 'Today\u2019s upload quota is used up', 'upload.not_multipart': 'The upload failed',
+      'upload.no_file': 'No file was chosen', 'upload.not_a_file': 'No file was chosen',
+      'rate_limited.login': 'Too many login attempts, please wait a moment',
+      'rate_limited.register': 'Too many registrations, please wait a moment'
+    }
+  };
+  var STATUS_REASONS = {400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found',
+                        405: 'method_not_allowed', 409: 'conflict', 413: 'too_large',
+                        415: 'unsupported_media_type', 429: 'rate_limited', 500: 'internal',
+                        502: 'unavailable.upstream', 503: 'unavailable'};
+
+  // What to tell the person about a refusal: {reason, status, field}.
+  function reasonText(reason, status, field) {
+    var table = REASONS[lang] || REASONS.en;
+    if (reason === 'invalid' && field) {
+      var label = I18N[lang]['field_' + field] || I18N[lang][field] || field;
+      return t('err_field', {field: label});
+    }
+    if (reason && table[reason]) return table[reason];
+    // An unknown `area.what` falls back on `area`, then on the status's general one.
+    var area = reason ? String(reason).split('.')[0] : '';
+    if (table[area]) return table[area];
+    return table[STATUS_REASONS[status]] || table.bad_request;
+  }
 
   var LANG_KEY = 'imchat.lang';
   var SESSION_KEY = 'imchat.session';
@@ -209,10 +319,17 @@
     clear: function () { storageSet(SESSION_KEY, null); }
   };
 
-  function ApiError(message, status, field) {
+  // `message` is the person's text, in their language, chosen by `reason`.
+  function ApiError(message, status, field, reason) {
     this.message = message;
     this.status = status;
     this.field = field;
+    this.reason = reason;
+  }
+  function refusal(data, status) {
+    var reason = data && data.reason;
+    var field = data && data.field;
+    return new ApiError(reasonText(reason, status, field), status, field, reason);
   }
   ApiError.prototype = Object.create(Error.prototype);
 
@@ -236,8 +353,7 @@
     return fetch(path, init).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (data) {
         if (response.ok && data && data.code === 0) return data;
-        var msg = (data && data.msg) || (response.status + ' ' + response.statusText);
-        throw new ApiError(msg, response.status, data && data.field);
+        throw refusal(data, response.status);
       });
     }, function () {
       throw new ApiError(t('err_network'), 0);
@@ -292,6 +408,23 @@
     } catch (e) { return null; }
   }
 
+  // The theme: 'system' (follow prefers-color-scheme), 'light' or 'dark', per device.
+  var THEME_KEY = 'imchat.theme';
+  function theme() {
+    var saved = storageGet(THEME_KEY);
+    return saved === 'light' || saved === 'dark' ? saved : 'system';
+  }
+  function applyTheme() {
+    var chosen = theme();
+    if (chosen === 'system') document.documentElement.removeAttribute('data-theme');
+    else document.documentElement.setAttribute('data-theme', chosen);
+  }
+  function setTheme(next) {
+    storageSet(THEME_KEY, next === 'light' || next === 'dark' ? next : null);
+    applyTheme();
+  }
+  applyTheme();
+
   function initLangSwitches() {
     document.querySelectorAll('.lang-switch').forEach(function (el) {
       el.addEventListener('click', function () { setLang(lang === 'zh' ? 'en' : 'zh'); });
@@ -299,7 +432,8 @@
   }
 
   window.imchat = {
-    t: t, h: h, api: api, session: session, ApiError: ApiError,
+    t: t, h: h, api: api, session: session, ApiError: ApiError, refusal: refusal,
+    reasonText: reasonText, theme: theme, setTheme: setTheme,
     lang: function () { return lang; }, setLang: setLang, applyI18n: applyI18n,
     localUrl: localUrl, linkUrl: linkUrl, storageGet: storageGet, storageSet: storageSet
   };

@@ -17,7 +17,7 @@ CLOSE_GRACE = 2
 class Client:
     __slots__ = ('hub', 'user_id', 'token_key', 'expires_at', 'conn', 'high', 'syncing',
                  'pending', 'out', 'out_high', 'last_seen', 'next_ping', 'closed',
-                 'replies')
+                 'replies', 'own_high')
 
     def __init__(self, hub, user_id, conn, since, token_key=None, expires_at=None):
         self.hub = hub
@@ -30,6 +30,9 @@ class Client:
         # Highest message id handed to this connection: the same message never goes
         # twice to one connection, and (the store fanning out in id order) none is skipped.
         self.high = since
+        # Highest id of a message this connection sent and had stored: it never comes
+        # back on this connection, yet the connection has it.
+        self.own_high = 0
         # While the stored backlog is being sent, live messages wait here.
         self.syncing = True
         self.pending = []
@@ -53,8 +56,15 @@ class Client:
 
     @property
     def sent_high(self):
-        """Highest message id written to the socket, saved as the user's resume point."""
-        return self.conn.written_high
+        """Highest message id this connection has, saved as the user's resume point:
+        written to the socket, or sent by it and acknowledged. A client that never says
+        `since` (the original's) must not get its own messages back as new after a
+        reload. Acks follow the fan-out of their batch, so every id below an
+        acknowledged one was handed to this connection already (with a bus, one still
+        on its way from another node may not have been: such a client reads it in
+        /chat/history)."""
+        written = self.conn.written_high
+        return written if written >= self.own_high else self.own_high
 
     def touch(self):
         self.last_seen = time.monotonic()
@@ -125,6 +135,8 @@ class Client:
                 outcome = result.value
                 if isinstance(outcome, Refused):
                     self.hub.metrics.inc('imchat_messages_refused_total')
+                elif outcome.msgid > self.own_high:
+                    self.own_high = outcome.msgid
                 outgoing = acknowledgement(outcome, reply)
                 if outgoing is not None:
                     self.send(outgoing)

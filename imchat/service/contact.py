@@ -202,6 +202,17 @@ class ContactService:
                             .format(community_id), reason='community.not_member')
         return sorted(ids)
 
+    def co_member_ids(self, user_id):
+        """Everyone who shares a community with `user_id` (them excluded)."""
+        with db_session:
+            mine = select(c.dstid for c in self.db.Contact
+                          if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY)[:]
+            if not mine:
+                return []
+            return select(c.ownerid for c in self.db.Contact
+                          if c.cate == CONTACT_COMMUNITY and c.dstid in mine
+                          and c.ownerid != user_id)[:]
+
     def member_ids_of(self, community_id):
         """Ids of a community's members, for the server's own use (no viewer check)."""
         with db_session:

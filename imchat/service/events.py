@@ -15,7 +15,7 @@ import gevent
 from typing import Optional
 
 from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_SINGLE_MSG, CMD_TYPING, ack_done,
-                             ack_refused, encode)
+                             ack_refused, contact_event, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.delivery import Delivery
 from imchat.service.errors import ServiceError
@@ -92,6 +92,18 @@ class EventService:
         return None
 
     # -- presence ------------------------------------------------------------------
+
+    def profile_changed(self, user_id: int) -> None:
+        """My friends, everyone who shares a community with me and my own devices see
+        my new name or picture (cmd 17 'profile'), without a reload. Sent after the
+        change committed; a failure to tell is logged, never a refusal."""
+        try:
+            people = set(self.contacts.friend_ids(user_id))
+            people.update(self.contacts.co_member_ids(user_id))
+            people.add(user_id)
+            self.delivery.push(sorted(people), contact_event('profile', user_id, user_id))
+        except Exception:
+            log.exception('could not tell who sees the profile of user %s', user_id)
 
     def presence_changed(self, user_id: int, online: bool) -> None:
         """The hub saw a user's first connection open or last one close. Going offline

@@ -53,6 +53,8 @@ class FriendRequests:
         if not self.enabled:
             if not blocked:
                 self.contacts.add_friend(owner_id, dst_id)
+                # Friends at once: the other person's lists follow without a reload.
+                self.push((dst_id,), contact_event('accepted', owner_id, dst_id))
             return FRIENDS
         if self.contacts.is_friend(owner_id, dst_id):
             raise Conflict('user {} is already your friend'.format(dst_id), field='dstid',

@@ -122,6 +122,13 @@ class CommunityRoles:
             view['joinmode'], view['announce'] = rule.joinmode, rule.announce
         if tightened:
             self._rules_changed(0, community_id)
+        if name is not None or icon is not None:
+            # Its members' lists show the new name or picture without a reload.
+            try:
+                self.push(self.contacts.member_ids_of(community_id),
+                          contact_event('community', actor_id, community_id))
+            except Exception:
+                log.exception('could not tell the members of community %s', community_id)
         return view
 
     def set_role(self, owner_id, community_id, member_id, role) -> None:

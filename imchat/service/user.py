@@ -47,6 +47,9 @@ class UserService:
         # (token key) after a logout commits: the chat hub closes the WebSockets opened
         # with that token (on every node, relayed by the bus).
         self.logged_out = Signal('logged_out')
+        # Emitted with the user's id after their profile changed: the people who see it
+        # (friends, fellow members) hear of it.
+        self.profile_changed = Signal('profile_changed')
         # Raises when a user may not log in (a ban: service/admin.py); None: no rule.
         self.login_refusal = login_refusal
 
@@ -157,7 +160,9 @@ class UserService:
             for name in ('nickname', 'avatar', 'sex', 'memo'):
                 if changes.get(name) is not None:
                     setattr(user, name, changes[name])
-            return user.to_own(self._is_online(user_id))
+            view = user.to_own(self._is_online(user_id))
+        self.profile_changed.emit(user_id)
+        return view
 
     def public_profiles(self, user_ids, viewer_id):
         """Public profiles of these users, in id order, as `viewer_id` sees them: whether

@@ -13,7 +13,10 @@ const data = (reply) => reply.data;
 
 // An expired login goes back to the login page; anything else is said in passing.
 export function fail(error) {
-  if (error && error.status === 401) return emit('session-over');
+  // A wrong current password (changing it) is a 401 too, but the login is still good.
+  if (error && error.status === 401 && error.reason !== 'auth.wrong_password') {
+    return emit('session-over');
+  }
   emit('notice', error && error.message ? error.message : String(error));
 }
 
@@ -46,8 +49,13 @@ export const leaveGroup = (groupId) => post('/contact/quitcommunity', {dstid: gr
 export const kick = (groupId, userId) => post('/contact/kick', {dstid: groupId, memberid: userId});
 export const transfer = (groupId, userId) =>
   post('/contact/transfer', {dstid: groupId, memberid: userId});
-// {nickname} or {avatar}: resolves with my whole profile as the server now has it.
+// {nickname}, {avatar} or {memo}: resolves with my whole profile as the server now has it.
 export const updateProfile = (fields) => post('/user/update', fields).then(data);
+export const changePassword = (passwd, newpasswd) =>
+  post('/user/password', {passwd: passwd, newpasswd: newpasswd});
+// {name} or {icon}: resolves with the group as the server now has it.
+export const updateGroup = (groupId, fields) =>
+  post('/contact/updatecommunity', Object.assign({dstid: groupId}, fields)).then(data);
 export const logout = () => post('/user/logout');
 
 // A file to the upload store; resolves with its URL. `onProgress(percent)` follows
@@ -68,7 +76,7 @@ export function upload(blob, filename, filetype, onProgress) {
       let reply = null;
       try { reply = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
       if (xhr.status === 200 && reply && reply.code === 0 && reply.data) return resolve(reply.data);
-      reject(new im.ApiError((reply && reply.msg) || ('HTTP ' + xhr.status), xhr.status));
+      reject(im.refusal(reply, xhr.status));
     };
     xhr.onerror = function () { reject(new im.ApiError(t('err_network'), 0)); };
     xhr.send(form);

@@ -1,7 +1,7 @@
 /* One renderer per media type, and the one-line summary of a message for lists. Every
  * string from the network goes in as text or as an attribute, and only this app's own
  * URLs (and the upload store's) are loaded. */
-import {im, t, h, $, MEDIA, EMOJI_NAMES, avatar, displayName} from './util.js';
+import {im, t, h, $, MEDIA, EMOJI_NAMES, avatar, displayName, linkify} from './util.js';
 import {me, isFriend} from './state.js';
 
 export function summary(msg) {
@@ -27,9 +27,20 @@ function externalLink(url, label) {
                  className: 'link-text', text: label || url});
 }
 
-function openLightbox(src) {
+// The viewer remembers what opened it, so closing it gives the focus back.
+let openedFrom = null;
+function openLightbox(src, from) {
+  openedFrom = from || document.activeElement;
   $('lightbox-img').src = src;
   $('lightbox').hidden = false;
+  $('lightbox-close').focus();
+}
+
+export function closeLightbox() {
+  if ($('lightbox').hidden) return;
+  $('lightbox').hidden = true;
+  if (openedFrom && openedFrom.isConnected) openedFrom.focus();
+  openedFrom = null;
 }
 
 // `addFriend(id)`: what a contact card's "Add as friend" does.
@@ -40,7 +51,7 @@ export function bubble(msg, addFriend) {
   switch (media) {
     case MEDIA.TEXT:
       b.classList.add('bubble-text');
-      b.textContent = msg.content || '';
+      linkify(msg.content || '').forEach((node) => b.appendChild(node));
       break;
     case MEDIA.EMOJI:
       b.classList.add('bubble-emoji');
@@ -50,9 +61,10 @@ export function bubble(msg, addFriend) {
       src = im.localUrl(msg.url);
       b.classList.add('bubble-media');
       if (src) {
-        b.appendChild(h('img', {className: 'msg-image', src: src, alt: t('m_image'), loading: 'lazy',
-                                onclick: function () { openLightbox(src); },
-                                onload: keepBottom}));
+        b.appendChild(h('button', {type: 'button', className: 'image-btn', 'aria-label': t('open_image'),
+                                   onclick: function () { openLightbox(src, this); }}, [
+          h('img', {className: 'msg-image', src: src, alt: t('m_image'), loading: 'lazy', onload: keepBottom})
+        ]));
       } else {
         b.appendChild(externalLink(msg.url, t('m_image') + ' ' + (msg.url || '')));
       }

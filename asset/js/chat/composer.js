@@ -3,6 +3,8 @@
  * image viewer a picture opens in. */
 import {h, $} from './util.js';
 import {on} from './events.js';
+import {draftOf} from './state.js';
+import {closeLightbox} from './bubbles.js';
 
 const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '😅', '😭', '😡', '😱',
                '😴', '🥳', '🤗', '🙄', '😇', '🤩', '👍', '👎', '👏', '🙏', '💪', '🤝',
@@ -10,15 +12,18 @@ const EMOJI = ['😀', '😂', '🤣', '😊', '😍', '😘', '😎', '🤔', '
                '☀️', '🌙', '💯', '✅'];
 
 /* handlers: sendText(text), sendEmoji(emoji), typing(), sendImage(file),
- * startRecording(), stopRecording(cancel) */
+ * startRecording(), stopRecording(cancel), saveDraft(c, text) */
 export function mountComposer(handlers) {
   const input = $('text-input');
   const panel = $('emoji-panel');
+  // The conversation the box's text belongs to: each has its own draft.
+  let draftFor = null;
   const sendText = () => {
     const text = input.value;
     if (!text.trim()) return;
     handlers.sendText(text);
     input.value = '';
+    if (draftFor) handlers.saveDraft(draftFor, '');
     autosize();
     input.focus();
   };
@@ -32,6 +37,7 @@ export function mountComposer(handlers) {
   });
   input.addEventListener('input', () => {
     autosize();
+    if (draftFor) handlers.saveDraft(draftFor, input.value);
     if (input.value) handlers.typing();
   });
   $('emoji-btn').addEventListener('click', () => { panel.hidden = !panel.hidden; });
@@ -42,11 +48,22 @@ export function mountComposer(handlers) {
   $('voice-btn').addEventListener('click', handlers.startRecording);
   $('rec-stop').addEventListener('click', () => handlers.stopRecording(false));
   $('rec-cancel').addEventListener('click', () => handlers.stopRecording(true));
-  $('lightbox').addEventListener('click', function () { this.hidden = true; });
+  $('lightbox').addEventListener('click', closeLightbox);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') { $('lightbox').hidden = true; panel.hidden = true; }
+    if (e.key !== 'Escape') return;
+    closeLightbox();
+    panel.hidden = true;
   });
-  on('open', (c) => { if (c) panel.hidden = true; });
+  on('open', (c) => {
+    if (draftFor && draftFor !== c) handlers.saveDraft(draftFor, input.value);
+    draftFor = c;
+    if (!c) return;
+    panel.hidden = true;
+    input.value = draftOf(c);
+    autosize();
+  });
+  // A conversation that left the lists takes its draft with it.
+  on('forgotten', (c) => { handlers.saveDraft(c, ''); if (draftFor === c) input.value = ''; });
   on('recording', drawRecorder);
   on('upload', drawUpload);
 }

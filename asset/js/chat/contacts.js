@@ -91,7 +91,20 @@ export function transfer(c, user, name) {
   });
 }
 
-// {nickname} or {avatar}
+// Resolves true once the password is changed (my other logins end; this one stays).
+export function changePassword(passwd, newpasswd) {
+  return act(() => api.changePassword(passwd, newpasswd), t('password_changed'));
+}
+
+// {name} or {icon}; resolves true once the group has them.
+export function updateGroup(c, fields, message) {
+  return act(() => api.updateGroup(c.dstid, fields), message).then((done) => {
+    if (done) loadGroups();
+    return done;
+  });
+}
+
+// {nickname}, {avatar} or {memo}
 export function updateProfile(fields, message) {
   return api.updateProfile(fields).then((user) => {
     user.mobile = user.mobile || me.mobile;

@@ -3,13 +3,14 @@
  * count on the Chats tab and in the page's title. A change to one conversation redraws
  * its row in each list and nothing else. */
 import {t, h, $, CMD, avatar, displayName, formatTime} from './util.js';
-import {state, me, userOf, convKey, groupOf, titleOf, totalUnread} from './state.js';
+import {state, me, userOf, convKey, groupOf, titleOf, totalUnread, draftOf} from './state.js';
 import {summary} from './bubbles.js';
 import {on} from './events.js';
 import {keyedList} from './rows.js';
 
-// pick(key): what choosing a row does (open that conversation).
-export function mountLists(pick) {
+// pick(key): what choosing a row does (open that conversation); addFriend(): what the
+// first run's button does (the Friends tab with its form open).
+export function mountLists(pick, addFriend) {
   const chats = keyedList($('chat-list'), chatKeys, chatRow, pick);
   const friends = keyedList($('friend-list'), friendKeys, friendRow, pick);
   const groups = keyedList($('group-list'), groupKeys, groupRow, pick);
@@ -19,22 +20,37 @@ export function mountLists(pick) {
   const updated = (key) => { lists.forEach((list) => list.update(key)); };
   const synced = (...which) => {
     which.forEach((list) => list.sync());
-    $('chats-empty').hidden = chats.count() > 0;
+    drawEmpty();
     $('friend-empty').hidden = state.friends.length > 0;
     $('group-empty').hidden = state.groups.length > 0;
     drawBadges();
   };
   const all = () => synced(chats, friends, groups);
 
+  // No chats: someone with friends picks one; someone without learns how to get one,
+  // with their own id and mobile to share.
+  let friendsKnown = false;
+  const drawEmpty = () => {
+    const empty = chats.count() === 0;
+    const alone = friendsKnown && state.friends.length === 0 && state.groups.length === 0;
+    $('chats-empty').hidden = !empty || alone;
+    $('first-run').hidden = !(empty && alone);
+    $('first-run-id').textContent = String(me.id);
+    $('first-run-mobile').textContent = me.mobile || '';
+    const hint = document.querySelector('#chat-empty p');
+    hint.setAttribute('data-i18n', alone ? 'first_run_body' : 'pick_conversation');
+    hint.textContent = t(hint.getAttribute('data-i18n'));
+  };
+  $('first-run-add').addEventListener('click', addFriend);
   on('conversation', (c) => {
     updated(c.key);
-    $('chats-empty').hidden = chats.count() > 0;
+    drawEmpty();
     drawBadges();
   });
   on('forgotten', (c) => { updated(c.key); synced(); });
   on('conversations', all);
   // Names, avatars and titles in the Chats list come from these too.
-  on('friends', () => synced(friends, chats));
+  on('friends', () => { friendsKnown = true; synced(friends, chats); });
   on('groups', () => synced(groups, chats));
   on('profile', all);
   on('presence', (id) => updated(convKey(CMD.USER, id)));
@@ -44,6 +60,7 @@ export function mountLists(pick) {
     if (was) updated(was);
     if (activeKey) updated(activeKey);
   });
+  on('me', drawEmpty);
   document.addEventListener('imchat:lang', all);
   // Until the server's list arrives, the Chats tab says it has none.
   $('chats-empty').hidden = false;
@@ -54,8 +71,10 @@ function conversations() {
 }
 
 function chatKeys() {
-  const convs = conversations().filter((c) => c.last);
-  convs.sort((a, b) => (b.last.msgid || Infinity) - (a.last.msgid || Infinity));
+  // A conversation with only a draft shows too, at the top (as one still sending does).
+  const convs = conversations().filter((c) => c.last || draftOf(c));
+  const at = (c) => (c.last ? c.last.msgid || Infinity : Infinity);
+  convs.sort((a, b) => at(b) - at(a));
   return convs.map((c) => c.key);
 }
 
@@ -77,7 +96,7 @@ function chatRow(key) {
   let who;
   if (c.cmd === CMD.GROUP) {
     const g = groupOf(c.dstid);
-    who = {id: c.dstid, nickname: g ? g.name : t('tab_groups') + ' ' + c.dstid, avatar: g && g.icon};
+    who = {id: c.dstid, kind: 'group', nickname: g ? g.name : t('tab_groups') + ' ' + c.dstid, avatar: g && g.icon};
   } else {
     who = userOf(c.dstid);
   }
@@ -93,7 +112,7 @@ function friendRow(key) {
 
 function groupRow(key) {
   const g = groupOf(Number(key.split(':')[1]));
-  const who = {id: g.id, nickname: g.name, avatar: g.icon};
+  const who = {id: g.id, kind: 'group', nickname: g.name, avatar: g.icon};
   return row(key, who, g.name, t('group_id') + ' ' + g.id + (g.memo ? ' · ' + g.memo : ''));
 }
 
@@ -104,14 +123,18 @@ function row(key, who, title, subtitle) {
   const last = c && c.last;
   const unread = state.unread[key] || 0;
   const active = !!state.open && state.open.key === key;
-  return h('li', {className: 'list-item' + (active ? ' active' : '')}, [
+  const draft = draftOf(c);
+  // A row is a button's content: phrasing elements only.
+  const sub = draft ? [h('span', {className: 'list-draft', text: t('draft') + ' '}), draft.replace(/\s+/g, ' ')]
+    : [last ? senderPrefix(c, last) + preview(last) : subtitle];
+  return h('li', {className: 'list-item' + (active ? ' active' : ''), 'aria-current': active ? 'true' : null}, [
     avatar(who, who.online ? 'is-online' : ''),
-    h('div', {className: 'list-main'}, [
-      h('div', {className: 'list-title-row'}, [
+    h('span', {className: 'list-main'}, [
+      h('span', {className: 'list-title-row'}, [
         h('span', {className: 'list-name', text: title}),
         h('span', {className: 'list-time', text: last ? formatTime(last.createat) : ''})
       ]),
-      h('div', {className: 'list-sub', text: last ? senderPrefix(c, last) + preview(last) : subtitle})
+      h('span', {className: 'list-sub'}, sub)
     ]),
     unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
   ]);

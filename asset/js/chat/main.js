@@ -12,22 +12,25 @@
 import {t, MEDIA, CMD, toast} from './util.js';
 import {on} from './events.js';
 import * as api from './api.js';
-import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, userOf} from './state.js';
+import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, setDraft,
+        userOf} from './state.js';
 import * as conn from './conn.js';
 import {onFrame, send, loadHistory, recall} from './messages.js';
 import {markRead, loadConversations} from './reads.js';
 import {typing} from './presence.js';
 import * as contacts from './contacts.js';
 import * as requests from './requests.js';
-import {changeAvatar, sendImage, startRecording, stopRecording} from './media.js';
+import {changeAvatar, changeGroupIcon, sendImage, startRecording, stopRecording} from './media.js';
 import {endSession, logout} from './session.js';
-import {mountShell, setBanner} from './shell.js';
+import {mountShell, setBanner, toggleForm} from './shell.js';
 import {mountLists} from './lists.js';
 import {mountPane} from './pane.js';
 import {mountMenu} from './msgmenu.js';
 import {mountPanels, confirmFirst} from './panels.js';
 import {mountComposer} from './composer.js';
 import {mountMe} from './metab.js';
+import {mountAnnouncer} from './announce.js';
+import {mountRoute} from './route.js';
 import {mountRequests} from './requestsview.js';
 
 const app = document.getElementById('app');
@@ -47,6 +50,25 @@ function openConversation(key) {
   setOpen(c);
   markRead(c);
   if (!c.historyLoaded) loadHistory(c, false);
+}
+
+// Copy a message's text: the clipboard API where the page may use it, else the old way.
+function copy(text) {
+  const done = () => toast(t('copied'));
+  const fallback = () => {
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    area.className = 'visually-hidden';
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand('copy'); done(); } finally { area.remove(); }
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    return navigator.clipboard.writeText(text).then(done, fallback);
+  }
+  fallback();
+  return Promise.resolve();
 }
 
 // Ask first; `act()` runs only on a yes.
@@ -74,13 +96,16 @@ function mountViews() {
     createGroup: contacts.createGroup,
     joinGroup: contacts.joinGroup
   });
-  mountLists(openConversation);
+  mountLists(openConversation, () => {
+    showTab('friends');
+    toggleForm(true);
+  });
   mountPane({
     close: () => setOpen(null),
     loadOlder: (c) => loadHistory(c, true),
     addFriend: (id) => addFriend({dstid: id})
   });
-  mountMenu(recall);
+  mountMenu({recall: recall, copy: copy});
   mountPanels({
     showMembers: contacts.loadMembers,
     addFriend: (id) => addFriend({dstid: id}),
@@ -91,7 +116,10 @@ function mountViews() {
     leave: (c) => askThen(t('leave_confirm', {name: titleOf(c)}), t('leave_group'),
                           () => contacts.leaveGroup(c)),
     unfriend: (c) => askThen(t('unfriend_confirm', {name: titleOf(c)}), t('unfriend'),
-                             () => contacts.unfriend(c))
+                             () => contacts.unfriend(c)),
+    mustTransfer: () => confirmFirst(t('owner_leave'), t('choose_owner')),
+    rename: (c, name) => contacts.updateGroup(c, {name: name}, t('group_renamed')),
+    changeIcon: changeGroupIcon
   });
   mountComposer({
     sendText: (text) => send({media: MEDIA.TEXT, content: text}),
@@ -99,13 +127,17 @@ function mountViews() {
     typing: typing,
     sendImage: sendImage,
     startRecording: startRecording,
-    stopRecording: stopRecording
+    stopRecording: stopRecording,
+    saveDraft: setDraft
   });
   mountMe({
     saveNickname: (nickname) => contacts.updateProfile({nickname: nickname}, t('nickname_saved')),
+    saveBio: (memo) => contacts.updateProfile({memo: memo}, t('bio_saved')),
+    changePassword: contacts.changePassword,
     changeAvatar: changeAvatar,
     logout: logout
   });
+  mountAnnouncer();
   mountRequests({
     accept: requests.accept,
     decline: (id) => askThen(t('decline_confirm', {name: nameOf(id)}), t('decline'),
@@ -148,6 +180,8 @@ function connect() {
 function start() {
   mountViews();
   showTab('chats');
+  // The address may name a tab and a conversation (a reload, back, a link).
+  mountRoute({showTab: showTab, open: openConversation, close: () => setOpen(null)});
   contacts.loadFriends();
   contacts.loadGroups();
   requests.loadRequests();

@@ -4,7 +4,7 @@ import {t, MEDIA} from './util.js';
 import * as api from './api.js';
 import {emit} from './events.js';
 import {send} from './messages.js';
-import {updateProfile} from './contacts.js';
+import {updateProfile, updateGroup} from './contacts.js';
 
 const VOICE_MAX_S = 60;
 
@@ -33,6 +33,14 @@ export function changeAvatar(file) {
   const ext = extension(file.name);
   uploadFile(file, file.name || 'avatar' + ext, ext || undefined).then((url) => {
     return updateProfile({avatar: url}, t('avatar_saved'));
+  }, ignore);
+}
+
+export function changeGroupIcon(c, file) {
+  if (!file) return;
+  const ext = extension(file.name);
+  uploadFile(file, file.name || 'icon' + ext, ext || undefined).then((url) => {
+    return updateGroup(c, {icon: url}, t('group_icon_saved'));
   }, ignore);
 }
 

@@ -1,7 +1,7 @@
 /* Messages in and out: sending with a local copy shown at once, acknowledgements,
  * messages arriving from the stream, recall (cmd 14) and pages of history. Every frame
  * from the server comes in here (`onFrame`) and goes to its module. */
-import {t, CMD, randomTag} from './util.js';
+import {t, CMD, randomTag, ackText} from './util.js';
 import * as conn from './conn.js';
 import * as api from './api.js';
 import {emit} from './events.js';
@@ -81,7 +81,7 @@ function onAck(c, msg, frame) {
     touched(c);
   } else {
     msg.state = 'failed';
-    msg.error = frame.msg || '';
+    msg.error = ackText(frame);
     emit('message-state', msg);
     // Refused: perhaps no longer friends or a member; the lists learn it.
     if (c.cmd === CMD.USER) loadFriends();
@@ -107,7 +107,7 @@ export function recall(msg) {
       if (ack.msgid) advanceSince(Number(ack.msgid));
       applyRecall(c, msg.msgid);
     } else {
-      emit('notice', ack.msg || t('recall_too_late', {s: RECALL_SECONDS}));
+      emit('notice', ack.reason || ack.msg ? ackText(ack) : t('recall_too_late', {s: RECALL_SECONDS}));
     }
   });
 }

@@ -7,11 +7,15 @@ import {state, me, convKey, userOf, isFriend, sortedMessages, titleOf} from './s
 import {isTyping} from './presence.js';
 import {on} from './events.js';
 import {bubble} from './bubbles.js';
-import {bindMenu, hideMenu} from './msgmenu.js';
+import {bindMenu, hideMenu, showMenuBeside} from './msgmenu.js';
 
 const app = $('app');
-// Each message's element on screen.
+// Each message's element on screen, and back.
 const shown = new WeakMap();
+const messageOf = new WeakMap();
+// Consecutive messages from one person this close together share one avatar, name and
+// time.
+const GROUP_MS = 5 * 60 * 1000;
 let handlers = null;
 let friendsDrawn = '';
 
@@ -25,10 +29,14 @@ export function mountPane(given) {
   $('messages').addEventListener('scroll', function () {
     if (state.open && this.scrollTop < 40) handlers.loadOlder(state.open);
   });
+  $('messages').addEventListener('keydown', onKey);
   on('open', (c) => (c ? drawOpen(c) : drawClosed()));
   on('message', (detail) => { if (state.open === detail.c) appendMessage(detail.msg); });
   on('message-state', updateState);
-  on('message-dropped', (msg) => { if (shown.has(msg)) shown.get(msg).remove(); });
+  on('message-dropped', (msg) => {
+    if (shown.has(msg)) shown.get(msg).remove();
+    drawStates();
+  });
   on('recalled', redrawMessage);
   on('receipts', refreshReceipts);
   on('history', onHistory);
@@ -96,7 +104,12 @@ function drawMessages(toBottom) {
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const list = $('msg-list');
   list.textContent = '';
-  sortedMessages(c).forEach((msg) => list.appendChild(messageElement(msg)));
+  let prev = null;
+  sortedMessages(c).forEach((msg) => {
+    list.appendChild(messageElement(msg, prev));
+    prev = msg;
+  });
+  drawStates();
   drawHistoryNote(c);
   if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -104,11 +117,22 @@ function drawMessages(toBottom) {
 function appendMessage(msg) {
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  $('msg-list').appendChild(messageElement(msg));
+  const list = $('msg-list');
+  const last = list.lastElementChild;
+  list.appendChild(messageElement(msg, last ? messageOf.get(last) : null));
+  drawStates();
   if (atBottom || Number(msg.userid) === Number(me.id)) box.scrollTop = box.scrollHeight;
 }
 
-function messageElement(msg) {
+// Does `msg` continue `prev`'s run (same person, within minutes, neither recalled)?
+function continues(prev, msg) {
+  if (!prev || prev.recalled || msg.recalled) return false;
+  if (Number(prev.userid) !== Number(msg.userid)) return false;
+  const a = Number(prev.createat || prev.localTime), b = Number(msg.createat || msg.localTime);
+  return Math.abs(b - a) < GROUP_MS;
+}
+
+function messageElement(msg, prev) {
   const mine = Number(msg.userid) === Number(me.id);
   const sender = mine ? me : userOf(msg.userid);
   const meta = h('div', {className: 'msg-meta'}, [
@@ -118,7 +142,8 @@ function messageElement(msg) {
   const body = msg.recalled ? h('div', {className: 'bubble bubble-recalled', text: t('recalled')})
     : bubble(msg, handlers.addFriend);
   const li = h('li', {className: 'msg ' + (mine ? 'mine' : 'theirs') + ' media-' + msg.media +
-                      (msg.recalled ? ' recalled' : ''),
+                      (msg.recalled ? ' recalled' : '') + (continues(prev, msg) ? ' cont' : ''),
+                      tabindex: '-1',
                       dataset: {msgid: msg.msgid || '', state: shownState(msg), media: String(msg.media)}}, [
     avatar(sender),
     h('div', {className: 'msg-main'}, [
@@ -127,9 +152,65 @@ function messageElement(msg) {
       meta
     ])
   ]);
-  if (mine) bindMenu(li, msg);
+  bindMenu(li, msg);
   shown.set(msg, li);
+  messageOf.set(li, msg);
   return li;
+}
+
+// "Sent" and "Read" once each: under my newest message, and under the newest of mine
+// the friend has read. Sending and refused show on every message they concern.
+function drawStates() {
+  const c = state.open;
+  if (!c) return;
+  let newest = 0, newestRead = 0;
+  Object.keys(c.byId).forEach((k) => {
+    const msg = c.byId[k];
+    if (Number(msg.userid) !== Number(me.id) || msg.recalled) return;
+    newest = Math.max(newest, msg.msgid);
+    if (shownState(msg) === 'read') newestRead = Math.max(newestRead, msg.msgid);
+  });
+  $('msg-list').querySelectorAll('.msg.mine .msg-state').forEach((span) => {
+    const msg = messageOf.get(span.closest('.msg'));
+    if (!msg) return;
+    const status = shownState(msg);
+    span.hidden = !(status === 'sending' || status === 'failed' ||
+                    (status === 'read' && msg.msgid === newestRead) ||
+                    (status === 'sent' && msg.msgid === newest));
+  });
+}
+
+/* The keyboard in the message pane: the pane itself scrolls with the arrows (reading
+ * history); Enter moves into the messages, where the arrows go from one to the next,
+ * Enter (or the context-menu key, or Shift+F10) opens a message's menu, and Escape goes
+ * back to the pane. */
+function onKey(e) {
+  const box = $('messages');
+  const li = e.target.closest && e.target.closest('#msg-list > .msg');
+  if (e.target === box) {
+    if (e.key !== 'Enter') return;
+    const items = box.querySelectorAll('#msg-list > .msg');
+    if (!items.length) return;
+    e.preventDefault();
+    items[items.length - 1].focus();
+    return;
+  }
+  if (!li || e.target !== li) return;
+  const move = (to) => {
+    if (!to) return;
+    e.preventDefault();
+    to.focus();
+    to.scrollIntoView({block: 'nearest'});
+  };
+  if (e.key === 'ArrowUp') move(li.previousElementSibling);
+  else if (e.key === 'ArrowDown') move(li.nextElementSibling);
+  else if (e.key === 'Home') move(li.parentNode.firstElementChild);
+  else if (e.key === 'End') move(li.parentNode.lastElementChild);
+  else if (e.key === 'Escape') { e.preventDefault(); box.focus(); }
+  else if (e.key === 'Enter' || e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+    e.preventDefault();
+    showMenuBeside(li, messageOf.get(li));
+  }
 }
 
 // 'read' once the friend's read position has passed one of my 1:1 messages.
@@ -156,6 +237,7 @@ function updateState(msg) {
   const old = meta.querySelector('.msg-state');
   if (old) old.replaceWith(stateElement(msg));
   if (msg.createat) meta.querySelector('time').textContent = formatTime(msg.createat);
+  drawStates();
 }
 
 // The friend has read further: my messages up to there say so.
@@ -171,7 +253,15 @@ function refreshReceipts(c) {
 function redrawMessage(msg) {
   const old = shown.get(msg);
   if (!old || !old.isConnected) return;
-  old.replaceWith(messageElement(msg));
+  const prev = old.previousElementSibling;
+  const fresh = messageElement(msg, prev ? messageOf.get(prev) : null);
+  const focused = document.activeElement === old;
+  old.replaceWith(fresh);
+  // The one after it no longer continues a recalled message's run.
+  const next = fresh.nextElementSibling;
+  if (next) next.classList.toggle('cont', continues(msg, messageOf.get(next)));
+  if (focused) fresh.focus();
+  drawStates();
   hideMenu();
 }
 

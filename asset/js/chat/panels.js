@@ -5,8 +5,13 @@ import {t, h, $, CMD, avatar, displayName} from './util.js';
 import {state, me, userOf, isFriend, groupOf} from './state.js';
 import {on} from './events.js';
 
+// The members last drawn, so that leaving knows whether the owner must hand over first.
+let drawnMembers = {c: null, rows: []};
+
 /* handlers: showMembers(c) (loads them: 'members' draws), addFriend(id),
- * transfer(c, user, name), kick(c, user, name), leave(c), unfriend(c) */
+ * transfer(c, user, name), kick(c, user, name), leave(c), unfriend(c),
+ * mustTransfer() -> a promise (says the owner must hand over first), rename(c, name),
+ * changeIcon(c, file) */
 export function mountPanels(handlers) {
   const hideBoth = () => {
     $('members-panel').hidden = true;
@@ -20,8 +25,31 @@ export function mountPanels(handlers) {
     handlers.showMembers(c);
   });
   $('members-close').addEventListener('click', () => { $('members-panel').hidden = true; });
+  // The owner of a group with other members cannot leave it: they are offered the
+  // hand-over first (the focus goes to the first "Make owner").
   $('leave-btn').addEventListener('click', () => {
-    if (state.open && state.open.cmd === CMD.GROUP) handlers.leave(state.open);
+    const c = state.open;
+    if (!c || c.cmd !== CMD.GROUP) return;
+    const group = groupOf(c.dstid);
+    const iOwn = !!group && Number(group.ownerid) === Number(me.id);
+    if (!iOwn) return handlers.leave(c);
+    // Who is still in it, as the server has it now (members may have left meanwhile).
+    Promise.resolve(handlers.showMembers(c)).then(() => {
+      if (drawnMembers.c !== c || drawnMembers.rows.length <= 1) return handlers.leave(c);
+      return handlers.mustTransfer().then(() => {
+        const first = $('member-list').querySelector('.member-transfer');
+        if (first) first.focus();
+      });
+    });
+  });
+  $('rename-group-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    const name = this.elements.name.value.trim();
+    if (name && state.open && state.open.cmd === CMD.GROUP) handlers.rename(state.open, name);
+  });
+  $('group-icon-input').addEventListener('change', function () {
+    if (this.files[0] && state.open) handlers.changeIcon(state.open, this.files[0]);
+    this.value = '';
   });
   $('profile-btn').addEventListener('click', drawProfile);
   $('convo-title').addEventListener('click', () => {
@@ -42,6 +70,12 @@ function drawMembers(c, rows, handlers) {
   const group = groupOf(c.dstid);
   const owner = group ? Number(group.ownerid) : 0;
   const iOwn = owner === Number(me.id);
+  drawnMembers = {c: c, rows: rows};
+  $('group-settings').hidden = !iOwn;
+  if (iOwn && group) $('rename-group-form').elements.name.value = group.name || '';
+  const leave = $('leave-btn');
+  leave.setAttribute('data-i18n', iOwn && rows.length > 1 ? 'choose_owner' : 'leave_group');
+  leave.textContent = t(leave.getAttribute('data-i18n'));
   list.textContent = '';
   rows.forEach((u) => {
     const name = displayName(u);

@@ -5,7 +5,7 @@
 import {t, CMD} from './util.js';
 import * as api from './api.js';
 import {emit} from './events.js';
-import {state, forget, conv, convKey} from './state.js';
+import {state, forget, conv, convKey, refreshUser} from './state.js';
 import {loadFriends, loadGroups} from './contacts.js';
 
 export function loadRequests() {
@@ -96,6 +96,10 @@ export function onContact(frame) {
     case 'approved':
     case 'kicked':
     case 'role':
+    case 'community':  // renamed, or a new picture
       return loadGroups();
+    case 'profile':    // a friend's or fellow member's new name or picture
+      refreshUser(frame.userid);
+      return loadFriends();
   }
 }

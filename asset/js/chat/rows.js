@@ -6,17 +6,19 @@
 import {h} from './util.js';
 
 /* ul: the list element. order() -> the keys in the order they show; draw(key) -> the
- * row as it should be now (an <li>, whose class and children the kept row takes);
- * pick(key) is what choosing a row does. */
+ * row as it should be now (an <li>, whose class the kept row takes and whose children
+ * its one button takes: a list's items stay list items, and the row is one control
+ * with one name for a screen reader and the keyboard); pick(key) is what choosing a
+ * row does. */
 export function keyedList(ul, order, draw, pick) {
   const rows = new Map();
 
   function rowFor(key) {
     let li = rows.get(key);
     if (!li) {
-      li = h('li', {className: 'list-item', dataset: {conv: key}, tabindex: '0', role: 'button'});
-      li.addEventListener('click', () => pick(key));
-      li.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(key); });
+      const button = h('button', {type: 'button', className: 'row-btn'});
+      button.addEventListener('click', () => pick(key));
+      li = h('li', {className: 'list-item keyed', dataset: {conv: key}}, [button]);
       rows.set(key, li);
     }
     return li;
@@ -24,8 +26,13 @@ export function keyedList(ul, order, draw, pick) {
 
   function fill(li, key) {
     const fresh = draw(key);
-    if (li.className !== fresh.className) li.className = fresh.className;
-    patch(li, fresh);
+    const className = fresh.className + ' keyed';
+    if (li.className !== className) li.className = className;
+    const button = li.firstChild;
+    const current = fresh.getAttribute('aria-current');
+    if (current) button.setAttribute('aria-current', current);
+    else button.removeAttribute('aria-current');
+    patch(button, fresh);
   }
 
   function drop(key) {

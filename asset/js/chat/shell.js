@@ -12,13 +12,7 @@ export function mountShell(handlers) {
   document.querySelectorAll('.tabbar .tab').forEach((el) => {
     el.addEventListener('click', () => handlers.showTab(el.dataset.tab));
   });
-  $('list-action').addEventListener('click', function () {
-    const form = state.tab === 'friends' ? $('add-friend-form') : $('group-forms');
-    form.hidden = !form.hidden;
-    this.setAttribute('aria-expanded', String(!form.hidden));
-    const first = form.querySelector('input');
-    if (!form.hidden && first) first.focus();
-  });
+  $('list-action').addEventListener('click', () => toggleForm());
   submitted('add-friend-form', 'target', (form, value) => {
     const fields = {};
     fields[form.elements.by.value] = value;
@@ -33,6 +27,16 @@ export function mountShell(handlers) {
   submitted('join-group-form', 'dstid', (form, id) => handlers.joinGroup(id));
   on('tab', drawTab);
   document.addEventListener('imchat:lang', () => drawTab(state.tab));
+}
+
+// The "+" form of the tab shown (add a friend; create or join a group), opened or
+// closed (`open`: opened whatever it was), with the focus in its first field.
+export function toggleForm(open) {
+  const form = state.tab === 'friends' ? $('add-friend-form') : $('group-forms');
+  form.hidden = open ? false : !form.hidden;
+  $('list-action').setAttribute('aria-expanded', String(!form.hidden));
+  const first = form.querySelector('input');
+  if (!form.hidden && first) first.focus();
 }
 
 // A one-field form: `act(form, value)` runs for a value, and the field empties once
@@ -66,7 +70,7 @@ function drawTab(tab) {
   $('group-forms').hidden = true;
 }
 
-// The connection's state over everything (empty: connected).
+// The connection's state above both panes, pushing them down (empty: connected).
 export function setBanner(text) {
   const banner = $('conn-banner');
   banner.textContent = text || '';

@@ -23,6 +23,7 @@ export const state = {
   open: null,              // the conversation on screen
   unread: {},              // 'cmd:dstid' -> messages from others after my read position
   since: Number(im.storageGet(keyPrefix + 'since')) || 0,
+  drafts: {},              // 'cmd:dstid' -> the text typed there and not sent
   localSeq: 0
 };
 state.users[me.id] = me;
@@ -96,6 +97,39 @@ export function forget(c) {
   emit('forgotten', c);
 }
 
+/* ---------- drafts ---------- */
+
+// What is typed and not sent, per conversation, kept in this browser for this user
+// across reloads: 'imchat.u<me>.draft.<cmd>:<dstid>'.
+const draftPrefix = keyPrefix + 'draft.';
+export function draftOf(c) {
+  return (c && state.drafts[c.key]) || '';
+}
+
+export function setDraft(c, text) {
+  const value = text && text.trim() ? text : '';
+  if ((state.drafts[c.key] || '') === value) return;
+  if (value) state.drafts[c.key] = value;
+  else delete state.drafts[c.key];
+  im.storageSet(draftPrefix + c.key, value || null);
+  emit('conversation', c);
+}
+
+function loadDrafts() {
+  try {
+    for (let i = 0; i < window.localStorage.length; i++) {
+      const name = window.localStorage.key(i);
+      if (name && name.indexOf(draftPrefix) === 0) {
+        const key = name.slice(draftPrefix.length);
+        if (/^1[01]:\d+$/.test(key)) {
+          state.drafts[key] = window.localStorage.getItem(name);
+          conv(key);
+        }
+      }
+    }
+  } catch (e) { /* no storage: no drafts */ }
+}
+
 // Counts kept by an older version of this page, before the server kept them.
 im.storageSet(keyPrefix + 'unread', null);
 
@@ -165,6 +199,17 @@ export function isFriend(id) {
   return state.friends.some((f) => f.id === Number(id));
 }
 
+// Someone's profile changed (cmd 17 'profile'): fetched again, then 'profile'.
+export function refreshUser(id) {
+  id = Number(id);
+  return findUser(id).then((user) => {
+    const known = state.users[id];
+    state.users[id] = known ? Object.assign(known, user) : user;
+    state.friends.forEach((f) => { if (f.id === id) Object.assign(f, user); });
+    emit('profile', id);
+  }, () => { /* keep what we have */ });
+}
+
 const userRequests = {};
 // The profile of any user id, fetched once; a 'profile' event says when it arrives.
 export function userOf(id) {
@@ -178,3 +223,5 @@ export function userOf(id) {
   }
   return {id: id, nickname: '#' + id, avatar: ''};
 }
+
+loadDrafts();
