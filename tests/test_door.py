@@ -6,11 +6,8 @@ door), in this process or, where open files are counted, in its own.
 """
 import json
 import logging
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import gevent
@@ -19,9 +16,9 @@ import requests
 import websocket
 from gevent.event import Event
 
+from tests.harness import ServerProcess
 from tests.wsclient import ChatClient
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Generous: two cores shared by several test runs.
 WAIT_SECONDS = 60
 
@@ -127,51 +124,13 @@ def test_only_a_get_of_chat_with_a_valid_upgrade_is_a_handshake(app, live_server
 
 # --- 1. bodies have a deadline -------------------------------------------------------
 
-def _serve(tmp_path, files=None, **settings):
-    """The production server (`python wsgi.py`) in its own process on a free port, with
-    at most `files` open files; returns (process, port)."""
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith('IMCHAT_')}
-    env.update(IMCHAT_DATABASE_URL='sqlite:///{}'.format(tmp_path / 'imchat.db'),
-               IMCHAT_PASSWD_COST='4', IMCHAT_PORT=str(port),
-               IMCHAT_UPLOAD_DIR=str(tmp_path / 'mnt'), IMCHAT_LOG_LEVEL='WARNING',
-               PYTHONPATH=ROOT)
-    env.update(('IMCHAT_' + name, str(value)) for name, value in settings.items())
-
-    def limit_files():
-        import resource
-        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-
-    log = open(tmp_path / 'server.log', 'wb')
-    process = subprocess.Popen([sys.executable, 'wsgi.py'], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT,
-                               preexec_fn=limit_files if files else None)
-    log.close()
-
-    def healthy():
-        assert process.poll() is None, (tmp_path / 'server.log').read_text()
-        try:
-            return requests.get('http://127.0.0.1:{}/healthz'.format(port),
-                                timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-    wait_for(healthy, what='the server answering')
-    return process, port
-
-
 @pytest.fixture
 def trickle_server(tmp_path):
     """A server of 300 open files whose bodies have 2 s (and one more per 16 KiB)."""
-    process, port = _serve(tmp_path, files=300, BODY_TIMEOUT=2, HEADER_TIMEOUT=600)
-    yield port
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    server = ServerProcess(tmp_path, files=300, IMCHAT_BODY_TIMEOUT=2,
+                           IMCHAT_HEADER_TIMEOUT=600).start()
+    yield server.port
+    server.stop()
 
 
 @pytest.mark.process
@@ -356,8 +315,8 @@ def test_memory_is_given_back_once_a_burst_of_handshakes_is_over():
     from imchat.process.memory import BURST_CONNECTIONS, BurstTrimmer
 
     made, handshaking, trims = [0], [0], []
-    trimmer = BurstTrimmer(lambda: made[0], lambda: handshaking[0])
-    trimmer.trim = trims.append  # glibc's malloc_trim, counted instead
+    # glibc's malloc_trim, counted instead
+    trimmer = BurstTrimmer(lambda: made[0], lambda: handshaking[0], trim=trims.append)
     made[0] = BURST_CONNECTIONS - 1
     assert not trimmer.check()  # a trickle of connections is no burst
     made[0], handshaking[0] = BURST_CONNECTIONS * 4, 3

@@ -13,7 +13,6 @@ walk a lot, so they run only after a burst: once a few seconds have passed with 
 new connections and no handshake left in progress.
 """
 import ctypes
-import ctypes.util
 import gc
 import logging
 from typing import Callable, Optional
@@ -31,8 +30,8 @@ BURST_CONNECTIONS = 256
 def _malloc_trim() -> Optional[Callable[[int], int]]:
     """glibc's malloc_trim, or None elsewhere (musl, macOS, Windows)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        trim = libc.malloc_trim
+        # The process's own symbols, libc's among them (no ldconfig run to find it).
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -45,10 +44,11 @@ class BurstTrimmer:
     count of connections made so far, `handshaking()` how many handshakes are in
     progress."""
 
-    def __init__(self, connections: Callable[[], int], handshaking: Callable[[], int]):
+    def __init__(self, connections: Callable[[], int], handshaking: Callable[[], int],
+                 trim: Optional[Callable[[int], int]] = None):
         self.connections = connections
         self.handshaking = handshaking
-        self.trim = _malloc_trim()
+        self.trim = trim or _malloc_trim()
         self.trimmed_at = connections()
         self.trims = 0
         self._greenlet = None
