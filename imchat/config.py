@@ -89,6 +89,12 @@ SETTINGS = {
     'WS_BURST': (100, _int),
     # Seconds after sending in which a message may be recalled (0: no limit).
     'RECALL_SECONDS': (120, _int),
+    # Seconds after sending in which a text message may be edited (0: no limit; 2 days).
+    'EDIT_SECONDS': (2 * 24 * 3600, _int),
+    # Reactions one user may set or remove: REACTION_RATE a second, REACTION_BURST at
+    # once (on top of WS_RATE, which counts them too). 0 turns the limit off.
+    'REACTION_RATE': (5, _int),
+    'REACTION_BURST': (30, _int),
     # Seconds a user may be away before friends see them offline, so a reconnect
     # does not flap (0: at once).
     'PRESENCE_GRACE': (5, _int),
@@ -118,6 +124,9 @@ SETTINGS = {
     'UPLOAD_MAX_BYTES': (10 * 1024 * 1024, _int),
     # Bytes one user may upload in any 24 hours.
     'UPLOAD_QUOTA_BYTES': (200 * 1024 * 1024, _int),
+    # File extensions a file message (media 10) may carry, comma separated; served
+    # only as downloads (imchat.service.mediatypes has the default list).
+    'FILE_TYPES': ('', str),
     'OSS_ENDPOINT': ('', str),
     'OSS_BUCKET': ('', str),
     'OSS_ACCESS_KEY_ID': ('', str),

@@ -34,6 +34,13 @@ CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'a
                   # a user's profile (dstid: the user) or a community's name or picture
                   # changed: the lists showing them load again.
                   'profile', 'community')
+# Richer messages (docs/protocol.md, "Richer messages"): both stored in the stream like
+# a recall, their `media` column holding the target message's cmd, `amount` its id.
+CMD_EDIT = 18
+CMD_REACTION = 19
+# Stored events about another message (not messages themselves): history leaves them
+# out, the backlog and the bus carry them to the target's conversation.
+STORED_EVENTS = (CMD_RECALL, CMD_EDIT, CMD_REACTION)
 
 # media of a message (cmd 10 and 11).
 MEDIA_RECALLED = 0  # a recalled message: its body is erased, its row stays in the stream
@@ -46,6 +53,7 @@ MEDIA_EMOJI = 6
 MEDIA_LINK = 7
 MEDIA_VIDEO = 8
 MEDIA_CONTACT = 9
+MEDIA_FILE = 10  # `url`, `content` the file's name (display text only), `amount` its size
 MEDIA_CUSTOM = 100
 
 # Close codes of the application (RFC 6455 keeps 4000-4999 for it); the standard ones
@@ -89,11 +97,12 @@ def encode(wire: dict) -> OutgoingFrame:
 
 def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amount,
                  createat) -> dict:
-    """The stored message as recipients see it; empty body fields are left out."""
-    if cmd == CMD_RECALL:
-        # A recall event: `media` holds the recalled message's cmd, `amount` its id.
-        return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid,
-                'recalledmsgid': amount, 'createat': createat}
+    """The stored message as recipients see it; empty body fields are left out. The
+    fields of richer messages (an edit's `editedat`, `replyto`, `forwarded`, `mentions`)
+    are added by `rich_fields`, so a plain message costs nothing more."""
+    if cmd >= CMD_RECALL and cmd in STORED_EVENTS:
+        return _event_wire(msgid, userid, cmd, dstid, media, content, pic, memo, amount,
+                           createat)
     if media == MEDIA_RECALLED:
         return {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'dstid': dstid,
                 'media': media, 'createat': createat, 'recalled': 1}
@@ -104,6 +113,53 @@ def message_wire(msgid, userid, cmd, dstid, media, content, pic, url, memo, amou
         if value:
             wire[name] = value
     return wire
+
+
+def _event_wire(msgid, userid, cmd, dstid, media, content, pic, memo, amount, createat):
+    # An event row: `media` holds its target's cmd, `amount` the target's id.
+    wire = {'msgid': msgid, 'userid': userid, 'cmd': cmd, 'target': media, 'dstid': dstid}
+    if cmd == CMD_RECALL:
+        wire['recalledmsgid'] = amount
+    elif cmd == CMD_EDIT:
+        wire['editedmsgid'] = amount
+        wire['content'] = content
+    else:
+        # A reaction: `content` the emoji, `memo` '1' set or '0' removed, `pic` the
+        # emoji it replaced (one per person), so a client can move its count.
+        wire['reactedmsgid'] = amount
+        wire['emoji'] = content
+        wire['on'] = 1 if memo == '1' else 0
+        if pic:
+            wire['replaced'] = pic
+    wire['createat'] = createat
+    return wire
+
+
+def rich_fields(wire: dict, editedat=0, replyto=0, forwarded=0, mentions='') -> dict:
+    """Add the richer-message columns of a stored message to its wire (in place), each
+    only when set. `mentions` as stored: ids joined by commas, `-1` for everyone."""
+    if editedat and wire.get('media'):
+        wire['editedat'] = editedat
+    if replyto:
+        wire['replyto'] = replyto
+    if forwarded:
+        wire['forwarded'] = 1
+    if mentions:
+        wire['mentions'] = [int(part) for part in mentions.split(',')]
+    return wire
+
+
+def reply_quote(msgid, userid, media, content) -> dict:
+    """What a reply carries of the message it answers: enough to draw it, no lookup."""
+    quote = {'msgid': msgid, 'userid': userid, 'media': media,
+             'content': (content or '')[:REPLY_QUOTE_CHARS], 'recalled': 0}
+    if media == MEDIA_RECALLED:
+        quote['recalled'] = 1
+    return quote
+
+
+# Characters of the answered message a reply quotes.
+REPLY_QUOTE_CHARS = 100
 
 
 class Recipients(NamedTuple):

@@ -8,6 +8,7 @@ The seams with two implementations are chosen here, once: `Delivery`
 the hub's connections, or the deployment's).
 """
 import logging
+from types import SimpleNamespace
 
 from functools import partial
 
@@ -26,6 +27,7 @@ from imchat.service.events import EventService
 from imchat.service.hub import Hub
 from imchat.service.limits import (ConnectionCap, HandshakeSlots, LoginGuard, MemoryStore,
                                    MessageRate)
+from imchat.service.mediatypes import file_types
 from imchat.service.metrics import Metrics
 from imchat.service.permissions import Permissions
 from imchat.service.presence import HubPresence, Presence
@@ -94,15 +96,19 @@ class Services:
          self.reports) = (safety.blocks, safety.friend_requests, safety.mutes, safety.roles,
                           safety.joins, safety.reports)
         self.permissions = Permissions(self.db, config['RECALL_SECONDS'],
-                                       room_refusal=self.roles.room_refusal)
+                                       room_refusal=self.roles.room_refusal,
+                                       edit_seconds=config['EDIT_SECONDS'])
         self.writer = MessageWriter(self.db, self.delivery, self.permissions, self.metrics,
                                     self.db_watch, multirow_insert_ids_are_consecutive(self.db))
         self.message_rate = MessageRate(self.hub)
+        self.reaction_rate = MessageRate(SimpleNamespace(
+            message_rate=config['REACTION_RATE'], message_burst=config['REACTION_BURST']))
         self.ws_cap = ConnectionCap(config['WS_PER_USER'], close=lambda client: (
             client.close_politely(CLOSE_TOO_MANY, 'too many connections of this user: '
                                   'the oldest is closed')))
         self.handshakes = HandshakeSlots(config['WS_HANDSHAKES'])
-        self.uploads = UploadService(self.db, self.storage, config['UPLOAD_QUOTA_BYTES'])
+        self.uploads = UploadService(self.db, self.storage, config['UPLOAD_QUOTA_BYTES'],
+                                     file_types(config['FILE_TYPES']))
         self.conversations = ConversationService(self.db)
         self.conversations.rebuild_if_missing()
         self.events = EventService(self.hub, self.delivery, self.presence, self.conversations,

@@ -28,15 +28,13 @@ import pytest  # noqa: E402
 
 from imchat import create_app  # noqa: E402
 from tests.harness.live import LiveServer  # noqa: E402
+from tests.harness.server import legacy_contacts_environ  # noqa: E402
 
-# The suite before issue 22 tests the original's contacts: instant friends, open
-# communities, no join limit. These compatibility settings keep it doing so (servers it
-# starts as processes inherit them); tests/test_safety*.py pass the defaults explicitly.
-LEGACY_CONTACTS = {'FRIEND_REQUESTS': False, 'DEFAULT_JOINMODE': 'open', 'JOINS_PER_HOUR': 0}
+# The original's contacts for the suite before issue 22 (tests/harness/server.py says
+# why), here for the apps of this process; the issue's defaults for tests/test_safety*.
 SAFETY_DEFAULTS = {'FRIEND_REQUESTS': True, 'DEFAULT_JOINMODE': 'approval', 'JOINS_PER_HOUR': 20}
-for _name, _value in LEGACY_CONTACTS.items():
-    os.environ.setdefault('IMCHAT_' + _name, str(int(_value)) if isinstance(_value, bool)
-                          else str(_value))
+for _name, _value in legacy_contacts_environ().items():
+    os.environ.setdefault(_name, _value)
 
 MYSQL_SERVER = os.environ.get('IMCHAT_TEST_MYSQL', 'mysql://root@127.0.0.1:3306')
 BACKENDS = [b.strip() for b in os.environ.get('IMCHAT_TEST_BACKENDS', 'sqlite,mysql').split(',')

@@ -304,7 +304,7 @@ def test_recall_from_the_menu_shows_for_everyone_and_after_reload(people, server
     expect(bubbles(pb, 'hunter2')).to_have_count(1)
     expect(bubbles(pb, '这条留着')).to_have_count(1)
 
-    # Bo cannot recall Ada's message: his menu offers only Copy.
+    # Bo cannot recall Ada's message: his menu (reply, react, copy...) has no Recall.
     bubbles(pb, 'hunter2').click(button='right')
     expect(pb.locator('#msg-menu')).to_be_visible()
     expect(pb.locator('#copy-btn')).to_be_visible()
@@ -557,13 +557,16 @@ def test_recall_is_offered_only_within_the_servers_limit(people, tmp_path):
         sent_at = time.time()
         mine.click(button='right')
         expect(pa.locator('#msg-menu')).to_be_visible()
+        expect(pa.locator('#recall-btn')).to_be_visible()
         pa.keyboard.press('Escape')
         expect(pa.locator('#msg-menu')).to_be_hidden()
-        # Once the limit has passed (by the browser's clock too), no Recall (Copy stays).
+        # Once the limit has passed (by the browser's clock too), no Recall (Reply and
+        # Copy stay).
         while time.time() - sent_at < 4:
             time.sleep(0.2)
         mine.click(button='right')
         expect(pa.locator('#msg-menu')).to_be_visible()
+        expect(pa.locator('#reply-btn')).to_be_visible()
         expect(pa.locator('#recall-btn')).to_be_hidden()
         expect(pa.locator('#copy-btn')).to_be_visible()
         assert pa.errors == []

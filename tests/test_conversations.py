@@ -585,3 +585,47 @@ def test_online_shows_to_friends_only(auth, connect, client):
     assert online_as_seen_by(alice) == (1, 1)
     friends = client.post('/contact/loadfriend', headers=friend.headers).json['rows']
     assert [row['online'] for row in friends if row['id'] == alice.id] == [1]
+
+
+# -- once the relationship is gone ---------------------------------------------------------
+
+def test_an_ex_friends_read_receipt_is_refused_and_reaches_nobody(pair, connect, client):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    ids = b.send_texts(alice.id, ['one'])
+    assert a.recv()['msgid'] == ids[0]
+    response = client.post('/contact/delfriend', data={'dstid': bob.id}, headers=alice.headers)
+    assert response.status_code == 200, response.json
+    ack = read(a, 10, bob.id, ids[0])
+    assert ack['code'] == -1 and ack['reason'] == 'contact.not_friends', ack
+    b.expect_nothing()
+
+
+def test_an_ex_friends_recall_is_refused_and_reaches_nobody(pair, connect, client):
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    msgid = a.send_texts(bob.id, ['oops'])[0]
+    assert b.recv()['msgid'] == msgid
+    response = client.post('/contact/delfriend', data={'dstid': bob.id}, headers=alice.headers)
+    assert response.status_code == 200, response.json
+    a.send(cmd=14, msgid=msgid)
+    ack = a.recv_ack()
+    assert ack['code'] == -1 and 'not your friend' in ack['msg'], ack
+    b.expect_nothing()
+
+
+def test_a_kicked_members_recall_is_refused_and_reaches_nobody(group_of_three, connect,
+                                                                client):
+    alice, bob, carol, group = group_of_three
+    a, b, c = connect(alice), connect(bob), connect(carol)
+    b.ignore.add(17)  # told it was kicked (issue 22): not what this test is about
+    msgid = b.send_texts(group, ['oops'], cmd=11)[0]
+    assert a.recv()['msgid'] == msgid and c.recv()['msgid'] == msgid
+    response = client.post('/contact/kick', data={'dstid': group, 'memberid': bob.id},
+                           headers=alice.headers)
+    assert response.status_code == 200, response.json
+    b.send(cmd=14, msgid=msgid)
+    ack = b.recv_ack()
+    assert ack['code'] == -1 and 'not a member' in ack['msg'], ack
+    a.expect_nothing()
+    c.expect_nothing()

@@ -108,7 +108,14 @@ def test_client_written_userid_is_ignored():
     assert not hasattr(parsed, 'userid')
 
 
-def test_odd_client_ids_are_dropped_not_echoed():
-    parsed = parse_frame(json.dumps({'id': 'x' * 65, 'cmd': 0}), LIMIT)
-    assert parsed.client_id is None
+@pytest.mark.parametrize('client_id', ['x' * 65, 1.5, {'a': 1}, [1], True, 2 ** 64, -2 ** 64])
+def test_an_id_no_ack_can_echo_is_refused_not_echoed(client_id):
+    """Such a frame was stored and delivered with no acknowledgement at all (issue 25):
+    now refused before anything is stored, with a reason and without the id."""
+    text = '{"id": 18446744073709551616, "cmd": 10, "dstid": 2, "media": 1, "content": "x"}' \
+        if client_id == 2 ** 64 else json.dumps(
+            {'id': client_id, 'cmd': 10, 'dstid': 2, 'media': 1, 'content': 'x'})
+    with pytest.raises(FrameError) as caught:
+        parse_frame(text, LIMIT)
+    assert caught.value.client_id is None and caught.value.reason == 'frame.id_invalid'
     assert parse_frame(json.dumps({'id': 'abc', 'cmd': 0}), LIMIT).client_id == 'abc'

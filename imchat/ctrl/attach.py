@@ -1,5 +1,6 @@
 """Uploads: `/attach/upload` keeps an image, voice note or video and replies with its
-URL, which the client then sends in a message; `/mnt/<name>` serves the files kept on
+URL, which the client then sends in a message; `/attach/file` keeps a file of an
+allowed type (media 10); `/mnt/<name>` serves the files kept on
 this machine's disk (IMCHAT_STORAGE=local)."""
 import gevent
 from flask import Blueprint, current_app, g, request, send_file
@@ -7,7 +8,7 @@ from flask import Blueprint, current_app, g, request, send_file
 from imchat.ctrl import (authenticate, bind_request, cookie_token, ok, services,
                          token_outside_body)
 from imchat.service.errors import BadRequest, NotFound
-from imchat.service.mediatypes import check_client_extension, check_client_name
+from imchat.service.mediatypes import check_client_extension, check_client_name, download_name
 from imchat.util.bind import Field
 
 bp = Blueprint('attach', __name__)
@@ -88,12 +89,29 @@ def upload():
     return ok(services().uploads.store(g.user_id, file.stream))
 
 
+@bp.route('/attach/file', methods=['POST'])
+def upload_file():
+    """A file of any allowed type (media 10): {url, name, size} to send in a message."""
+    _authenticate_before_the_body()
+    file = request.files.get('file')
+    if file is None:
+        raise BadRequest('file: is required (multipart/form-data)', field='file',
+                         reason='upload.no_file')
+    return ok(services().uploads.store_file(g.user_id, file.stream, file.filename))
+
+
 @bp.route('/mnt/<name>', methods=['GET', 'HEAD'])
 def serve_file(name):
     storage = services().storage
     if storage.kind != 'local':
         raise NotFound('no such file', reason='not_found.file')
     path, media = storage.path_of(name)
+    if media.kind == 'file':
+        # Only ever a download, saved under the name the link gives (display text).
+        extension = media.extension[2:]
+        return send_file(path, mimetype=media.mime, conditional=True, etag=True,
+                         max_age=SERVED_MAX_AGE, as_attachment=True,
+                         download_name=download_name(request.args.get('name'), extension))
     return send_file(path, mimetype=media.mime, conditional=True, etag=True,
                      max_age=SERVED_MAX_AGE)
 

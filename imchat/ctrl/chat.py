@@ -15,8 +15,8 @@ from flask import Blueprint, Response, current_app, g, request
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.protocol import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
                              CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
-                             CMD_HEART, WS_SUBPROTOCOL, ack_refused, backlog_skipped,
-                             subprotocol_token)
+                             CMD_HEART, CMD_REACTION, WS_SUBPROTOCOL, ack_refused,
+                             backlog_skipped, subprotocol_token)
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.event_frame import UNSTORED_CMDS
@@ -200,7 +200,7 @@ def _handle_frame(svc, client, data, max_frame):
         frame = parse_frame(data, max_frame)
     except FrameError as error:
         svc.metrics.inc('imchat_messages_refused_total')
-        client.reply(ack_refused(error.client_id, error.msg))
+        client.reply(ack_refused(error.client_id, error.msg, error.reason))
         return
     if frame.cmd == CMD_HEART:
         return
@@ -208,6 +208,11 @@ def _handle_frame(svc, client, data, max_frame):
         svc.metrics.inc('imchat_messages_refused_total')
         client.reply(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
                                  'send it again shortly'.format(client.hub.message_rate)))
+        return
+    if frame.cmd == CMD_REACTION and not svc.reaction_rate.allows(client.user_id):
+        svc.metrics.inc('imchat_messages_refused_total')
+        client.reply(ack_refused(frame.client_id, 'too many reactions: wait a moment',
+                                 'rate_limited.reaction'))
         return
     if frame.cmd in UNSTORED_CMDS:
         ack = svc.events.handle(client, frame)

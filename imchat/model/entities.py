@@ -10,7 +10,8 @@ services own every transaction, and the SQL the writer sends itself lives in
 from pony.orm import Database, Optional, PrimaryKey, Required, composite_index, composite_key
 
 from imchat.model.safety import define_safety_entities
-from imchat.protocol import message_wire
+from imchat.protocol import (CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire,
+                             rich_fields)
 
 SEX_WOMEN = 'W'
 SEX_MEN = 'M'
@@ -28,11 +29,29 @@ MEMO_MAX = 140
 COMMUNITY_NAME_MAX = 30
 CONTENT_MAX = 4000
 URL_MAX = 1000
+# Stored mention lists: up to 50 ids of up to 19 digits (service.rich_frame bounds them).
+MENTIONS_MAX = 1000
+# Bytes enough for one emoji of a few code points (a family, a flag with tags).
+EMOJI_MAX = 32
+
+
+class StatlessDatabase(Database):
+    """Pony's Database without its per-SQL query statistics.
+
+    Pony keeps, for each greenlet (its `_dblocal`), a QueryStat per distinct SQL text
+    run (`Database._update_local_stat`), never emptied unless someone calls
+    merge_local_stats. The message writer inlines each batch's values into its SQL on
+    MySQL (model.stream), so every batch is a new text, and the writer's greenlet lives
+    as long as the process: memory grew by megabytes a minute under steady traffic.
+    Nothing here reads those statistics; `last_sql` (for error messages) is kept."""
+
+    def _update_local_stat(self, sql, query_start_time):
+        self._dblocal.last_sql = sql
 
 
 def define_database() -> Database:
     """A new, unbound Database with every entity declared on it."""
-    db = Database()
+    db = StatlessDatabase()
 
     class User(db.Entity):
         _table_ = 'user'
@@ -112,14 +131,37 @@ def define_database() -> Database:
         # (see service.frame.idempotency_key); NULL otherwise. Unique for a sender,
         # compared byte for byte (migration 0003): the writer relies on it.
         clientid = Optional(str, 64, nullable=True)
+        # Richer messages (issue 23; migrations 0009-0012). Set after the batch's INSERT,
+        # and only for the messages that have them, so a plain message writes none.
+        # When the text was last edited (ms; 0: never); the earlier texts are not kept.
+        editedat = Required(int, size=64, default=0)
+        # The message this one answers (0: none), in the same conversation.
+        replyto = Required(int, size=64, default=0)
+        # 1: passed on from another conversation (which is never named).
+        forwarded = Required(int, default=0)
+        # Community messages: the member ids called, joined by commas; '-1' for everyone.
+        mentions = Optional(str, MENTIONS_MAX)
         composite_index(cmd, dstid, id)
         composite_index(userid, id)
         composite_key(userid, clientid)
 
         def to_wire(self):
-            return message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
+            wire = message_wire(self.id, self.userid, self.cmd, self.dstid, self.media,
                                 self.content, self.pic, self.url, self.memo, self.amount,
                                 self.createat)
+            if self.media != MEDIA_RECALLED and self.cmd in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
+                rich_fields(wire, self.editedat, self.replyto, self.forwarded, self.mentions)
+            return wire
+
+    class Reaction(db.Entity):
+        """One person's reaction to one message (one emoji each: a new one replaces it).
+        The events that set and remove them are rows of the message stream (cmd 19)."""
+        _table_ = 'reaction'
+        msgid = Required(int, size=64)
+        userid = Required(int, size=64)
+        emoji = Required(str, EMOJI_MAX)
+        createat = Required(int, size=64)
+        PrimaryKey(msgid, userid)
 
     class Upload(db.Entity):
         """One stored upload, for the daily quota and for removing unreferenced files."""

@@ -1,8 +1,10 @@
 """Whether the database answers, and what the server does while it does not.
 
 A database that is down or stalled is one fault, not one per request: the first call
-that finds it so (a refused or timed-out connection, a query that times out) starts an
-outage, logged once with its cause. During it the connection pool refuses at once (no
+that finds it so (a refused or dropped connection) starts an outage, logged once with
+its cause. A statement that runs out of time (IMCHAT_DB_TIMEOUT: a lock wait, a slow
+query) is that statement failing: it starts an outage only when a probe finds the
+database not answering either; otherwise it is counted and logged once a minute. During it the connection pool refuses at once (no
 request, message or WebSocket waits for a database that does not answer), HTTP calls
 answer 503, new WebSockets close with 1013 (try again later), messages are refused with
 a `code: -1` ack, and each refusal is counted. A probe, on a fresh connection with a
@@ -23,6 +25,8 @@ log = logging.getLogger('imchat')
 PROBE_INTERVAL = 1.0
 # Seconds a probe (and so /healthz) waits for the database at most.
 PROBE_TIMEOUT = 2
+# Seconds between log lines about statements that ran out of time (with a count).
+SLOW_LOG_EVERY = 60
 
 # MySQL client and server errors that mean "no usable database", not "this statement
 # is wrong": cannot connect (2002, 2003), gone or lost (2006, 2013, 2055), too many
@@ -70,6 +74,22 @@ def unavailable_cause(error):
     return None
 
 
+def is_slow_statement(error):
+    """Whether `error` is a statement running out of time (IMCHAT_DB_TIMEOUT on MySQL,
+    the busy timeout on SQLite) rather than the database refusing or dropping the
+    connection: the database may be answering everyone else."""
+    import pymysql
+
+    cause = unavailable_cause(error) or error
+    if isinstance(cause, socket.timeout):
+        return True
+    if isinstance(cause, pymysql.err.OperationalError) and cause.args \
+            and cause.args[0] == 2013 and 'timed out' in str(cause.args[-1]):
+        return True
+    return isinstance(cause, sqlite3.OperationalError) \
+        and str(cause).lower().startswith(('database is locked', 'database table is locked'))
+
+
 def pool_exhausted(error):
     """Whether `error` (or what Pony wrapped in it) is the pool's wait running out."""
     return isinstance(getattr(error, 'original_exc', error), PoolExhausted)
@@ -89,17 +109,53 @@ class DatabaseWatch:
         self.down_since = None
         self.refused = 0
         self._prober = None
+        # A probe deciding whether a statement that ran out of time means an outage.
+        self._confirming = None
+        self.slow_statements = 0
+        self._unconfirmed = 0
+        self._next_slow_log = 0.0
 
     @property
     def down(self):
         return self.down_since is not None
 
     def failed(self, error):
-        """A call found the database not answering: start an outage unless one is on."""
+        """A call found the database not answering: start an outage unless one is on.
+        A statement that ran out of time (a lock wait, a slow query) starts one only
+        once a probe on a connection of its own finds the database not answering too:
+        one slow statement is a failed statement, not an outage."""
+        if self.down_since is not None:
+            return
+        if is_slow_statement(error):
+            if self._confirming is None:
+                self._confirming = gevent.spawn(self._confirm, error)
+            return
+        self._begin(error)
+
+    def _confirm(self, error):
+        try:
+            try:
+                self.probe()
+            except Exception as probe_error:
+                self._begin(probe_error)
+                return
+            self.slow_statements += 1
+            self._unconfirmed = 0
+            now = time.monotonic()
+            if now >= self._next_slow_log:
+                self._next_slow_log = now + SLOW_LOG_EVERY
+                log.warning('a statement ran out of time (%s) while the database answers: '
+                            'that statement failed, no outage (%d such so far)',
+                            describe(error), self.slow_statements)
+        finally:
+            self._confirming = None
+
+    def _begin(self, error):
         if self.down_since is not None:
             return
         self.down_since = time.monotonic()
-        self.refused = 0
+        # The refusals while a probe confirmed it count too.
+        self.refused, self._unconfirmed = self._unconfirmed, 0
         log.error('database unavailable (%s): refusing what needs it until it answers',
                   describe(error))
         # Idle pooled connections went through the same fault: do not hand them out.
@@ -111,7 +167,10 @@ class DatabaseWatch:
         """Count one request, message or connection refused for the outage behind
         `error` (starting it, if this is the first sign)."""
         self.failed(error)
-        self.refused += 1
+        if self.down_since is None:
+            self._unconfirmed += 1
+        else:
+            self.refused += 1
 
     def check(self):
         """Probe the database now; raises what the probe raises (and starts an outage)."""
@@ -144,5 +203,6 @@ class DatabaseWatch:
                     'messages and connections were refused meanwhile', seconds, self.refused)
 
     def stop(self):
-        if self._prober is not None:
-            self._prober.kill(block=False)
+        for greenlet in (self._prober, self._confirming):
+            if greenlet is not None:
+                greenlet.kill(block=False)

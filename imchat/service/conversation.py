@@ -21,7 +21,7 @@ from pony.orm import count, db_session, select
 
 from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.model.sql import execute_sql
-from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, message_wire
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED, message_wire, rich_fields
 from imchat.service.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class ConversationService:
             rows = execute_sql(
                 self.db, 'SELECT c.target, c.dstid, c.readmsgid, c.unread, p.readmsgid, '
                          'm.id, m.userid, m.cmd, m.dstid, m.media, m.content, m.pic, m.url, '
-                         'm.memo, m.amount, m.createat '
+                         'm.memo, m.amount, m.createat, m.editedat, m.replyto, m.forwarded, '
+                         'm.mentions '
                          'FROM conversation c JOIN message m ON m.id = c.last_msgid '
                          'LEFT JOIN conversation p '
                          'ON c.target = ? AND p.ownerid = c.dstid AND p.target = ? '
@@ -122,27 +123,48 @@ class ConversationService:
                          'WHERE c.ownerid = ? AND c.last_msgid > 0 '
                          'ORDER BY c.last_msgid DESC LIMIT ?',
                          (CMD_SINGLE_MSG, CMD_SINGLE_MSG, user_id, limit)).fetchall()
-        result = []
-        for row in rows:
-            target, dstid, readmsgid, unread, peer_read = row[:5]
-            item = {'target': target, 'dstid': dstid, 'last': message_wire(*row[5:]),
-                    'unread': unread, 'readmsgid': readmsgid}
-            if target == CMD_SINGLE_MSG:
-                item['peerreadmsgid'] = peer_read or 0
-            result.append(item)
+            result = []
+            for row in rows:
+                target, dstid, readmsgid, unread, peer_read = row[:5]
+                last = message_wire(*row[5:16])
+                if last['media'] != MEDIA_RECALLED:
+                    rich_fields(last, *row[16:])
+                item = {'target': target, 'dstid': dstid, 'last': last,
+                        'unread': unread, 'readmsgid': readmsgid}
+                if target == CMD_SINGLE_MSG:
+                    item['peerreadmsgid'] = peer_read or 0
+                elif unread:
+                    # Left out when 0, as empty fields of a message are.
+                    mentioned = self._mentions_after(user_id, dstid, readmsgid)
+                    if mentioned:
+                        item['mentioned'] = mentioned
+                result.append(item)
         return result
+
+    def _mentions_after(self, user_id, community_id, readmsgid):
+        """Others' messages of a community after my read position that mention me (or
+        everyone): only rows with unread messages ask, through the (cmd, dstid, id) index."""
+        me = str(int(user_id))
+        return execute_sql(
+            self.db, "SELECT COUNT(*) FROM message WHERE cmd = ? AND dstid = ? AND id > ? "
+                     "AND userid != ? AND mentions != '' AND (mentions IN ('-1', ?) "
+                     "OR mentions LIKE ? OR mentions LIKE ? OR mentions LIKE ?)",
+            (CMD_ROOM_MSG, community_id, readmsgid, user_id, me, me + ',%', '%,' + me,
+             '%,' + me + ',%')).fetchone()[0]
 
     def mark_read(self, user_id, target, dstid, msgid):
         """Move the user's read position in a conversation forward to `msgid` (at most
         its last message); returns the new position, or None when it did not move.
         Raises BadRequest, NotFound, Forbidden."""
         with db_session:
+            # Asked every time: the conversation's row outlives a friendship or a
+            # membership, and an ex-friend's receipt must reach nobody.
+            self._check_in_conversation(user_id, target, dstid)
             for _ in range(_READ_ATTEMPTS):
                 row = execute_sql(self.db, 'SELECT last_msgid, readmsgid FROM conversation '
                                   'WHERE ownerid = ? AND target = ? AND dstid = ?',
                                   (user_id, target, dstid)).fetchone()
                 if row is None:
-                    self._check_in_conversation(user_id, target, dstid)
                     return None  # nothing stored there yet: nothing to read
                 last, read = row
                 position = min(msgid, last)

@@ -14,6 +14,7 @@ class EventFrame:
     __slots__ = ('client_id', 'cmd', 'target', 'dstid', 'msgid')
     # A recall is stored as a message row with no body (see service.recall).
     content = pic = url = memo = ''
+    extra = None
 
     def __init__(self, client_id, cmd, target=0, dstid=0, msgid=0):
         self.client_id = client_id

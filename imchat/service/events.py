@@ -58,7 +58,7 @@ class EventService:
                 if refusal:
                     return ack_refused(frame.client_id, refusal)
         except ServiceError as error:
-            return ack_refused(frame.client_id, error.msg)
+            return ack_refused(frame.client_id, error.msg, error.reason)
         except Exception as error:
             if unavailable_cause(error) is None and not pool_exhausted(error):
                 raise

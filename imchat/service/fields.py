@@ -14,10 +14,12 @@ ClientId = Optional[Union[int, str]]
 class FrameError(ValueError):
     """A frame refused, with the reason sent back and the client's id when known."""
 
-    def __init__(self, msg: str, client_id: ClientId = None) -> None:
+    def __init__(self, msg: str, client_id: ClientId = None, reason: Optional[str] = None) -> None:
         super().__init__(msg)
         self.msg = msg
         self.client_id = client_id
+        # docs/protocol.md "Error reasons"; None where the table lists none.
+        self.reason = reason
 
 
 def is_int(value: object) -> bool:

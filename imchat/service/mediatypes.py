@@ -8,6 +8,7 @@ a real file nests them (WebM to its track entries; MP4 refused past eight boxes 
 so a crafted one costs a bounded amount of work.
 """
 import os
+import re
 from typing import Optional
 
 from imchat.service.errors import BadRequest, UnsupportedMediaType
@@ -50,6 +51,65 @@ BY_EXTENSION = {media.extension: media for media in MEDIA_TYPES}
 CLIENT_EXTENSIONS = frozenset(BY_EXTENSION) | {'jpeg', 'jpe', 'oga', 'opus', 'm4v'}
 ACCEPTED_HINT = ('send an image (png, jpeg, gif, webp), audio (mp3, ogg, webm, wav, m4a, aac) '
                  'or video (mp4, webm)')
+
+
+# Files (media 10): any of these the operator allows (IMCHAT_FILE_TYPES), kept as the
+# client named them (no content check: they are only ever served as downloads).
+DEFAULT_FILE_TYPES = ('pdf', 'doc', 'docx', 'xls', 'xlsx', 'ppt', 'pptx', 'odt', 'ods', 'odp',
+                      'rtf', 'txt', 'csv', 'md', 'zip', '7z', 'gz', 'tar', 'mp3', 'm4a',
+                      'wav', 'ogg', 'flac', 'aac', 'opus', 'mp4', 'webm', 'mov', 'mkv')
+# Types a browser may be told, since it never runs them; the rest are octet-stream.
+SAFE_FILE_MIMES = {'pdf': 'application/pdf', 'txt': 'text/plain; charset=utf-8',
+                   'csv': 'text/plain; charset=utf-8', 'md': 'text/plain; charset=utf-8',
+                   'zip': 'application/zip'}
+_FILE_EXTENSION = re.compile(r'[a-z0-9]{1,10}')
+# Characters of a file's display name kept.
+FILE_NAME_MAX = 200
+
+
+def file_types(setting: str) -> frozenset:
+    """The allowed file extensions from IMCHAT_FILE_TYPES ('pdf,zip'; empty: the default
+    list). Raises ValueError for one that is not 1-10 letters and digits."""
+    names = [part.strip().lstrip('.').lower() for part in (setting or '').split(',')]
+    names = [name for name in names if name] or list(DEFAULT_FILE_TYPES)
+    for name in names:
+        if not _FILE_EXTENSION.fullmatch(name):
+            raise ValueError('IMCHAT_FILE_TYPES: {!r} is not a file extension'.format(name))
+    return frozenset(names)
+
+
+def file_media_type(extension: str) -> MediaType:
+    """How a stored file of that extension is kept (`f.<ext>`) and served."""
+    return MediaType(SAFE_FILE_MIMES.get(extension, 'application/octet-stream'),
+                     'f.' + extension, 'file')
+
+
+def display_name(name: Optional[str]) -> str:
+    """A client's file name as display text: the last part of any path, without control
+    characters, at most FILE_NAME_MAX characters; never used as a path."""
+    base = (name or '').replace('\\', '/').rsplit('/', 1)[-1]
+    base = ''.join(c for c in base if c.isprintable()).strip().strip('.')
+    return base[-FILE_NAME_MAX:] or 'file'
+
+
+def file_type_of_name(field: str, name: Optional[str], allowed: frozenset) -> MediaType:
+    """The MediaType a file upload named `name` is kept as. Raises UnsupportedMediaType
+    (415, `upload.file_type`) when its extension is not allowed."""
+    base = display_name(name)
+    extension = base.rsplit('.', 1)[1].lower() if '.' in base else ''
+    if extension not in allowed:
+        raise UnsupportedMediaType('{}: .{} files are not accepted; send one of {}'.format(
+            field, extension[:16], ', '.join(sorted(allowed))), field=field,
+            reason='upload.file_type')
+    return file_media_type(extension)
+
+
+def download_name(name: Optional[str], extension: str) -> str:
+    """The name a download is saved under: the display name, ending in its extension."""
+    base = ''.join(c for c in display_name(name) if c not in '"\\;')
+    if not base.lower().endswith('.' + extension):
+        base = (base if base != 'file' else 'file') + '.' + extension
+    return base
 
 
 def check_client_name(field: str, name: Optional[str]) -> None:

@@ -8,8 +8,9 @@ import gevent
 from pony.orm import db_session, desc, exists, select
 
 from imchat.model.entities import CONTACT_COMMUNITY
-from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG, encode
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, STORED_EVENTS, encode
 from imchat.service.errors import BadRequest, Forbidden, NotFound
+from imchat.service.rich_read import decorate
 from imchat.transport.codec import OutgoingFrame
 
 # Stored messages read per query when a connection catches up: small pages, with a
@@ -28,9 +29,9 @@ class MessageReader:
         Message, Contact = self.db.Message, self.db.Contact
         return select(
             m for m in Message
-            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd == CMD_RECALL and m.media == CMD_SINGLE_MSG))
+            if ((m.cmd == CMD_SINGLE_MSG or (m.cmd in STORED_EVENTS and m.media == CMD_SINGLE_MSG))
                 and (m.dstid == user_id or m.userid == user_id))
-            or ((m.cmd == CMD_ROOM_MSG or (m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG))
+            or ((m.cmd == CMD_ROOM_MSG or (m.cmd in STORED_EVENTS and m.media == CMD_ROOM_MSG))
                 and exists(
                 c for c in Contact if c.ownerid == user_id and c.cate == CONTACT_COMMUNITY
                 and c.dstid == m.dstid and m.id > c.joined_msgid)))
@@ -43,7 +44,8 @@ class MessageReader:
             with db_session:
                 rows = self._visible_to(user_id).filter(lambda m: m.id > cursor).order_by(
                     lambda m: m.id)[:BACKLOG_PAGE]
-                page = [(row.id, encode(row.to_wire())) for row in rows]
+                wires = decorate(self.db, user_id, [row.to_wire() for row in rows])
+                page = [(wire['msgid'], encode(wire)) for wire in wires]
             if not page:
                 return
             yield page
@@ -105,4 +107,4 @@ class MessageReader:
             if before:
                 query = query.filter(lambda m: m.id < before)
             rows = query.order_by(lambda m: desc(m.id))[:limit]
-            return [row.to_wire() for row in reversed(rows)]
+            return decorate(self.db, user_id, [row.to_wire() for row in reversed(rows)])

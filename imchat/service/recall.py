@@ -11,9 +11,12 @@ from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
 from imchat.util.clock import now_ms
 
 
-def recall_refusal(db, sender_id, frame, recall_seconds):
+def recall_refusal(db, sender_id, frame, recall_seconds, relationship_refusal):
     """In the writer's transaction: why `sender_id` may not recall `frame.msgid`, or
-    None after erasing the message and aiming the frame at its conversation."""
+    None after erasing the message and aiming the frame at its conversation.
+    `relationship_refusal(cmd, dstid)`: why the sender may no longer write there (an
+    ex-friend, a member who left or was kicked), or None; such a recall is refused, so
+    it reaches nobody."""
     original = db.Message.get(id=frame.msgid)
     if original is None or original.cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
         return 'no message {}'.format(frame.msgid)
@@ -24,6 +27,10 @@ def recall_refusal(db, sender_id, frame, recall_seconds):
     if recall_seconds and now_ms() - original.createat > recall_seconds * 1000:
         return 'message {} is too old to recall: at most {} seconds after sending'.format(
             frame.msgid, recall_seconds)
-    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0)
+    gone = relationship_refusal(original.cmd, original.dstid)
+    if gone:
+        return gone
+    original.set(media=MEDIA_RECALLED, content='', pic='', url='', memo='', amount=0,
+                 mentions='')
     frame.target, frame.dstid = original.cmd, original.dstid
     return None

@@ -25,7 +25,8 @@ import oss2.exceptions
 from imchat.service.errors import BadGateway as StorageRefused
 from imchat.service.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
 from imchat.service.errors import Unavailable as StorageUnavailable
-from imchat.service.mediatypes import ACCEPTED_HINT, BY_EXTENSION, SNIFF_BYTES, sniff_media_type
+from imchat.service.mediatypes import (ACCEPTED_HINT, BY_EXTENSION, SNIFF_BYTES, file_media_type,
+                                      sniff_media_type)
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,20 @@ CHUNK_BYTES = 64 * 1024
 NAME_BYTES = 16
 # OSS keys live under this folder, as in the original (`mnt/<name>`).
 OSS_FOLDER = 'mnt'
-STORED_NAME = re.compile(r'[0-9a-f]{%d}\.(%s)' % (NAME_BYTES * 2, '|'.join(BY_EXTENSION)))
+# A file (media 10) is `<random>.f.<ext>`, whatever its extension: it is never served
+# as media, only as a download.
+STORED_NAME = re.compile(r'[0-9a-f]{%d}\.(?:(%s)|f\.([a-z0-9]{1,10}))(?![.a-z0-9])' % (
+    NAME_BYTES * 2, '|'.join(BY_EXTENSION)))
 
 
 def media_type_of_name(name):
-    """The media type a stored name (`<random>.<ext>`) is served as; NotFound otherwise."""
+    """The media type a stored name (`<random>.<ext>`, or a file's `<random>.f.<ext>`)
+    is served as; NotFound otherwise."""
     match = STORED_NAME.fullmatch(name or '')
     if not match:
         raise NotFound('no such file')
+    if match.group(2):
+        return file_media_type(match.group(2))
     return BY_EXTENSION[match.group(1)]
 
 
@@ -62,10 +69,10 @@ class Upload:
         self.file.close()
 
 
-def spool_upload(stream, max_bytes):
+def spool_upload(stream, max_bytes, as_file=None):
     """Copy `stream` to a temporary file in blocks, refusing as soon as it passes
-    `max_bytes`, and recognise its type. Raises BadRequest (empty), TooLarge,
-    UnsupportedMediaType."""
+    `max_bytes`, and recognise its type (`as_file`: a file's MediaType, kept as it is).
+    Raises BadRequest (empty), TooLarge, UnsupportedMediaType."""
     spool = tempfile.TemporaryFile()
     try:
         size = 0
@@ -83,7 +90,7 @@ def spool_upload(stream, max_bytes):
             _write_spool(spool, block)
         if size == 0:
             raise BadRequest('file: is empty', field='file')
-        media = sniff_media_type(head)
+        media = as_file or sniff_media_type(head)
         if media is None:
             raise UnsupportedMediaType('file: the content is not an accepted format; {}'.format(
                 ACCEPTED_HINT), field='file')
@@ -251,7 +258,10 @@ class OssStorage(Storage):
         Raises StorageUnavailable (OSS unreachable) or StorageRefused (OSS said no)."""
         key = '{}/{}'.format(OSS_FOLDER, new_name(upload.media))
         try:
-            self.bucket.put_object(key, upload.file, headers={'Content-Type': upload.media.mime})
+            headers = {'Content-Type': upload.media.mime}
+            if upload.media.kind == 'file':
+                headers['Content-Disposition'] = 'attachment'
+            self.bucket.put_object(key, upload.file, headers=headers)
         except oss2.exceptions.RequestError as error:
             # The wrapped requests exception names only the host and the cause.
             log.error('upload: OSS at %s unreachable: %s', self.endpoint,

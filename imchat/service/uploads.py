@@ -13,6 +13,7 @@ import time
 from pony.orm import db_session, select
 
 from imchat.service.errors import TooManyRequests
+from imchat.service.mediatypes import display_name, file_type_of_name
 from imchat.service.storage import STORED_NAME, describe_size, name_of_url, spool_upload
 from imchat.util.clock import now_ms
 
@@ -28,18 +29,31 @@ _NAME_IN_TEXT = re.compile(STORED_NAME.pattern)
 
 
 class UploadService:
-    def __init__(self, db, storage, quota_bytes):
+    def __init__(self, db, storage, quota_bytes, file_types=frozenset()):
         self.db = db
         self.storage = storage
         self.quota_bytes = quota_bytes
+        # Extensions a file (media 10) may have (IMCHAT_FILE_TYPES).
+        self.file_types = file_types
         # Bytes being stored right now per user, counted before the quota query (no
         # yield in between), so concurrent uploads cannot all pass one check.
         self._in_flight = {}
 
+    def store_file(self, user_id, stream, name):
+        """Keep a file (media 10) named `name` by the client; return {url, name (display
+        text), size}. Raises UnsupportedMediaType (an extension not allowed) and what
+        `store` raises; the quota counts files as any upload."""
+        media = file_type_of_name('file', name, self.file_types)
+        url, size = self._store(user_id, stream, media)
+        return {'url': url, 'name': display_name(name), 'size': size}
+
     def store(self, user_id, stream):
         """Check and keep one upload of `user_id`; return its URL. Raises TooManyRequests
         (over the daily quota) and whatever `Storage.store` raises."""
-        upload = spool_upload(stream, self.storage.max_bytes)
+        return self._store(user_id, stream, None)[0]
+
+    def _store(self, user_id, stream, as_file):
+        upload = spool_upload(stream, self.storage.max_bytes, as_file)
         try:
             self._reserve(user_id, upload.size)
             try:
@@ -49,7 +63,7 @@ class UploadService:
                                    createat=now_ms())
             finally:
                 self._release(user_id, upload.size)
-            return url
+            return url, upload.size
         finally:
             upload.close()
 

@@ -38,10 +38,13 @@ from imchat.model.stream import StreamMoved, insert_messages
 from imchat.protocol import message_wire
 from imchat.service.availability import DatabaseWatch, pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
-from imchat.service.delivery import Delivery
+from imchat.service.delivery import Delivery, LocalDelivery
 from imchat.service.frame import idempotency_key
 from imchat.service.outcomes import Refused, Stored
 from imchat.service.permissions import Permissions
+from imchat.service.writer_gaps import LateCommits
+from imchat.service.writer_turns import Turn as _Turn
+from imchat.service.rich_store import rich_statements, rich_wire
 from imchat.util.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -52,48 +55,11 @@ BATCH_MAX = 256
 PIPELINE_DEPTH = 2
 
 
-class _Turn:
-    """A batch's place in the order batches are stored, delivered and acked in."""
-
-    __slots__ = ('after', 'changed', 'over', 'follower')
-
-    def __init__(self):
-        # While an attempt at storing the batch holds the message stream: what the next
-        # batch may expect of it (insert_messages' `after`); None when it does not.
-        self.after = None
-        # Set (and replaced) whenever `after` is set or the turn is over.
-        self.changed = Event()
-        # Set once the batch's outcomes are all delivered.
-        self.over = Event()
-        # The next batch's attempt that counts on `after`, until it has ended: an Event
-        # set then. A failed attempt waits for it before its batch tries again, so that
-        # one cannot commit first.
-        self.follower = None
-
-    def hold(self, after):
-        self.after = after
-        self._change()
-
-    def lose(self):
-        """The attempt that held the stream failed: wait until the next batch's attempt
-        that counted on it has failed too (it cannot commit)."""
-        self.after = None
-        follower, self.follower = self.follower, None
-        if follower is not None:
-            follower.wait()
-
-    def finish(self):
-        self.after = None
-        self.over.set()
-        self._change()
-
-    def _change(self):
-        changed, self.changed = self.changed, Event()
-        changed.set()
-
-
 _OVER = _Turn()
 _OVER.finish()
+
+# Put in the queue instead of a frame: look for messages committed late (writer_gaps).
+_CHECK = object()
 
 
 class _Pending:
@@ -141,6 +107,10 @@ class MessageWriter:
         self._stopping = False
         # Batches taken off the queue and not yet stored.
         self._in_flight = 0
+        # Alone, messages committed after the writer gave up on them are found here;
+        # with a bus, its sequencer finds them (bus.gaps).
+        self._late = (LateCommits(db, lambda: self._queue.put(_CHECK))
+                      if isinstance(delivery, LocalDelivery) else None)
 
     # -- storing -------------------------------------------------------------------
 
@@ -164,10 +134,14 @@ class MessageWriter:
         self.wait_until_idle(timeout)
         if self._writers is not None:
             gevent.killall(self._writers, block=True, timeout=1)
+        if self._late is not None:
+            self._late.stop()
         # Only when storing took longer than `timeout`:
         left = []
         while not self._queue.empty():
-            left.append(self._queue.get_nowait())
+            item = self._queue.get_nowait()
+            if item is not _CHECK:
+                left.append(item)
         _settle([(pending, Refused('the server is shutting down, send it again shortly'))
                  for pending in left if not pending.result.ready()])
 
@@ -181,6 +155,8 @@ class MessageWriter:
         # A batch's statements go in one query (insert_messages): this greenlet borrows
         # the pooled connections that allow it.
         with multi_statement_connections():
+            if self._late is not None:
+                self._late.start()
             self._write_batches()
 
     def _write_batches(self):
@@ -199,7 +175,13 @@ class MessageWriter:
                             batch.append(self._queue.get_nowait())
                         except Empty:
                             break
-                    self._store_batch(batch, previous, turn)
+                    checks = [item for item in batch if item is _CHECK]
+                    if checks:
+                        batch = [item for item in batch if item is not _CHECK]
+                    if batch:
+                        self._store_batch(batch, previous, turn)
+                    else:
+                        self._check_late(previous)
                 finally:
                     self._in_flight -= 1
             finally:
@@ -225,6 +207,9 @@ class MessageWriter:
                 outcomes = self._attempt(batch, _OVER, turn, look_up=True)
         except Exception as error:
             previous.over.wait()
+            if self._late is not None:
+                # The database may have the batch all the same (its COMMIT was sent).
+                self._late.gave_up()
             if self._refuse_unavailable(batch, error):
                 return
             log.exception('storing %d messages failed', len(batch))
@@ -240,9 +225,33 @@ class MessageWriter:
                                                       'please send it again'), None))
         # The batch before is delivered first: ids increase on every connection.
         previous.over.wait()
-        self.delivery.deliver([(wire, pending.origin) for pending, _, wire in outcomes
-                               if wire is not None])
+        committed = [(wire, pending.origin) for pending, _, wire in outcomes
+                     if wire is not None]
+        if self._late is not None:
+            committed = self._with_late(committed, outcomes)
+        self.delivery.deliver(committed)
         _settle([(pending, outcome) for pending, outcome, _ in outcomes])
+
+    def _with_late(self, committed, outcomes):
+        try:
+            return self._late.with_gap(committed, [outcome.msgid for _, outcome, _ in outcomes
+                                                   if isinstance(outcome, Stored)])
+        except Exception as error:
+            # Read again at the next batch, or the next check.
+            log.warning('looking for messages committed late failed: %s', error)
+            self._late.gave_up()
+            return committed
+
+    def _check_late(self, previous):
+        """A check queued by writer_gaps: deliver what committed late, in its turn."""
+        previous.over.wait()
+        try:
+            late = self._late.check()
+        except Exception as error:
+            log.warning('looking for messages committed late failed: %s', error)
+            return
+        if late:
+            self.delivery.deliver(late)
 
     def _attempt(self, batch, previous, turn, look_up):
         """One try at storing `batch`, following `previous` when that holds the stream
@@ -333,7 +342,8 @@ class MessageWriter:
                             return
             ids = insert_messages(self.db, rows, self.consecutive_ids, lambda ids: (
                 conversation_statements(self.db, [row[:3] + (msgid,)
-                                                  for row, msgid in zip(rows, ids)])),
+                                                  for row, msgid in zip(rows, ids)])
+                + rich_statements(accepted, ids)),
                 last=True, after=after, holding=holding)
         self.metrics.inc('imchat_messages_stored_total', len(rows))
         self.metrics.inc('imchat_message_batches_total')
@@ -341,7 +351,10 @@ class MessageWriter:
             stored = Stored(msgid, createat)
             if pending.key is not None:
                 batch_keys[pending.key] = stored
-            outcomes.append((pending, stored, message_wire(msgid, *row[:-1])))
+            wire = message_wire(msgid, *row[:-1])
+            if pending.frame.extra is not None:
+                rich_wire(wire, pending.frame.extra)
+            outcomes.append((pending, stored, wire))
         # A repeat inside this very batch learns its twin's id only now.
         return [(p, batch_keys[p.key] if outcome is None else outcome, wire)
                 for p, outcome, wire in outcomes]

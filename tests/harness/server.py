@@ -20,11 +20,25 @@ START_SECONDS = 60
 STOP_SECONDS = 30
 
 
+# The suite before issue 22 tests the original's contacts: instant friends, open
+# communities, no join limit. Every server it starts gets these (the app of the test's
+# own process reads them from the environment, where conftest.py puts them);
+# tests/test_safety*.py pass the defaults explicitly.
+LEGACY_CONTACTS = {'FRIEND_REQUESTS': False, 'DEFAULT_JOINMODE': 'open', 'JOINS_PER_HOUR': 0}
+
+
+def legacy_contacts_environ():
+    return {'IMCHAT_' + name: str(int(value)) if isinstance(value, bool) else str(value)
+            for name, value in LEGACY_CONTACTS.items()}
+
+
 def clean_environ(**settings):
     """This process's environment without any IMCHAT_* setting (nor PYTHONPATH, which
-    would let a release import this checkout), plus `settings`."""
+    would let a release import this checkout) but the suite's contact settings
+    (LEGACY_CONTACTS), plus `settings`."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(('IMCHAT_', '_IMCHAT_')) and k != 'PYTHONPATH'}
+    env.update(legacy_contacts_environ())
     env.update({k: str(v) for k, v in settings.items()})
     return env
 

@@ -58,15 +58,16 @@ export const updateGroup = (groupId, fields) =>
   post('/contact/updatecommunity', Object.assign({dstid: groupId}, fields)).then(data);
 export const logout = () => post('/user/logout');
 
-// A file to the upload store; resolves with its URL. `onProgress(percent)` follows
-// the bytes going out (XMLHttpRequest, because fetch cannot report them).
-export function upload(blob, filename, filetype, onProgress) {
+// A file to the upload store; resolves with its URL (`path` /attach/file: with
+// {url, name, size}). `onProgress(percent)` follows the bytes going out
+// (XMLHttpRequest, because fetch cannot report them).
+export function upload(blob, filename, filetype, onProgress, path) {
   return new Promise(function (resolve, reject) {
     const form = new FormData();
     form.append('file', blob, filename);
     if (filetype) form.append('filetype', filetype);
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/attach/upload', true);
+    xhr.open('POST', path || '/attach/upload', true);
     const current = im.session.get();
     if (current) xhr.setRequestHeader('Authorization', 'Bearer ' + current.token);
     xhr.upload.onprogress = function (e) {

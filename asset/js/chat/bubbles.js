@@ -3,6 +3,7 @@
  * URLs (and the upload store's) are loaded. */
 import {im, t, h, $, MEDIA, EMOJI_NAMES, avatar, displayName, linkify} from './util.js';
 import {me, isFriend} from './state.js';
+import {fileCard} from './richview.js';
 
 export function summary(msg) {
   switch (Number(msg.media)) {
@@ -15,6 +16,7 @@ export function summary(msg) {
     case MEDIA.LINK: return t('m_link') + ' ' + (msg.url || '');
     case MEDIA.VIDEO: return t('m_video');
     case MEDIA.CONTACT: return t('m_contact') + ' ' + (msg.memo || '');
+    case MEDIA.FILE: return t('m_file') + ' ' + (msg.content || '');
     case MEDIA.APP: return t('m_app');
     default: return t('m_unknown');
   }
@@ -153,6 +155,10 @@ export function bubble(msg, addFriend) {
                                       onclick: function () { addFriend(cardId); }}));
       }
       b.appendChild(foot);
+      break;
+    case MEDIA.FILE:
+      b.classList.add('bubble-card', 'card-file');
+      b.appendChild(fileCard(msg));
       break;
     default:
       b.classList.add('bubble-fallback');

@@ -27,6 +27,11 @@ const NAMES = {
   'message-state': 'one of my messages was acknowledged or refused: the message',
   'message-dropped': 'my local copy of a message the stream had already shown: it',
   'recalled': 'a message was taken back: the message',
+  // rich.js
+  'edited': 'a message\'s text was edited: the message',
+  'reacted': 'a message\'s reactions changed: the message',
+  'draft': 'what the next message answers or mentions changed: the conversation',
+  'mentioned': 'a conversation\'s count of unread mentions of me changed: it',
   'history': 'a page of history started loading, failed or arrived: {c, older, arrived}',
   // reads.js, presence.js
   'receipts': 'the friend has read further in a 1:1 conversation: it',

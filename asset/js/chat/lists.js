@@ -27,6 +27,7 @@ export function mountLists(pick, addFriend) {
   };
   const all = () => synced(chats, friends, groups);
 
+  on('mentioned', (c) => updated(c.key));
   // No chats: someone with friends picks one; someone without learns how to get one,
   // with their own id and mobile to share.
   let friendsKnown = false;
@@ -134,7 +135,9 @@ function row(key, who, title, subtitle) {
         h('span', {className: 'list-name', text: title}),
         h('span', {className: 'list-time', text: last ? formatTime(last.createat) : ''})
       ]),
-      h('span', {className: 'list-sub'}, sub)
+      h('span', {className: 'list-sub'}, [
+        c && c.mentioned ? h('span', {className: 'list-mentioned', text: t('mentioned_me')}) : null
+      ].concat(sub))
     ]),
     unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
   ]);

@@ -15,7 +15,8 @@ import * as api from './api.js';
 import {state, me, token, signedIn, conv, setMe, setTab, setOpen, titleOf, setDraft,
         userOf} from './state.js';
 import * as conn from './conn.js';
-import {onFrame, send, loadHistory, recall} from './messages.js';
+import {onFrame, send, sendTo, loadHistory, recall} from './messages.js';
+import * as rich from './rich.js';
 import {markRead, loadConversations} from './reads.js';
 import {typing} from './presence.js';
 import * as contacts from './contacts.js';
@@ -26,6 +27,8 @@ import {mountShell, setBanner, toggleForm} from './shell.js';
 import {mountLists} from './lists.js';
 import {mountPane} from './pane.js';
 import {mountMenu} from './msgmenu.js';
+import {mountRichComposer} from './richcomposer.js';
+import {showPicker, editDialog, chooseConversation} from './richview.js';
 import {mountPanels, confirmFirst} from './panels.js';
 import {mountComposer} from './composer.js';
 import {mountMe} from './metab.js';
@@ -89,6 +92,17 @@ function nameOf(userId) {
   return user.nickname || ('#' + userId);
 }
 
+// A message from the composer, with what it answers and whom it mentions.
+function sendDrafted(fields) {
+  const c = state.open;
+  if (!c) return;
+  const reply = c.draft && c.draft.reply;
+  sendTo(c, Object.assign(fields, rich.draftFields(c, fields.content || '')), reply ? {
+    reply: {msgid: reply.msgid, userid: reply.userid, media: reply.media,
+            content: (reply.content || '').slice(0, 100), recalled: reply.recalled ? 1 : 0}} : null);
+  rich.clearDraft(c);
+}
+
 function mountViews() {
   mountShell({
     showTab: showTab,
@@ -103,9 +117,26 @@ function mountViews() {
   mountPane({
     close: () => setOpen(null),
     loadOlder: (c) => loadHistory(c, true),
-    addFriend: (id) => addFriend({dstid: id})
+    addFriend: (id) => addFriend({dstid: id}),
+    react: rich.react
   });
-  mountMenu({recall: recall, copy: copy});
+  mountMenu({
+    reply: (msg) => rich.replyTo(state.open, msg),
+    react: (msg, x, y) => showPicker(x, y, (emoji) => rich.react(msg, emoji)),
+    edit: (msg) => editDialog(msg.content || '', (text) => rich.edit(msg, text)),
+    forward: (msg) => chooseConversation(rich.forwardTargets(), (c) => sendTo(c, {forward: msg.msgid}, {
+      media: msg.media, content: msg.content, url: msg.url, pic: msg.pic, memo: msg.memo,
+      amount: msg.amount, forwarded: 1})),
+    copy: (msg) => copy(String(msg.content || msg.url || '')),
+    recall: recall
+  });
+  mountRichComposer({
+    sendFile: (file) => rich.uploadFile(file).then((data) => send({
+      media: MEDIA.FILE, url: data.url, content: data.name, amount: data.size}), () => {}),
+    cancelReply: rich.clearDraft,
+    mention: rich.mention,
+    members: (c) => api.loadMembers(c.dstid)
+  });
   mountPanels({
     showMembers: contacts.loadMembers,
     addFriend: (id) => addFriend({dstid: id}),
@@ -122,8 +153,8 @@ function mountViews() {
     changeIcon: changeGroupIcon
   });
   mountComposer({
-    sendText: (text) => send({media: MEDIA.TEXT, content: text}),
-    sendEmoji: (emoji) => send({media: MEDIA.EMOJI, content: emoji}),
+    sendText: (text) => sendDrafted({media: MEDIA.TEXT, content: text}),
+    sendEmoji: (emoji) => sendDrafted({media: MEDIA.EMOJI, content: emoji}),
     typing: typing,
     sendImage: sendImage,
     startRecording: startRecording,

@@ -10,6 +10,7 @@ import {state, me, conv, keyOfMessage, remember, advanceSince, isFriend, oldestM
 import {markRead, onRead} from './reads.js';
 import {onTyping, stopTyping, onPresence} from './presence.js';
 import {loadFriends, loadGroups} from './contacts.js';
+import {onEdit, onReaction, countMention} from './rich.js';
 import {onContact} from './requests.js';
 
 // The server's IMCHAT_RECALL_SECONDS, which the page names (0: no limit): the menu
@@ -28,6 +29,8 @@ export function onFrame(frame) {
     case CMD.READ: return onRead(frame);
     case CMD.TYPING: return onTyping(frame);
     case CMD.RECALL: return onRecall(frame);
+    case CMD.EDIT: return onEdit(frame);
+    case CMD.REACTION: return onReaction(frame);
     case CMD.PRESENCE: return onPresence(frame);
     case CMD.CONTACT: return onContact(frame);
   }
@@ -43,6 +46,7 @@ function receive(msg) {
     state.unread[c.key] = (state.unread[c.key] || 0) + 1;
   }
   if (!mine && c.cmd === CMD.USER) stopTyping(c.dstid);
+  countMention(c, msg);
   emit('message', {c: c, msg: msg});
   if (state.open === c) markRead(c);
   touched(c);
@@ -56,14 +60,19 @@ function receive(msg) {
 // Show a message in the open conversation as sending at once; the connection writes
 // it now or when it opens.
 export function send(fields) {
-  const c = state.open;
-  if (!c) return;
+  if (state.open) sendTo(state.open, fields);
+}
+
+// The same, to any conversation of mine (a forward goes to another than the open one);
+// `shown`: what the local copy shows besides the frame's fields (a forward's body).
+export function sendTo(c, fields, shown) {
   state.localSeq += 1;
   // Unique across this person's devices and page loads: the server takes it as the
   // message's idempotency key.
   const id = 'c' + Date.now().toString(36) + '-' + randomTag() + '-' + state.localSeq;
   const frame = Object.assign({id: id, cmd: c.cmd, dstid: c.dstid}, fields);
-  const msg = Object.assign({}, frame, {userid: me.id, localTime: Date.now(), state: 'sending'});
+  const msg = Object.assign({}, frame, shown || {},
+                            {userid: me.id, localTime: Date.now(), state: 'sending'});
   c.pending.push(msg);
   emit('message', {c: c, msg: msg});
   conn.send(frame, (ack) => onAck(c, msg, ack));

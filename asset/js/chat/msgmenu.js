@@ -1,83 +1,86 @@
-/* A message's menu (Copy; Recall on my own while it may still be taken back): a right
- * click, a long press on a touch screen, or from the keyboard on a focused message
- * (Enter, the context-menu key or Shift+F10). Inside it the arrows move, Escape closes
- * it and gives the focus back to the message. */
-import {$} from './util.js';
+/* A message's menu: Reply, React, Edit (my text, within the limit), Forward, Copy and
+ * Recall (mine, within its limit), on a right click, a long press on a touch screen, or
+ * from the keyboard (the context-menu key, Shift+F10 or Enter on a focused message;
+ * arrows move between the items). What each item does is a handler from main.js. */
+import {t, h, $} from './util.js';
 import {canRecall} from './messages.js';
+import {canEdit} from './rich.js';
 
 const LONG_PRESS_MS = 550;
 let menuFor = null;
-let returnTo = null;
+let actions = null;
 
-// What a message offers to copy: its text (or the link it carries).
-export function copyText(msg) {
-  if (!msg || msg.recalled) return '';
-  return String(msg.content || msg.url || '');
-}
+// Each item: [key, label key, shown for msg?]
+const ITEMS = [
+  ['reply', 'reply', (msg) => !!msg.msgid && !msg.recalled],
+  ['react', 'react', (msg) => !!msg.msgid && !msg.recalled],
+  ['edit', 'edit', canEdit],
+  ['forward', 'forward', (msg) => !!msg.msgid && !msg.recalled],
+  ['copy', 'copy', (msg) => !msg.recalled && !!(msg.content || msg.url)],
+  ['recall', 'recall', canRecall]
+];
 
-// handlers: recall(msg), copy(text) -> a promise
-export function mountMenu(handlers) {
-  $('recall-btn').addEventListener('click', () => {
-    const msg = menuFor;
-    hideMenu(true);
-    if (msg) handlers.recall(msg);
-  });
-  $('copy-btn').addEventListener('click', () => {
-    const text = copyText(menuFor);
-    hideMenu(true);
-    if (text) handlers.copy(text);
+// given: reply(msg), react(msg, x, y), edit(msg), forward(msg), copy(msg), recall(msg)
+export function mountMenu(given) {
+  actions = given;
+  const menu = $('msg-menu');
+  menu.textContent = '';
+  ITEMS.forEach(([key, label]) => {
+    menu.appendChild(h('li', {role: 'none'}, [
+      h('button', {type: 'button', role: 'menuitem', id: key + '-btn', dataset: {action: key},
+                   'data-i18n': label, text: t(label), onclick: () => choose(key)})
+    ]));
   });
   document.addEventListener('click', (e) => {
-    if (!$('msg-menu').contains(e.target)) hideMenu();
+    if (!menu.contains(e.target)) hideMenu();
   });
-  $('messages').addEventListener('scroll', () => { if (!menuFocused()) hideMenu(); }, {passive: true});
-  $('msg-menu').addEventListener('keydown', (e) => {
-    const items = menuItems();
-    const at = items.indexOf(document.activeElement);
-    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      const step = e.key === 'ArrowDown' ? 1 : -1;
-      items[(at + step + items.length) % items.length].focus();
-    } else if (e.key === 'Home' || e.key === 'End') {
-      e.preventDefault();
-      items[e.key === 'Home' ? 0 : items.length - 1].focus();
-    } else if (e.key === 'Escape') {
-      e.preventDefault();
-      e.stopPropagation();
-      hideMenu(true);
-    } else if (e.key === 'Tab') {
-      hideMenu(true);
-    }
-  });
+  $('messages').addEventListener('scroll', hideMenu, {passive: true});
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') hideMenu(); });
+  menu.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    e.preventDefault();
+    const shown = Array.from(menu.querySelectorAll('button')).filter((b) => !b.parentNode.hidden);
+    const i = shown.indexOf(document.activeElement);
+    shown[(i + (e.key === 'ArrowDown' ? 1 : shown.length - 1)) % shown.length].focus();
+  });
 }
 
-function menuItems() {
-  return Array.from($('msg-menu').querySelectorAll('button')).filter((b) => !b.closest('li').hidden);
+function choose(key) {
+  const msg = menuFor;
+  const menu = $('msg-menu');
+  const x = parseInt(menu.style.left, 10) || 0, y = parseInt(menu.style.top, 10) || 0;
+  hideMenu();
+  if (msg) actions[key](msg, x, y);
 }
 
-function menuFocused() {
-  return $('msg-menu').contains(document.activeElement);
-}
-
-export function hasMenu(msg) {
-  return !!copyText(msg) || canRecall(msg);
+function anyItem(msg) {
+  return ITEMS.some((item) => item[2](msg));
 }
 
 export function bindMenu(li, msg) {
+  li.tabIndex = 0;
   li.addEventListener('contextmenu', function (e) {
-    if (!hasMenu(msg)) return;
+    if (!anyItem(msg)) return;
     e.preventDefault();
-    showMenu(msg, e.clientX, e.clientY, li);
+    showMenu(msg, e.clientX, e.clientY);
+  });
+  li.addEventListener('keydown', function (e) {
+    if (e.target !== li) return;
+    if (e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey) || e.key === 'Enter') {
+      if (!anyItem(msg)) return;
+      e.preventDefault();
+      const box = li.getBoundingClientRect();
+      showMenu(msg, box.left + 40, box.top + box.height / 2);
+    }
   });
   let timer = null, pressed = false;
   li.addEventListener('touchstart', function (e) {
     pressed = false;
-    if (!hasMenu(msg) || e.touches.length !== 1) return;
+    if (!anyItem(msg) || e.touches.length !== 1) return;
     const touch = e.touches[0];
     timer = setTimeout(function () {
       pressed = true;
-      showMenu(msg, touch.clientX, touch.clientY, li);
+      showMenu(msg, touch.clientX, touch.clientY);
     }, LONG_PRESS_MS);
   }, {passive: true});
   ['touchmove', 'touchcancel'].forEach(function (name) {
@@ -91,33 +94,26 @@ export function bindMenu(li, msg) {
   });
 }
 
-// From the keyboard: the menu opens beside the message's bubble.
-export function showMenuBeside(li, msg) {
-  if (!hasMenu(msg)) return;
-  const box = (li.querySelector('.bubble') || li).getBoundingClientRect();
-  showMenu(msg, box.left + 8, box.bottom - 4, li);
-}
-
-function showMenu(msg, x, y, from) {
+function showMenu(msg, x, y) {
   const menu = $('msg-menu');
   menuFor = msg;
-  returnTo = from || null;
-  $('copy-btn').closest('li').hidden = !copyText(msg);
-  $('recall-btn').closest('li').hidden = !canRecall(msg);
+  ITEMS.forEach(([key, , shown]) => { $(key + '-btn').parentNode.hidden = !shown(msg); });
   menu.hidden = false;
   const width = menu.offsetWidth, height = menu.offsetHeight;
   menu.style.left = Math.max(4, Math.min(x, window.innerWidth - width - 4)) + 'px';
   menu.style.top = Math.max(4, Math.min(y, window.innerHeight - height - 4)) + 'px';
-  menuItems()[0].focus();
+  const first = Array.from(menu.querySelectorAll('button')).filter((b) => !b.parentNode.hidden)[0];
+  if (first) first.focus();
 }
 
-// `giveBack`: the focus returns to the message the menu was opened on.
-export function hideMenu(giveBack) {
-  const menu = $('msg-menu');
-  if (menu.hidden) return;
-  menu.hidden = true;
+// The menu of the message `li` shows, beside it (from the keyboard).
+export function showMenuBeside(li, msg) {
+  if (!msg || !anyItem(msg)) return;
+  const box = li.getBoundingClientRect();
+  showMenu(msg, box.left + 40, box.top + box.height / 2);
+}
+
+export function hideMenu() {
+  $('msg-menu').hidden = true;
   menuFor = null;
-  if (giveBack && returnTo && returnTo.isConnected) returnTo.focus();
-  returnTo = null;
 }
-

@@ -2,12 +2,14 @@
  * messages with their state (sending, sent, read, not sent) and the history note at the
  * top. New messages are appended and a changed one is redrawn where it is; the whole
  * list is drawn again only on opening, when history arrives, or when names change. */
-import {t, h, $, CMD, avatar, displayName, formatTime} from './util.js';
+import {t, h, $, CMD, avatar, displayName, formatTime, toast} from './util.js';
 import {state, me, convKey, userOf, isFriend, sortedMessages, titleOf} from './state.js';
 import {isTyping} from './presence.js';
 import {on} from './events.js';
 import {bubble} from './bubbles.js';
 import {bindMenu, hideMenu, showMenuBeside} from './msgmenu.js';
+import {quoteElement, reactionsElement, marks} from './richview.js';
+import {mentionsMe} from './rich.js';
 
 const app = $('app');
 // Each message's element on screen, and back.
@@ -19,7 +21,8 @@ const GROUP_MS = 5 * 60 * 1000;
 let handlers = null;
 let friendsDrawn = '';
 
-// handlers: close(), loadOlder(c), addFriend(id) (a contact card's button)
+// handlers: close(), loadOlder(c), addFriend(id) (a contact card's button),
+// react(msg, emoji) (a reaction under a bubble)
 export function mountPane(given) {
   handlers = given;
   $('back-btn').addEventListener('click', handlers.close);
@@ -38,6 +41,8 @@ export function mountPane(given) {
     drawStates();
   });
   on('recalled', redrawMessage);
+  on('edited', redrawMessage);
+  on('reacted', redrawMessage);
   on('receipts', refreshReceipts);
   on('history', onHistory);
   on('typing', drawStatus);
@@ -137,7 +142,7 @@ function messageElement(msg, prev) {
   const sender = mine ? me : userOf(msg.userid);
   const meta = h('div', {className: 'msg-meta'}, [
     h('time', {text: formatTime(msg.createat || msg.localTime)})
-  ]);
+  ].concat(msg.recalled ? [] : marks(msg)));
   if (mine && !msg.recalled) meta.appendChild(stateElement(msg));
   const body = msg.recalled ? h('div', {className: 'bubble bubble-recalled', text: t('recalled')})
     : bubble(msg, handlers.addFriend);
@@ -148,10 +153,13 @@ function messageElement(msg, prev) {
     avatar(sender),
     h('div', {className: 'msg-main'}, [
       h('div', {className: 'msg-name', text: displayName(sender)}),
+      msg.recalled ? null : quoteElement(msg, jumpTo),
       body,
+      msg.recalled ? null : reactionsElement(msg, handlers.react),
       meta
     ])
   ]);
+  if (mentionsMe(msg)) li.classList.add('mentions-me');
   bindMenu(li, msg);
   shown.set(msg, li);
   messageOf.set(li, msg);
@@ -249,7 +257,18 @@ function refreshReceipts(c) {
   });
 }
 
-// A message changed (recalled): drawn again where it is.
+// A reply's quote was clicked: the quoted message, if loaded, comes into view.
+function jumpTo(msgid) {
+  const li = $('msg-list').querySelector('li[data-msgid="' + Number(msgid) + '"]');
+  if (!li) return toast(t('quote_missing'));
+  li.scrollIntoView({block: 'center'});
+  li.classList.remove('flash');
+  void li.offsetWidth;  // restart the highlight
+  li.classList.add('flash');
+  li.focus();
+}
+
+// A message changed (recalled, edited, reacted to): drawn again where it is.
 function redrawMessage(msg) {
   const old = shown.get(msg);
   if (!old || !old.isConnected) return;

@@ -6,6 +6,7 @@ import * as conn from './conn.js';
 import * as api from './api.js';
 import {emit} from './events.js';
 import {state, me, conv, convKey, newestMsgid, setUnread, touchedAll} from './state.js';
+import {setMentioned} from './rich.js';
 
 // The open conversation is read up to its newest message, on every device of mine
 // and, for 1:1, for the friend's receipts. Only while the page is seen.
@@ -16,7 +17,10 @@ export function markRead(c) {
       conn.sendNow({cmd: CMD.READ, target: c.cmd, dstid: c.dstid, msgid: newest})) {
     c.readmsgid = newest;
   }
-  if (c.readmsgid >= newest) setUnread(c, 0);
+  if (c.readmsgid >= newest) {
+    setUnread(c, 0);
+    setMentioned(c, 0);
+  }
 }
 
 export function onRead(frame) {
@@ -26,8 +30,12 @@ export function onRead(frame) {
     const c = conv(convKey(Number(frame.target), Number(frame.dstid)));
     if (msgid <= c.readmsgid) return;
     c.readmsgid = msgid;
-    if (c.last && c.last.msgid && msgid >= c.last.msgid) setUnread(c, 0);
-    else loadConversations();
+    if (c.last && c.last.msgid && msgid >= c.last.msgid) {
+      setUnread(c, 0);
+      setMentioned(c, 0);
+    } else {
+      loadConversations();
+    }
   } else if (Number(frame.target) === CMD.USER) {
     // The friend's receipt for my messages.
     const c = conv(convKey(CMD.USER, Number(frame.userid)));
@@ -51,6 +59,7 @@ export function loadConversations() {
       const counted = last && last.msgid ? Number(last.msgid) : 0;
       c.countedUpTo = Math.max(c.countedUpTo || 0, counted);
       state.unread[c.key] = (Number(row.unread) || 0) + othersAfter(c, Math.max(counted, c.readmsgid));
+      setMentioned(c, Number(row.mentioned) || 0);
       if (last && last.msgid) {
         last.msgid = Number(last.msgid);
         // For the list only: the message itself comes through the stream (it is after

@@ -5,14 +5,14 @@ export const t = im.t;
 export const h = im.h;
 
 export const CMD = {HEART: 0, ACK: 1, USER: 10, GROUP: 11, READ: 12, TYPING: 13, RECALL: 14,
-                    PRESENCE: 15, CONTACT: 17};
+                    PRESENCE: 15, CONTACT: 17, EDIT: 18, REACTION: 19};
 
 // A refused acknowledgement in the person's language: by its `reason` when it has one.
 export function ackText(ack) {
   return ack.reason ? im.reasonText(ack.reason, 400) : (ack.msg || im.reasonText('', 400));
 }
 export const MEDIA = {TEXT: 1, NEWS: 2, VOICE: 3, IMAGE: 4, REDPACKET: 5, EMOJI: 6, LINK: 7,
-                      VIDEO: 8, CONTACT: 9, APP: 100};
+                      VIDEO: 8, CONTACT: 9, FILE: 10, APP: 100};
 // The original sent emoji as names ("cry"); show the common ones as pictures.
 export const EMOJI_NAMES = {cry: '😭', smile: '😊', laugh: '😂', angry: '😡', love: '😍',
                             like: '👍', ok: '👌', heart: '❤️', kiss: '😘', cool: '😎'};

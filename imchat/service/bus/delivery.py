@@ -15,7 +15,7 @@ import gevent
 from pony.orm import db_session, select
 
 from imchat.model.entities import CONTACT_COMMUNITY
-from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG
+from imchat.protocol import CMD_ROOM_MSG, STORED_EVENTS
 from imchat.service.bus import kinds
 from imchat.service.bus.channels import Channels, community_channel, user_channel
 from imchat.service.bus.gaps import JoinItem, read_message
@@ -160,7 +160,7 @@ class BusDelivery:
             with db_session:
                 found = select(m for m in self.db.Message if m.dstid == community_id
                                and m.id > position and (m.cmd == CMD_ROOM_MSG or (
-                                   m.cmd == CMD_RECALL and m.media == CMD_ROOM_MSG)))[:]
+                                   m.cmd in STORED_EVENTS and m.media == CMD_ROOM_MSG)))[:]
                 rows = [(m.id, m.to_wire()) for m in found]
         except Exception:
             log.exception('bus: reading community %s after a join failed', community_id)
