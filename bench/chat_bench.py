@@ -15,7 +15,11 @@ bench/loadgen.py (`--load python`: picows on uvloop, several times that):
          fell due, for every commit but the baseline: the latency at that rate;
   group  one community of G members, S of them sending K texts each, window W
          (counted over the recipients in the sender's own load process);
-  idle   N WebSockets that only answer pings: the server's RSS per connection.
+  idle   N WebSockets that only answer pings: the server's RSS per connection, opened
+         12 at a time by each load process;
+  burst  the same N opened all at once (the handshake limits off), its RSS per connection
+         once they are open and again --settle seconds (60) later: what a connect burst
+         leaves behind.
 
 It prints messages/s, deliveries/s, latency p50/p99 (send to delivery), the server's CPU
 use of its core and CPU µs per message, the local MariaDB's CPU (µs a message: what
@@ -170,6 +174,7 @@ class Server:
                    # connections (settings a commit does not know are ignored).
                    IMCHAT_LOGIN_RATE='0', IMCHAT_REGISTER_RATE='0', IMCHAT_CONNECT_RATE='0',
                    IMCHAT_CONNECTIONS_PER_ADDRESS='0', IMCHAT_WS_HANDSHAKES='0',
+                   IMCHAT_WS_HANDSHAKE_RATE='0',
                    IMCHAT_WS_PER_USER='0',
                    IMCHAT_UPLOAD_DIR=os.path.join(self.tmp, 'mnt'), **CONTACTS_AT_ONCE)
         command = [PYTHON, 'wsgi.py']
@@ -543,7 +548,7 @@ def group_scenario(server, args, client_cores):
                     args.time_limit)
 
 
-def idle_scenario(server, args, client_cores):
+def idle_scenario(server, args, client_cores, concurrency=12):
     per_user = 10
     users = server.register(max(1, args.idle_conns // per_user), 3)
     conns = [users[i % len(users)] for i in range(args.idle_conns)]
@@ -558,7 +563,8 @@ def idle_scenario(server, args, client_cores):
     time.sleep(1)
     before = server.rss_kb()
     t0 = time.monotonic()
-    jobs = [{'kind': 'idle', 'url': url, 'conns': part, 'concurrency': 12}
+    jobs = [{'kind': 'idle', 'url': url, 'conns': part,
+             'concurrency': concurrency or max(1, len(part))}
             for part in split(conns, args.workers)]
     workers = Workers(jobs, client_cores)
     try:
@@ -577,19 +583,29 @@ def idle_scenario(server, args, client_cores):
         time.sleep(3)
         after = server.rss_kb()
         open_now = server.metric('imchat_connections_open')
+        settled = None
+        if not concurrency:
+            time.sleep(args.settle)
+            settled = server.rss_kb()
         workers.say('close')
         results = workers.expect('result', 60)
     finally:
         workers.close()
     return {'conns': args.idle_conns, 'open': open_now,
             'kb_per_conn': (after - before) / args.idle_conns,
+            'kb_per_conn_settled': (None if settled is None
+                                    else (settled - before) / args.idle_conns),
             'rss_before_mb': before / 1024, 'rss_after_mb': after / 1024,
             'connect_s': connect_seconds, 'log': server.log_tail(),
             'closed_by_server': sum(r['closed_by_server'] for r in results)}
 
 
+def burst_scenario(server, args, client_cores):
+    return idle_scenario(server, args, client_cores, concurrency=0)
+
+
 SCENARIOS = {'pairs': pairs_scenario, 'paced': paced_scenario, 'group': group_scenario,
-             'idle': idle_scenario}
+             'idle': idle_scenario, 'burst': burst_scenario}
 
 
 def raise_file_limit(needed):
@@ -663,21 +679,29 @@ def report(results, labels):
                               ratio(r['p99_ms'], b['p99_ms']),
                               ratio(r['cpu_us_msg'], b['cpu_us_msg'])))
         print()
-    rows = [(label, results[label]['idle']) for label in labels if 'idle' in results[label]]
-    if rows:
-        print('idle:')
-        print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11}'.format(
-            'commit', 'conns', 'open', 'KB/conn', 'RSS MB', 'connect s'))
+    for name in ('idle', 'burst'):
+        rows = [(label, results[label][name]) for label in labels if name in results[label]]
+        if not rows:
+            continue
+        print('{}:'.format(name))
+        print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11} {:>14}'.format(
+            'commit', 'conns', 'open', 'KB/conn', 'RSS MB', 'connect s', 'KB/conn later'))
         for label, r in rows:
-            print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11}'.format(
+            print('  {:<16} {:>8} {:>8} {:>10} {:>12} {:>11} {:>14}'.format(
                 label, r['conns'], fmt(r['open']), fmt(r['kb_per_conn'], 1),
                 '{}->{}'.format(fmt(r['rss_before_mb']), fmt(r['rss_after_mb'])),
-                fmt(r['connect_s'], 1)))
-        b = results[base].get('idle')
+                fmt(r['connect_s'], 1), fmt(r['kb_per_conn_settled'], 1)))
+        b = results[base].get(name)
         for label, r in rows[1:]:
             if b:
                 print('  {} vs {}: KB per connection {}'.format(
                     label, base, ratio(r['kb_per_conn'], b['kb_per_conn'])))
+        steady = [results[label].get('idle') for label, _ in rows]
+        for (label, r), idle in zip(rows, steady):
+            if name == 'burst' and idle and idle['kb_per_conn']:
+                print('  {}: a burst leaves {} the steady KB per connection ({} later)'
+                      .format(label, ratio(r['kb_per_conn'], idle['kb_per_conn']),
+                              ratio(r['kb_per_conn_settled'], idle['kb_per_conn'])))
         print()
 
 
@@ -709,6 +733,8 @@ def main():
     parser.add_argument('--rate', type=float,
                         help='the paced phase\'s messages/s in all, for every commit')
     parser.add_argument('--idle-conns', type=int, default=5000)
+    parser.add_argument('--settle', type=float, default=60,
+                        help='seconds after a burst before its RSS is taken again')
     parser.add_argument('--profile', metavar='DIR',
                         help='record the server with py-spy into DIR during each phase')
     parser.add_argument('--time-limit', type=float, default=600,
@@ -720,7 +746,7 @@ def main():
     server_cores, client_cores = cores()
     Workers.command = build_loadgen(args.load)
     scenarios = [s.strip() for s in args.only.split(',') if s.strip()]
-    if 'idle' in scenarios:
+    if 'idle' in scenarios or 'burst' in scenarios:
         raise_file_limit(args.idle_conns + 200)
     print('server on core(s) {}, load generators ({} processes of {}) on core(s) {}; '
           'database {}'.format(server_cores, args.workers,
@@ -752,11 +778,16 @@ def main():
                 finally:
                     server.stop()
                 results[label][name] = r
-                if name == 'idle':
-                    print('{} idle: {} connections, {} KB each (RSS {} -> {} MB), opened '
-                          'in {} s'.format(label, r['conns'], fmt(r['kb_per_conn'], 1),
-                                           fmt(r['rss_before_mb']), fmt(r['rss_after_mb']),
-                                           fmt(r['connect_s'], 1)))
+                if name in ('idle', 'burst'):
+                    print('{} {}: {} connections, {} KB each (RSS {} -> {} MB), opened '
+                          'in {} s{}'.format(
+                              label, name, r['conns'], fmt(r['kb_per_conn'], 1),
+                              fmt(r['rss_before_mb']), fmt(r['rss_after_mb']),
+                              fmt(r['connect_s'], 1),
+                              '' if r['kb_per_conn_settled'] is None else
+                              '; {} KB each {} s later'.format(
+                                  fmt(r['kb_per_conn_settled'], 1), fmt(args.settle))),
+                          flush=True)
                     if r['open'] is not None and r['open'] < r['conns']:
                         print('  only {} of them were open ({} closed by the server); the '
                               'server log ends:\n{}'.format(fmt(r['open']),

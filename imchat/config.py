@@ -53,12 +53,16 @@ SETTINGS = {
     # Largest request body anywhere but /attach/upload: parsing a huge form is slow.
     'BODY_MAX_BYTES': (64 * 1024, _int),
     # At the door (imchat.process.door): a request whose headers have not all arrived in this many
-    # seconds is dropped; connections open at once, and new connections a second, per
-    # client address; WebSocket handshakes (up to the end of the backlog) in progress.
+    # seconds is dropped; a body gets BODY_TIMEOUT seconds after its headers (and one more
+    # per 16 KiB), then 408; connections open at once, and new connections a second, per
+    # client address; WebSocket handshakes (up to the registration: the backlog is after
+    # it) in progress, and new ones a second in the whole process.
     'HEADER_TIMEOUT': (10, _int),
+    'BODY_TIMEOUT': (30, _int),
     'CONNECTIONS_PER_ADDRESS': (256, _int),
     'CONNECT_RATE': (50, _int),
     'WS_HANDSHAKES': (64, _int),
+    'WS_HANDSHAKE_RATE': (200, _int),
     # WebSockets one user may hold; a new one past this closes the oldest (4429).
     'WS_PER_USER': (10, _int),
     # Stored messages one (re)connection replays at most; older ones are left to

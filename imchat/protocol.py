@@ -6,7 +6,7 @@ define none of their own.
 A stored message is rendered once (`message_wire`), encoded once (`encode`) and the
 same bytes go to every recipient; `recipients` is the one rule for who they are.
 """
-from typing import NamedTuple
+from typing import List, NamedTuple, Optional
 
 import orjson
 
@@ -69,6 +69,26 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY = 4429
 
 __all__ = ['CLOSE_GOING_AWAY', 'CLOSE_POLICY', 'CLOSE_SERVER_ERROR', 'CLOSE_TRY_AGAIN_LATER']
+
+# The WebSocket subprotocol of /chat. A client may offer its token as a second one,
+# `imchat.token.<token>`, beside it: a token in the URL lands in proxies' logs (nginx's
+# error log quotes the request line), a header does not. The server answers `imchat`.
+WS_SUBPROTOCOL = 'imchat'
+WS_TOKEN_SUBPROTOCOL = 'imchat.token.'
+
+
+def offered_subprotocols(header: Optional[str]) -> List[str]:
+    """The subprotocols a `Sec-WebSocket-Protocol` header offers, in order."""
+    return [p.strip() for p in (header or '').split(',') if p.strip()]
+
+
+def subprotocol_token(header: Optional[str]) -> Optional[str]:
+    """The token offered as `imchat.token.<token>` in a `Sec-WebSocket-Protocol`
+    header, or None."""
+    for offered in offered_subprotocols(header):
+        if offered.startswith(WS_TOKEN_SUBPROTOCOL):
+            return offered[len(WS_TOKEN_SUBPROTOCOL):] or None
+    return None
 
 
 def encode(wire: dict) -> OutgoingFrame:

@@ -15,14 +15,15 @@ from flask import Blueprint, Response, current_app, g, request
 from imchat.ctrl import bind_request, login_required, ok_rows, reply, request_token, services
 from imchat.protocol import (CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY,
                              CLOSE_SERVER_ERROR, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED,
-                             CMD_HEART, CMD_REACTION, ack_refused, backlog_skipped)
+                             CMD_HEART, CMD_REACTION, WS_SUBPROTOCOL, ack_refused,
+                             backlog_skipped, subprotocol_token)
 from imchat.service.availability import unavailable_cause
 from imchat.service.errors import ServiceError
 from imchat.service.event_frame import UNSTORED_CMDS
 from imchat.service.frame import FrameError, parse_frame
 from imchat.service.history_window import history_window
 from imchat.service.client import Client
-from imchat.service.limits import release_handshake
+from imchat.service.limits import after_connected_work, release_handshake
 from imchat.service.conversation import CONVERSATIONS_MAX
 from imchat.service.reader import HISTORY_MAX
 from imchat.util import resp
@@ -55,7 +56,7 @@ def chat():
     config = current_app.config
     max_frame = config['WS_MAX_FRAME']
     conn = open_connection(request.environ, max_frame * HARD_LIMIT_FACTOR,
-                           config['WS_PING_INTERVAL'])
+                           config['WS_PING_INTERVAL'], subprotocols=[WS_SUBPROTOCOL])
     if conn is None:
         return chat_over_http()
     svc = services()
@@ -105,8 +106,10 @@ def _connect(svc, conn, max_frame):
 
 
 def _authenticate_and_register(svc, conn, max_frame):
+    after_connected_work()
     try:
-        token = request_token()
+        token = (subprotocol_token(request.headers.get('Sec-WebSocket-Protocol'))
+                 or request_token())
         user_id, expires_at = svc.users.session(token)
         fields = bind(CONNECT_FIELDS, request.args)
     except ServiceError as error:
@@ -130,6 +133,9 @@ def _authenticate_and_register(svc, conn, max_frame):
             conn.close(CLOSE_GOING_AWAY, 'server going away')
             return None
         svc.ws_cap.admit(client)
+        # The handshake is over: the backlog is catch-up, and a reader slow to take it
+        # must not hold a slot new connections wait for.
+        release_handshake(request.environ)
         # One reconnect replays at most WS_BACKLOG_MAX messages (the newest); the client
         # is told what it skipped, to read with /chat/history.
         replay_after = reader.replay_start(user_id, since, current_app.config['WS_BACKLOG_MAX'])
@@ -137,8 +143,8 @@ def _authenticate_and_register(svc, conn, max_frame):
             client.send(backlog_skipped(since, replay_after))
         for page in reader.backlog(user_id, replay_after):
             client.send_backlog(page)
+            after_connected_work()
         client.finish_sync()
-        release_handshake(request.environ)
     except BaseException:
         session.forget()
         raise

@@ -7,10 +7,17 @@
   would use up the server's files); an idle keep-alive connection counts too;
 - at most `IMCHAT_CONNECTIONS_PER_ADDRESS` connections open at once, and
   `IMCHAT_CONNECT_RATE` new ones a second, per client address;
-- at most `IMCHAT_WS_HANDSHAKES` WebSocket handshakes in progress (from the upgrade
-  request to the end of its backlog, `service.limits.HandshakeSlots`): in a reconnect
-  storm the rest get 503 with `Retry-After` at once, and connected people keep chatting;
-- the access log never shows a `token` or `passwd` query parameter;
+- a request body must arrive within `IMCHAT_BODY_TIMEOUT` seconds of its headers plus
+  one second per BODY_MIN_RATE bytes read (`body.BodyReader`): a body trickled in is cut
+  off with 408, so slow clients cannot hold the server's files or its workers;
+- at most `IMCHAT_WS_HANDSHAKES` WebSocket handshakes in progress (a `GET /chat` with a
+  valid upgrade, from its request to its registration; the backlog replay after it is
+  catch-up, not a handshake: `service.limits.HandshakeSlots`), and at most
+  `IMCHAT_WS_HANDSHAKE_RATE` new ones a second: in a reconnect storm the rest get 503
+  with `Retry-After` on their request line alone, before a header is parsed or the
+  database is asked anything, and connected people keep chatting;
+- neither the access log nor the log of malformed requests shows a token or password
+  (`redact`);
 - a connection accepted once the server is nearly out of open files (within
   `FILES_KEPT_FREE` of its limit, which the database pool, uploads and logs need) gets
   503 with `Retry-After` and is closed: a full server says so, and keeps what it holds.
@@ -18,16 +25,19 @@
 Per-address limits skip loopback peers unless `IMCHAT_PROXY_COUNT` is set; then the
 address is the one the trusted proxies forwarded (`X-Forwarded-For`), known once the
 headers are read, and each request counts as a connection (a proxy reuses its
-connections for many clients).
+connections for many clients); a request that did not come through them (no, or too
+short, an `X-Forwarded-For`) counts under its peer's address.
 """
 import logging
 import re
+import socket
 import time
 from functools import partial
 
 import gevent
 from geventwebsocket.handler import WebSocketHandler
 
+from imchat.process.body import BodyReader
 from imchat.service.limits import HANDSHAKE_ENVIRON_KEY, limited_address
 
 log = logging.getLogger(__name__)
@@ -40,17 +50,23 @@ FILES_KEPT_FREE = 100
 # closing it does not reset the reply away (a close with unread data is a reset).
 FULL_REQUEST_WAIT = 0.5
 FULL_WARNING_INTERVAL = 60
+# The path of the one WebSocket (ctrl.chat): only an upgrade to it is a handshake.
+CHAT_PATH = '/chat'
 _CHAT_REQUEST_LINE = re.compile(r'GET /chat[?\s]')
-_SECRET_PARAMS = re.compile(r'([?&](?:token|passwd|newpasswd)=)[^&\s]*', re.IGNORECASE)
+# A token or password as a query parameter, or offered as a WebSocket subprotocol
+# (`imchat.token.<token>`); in a log line quoted by repr, the value ends at a quote too.
+_SECRETS = re.compile(r'([?&](?:token|passwd|newpasswd)=|imchat\.token\.)[^&\s\'",\\]*',
+                      re.IGNORECASE)
 
 
-def redact(requestline):
-    """A request line with the values of secret query parameters replaced by `-`."""
-    return _SECRET_PARAMS.sub(r'\1-', requestline)
+def redact(line):
+    """`line` (a request line, a log message) with the values of secret query
+    parameters, and tokens offered as a subprotocol, replaced by `-`."""
+    return _SECRETS.sub(r'\1-', line)
 
 
-def _refusal(status, msg, retry_after=1):
-    body = '{{"code":-1,"msg":"{}"}}'.format(msg).encode()
+def _refusal(status, msg, reason, retry_after=1):
+    body = '{{"code":-1,"msg":"{}","reason":"{}"}}'.format(msg, reason).encode()
     head = ('HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n'
             'Retry-After: {}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n'
             .format(status, len(body), retry_after))
@@ -58,11 +74,14 @@ def _refusal(status, msg, retry_after=1):
 
 
 TOO_MANY_CONNECTIONS = _refusal('429 Too Many Requests',
-                                'too many connections from your address, try again shortly')
+                                'too many connections from your address, try again shortly',
+                                'rate_limited.address')
 TOO_MANY_HANDSHAKES = _refusal('503 Service Unavailable',
-                               'the server is busy, reconnect in a moment')
+                               'the server is busy, reconnect in a moment', 'busy.handshakes')
 SERVER_FULL = _refusal('503 Service Unavailable',
-                       'the server is full, try again in a while', retry_after=10)
+                       'the server is full, try again in a while', 'busy.full', retry_after=10)
+BODY_TOO_SLOW = _refusal('408 Request Timeout', 'the request body came too slowly',
+                         'timeout.body')
 
 
 def file_ceiling():
@@ -94,6 +113,8 @@ class Door:
 
     def __init__(self, config, store, handshakes, metrics):
         self.header_timeout = config['HEADER_TIMEOUT']
+        self.body_timeout = config['BODY_TIMEOUT']
+        self.handshake_rate = HandshakeRate(config['WS_HANDSHAKE_RATE'])
         self.per_address = config['CONNECTIONS_PER_ADDRESS']
         self.connect_rate = config['CONNECT_RATE']
         self.proxy_count = config['PROXY_COUNT']
@@ -150,13 +171,58 @@ class Door:
         else:
             self.open.pop(address, None)
 
-    def forwarded_address(self, headers):
-        """The client's address as the trusted proxies forwarded it (ProxyFix's rule)."""
+    def forwarded_address(self, headers, peer):
+        """The client's address as the trusted proxies forwarded it (ProxyFix's rule);
+        the peer's own when the request did not come through them all."""
         values = [v.strip() for v in headers.get('X-Forwarded-For', '').split(',')]
         values = [v for v in values if v]
         if len(values) >= self.proxy_count:
             return values[-self.proxy_count]
-        return None
+        return peer or None
+
+    def refuse_handshake_now(self):
+        """Whether a WebSocket handshake is to be refused on its request line: all
+        slots are taken, or this second's handshakes are spent. Counted."""
+        if self.handshakes.full() or not self.handshake_rate.take():
+            self.refused('handshakes')
+            return True
+        return False
+
+
+class HandshakeRate:
+    """A token bucket of new WebSocket handshakes a second for the whole process (`rate`;
+    0 is no limit), holding at most one second's worth: refusing past it costs a clock
+    read and a subtraction."""
+
+    __slots__ = ('rate', 'tokens', 'at')
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.tokens = float(rate)
+        self.at = time.monotonic()
+
+    def take(self):
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def is_handshake(method, path, headers):
+    """Whether a request is a WebSocket handshake the chat view would accept: a GET of
+    /chat asking to upgrade to websocket, with a key and version 13 (RFC 6455 4.1).
+    Anything else holds no handshake slot, whatever its headers say."""
+    return (method == 'GET'
+            and (path or '').split('?', 1)[0] == CHAT_PATH
+            and (headers.get('Upgrade') or '').lower() == 'websocket'
+            and 'upgrade' in (headers.get('Connection') or '').lower()
+            and (headers.get('Sec-WebSocket-Version') or '').strip() == '13'
+            and bool((headers.get('Sec-WebSocket-Key') or '').strip()))
 
 
 class DoorHandler(WebSocketHandler):
@@ -212,10 +278,9 @@ class DoorHandler(WebSocketHandler):
 
     def read_request(self, raw_requestline):
         door = self.door
-        if door.handshakes.full() and _CHAT_REQUEST_LINE.match(raw_requestline):
+        if _CHAT_REQUEST_LINE.match(raw_requestline) and door.refuse_handshake_now():
             # In a storm, refuse on the request line alone, before parsing any header.
             self._stop_header_timer()
-            door.refused('handshakes')
             raise _Refused(TOO_MANY_HANDSHAKES)
         try:
             result = super().read_request(raw_requestline)
@@ -224,12 +289,14 @@ class DoorHandler(WebSocketHandler):
         if door.proxy_count:
             door.leave(self._counted)
             self._counted = None
-            address = door.forwarded_address(self.headers)
+            peer = self.client_address
+            address = door.forwarded_address(self.headers,
+                                             peer[0] if isinstance(peer, tuple) else '')
             if not door.enter(address):
                 raise _Refused(TOO_MANY_CONNECTIONS)
             self._counted = address
-        if self.headers.get('Upgrade', '').lower() == 'websocket':
-            self._end_handshake()
+        self._end_handshake()
+        if is_handshake(self.command, self.path, self.headers):
             self._handshake = door.handshakes.enter()
             if self._handshake is None:
                 door.refused('handshakes')
@@ -248,7 +315,26 @@ class DoorHandler(WebSocketHandler):
         environ = super().get_environ()
         if self._handshake is not None:
             environ[HANDSHAKE_ENVIRON_KEY] = self._handshake
+            return environ
+        if self.door.body_timeout:
+            self.wsgi_input.rfile = BodyReader(self.rfile, self, self.door.body_timeout)
+        # pywsgi hands any request asking to upgrade its bare reader, read to the end of
+        # the connection: only a real handshake may have that, the rest get their body.
+        environ['wsgi.input'] = self.wsgi_input
         return environ
+
+    def body_too_slow(self):
+        """The body missed its deadline: say 408 if the client reads, and shut the
+        connection (the app, still reading, meets BodyTooSlow)."""
+        self.door.refused('body')
+        self.close_connection = True
+        sock = self.socket
+        try:
+            with gevent.Timeout(1, False):
+                sock.sendall(BODY_TOO_SLOW[1])
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # gone already
 
     def handle_one_request(self):
         try:
@@ -282,3 +368,12 @@ class DoorHandler(WebSocketHandler):
     def format_request(self):
         self.requestline = redact(self.requestline or '')
         return super().format_request()
+
+    def log_error(self, msg, *args):
+        # pywsgi quotes malformed request lines and headers whole, tokens and all.
+        if args:
+            try:
+                msg = msg % args
+            except (TypeError, ValueError):
+                msg = '{} {}'.format(msg, args)
+        super().log_error(redact(msg))

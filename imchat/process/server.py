@@ -30,8 +30,10 @@ from geventwebsocket.handler import WebSocketHandler
 
 from imchat.process import supervisor
 from imchat.process.door import Door, DoorHandler
+from imchat.process.memory import BurstTrimmer
 from imchat.process.signals import listen_url, on_stop_signals
 from imchat.process.worker import label_worker_logs, share_port, watch_supervisor
+from imchat.protocol import WS_SUBPROTOCOL, offered_subprotocols
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger('imchat.access')
@@ -42,6 +44,11 @@ access_log = logging.getLogger('imchat.access')
 # server's CPU under the pairs load (perf). Reference counting still frees nearly all
 # memory at once; only objects in cycles wait longer for the collector.
 GC_YOUNG_THRESHOLD = 20000
+
+# Connections accepted in one round before the server lets the event loop go idle
+# (ImchatServer), and the longest it waits for that before accepting again anyway.
+ACCEPT_BATCH = 8
+ACCEPT_PAUSE_MAX = 0.05
 
 
 class ImchatWebSocketHandler(WebSocketHandler):
@@ -66,6 +73,14 @@ class ImchatWebSocketHandler(WebSocketHandler):
             self.environ.update({'wsgi.websocket': None})
             self.websocket = None
 
+    def start_response(self, status, headers, exc_info=None):
+        # The 101 names imchat's subprotocol when the client offered it (a browser
+        # offering subprotocols fails a handshake whose answer names none).
+        if status.startswith('101') and WS_SUBPROTOCOL in offered_subprotocols(
+                self.environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL')):
+            headers = list(headers) + [('Sec-WebSocket-Protocol', WS_SUBPROTOCOL)]
+        return super().start_response(status, headers, exc_info)
+
     def take_socket(self):
         """Hand the connection's socket to the caller, who closes it: when the request
         ends, pywsgi then neither reads nor closes it. Returns the socket (a new object
@@ -83,6 +98,44 @@ class ImchatHandler(DoorHandler, ImchatWebSocketHandler):
     """The door's limits in front of the handler without the leaking registry."""
 
 
+class ImchatServer(WSGIServer):
+    """pywsgi's server, accepting new connections after the work of those it holds.
+
+    pywsgi accepts up to 100 connections whenever the listening socket is readable, and
+    each becomes a greenlet in the same queue as the connected people's frames: in a
+    reconnect storm (clients closing and reconnecting in a tight loop, every refusal
+    answered at once and tried again) the connected got a few round trips a second.
+    Here a round accepts at most ACCEPT_BATCH connections, then accepting waits until
+    the event loop has nothing else to do (an idle watcher), or ACCEPT_PAUSE_MAX
+    seconds when it never has; the storm waits in the kernel's listen queue, where it
+    costs nothing."""
+
+    max_accept = ACCEPT_BATCH
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._idle = None
+        self._pause = None
+
+    def _do_read(self):
+        super()._do_read()
+        if self._watcher is None or self.closed:
+            return  # stopped meanwhile (full, an error's back-off, closing)
+        self.stop_accepting()
+        loop = self.loop
+        if self._idle is None:
+            self._idle = loop.idle()
+            self._pause = loop.timer(ACCEPT_PAUSE_MAX)
+        self._idle.start(self._resume_accepting)
+        self._pause.start(self._resume_accepting)
+
+    def _resume_accepting(self):
+        self._idle.stop()
+        self._pause.stop()
+        if not self.closed:
+            self.start_accepting()
+
+
 def make_server(app, host: Optional[str] = None, port: Optional[int] = None,
                 **kwargs) -> WSGIServer:
     """A gevent server for `app` with the door in front (not started)."""
@@ -91,7 +144,7 @@ def make_server(app, host: Optional[str] = None, port: Optional[int] = None,
     # Through logging, request and error lines carry a time and level like every other
     # line of log.log (pywsgi writes bare lines to stderr by default).
     kwargs.setdefault('error_log', LoggingLogAdapter(log, logging.ERROR))
-    server = WSGIServer((host, port), app, handler_class=ImchatHandler, **kwargs)
+    server = ImchatServer((host, port), app, handler_class=ImchatHandler, **kwargs)
     # Cheap refusals before the app does any work (imchat.process.door).
     services = app.extensions['imchat']
     server.door = Door(app.config, services.limit_store, services.handshakes,
@@ -215,10 +268,14 @@ def serve(app: Flask) -> None:
         server.start()
     except OSError as error:
         _fail_to_start(error)
+    trimmer = BurstTrimmer(lambda: services.metrics.value('imchat_connections_total'),
+                           lambda: services.handshakes.in_progress)
+    trimmer.start()
     log.info('imchat listening on %s (pid %s)', listen_url(server.address), os.getpid())
     log.info('storage: %s', describe_storage(config))
 
     stop_requested.wait()
+    trimmer.stop()
     deadline = time.monotonic() + config.get('SHUTDOWN_TIMEOUT', 5)
     server.close()
     log.info('stopped accepting connections')

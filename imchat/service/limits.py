@@ -19,6 +19,9 @@ import ipaddress
 import itertools
 import time
 
+import gevent
+from gevent import monkey
+
 from imchat.service.errors import TooManyRequests
 
 # Keys idle this long past their window are forgotten when the store grows large.
@@ -265,8 +268,18 @@ class ConnectionCap:
 
 
 # The WSGI environ key under which the door (imchat.process.door) leaves a WebSocket's handshake
-# slot; the chat view gives it back once the backlog is sent.
+# slot; the chat view gives it back once the connection is registered (the backlog
+# replay after that is catch-up, not a handshake).
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
+
+
+def after_connected_work() -> None:
+    """Wait until the event loop has nothing else to do: a handshake's (and a
+    catch-up's) database work runs after the frames of the people already connected,
+    so a reconnect storm slows the reconnecting, not them. Under a server that does
+    not run on gevent (the Flask dev server's threads) there is no loop to wait for."""
+    if monkey.is_module_patched('socket'):
+        gevent.idle()
 
 
 def release_handshake(environ):
@@ -276,8 +289,8 @@ def release_handshake(environ):
 
 
 class HandshakeSlots:
-    """At most `limit` WebSocket handshakes in progress (from the upgrade request to the
-    end of its backlog) in this process; 0 is no limit. A reconnect storm then costs the
+    """At most `limit` WebSocket handshakes in progress (from the upgrade request to its
+    registration) in this process; 0 is no limit. A reconnect storm then costs the
     server a bounded amount of work, and the rest are refused cheaply at the door."""
 
     def __init__(self, limit):

@@ -18,7 +18,8 @@ DECLARED = {
     'imchat_http_requests_total': ('counter', 'HTTP requests answered, by status'),
     'imchat_connections_refused_total': ('counter', 'Connections refused at the door, by '
                                                     'reason: full (out of open files), '
-                                                    'handshakes, address'),
+                                                    'handshakes, address, body (past '
+                                                    'its deadline)'),
     'imchat_bus_messages_received_total': ('counter', 'Chat messages taken off the bus'),
     'imchat_push_sent_total': ('counter', 'Web Push messages a push service accepted'),
     'imchat_push_dropped_total': ('counter', 'Web Push jobs dropped, oldest first, because '

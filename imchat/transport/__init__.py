@@ -57,11 +57,14 @@ class Connection(Protocol):
 
 
 def open_connection(environ, max_message: int, ping_interval: float,
-                    on_pong: Optional[Callable[[], None]] = None) -> Optional[Connection]:
-    """Wrap the request's WebSocket, or return None when it is not a WebSocket request."""
+                    on_pong: Optional[Callable[[], None]] = None,
+                    subprotocols: Optional[List[str]] = None) -> Optional[Connection]:
+    """Wrap the request's WebSocket, or return None when it is not a WebSocket request.
+    `subprotocols`: those the upgrade may answer (under gevent-websocket the server's
+    handler has answered already)."""
     websocket = environ.get('wsgi.websocket')
     if websocket is not None:
         return GeventConnection(websocket, max_message, on_pong)
     if environ.get('HTTP_UPGRADE', '').lower() != 'websocket':
         return None
-    return SimpleConnection(environ, max_message, ping_interval)
+    return SimpleConnection(environ, max_message, ping_interval, subprotocols)

@@ -8,7 +8,7 @@ writes with blocking calls, so every write goes to the parked greenlet
 """
 import socket
 import threading
-from typing import Union
+from typing import List, Optional, Union
 
 from imchat.transport.codec import CLOSE_NORMAL
 from imchat.transport.state import CLOSED, CLOSING, OPEN
@@ -52,11 +52,13 @@ class SimpleConnection(ParkedWrites):
     # simple-websocket pings on its own thread and closes a peer that stops answering.
     keeps_alive_itself = True
 
-    def __init__(self, environ, max_message: int, ping_interval: float):
+    def __init__(self, environ, max_message: int, ping_interval: float,
+                 subprotocols: Optional[List[str]] = None):
         from simple_websocket import ConnectionClosed
 
         self._closed_error = ConnectionClosed
-        self.server = _simple_server_class()(environ, max_message_size=max_message,
+        self.server = _simple_server_class()(environ, subprotocols=subprotocols,
+                                             max_message_size=max_message,
                                              ping_interval=ping_interval)
         self._init_writes()
 

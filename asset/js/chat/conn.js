@@ -17,7 +17,8 @@ let stopped = false;
 // {frame, written, onAck}.
 const outbox = new Map();
 
-/* hooks: url() -> the URL to open; onConnecting() before a retry; onOpen();
+/* hooks: url() -> the URL to open; protocols() -> the subprotocols to offer (the token
+ * goes there, not in the URL, which proxies log); onConnecting() before a retry; onOpen();
  * onFrame(frame) for every frame but acknowledgements; onClose() whenever the socket
  * closes, then onDown(delayMs) when a retry is scheduled, onRefused() when the
  * server closed it because the login is over (4401, 4403), or onReplaced() when
@@ -71,7 +72,7 @@ function write(entry) {
 function connect() {
   clearTimeout(reconnectTimer);
   if (retries) hooks.onConnecting();
-  const ws = new WebSocket(hooks.url());
+  const ws = new WebSocket(hooks.url(), hooks.protocols ? hooks.protocols() : []);
   socket = ws;
   ws.onopen = () => {
     // Back off afresh only once a connection has lasted: a server that accepts and

@@ -205,8 +205,9 @@ function connect() {
     url: () => {
       const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
       return scheme + '//' + window.location.host + '/chat?id=' + encodeURIComponent(me.id) +
-        '&token=' + encodeURIComponent(token) + (state.since ? '&since=' + state.since : '');
+        (state.since ? '&since=' + state.since : '');
     },
+    protocols: () => (token ? ['imchat', 'imchat.token.' + token] : ['imchat']),
     onConnecting: () => setBanner(t('connecting')),
     onOpen: () => {
       setBanner('');
