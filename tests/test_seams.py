@@ -8,6 +8,7 @@ import pytest
 from imchat.protocol import CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG
 from imchat.service import delivery as delivery_module
 from imchat.service.bus import kinds
+from imchat.service.bus.faults import Dependency, Dropped
 from imchat.service.bus.channels import Channels
 from imchat.service.bus.delivery import BusDelivery
 from imchat.service.delivery import LocalDelivery
@@ -154,8 +155,13 @@ class FakePresence:
 
 
 def bus_delivery(hub, transport, start=10):
-    return BusDelivery(LocalDelivery(hub), transport, Channels(transport, FakePresence()),
-                       db=None, metrics=FakeMetrics(), node='n1', start=start)
+    metrics = FakeMetrics()
+    delivery = BusDelivery(LocalDelivery(hub), transport, Channels(transport, FakePresence()),
+                       db=None, metrics=metrics, node='n1', start=start,
+                       dropped=Dropped(metrics), sending=Dependency('the bus'))
+    # The stream has handed out the ids these tests publish (ids beyond it are forged).
+    delivery.sequencer.saw_position(start + 100)
+    return delivery
 
 
 class FakeMetrics:
