@@ -2,6 +2,7 @@
 code as a real server process) upgrades by itself when today's server starts on it, and
 every user, friendship, community and message is intact and working; migrations run
 once, by the server at start and by `flask --app wsgi migrate`."""
+import contextlib
 import os
 import re
 import subprocess
@@ -23,6 +24,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREVIOUS_RELEASE = 'e50eb6f'
 MIGRATION_NAME = re.compile(r'^\d{4}_\d+-[a-z0-9]+(-[a-z0-9]+)*\.(sql|py)$')
 
+
+
+@contextlib.contextmanager
+def migrated_before(database_url, migration_id):
+    """A database as a release before `migration_id` left it: the migrations before it
+    applied. Yields (cursor, the driver's parameter mark) to write rows in that schema,
+    then commits and closes."""
+    from yoyo import read_migrations
+
+    from imchat.model.engine import ensure_mysql_database, parse_database_url
+    from imchat.model.migrate import _backend
+
+    kind, params = parse_database_url(database_url)
+    if kind == 'mysql':
+        ensure_mysql_database(params)
+    backend = _backend(database_url)
+    try:
+        with backend.lock(timeout=60):
+            migrations = read_migrations(MIGRATIONS_DIR)
+            backend.apply_migrations(backend.to_apply(migrations.filter(
+                lambda m: m.id < migration_id)))
+        yield backend.connection.cursor(), '?' if database_url.startswith('sqlite') else '%s'
+        backend.connection.commit()
+    finally:
+        backend.connection.close()
 
 def migration_ids():
     return sorted(os.path.splitext(name)[0] for name in os.listdir(MIGRATIONS_DIR)
@@ -331,23 +357,9 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
     differ in case or trailing space were one value to MySQL's collation and stay two;
     a key stored twice before (a resend racing across nodes) keeps it on its first copy
     only; no message is lost; a resend then gets the right copy's ack."""
-    from yoyo import read_migrations
-
-    from imchat.model.engine import ensure_mysql_database, parse_database_url
-    from imchat.model.migrate import _backend
     from imchat.service.frame import Frame
 
-    kind, params = parse_database_url(database_url)
-    if kind == 'mysql':
-        ensure_mysql_database(params)
-    backend = _backend(database_url)
-    try:
-        with backend.lock(timeout=60):
-            migrations = read_migrations(MIGRATIONS_DIR)
-            backend.apply_migrations(backend.to_apply(migrations.filter(
-                lambda m: m.id < '0003')))
-        cursor = backend.connection.cursor()
-        mark = '?' if database_url.startswith('sqlite') else '%s'
+    with migrated_before(database_url, '0003') as (cursor, mark):
         keys = ['twice-key-1', 'twice-key-1', 'CaseKey-01', 'casekey-01', 'pad-key-01',
                 'pad-key-01 ', 'twice-key-1', None, None]
         for msgid, key in enumerate(keys, 1):
@@ -355,9 +367,6 @@ def test_client_keys_stored_before_migration_0003_become_a_unique_key(database_u
                            "url, memo, amount, createat, clientid) VALUES ({0}, 7, 10, 8, 1, "
                            "'old', '', '', '', 0, {0}, {0})".format(mark),
                            (msgid, msgid, key))
-        backend.connection.commit()
-    finally:
-        backend.connection.close()
 
     app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
                       'UPLOAD_DIR': str(tmp_path / 'mnt')})
@@ -458,29 +467,11 @@ def test_conversations_keyed_by_id_before_migration_0004_upgrade_intact(database
 def test_mobiles_stored_with_a_plus_lose_it_in_migration_0008(database_url, tmp_path):
     """`+139...` and `139...` are one number (service.user.canonical_mobile): stored
     ones lose the +, unless the same number is already taken without it."""
-    from yoyo import read_migrations
-
-    from imchat.model.engine import ensure_mysql_database, parse_database_url
-    from imchat.model.migrate import _backend
-
-    kind, params = parse_database_url(database_url)
-    if kind == 'mysql':
-        ensure_mysql_database(params)
-    backend = _backend(database_url)
-    try:
-        with backend.lock(timeout=60):
-            migrations = read_migrations(MIGRATIONS_DIR)
-            backend.apply_migrations(backend.to_apply(migrations.filter(
-                lambda m: m.id < '0008')))
-        cursor = backend.connection.cursor()
-        mark = '?' if database_url.startswith('sqlite') else '%s'
+    with migrated_before(database_url, '0008') as (cursor, mark):
         for user_id, mobile in ((1, '+13900000001'), (2, '13900000002'), (3, '+13900000002')):
             cursor.execute('INSERT INTO user (id, mobile, passwd, nickname, avatar, sex, memo, '
                            "createat, synced_msgid) VALUES ({0}, {0}, 'x', 'n', '', 'U', '', 1, "
                            '0)'.format(mark), (user_id, mobile))
-        backend.connection.commit()
-    finally:
-        backend.connection.close()
 
     app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
                       'UPLOAD_DIR': str(tmp_path / 'mnt')})

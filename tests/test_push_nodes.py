@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from cluster import wait_for
 from pushservice import PushService
 from test_bus import befriend, cluster, connect, people  # noqa: F401  (a fixture)
+from tests.harness import wait_for
 
 SUBJECT = 'mailto:ops@example.com'
 
@@ -20,8 +20,8 @@ def service():
 
 
 def subscribe(node, account, subscription):
-    status, reply = node.post('/push/subscribe', {'subscription': json.dumps(subscription)},
-                              account)
+    status, reply = node.api.post('/push/subscribe',
+                                  {'subscription': json.dumps(subscription)}, account)
     assert status == 200, reply
 
 
@@ -33,8 +33,8 @@ def test_one_push_from_the_storing_node_none_while_looking_elsewhere(cluster, ki
     first, second = nodes
     a, b = people(first, 2)
     befriend(first, a, b)
-    key = first.post('/push/key')[1]['data']['key']
-    assert second.post('/push/key')[1]['data']['key'] == key  # one key for the deployment
+    key = first.api.post('/push/key')[1]['data']['key']
+    assert second.api.post('/push/key')[1]['data']['key'] == key  # one key for the deployment
     service.public_key = key
     subscribe(second, b, service.subscription())
     sender = connect(first, a)

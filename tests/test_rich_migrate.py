@@ -3,35 +3,17 @@ itself, its messages intact and editable, reactable and quotable; SQLite and MyS
 from pony.orm import db_session
 
 from imchat import create_app
-from imchat.model.migrate import MIGRATIONS_DIR
+from tests.test_migrate import migrated_before
 
 RICH_MIGRATIONS = ('0009_23-message-editedat', '0010_23-message-replyto',
                    '0011_23-message-forwarded', '0012_23-message-mentions')
 
 
 def test_messages_stored_before_richer_messages_upgrade_intact(database_url, tmp_path):
-    from yoyo import read_migrations
-
-    from imchat.model.engine import ensure_mysql_database, parse_database_url
-    from imchat.model.migrate import _backend
-
-    kind, params = parse_database_url(database_url)
-    if kind == 'mysql':
-        ensure_mysql_database(params)
-    backend = _backend(database_url)
-    try:
-        with backend.lock(timeout=60):
-            migrations = read_migrations(MIGRATIONS_DIR)
-            backend.apply_migrations(backend.to_apply(migrations.filter(
-                lambda m: m.id < '0009')))
-        cursor = backend.connection.cursor()
-        mark = '?' if database_url.startswith('sqlite') else '%s'
+    with migrated_before(database_url, '0009') as (cursor, mark):
         cursor.execute('INSERT INTO message (id, userid, cmd, dstid, media, content, pic, url, '
                        "memo, amount, createat, clientid) VALUES (7, 1, 10, 2, 1, {0}, '', '', "
                        "'', 0, {0}, NULL)".format(mark), ('from before', 10 ** 12 * 2))
-        backend.connection.commit()
-    finally:
-        backend.connection.close()
 
     app = create_app({'DATABASE_URL': database_url, 'PASSWD_COST': 4, 'LOG_LEVEL': 'WARNING',
                       'UPLOAD_DIR': str(tmp_path / 'mnt'), 'EDIT_SECONDS': 0})
