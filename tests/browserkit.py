@@ -13,6 +13,7 @@ import math
 import os
 import re
 import struct
+import subprocess
 import zlib
 
 import pytest
