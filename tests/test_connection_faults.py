@@ -5,6 +5,7 @@ import socket
 import struct
 
 import gevent
+import pytest
 from pony.orm import db_session
 
 from tests.harness import wait_for
@@ -60,6 +61,13 @@ def test_a_resume_point_never_goes_back(app, pair):
     assert resume_point(app, bob.id) == 40
     messages.save_resume_point(bob.id, 41)
     assert resume_point(app, bob.id) == 41
+
+
+@pytest.fixture
+def app_config(app_config):
+    # The churn is the test: the handshake rate limit (issue 25) would refuse it.
+    app_config['WS_HANDSHAKE_RATE'] = 0
+    return app_config
 
 
 def test_a_reused_client_port_under_churn(app, live_server, pair, connect, caplog, capfd):  # noqa: F811
