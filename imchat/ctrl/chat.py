@@ -65,6 +65,10 @@ def chat():
     except Exception as error:
         _close_for_error(svc, conn, error)
         session = None
+    finally:
+        # A handshake refused or failed before registering gives its slot back too
+        # (release is idempotent: a registered one gave it back already).
+        release_handshake(request.environ)
     if session is None:
         conn.close()
     elif not conn.read_in_background(session):
