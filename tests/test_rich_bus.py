@@ -18,10 +18,10 @@ def test_edits_replies_and_reactions_reach_the_other_node(cluster):
     nodes = cluster('redis', 2, FRIEND_REQUESTS=0, DEFAULT_JOINMODE='open', JOINS_PER_HOUR=0)
     alice, bob, carol = people(nodes[0], 3)
     befriend(nodes[0], alice, bob)
-    status, reply = nodes[0].post('/contact/createcommunity', {'name': 'g'}, alice)
+    status, reply = nodes[0].api.post('/contact/createcommunity', {'name': 'g'}, alice)
     community = reply['data']['id']
     for member in (bob, carol):
-        assert nodes[1].post('/contact/joincommunity', {'dstid': community}, member)[0] == 200
+        assert nodes[1].api.post('/contact/joincommunity', {'dstid': community}, member)[0] == 200
     a0, b1, c1 = connect(nodes[0], alice), connect(nodes[1], bob), connect(nodes[1], carol)
     try:
         ack = ack_of(a0, cmd=11, dstid=community, media=1, content='tyop')
