@@ -619,6 +619,35 @@ def test_websocket_handshakes_past_the_cap_are_refused_cheaply(app, auth, live_s
 # --- a reconnect storm ---------------------------------------------------------------
 
 
+def test_a_handshake_goes_on_while_the_loop_is_never_idle():
+    """Handshakes wait for the connected people's work, but not for ever: a loop that
+    always finds a socket ready (steady traffic) once held every handshake slot until
+    the traffic stopped, and the door refused everyone new."""
+    from imchat.service.limits import IDLE_WAIT_MAX, after_connected_work
+
+    left, right = socket.socketpair()
+    busy = [True]
+
+    def ping_pong(mine):
+        # Each side wakes the other: some socket is ready in every loop iteration.
+        while busy[0]:
+            mine.send(b'x')
+            mine.recv(1)
+
+    talkers = [gevent.spawn(ping_pong, left), gevent.spawn(ping_pong, right)]
+    try:
+        gevent.sleep(0.05)
+        waited = gevent.spawn(lambda: [after_connected_work() for _ in range(3)])
+        waited.join(timeout=30 * IDLE_WAIT_MAX)
+        assert waited.successful(), 'three waits for an idle loop did not end'
+    finally:
+        busy[0] = False
+        gevent.killall(talkers)
+        left.close()
+        right.close()
+
+
+
 def _serve(database_url, tmp_path, files=None, **settings):
     """The production server (`python wsgi.py`) in its own process, on a free port, with
     at most `files` open files if given, started; `settings` by their name without

@@ -273,13 +273,23 @@ class ConnectionCap:
 HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
 
 
+# The longest a handshake or catch-up step waits for an idle loop. Under steady traffic
+# the loop may never be idle (every iteration finds some socket ready): waiting without
+# a bound held every handshake slot until the traffic stopped, and the door refused
+# everyone new.
+IDLE_WAIT_MAX = 0.1
+
+
 def after_connected_work() -> None:
-    """Wait until the event loop has nothing else to do: a handshake's (and a
-    catch-up's) database work runs after the frames of the people already connected,
-    so a reconnect storm slows the reconnecting, not them. Under a server that does
-    not run on gevent (the Flask dev server's threads) there is no loop to wait for."""
+    """Wait until the event loop has nothing else to do, or IDLE_WAIT_MAX: a
+    handshake's (and a catch-up's) database work runs after the frames of the people
+    already connected, so a reconnect storm slows the reconnecting, not them; and it
+    still goes on, at worst a step every IDLE_WAIT_MAX, when they never stop talking.
+    Under a server that does not run on gevent (the Flask dev server's threads) there
+    is no loop to wait for."""
     if monkey.is_module_patched('socket'):
-        gevent.idle()
+        with gevent.Timeout(IDLE_WAIT_MAX, False):
+            gevent.idle()
 
 
 def release_handshake(environ):
