@@ -26,6 +26,7 @@ from imchat.model.sql import execute_sql
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.protocol import (CMD_EDIT, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
                              MEDIA_CONTACT, MEDIA_FILE, MEDIA_LINK, MEDIA_NEWS, MEDIA_TEXT)
+from imchat.util.greenlets import stop_gently
 from imchat.util.segment import index_tokens
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class SearchIndexer:
     def stop(self):
         self._stopping = True
         if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=2)
+            stop_gently([self._greenlet], timeout=2)
             self._greenlet = None
 
     def position(self) -> int:
@@ -261,7 +262,7 @@ class SearchIndexer:
     def _run(self):
         while not self._stopping:
             try:
-                while True:
+                while not self._stopping:
                     started = time.monotonic()
                     more = self.index_next()
                     # The follower shares the process with the message writer (and on

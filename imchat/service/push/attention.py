@@ -25,6 +25,7 @@ from gevent.lock import Semaphore
 from pony.orm import db_session, select
 
 from imchat.util.clock import now_ms
+from imchat.util.greenlets import stop_gently
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Attention:
         self._writing = Semaphore()
         self._dirty = set()
         self._wake = Event()
+        self._stopping = False
         self._writer = gevent.spawn(self._write_forever) if node is not None else None
 
     def looking_here(self, user_id: int) -> bool:
@@ -123,7 +125,9 @@ class Attention:
     def stop(self) -> None:
         if self._writer is None:
             return
-        self._writer.kill()
+        self._stopping = True
+        self._wake.set()
+        stop_gently([self._writer])
         node = self.node
         try:
             with db_session:
@@ -163,6 +167,8 @@ class Attention:
         while True:
             self._wake.wait(timeout=max(0.2, self.ttl / 3))
             self._wake.clear()
+            if self._stopping:
+                return  # stop() clears this node's rows
             dirty, self._dirty = self._dirty, set()
             try:
                 self._write(dirty)

@@ -14,6 +14,8 @@ import gevent
 from gevent.event import Event
 from pony.orm import db_session, select
 
+from imchat.util.greenlets import stop_gently
+
 log = logging.getLogger(__name__)
 
 Key = Tuple[int, int, int]  # (user id, target, dstid)
@@ -34,6 +36,7 @@ class Notified:
         self._shown: Dict[Key, int] = {}
         self._dirty: Dict[Key, int] = {}
         self._wake = Event()
+        self._stopping = False
         self._flusher = gevent.spawn(self._flush_forever) if shared else None
 
     def remember(self, notified: Dict[Key, int]) -> None:
@@ -68,7 +71,9 @@ class Notified:
 
     def stop(self) -> None:
         if self._flusher is not None:
-            self._flusher.kill(timeout=5)
+            self._stopping = True
+            self._wake.set()
+            stop_gently([self._flusher])
 
     def _take_shared(self, key, msgid):
         user_id, target, dstid = key
@@ -86,10 +91,11 @@ class Notified:
                    and n.target == target and n.dstid == dstid).delete(bulk=True)
 
     def _flush_forever(self):
-        while True:
+        while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            gevent.sleep(FLUSH_SECONDS)  # gather what comes meanwhile
+            if not self._stopping:
+                gevent.sleep(FLUSH_SECONDS)  # gather what comes meanwhile
             dirty, self._dirty = self._dirty, {}
             items = list(dirty.items())
             for start in range(0, len(items), FLUSH_CHUNK):

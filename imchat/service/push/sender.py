@@ -24,6 +24,7 @@ from gevent.lock import Semaphore
 
 from imchat.service.push.crypto import encrypt
 from imchat.service.push.endpoint import EndpointRefused, parse_endpoint, resolve
+from imchat.util.greenlets import stop_gently
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Sender:
         self._queue = deque()
         self._ready = Event()
         self._sealing = Semaphore(SEALING_AT_ONCE)
+        self._stopping = False
         self._workers = [gevent.spawn(self._work) for _ in range(workers)]
 
     def put(self, push: Push) -> None:
@@ -102,13 +104,15 @@ class Sender:
     def stop(self) -> None:
         self._queue.clear()
         # Waited for, like the planner: one may be inside a session (a gone endpoint).
-        gevent.killall(self._workers, timeout=5)
+        self._stopping = True
+        self._ready.set()
+        stop_gently(self._workers)
 
     def _work(self):
         queue = self._queue
         connections = {}  # (scheme, host, port) -> this greenlet's open connection
         try:
-            while True:
+            while not self._stopping:
                 if not queue:
                     self._ready.clear()
                     self._ready.wait()

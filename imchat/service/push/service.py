@@ -28,6 +28,7 @@ from imchat.service.push.notified import Notified
 from imchat.service.push.sender import Push, Sender
 from imchat.service.push.subscriptions import Subscriptions, check_subscription
 from imchat.util.clock import now_ms
+from imchat.util.greenlets import stop_gently
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class PushService:
         self._jobs = deque()
         self._wake = Event()
         self._merges = {}
+        self._stopping = False
         self._planner = gevent.spawn(self._plan_forever) if self.enabled else None
 
     @property
@@ -150,7 +152,9 @@ class PushService:
         if self._planner is not None:
             # Waited for: the database goes right after, and a planner still inside a
             # session would find its connection closed under it.
-            self._planner.kill(timeout=5)
+            self._stopping = True
+            self._wake.set()
+            stop_gently([self._planner])
             gevent.killall([m.timer for m in self._merges.values() if m.timer is not None],
                            timeout=5)
         if self.sender is not None:
@@ -169,7 +173,7 @@ class PushService:
 
     def _plan_forever(self):
         jobs = self._jobs
-        while True:
+        while not self._stopping:
             if not jobs:
                 self._wake.clear()
                 self._wake.wait()
