@@ -190,6 +190,14 @@ class Services:
         self.close()
 
     def close(self) -> None:
+        # Every watcher of this app stops with it: one left polling a database that is
+        # gone would log its errors into whatever runs next in this process.
+        if getattr(self, 'ban_watch', None) is not None:
+            self.ban_watch.stop()
+        if getattr(self, 'writer', None) is not None:
+            # Its watcher of commits that may have come late, among the rest (a second
+            # stop after shutdown's finds nothing left to do).
+            self.writer.stop(timeout=1)
         if getattr(self, 'push', None) is not None:
             self.push.stop()
         if getattr(self, 'bus', None) is not None:

@@ -35,6 +35,11 @@ class BanWatch:
         if online and self.interval > 0 and (self._greenlet is None or self._greenlet.dead):
             self._greenlet = gevent.spawn(self._watch)
 
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
     def _watch(self):
         while self.hub.users:
             gevent.sleep(self.interval)
