@@ -85,6 +85,12 @@ function onAck(c, msg, frame) {
     msg.msgid = Number(frame.msgid);
     msg.createat = frame.createat || msg.localTime;
     msg.state = 'sent';
+    // Every message stored before this one has been written to this connection
+    // already (acks follow their batch's fan-out): the next connection's `since` may
+    // start here. Without it a page that only sent resumed at the server's resume
+    // point, which another device of mine may have moved past a message of mine it
+    // sent meanwhile: that message never reached this page.
+    advanceSince(msg.msgid);
     // Already shown from the stream: the local copy goes.
     if (!remember(c, msg)) return emit('message-dropped', msg);
     emit('message-state', msg);
