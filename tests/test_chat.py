@@ -19,10 +19,12 @@ def connect(live_server):
 
     def open_client(account, **params):
         """Connect, and wait until the server has registered the connection."""
-        registered = len(live_server.hub.users.get(account.id, ()))
+        # Known by identity, not by count: one of the user's connections closed just
+        # before may be let go while this one registers.
+        before = set(live_server.hub.users.get(account.id, ()))
         client = ChatClient(live_server.ws_url(account, **params))
         clients.append(client)
-        assert wait_for(lambda: len(live_server.hub.users.get(account.id, ())) > registered)
+        assert wait_for(lambda: set(live_server.hub.users.get(account.id, ())) - before)
         return client
     yield open_client
     for client in clients:

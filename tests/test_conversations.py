@@ -279,10 +279,10 @@ def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_wh
     clients = []
 
     def open_client(account):
-        registered = len(live_server.hub.users.get(account.id, ()))
+        before = set(live_server.hub.users.get(account.id, ()))
         ws = ChatClient(live_server.ws_url(account), ignore=())
         clients.append(ws)
-        assert wait_for(lambda: len(live_server.hub.users.get(account.id, ())) > registered)
+        assert wait_for(lambda: set(live_server.hub.users.get(account.id, ())) - before)
         return ws
     try:
         b, s = open_client(bob), open_client(stranger)

@@ -1,5 +1,7 @@
 """Migration 0005 (issue 20): a database with messages stored before search existed gets
 them indexed by the follower, in the background, after the server has started."""
+import pytest
+
 from tests.test_migrate import (export_release, fill_with_the_old_release, OldServer, post,
                                 start_today, stop_today)
 
@@ -7,6 +9,7 @@ from tests.test_migrate import (export_release, fill_with_the_old_release, OldSe
 BEFORE_SEARCH = 'ca836f7'
 
 
+@pytest.mark.process  # the previous release, exported with git and run on its own
 def test_messages_stored_before_the_index_existed_are_found(database_url, tmp_path):
     code_dir = tmp_path / 'previous'
     code_dir.mkdir()
@@ -24,7 +27,7 @@ def test_messages_stored_before_the_index_existed_are_found(database_url, tmp_pa
         assert '0005_20-search-index' in svc.applied_migrations
         # Filled from position 0 by the follower, which started with the server.
         assert svc.search_index.catch_up() == max(msgid for _, _, msgid in sent)
-        base = 'http://127.0.0.1:{}'.format(server.server_port)
+        base = server.url
         status, answer = post(base, '/chat/search', b['token'], q='hello')
         assert status == 200, answer
         assert [row['content'] for row in answer['rows']] == ['group hello',
