@@ -10,6 +10,8 @@ reads (subscriptions, mutes, profiles) per batch, no write at all (the conversat
 notified stay in memory: notified.py), and the recipients planned in chunks of
 PLAN_CHUNK with a turn for every other greenlet between two.
 """
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -55,13 +57,13 @@ def _mentioned(user_id, wire):
 
 class _Merge:
     """Pushes about one conversation to one person: the first goes at once, the ones
-    within the merge window after it wait and leave as one."""
-    __slots__ = ('sent_at', 'held', 'timer')
+    within the merge window after it wait and leave as one (at `due`)."""
+    __slots__ = ('sent_at', 'held', 'due')
 
     def __init__(self):
         self.sent_at = 0.0
         self.held = []
-        self.timer = None
+        self.due = None
 
 
 class PushService:
@@ -92,8 +94,16 @@ class PushService:
         self._jobs = deque()
         self._wake = Event()
         self._merges = {}
+        # Merges whose window ends, soonest first: (due, n, key, senders), flushed by
+        # one greenlet in chunks. A timer each made a thousand recipients of one group
+        # message flush in one turn of the event loop, before it looked at the sockets
+        # again: one sender's ack in 60 waited a few hundred milliseconds.
+        self._due = []
+        self._due_order = itertools.count()
+        self._due_wake = Event()
         self._stopping = False
         self._planner = gevent.spawn(self._plan_forever) if self.enabled else None
+        self._flusher = gevent.spawn(self._flush_forever) if self.enabled else None
 
     @property
     def enabled(self) -> bool:
@@ -154,9 +164,8 @@ class PushService:
             # session would find its connection closed under it.
             self._stopping = True
             self._wake.set()
-            stop_gently([self._planner])
-            gevent.killall([m.timer for m in self._merges.values() if m.timer is not None],
-                           timeout=5)
+            self._due_wake.set()
+            stop_gently([self._planner, self._flusher])
         if self.sender is not None:
             self.sender.stop()
         self.notified.stop()
@@ -236,7 +245,7 @@ class PushService:
                 self._forget_idle_merges()
             merge = self._merges[key] = _Merge()
         now = time.monotonic()
-        if merge.timer is None and now - merge.sent_at >= self.merge_seconds:
+        if merge.due is None and now - merge.sent_at >= self.merge_seconds:
             merge.sent_at = now
             cached = (wire['msgid'], target, dstid)
             data = payloads.get(cached)
@@ -245,16 +254,43 @@ class PushService:
             self._send(subs, data, self.ttl, _urgency(target), payload.topic(target, dstid))
             return True
         merge.held.append((wire, subs))
-        if merge.timer is None:
-            merge.timer = gevent.spawn_later(self.merge_seconds - (now - merge.sent_at),
-                                             self._flush_merge, key, senders)
+        if merge.due is None:
+            merge.due = merge.sent_at + self.merge_seconds
+            heapq.heappush(self._due, (merge.due, next(self._due_order), key, senders))
+            self._due_wake.set()
         return False
 
+    def _flush_forever(self):
+        due = self._due
+        while not self._stopping:
+            if not due:
+                self._due_wake.clear()
+                self._due_wake.wait()
+                continue
+            wait = due[0][0] - time.monotonic()
+            if wait > 0:
+                self._due_wake.clear()
+                self._due_wake.wait(timeout=wait)  # or sooner, for a sooner merge
+                continue
+            now = time.monotonic()
+            for _ in range(PLAN_CHUNK):
+                if not due or due[0][0] > now:
+                    break
+                _, _, key, senders = heapq.heappop(due)
+                try:
+                    self._flush_merge(key, senders)
+                except Exception:
+                    log.exception('push: sending a merged push failed')
+            gevent.sleep(0)  # the sockets, between chunks
+
     def _flush_merge(self, key, senders):
+        """Send what a merge held, as one push (its window ended)."""
         merge = self._merges.get(key)
         if merge is None or not merge.held:
+            if merge is not None:
+                merge.due = None
             return
-        held, merge.held, merge.timer = merge.held, [], None
+        held, merge.held, merge.due = merge.held, [], None
         merge.sent_at = time.monotonic()
         wire, subs = held[-1]
         user_id, target, dstid = key
@@ -265,7 +301,7 @@ class PushService:
     def _forget_idle_merges(self):
         horizon = time.monotonic() - self.merge_seconds
         self._merges = {key: merge for key, merge in self._merges.items()
-                        if merge.timer is not None or merge.sent_at > horizon}
+                        if merge.due is not None or merge.sent_at > horizon}
 
     def _message_payload(self, target, dstid, wire, senders, count):
         sender = senders.get(wire['userid']) or {'id': wire['userid'], 'nickname': '',
