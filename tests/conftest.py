@@ -27,6 +27,7 @@ import pymysql  # noqa: E402
 import pytest  # noqa: E402
 
 from imchat import create_app  # noqa: E402
+from tests.harness.databases import Templates  # noqa: E402
 from tests.harness.live import LiveServer  # noqa: E402
 from tests.harness.server import legacy_contacts_environ  # noqa: E402
 
@@ -143,8 +144,17 @@ def app_config(database_url, tmp_path):
             'UPLOAD_DIR': str(tmp_path / 'mnt'), 'LOG_LEVEL': 'WARNING'}
 
 
+@pytest.fixture(scope='session')
+def templates(tmp_path_factory):
+    """Schema-ready databases copied for each test's app (tests/harness/databases.py)."""
+    made = Templates(str(tmp_path_factory.mktemp('templates')), _mysql_admin)
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def app(app_config):
+def app(app_config, templates):
+    templates.prepare(app_config['DATABASE_URL'])
     app = create_app(app_config)
     app.config['TESTING'] = True
     yield app
