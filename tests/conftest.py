@@ -138,10 +138,13 @@ def database_url(request, tmp_path, mysql_reachable):
 
 
 @pytest.fixture
-def app_config(database_url, tmp_path):
-    """The config a test's app is built with; a test may change it before `app`."""
-    return {'DATABASE_URL': database_url, 'PASSWD_COST': FAST_PASSWD_COST,
-            'UPLOAD_DIR': str(tmp_path / 'mnt'), 'LOG_LEVEL': 'WARNING'}
+def app_config(database_url, tmp_path, request):
+    """The config a test's app is built with; a test may change it before `app`, or
+    give its own settings: @pytest.mark.parametrize('app_config', [{...}], indirect=True)."""
+    config = {'DATABASE_URL': database_url, 'PASSWD_COST': FAST_PASSWD_COST,
+              'UPLOAD_DIR': str(tmp_path / 'mnt'), 'LOG_LEVEL': 'WARNING'}
+    config.update(getattr(request, 'param', {}))
+    return config
 
 
 @pytest.fixture(scope='session')

@@ -626,3 +626,31 @@ def test_a_connection_ends_when_its_token_expires(app, auth, live_server):
     code, reason = ws.close_code(timeout=10)
     assert code == 4401 and 'expired' in reason
     assert wait_for(lambda: not live_server.hub.is_online(alice.id))
+
+
+@pytest.mark.parametrize('app_config', [dict(WS_RATE=1, WS_BURST=3)], indirect=True)
+def test_every_refusal_over_the_socket_says_why_for_programs(app_config, auth, pair, connect):
+    """A client decides on `reason`, never on `msg` (docs/protocol.md, "Error reasons")."""
+    alice, bob = pair
+    stranger = auth.register()
+    a = connect(alice)
+    refusals = {}
+
+    def refused(name, **frame):
+        a.send(id=name, **frame)
+        ack = a.recv_ack()
+        assert ack['code'] == -1 and ack['id'] == name, ack
+        refusals[name] = ack.get('reason')
+
+    refused('recall-nothing', cmd=14, msgid=10 ** 9)
+    refused('to-a-stranger', cmd=10, dstid=stranger.id, media=1, content='hi')
+    refused('typing-to-a-stranger', cmd=13, dstid=stranger.id)
+    assert refusals == {'recall-nothing': 'recall.not_found',
+                        'to-a-stranger': 'contact.not_friends',
+                        'typing-to-a-stranger': 'contact.not_friends'}, refusals
+    # The burst is spent: of three more at once, at least two are over the rate.
+    for n in range(3):
+        a.send(id='fast-{}'.format(n), cmd=10, dstid=bob.id, media=1, content='quick')
+    acks = [a.recv_ack() for _ in range(3)]
+    over = [ack.get('reason') for ack in acks if ack['code'] != 0]
+    assert len(over) >= 2 and set(over) == {'rate_limited.message'}, acks

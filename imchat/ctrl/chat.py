@@ -212,7 +212,8 @@ def _handle_frame(svc, client, data, max_frame):
     if not svc.message_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')
         client.reply(ack_refused(frame.client_id, 'too many messages: at most {} a second, '
-                                 'send it again shortly'.format(client.hub.message_rate)))
+                                 'send it again shortly'.format(client.hub.message_rate),
+                                 'rate_limited.message'))
         return
     if frame.cmd == CMD_REACTION and not svc.reaction_rate.allows(client.user_id):
         svc.metrics.inc('imchat_messages_refused_total')

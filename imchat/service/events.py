@@ -19,7 +19,7 @@ from imchat.protocol import (CMD_PRESENCE, CMD_READ, CMD_SINGLE_MSG, CMD_TYPING,
                              CMD_VISIBILITY, ack_done, ack_refused, contact_event, encode)
 from imchat.service.availability import pool_exhausted, unavailable_cause
 from imchat.service.delivery import Delivery
-from imchat.service.errors import ServiceError
+from imchat.service.errors import Refusal, ServiceError
 from imchat.service.event_frame import EventFrame
 from imchat.service.permissions import Permissions
 from imchat.service.presence import Presence
@@ -66,14 +66,14 @@ class EventService:
             else:
                 refusal = self._typing(client.user_id, frame.dstid)
                 if refusal:
-                    return ack_refused(frame.client_id, refusal)
+                    return ack_refused(frame.client_id, refusal, refusal.reason)
         except ServiceError as error:
             return ack_refused(frame.client_id, error.msg, error.reason)
         except Exception as error:
             if unavailable_cause(error) is None and not pool_exhausted(error):
                 raise
             return ack_refused(frame.client_id, 'the database is unavailable, '
-                                                'send it again shortly')
+                                                'send it again shortly', 'unavailable.database')
         return ack_done(frame.client_id) if frame.client_id is not None else None
 
     def _read(self, client, frame):
@@ -98,7 +98,7 @@ class EventService:
                                if now - at < TYPING_INTERVAL}
         self._typing_at[key] = now
         if not self.permissions.may_write_to(user_id, CMD_SINGLE_MSG, friend_id):
-            return 'user {} is not your friend'.format(friend_id)
+            return Refusal('user {} is not your friend'.format(friend_id), 'contact.not_friends')
         self.delivery.push((friend_id,), encode({'cmd': CMD_TYPING, 'userid': user_id,
                                                  'dstid': friend_id}))
         return None

@@ -8,6 +8,7 @@ In the same transaction the recalled message's body is erased: its row keeps id,
 sender, conversation and time, with media 0 and nothing else (see model.message_wire).
 """
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
+from imchat.service.errors import Refusal
 from imchat.util.clock import now_ms
 
 
@@ -19,14 +20,15 @@ def recall_refusal(db, sender_id, frame, recall_seconds, relationship_refusal):
     it reaches nobody."""
     original = db.Message.get(id=frame.msgid)
     if original is None or original.cmd not in (CMD_SINGLE_MSG, CMD_ROOM_MSG):
-        return 'no message {}'.format(frame.msgid)
+        return Refusal('no message {}'.format(frame.msgid), 'recall.not_found')
     if original.userid != sender_id:
-        return 'message {} is not yours: only its sender may recall it'.format(frame.msgid)
+        return Refusal('message {} is not yours: only its sender may recall it'.format(
+            frame.msgid), 'recall.not_yours')
     if original.media == MEDIA_RECALLED:
-        return 'message {} is already recalled'.format(frame.msgid)
+        return Refusal('message {} is already recalled'.format(frame.msgid), 'recall.recalled')
     if recall_seconds and now_ms() - original.createat > recall_seconds * 1000:
-        return 'message {} is too old to recall: at most {} seconds after sending'.format(
-            frame.msgid, recall_seconds)
+        return Refusal('message {} is too old to recall: at most {} seconds after sending'
+                       .format(frame.msgid, recall_seconds), 'recall.too_old')
     gone = relationship_refusal(original.cmd, original.dstid)
     if gone:
         return gone

@@ -39,6 +39,7 @@ from imchat.protocol import message_wire
 from imchat.service.availability import DatabaseWatch, pool_exhausted, unavailable_cause
 from imchat.service.conversation import conversation_statements
 from imchat.service.delivery import Delivery, LocalDelivery
+from imchat.service.errors import Refusal
 from imchat.service.frame import idempotency_key
 from imchat.service.outcomes import Refused, Stored
 from imchat.service.permissions import Permissions
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 256
 # Batches in the database at once on MySQL (see above); SQLite has one writer at a time.
 PIPELINE_DEPTH = 2
+# The refusal of a frame that comes while the server stops.
+SHUTTING_DOWN = Refusal('the server is shutting down, send it again shortly',
+                        'unavailable.shutting_down')
 
 
 _OVER = _Turn()
@@ -124,7 +128,7 @@ class MessageWriter:
         in (service.client.Client.results_ready), and left out of the message's delivery."""
         pending = _Pending(sender_id, frame, origin)
         if self._stopping:
-            pending.result.set(Refused('the server is shutting down, send it again shortly'))
+            pending.result.set(Refused(SHUTTING_DOWN))
             return pending.result
         if self._writers is None:
             depth = PIPELINE_DEPTH if self.db.provider.dialect == 'MySQL' else 1
@@ -146,7 +150,7 @@ class MessageWriter:
             item = self._queue.get_nowait()
             if item is not _CHECK:
                 left.append(item)
-        _settle([(pending, Refused('the server is shutting down, send it again shortly'))
+        _settle([(pending, Refused(SHUTTING_DOWN))
                  for pending in left if not pending.result.ready()])
 
     def wait_until_idle(self, timeout: float = 5) -> None:
@@ -225,8 +229,9 @@ class MessageWriter:
                     outcomes.extend(self._attempt([pending], _OVER, None, look_up=True))
                 except Exception:
                     log.exception('storing a message from user %s failed', pending.sender_id)
-                    outcomes.append((pending, Refused('the message could not be stored, '
-                                                      'please send it again'), None))
+                    outcomes.append((pending, Refused(Refusal(
+                        'the message could not be stored, please send it again', 'internal')),
+                        None))
         # The batch before is delivered first: ids increase on every connection.
         previous.over.wait()
         committed = [(wire, pending.origin) for pending, _, wire in outcomes
@@ -288,13 +293,14 @@ class MessageWriter:
         database did not answer (or no pooled connection came free); True if so."""
         cause = unavailable_cause(error)
         if cause is not None:
-            msg = 'the database is unavailable, send it again shortly'
+            msg = Refusal('the database is unavailable, send it again shortly',
+                          'unavailable.database')
             for _ in batch:
                 if self.db_watch is not None:
                     self.db_watch.refuse(cause)
         elif pool_exhausted(error):
             log.warning('storing %d messages: %s', len(batch), error)
-            msg = 'the server is busy, send it again shortly'
+            msg = Refusal('the server is busy, send it again shortly', 'busy')
         else:
             return False
         _settle([(pending, Refused(msg)) for pending in batch])
