@@ -199,7 +199,20 @@
       'community.owner_only': '只有群主可以这样做', 'community.not_member': '不是这个群的成员',
       'upload.quota': '今天的上传额度已用完', 'upload.not_multipart': '上传失败',
       'upload.no_file': '没有选择文件', 'upload.not_a_file': '没有选择文件',
-      'rate_limited.login': '登录尝试太多，请稍后再试', 'rate_limited.register': '注册太频繁，请稍后再试'
+      'rate_limited.login': '登录尝试太多，请稍后再试', 'rate_limited.register': '注册太频繁，请稍后再试',
+      // Refusals of frames over the WebSocket (acks).
+      'rate_limited.message': '发得太快了，请稍后再发', 'rate_limited.reaction': '操作太频繁，请稍后再试',
+      'unavailable.shutting_down': '服务器正在重启，重新连接后再发',
+      'recall.not_found': '找不到这条消息', 'recall.not_yours': '只能撤回自己的消息',
+      'recall.recalled': '这条消息已经撤回了', 'recall.too_old': '超过时限的消息不能撤回',
+      'edit.not_found': '找不到这条消息', 'edit.not_yours': '只能编辑自己的消息',
+      'edit.recalled': '撤回的消息不能编辑', 'edit.not_text': '只有文字消息可以编辑',
+      'edit.too_late': '超过时限的消息不能编辑',
+      'reaction.not_found': '找不到这条消息', 'reaction.recalled': '撤回的消息不能回应',
+      'reaction.too_many': '这条消息的表情回应太多了',
+      'reply.not_found': '找不到要回复的消息', 'forward.not_found': '找不到要转发的消息',
+      'forward.recalled': '撤回的消息不能转发', 'mention.everyone_not_allowed': '只有群主和管理员可以@所有人',
+      'community.muted': '你已被管理员禁言', 'community.announce_only': '只有管理员可以在这个群发言'
     },
     en: {
       bad_request: 'The request was not understood', invalid: 'Something you entered is not right',
@@ -227,7 +240,22 @@
       'upload.quota': 'Today\u2019s upload quota is used up', 'upload.not_multipart': 'The upload failed',
       'upload.no_file': 'No file was chosen', 'upload.not_a_file': 'No file was chosen',
       'rate_limited.login': 'Too many login attempts, please wait a moment',
-      'rate_limited.register': 'Too many registrations, please wait a moment'
+      'rate_limited.register': 'Too many registrations, please wait a moment',
+      // Refusals of frames over the WebSocket (acks).
+      'rate_limited.message': 'You are sending too fast: wait a moment',
+      'rate_limited.reaction': 'Too many reactions: wait a moment',
+      'unavailable.shutting_down': 'The server is restarting: send it again once reconnected',
+      'recall.not_found': 'That message was not found', 'recall.not_yours': 'You can only recall your own messages',
+      'recall.recalled': 'That message is already recalled', 'recall.too_old': 'This message can no longer be recalled',
+      'edit.not_found': 'That message was not found', 'edit.not_yours': 'You can only edit your own messages',
+      'edit.recalled': 'A recalled message cannot be edited', 'edit.not_text': 'Only text messages can be edited',
+      'edit.too_late': 'This message can no longer be edited',
+      'reaction.not_found': 'That message was not found', 'reaction.recalled': 'A recalled message takes no reactions',
+      'reaction.too_many': 'That message has too many different reactions',
+      'reply.not_found': 'The message replied to was not found', 'forward.not_found': 'The message to forward was not found',
+      'forward.recalled': 'A recalled message cannot be forwarded',
+      'mention.everyone_not_allowed': 'Only the owner and admins can mention everyone',
+      'community.muted': 'An admin muted you in this group', 'community.announce_only': 'Only admins post in this group'
     }
   };
   var STATUS_REASONS = {400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found',

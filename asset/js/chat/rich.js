@@ -2,7 +2,7 @@
  * and reactions (cmd 19) in and out, what the next message answers and mentions (the
  * draft), mentions of me counted per conversation, and files. It changes what the page
  * knows and announces it ('edited', 'reacted', 'draft', 'mentioned'); views draw. */
-import {t, CMD, MEDIA, randomTag} from './util.js';
+import {t, CMD, MEDIA, randomTag, ackText} from './util.js';
 import * as conn from './conn.js';
 import * as api from './api.js';
 import {emit} from './events.js';
@@ -39,7 +39,7 @@ export function edit(msg, text) {
   if (!text.trim() || text === msg.content) return;
   const c = conv(keyOfMessage(msg));
   conn.send({id: eventId('e'), cmd: CMD.EDIT, msgid: msg.msgid, content: text}, (ack) => {
-    if (ack.code !== 0) return emit('notice', ack.msg || t('edit_too_late'));
+    if (ack.code !== 0) return emit('notice', ack.reason || ack.msg ? ackText(ack) : t('edit_too_late'));
     if (ack.msgid) advanceSince(Number(ack.msgid));
     applyEdit(c, msg.msgid, text, ack.createat || Date.now());
   });
@@ -73,7 +73,7 @@ export function react(msg, emoji) {
   const mine = myReaction(msg);
   const on = mine === emoji ? 0 : 1;
   conn.send({id: eventId('x'), cmd: CMD.REACTION, msgid: msg.msgid, emoji: emoji, on: on}, (ack) => {
-    if (ack.code !== 0) return emit('notice', ack.msg || '');
+    if (ack.code !== 0) return emit('notice', ackText(ack));
     if (ack.msgid) advanceSince(Number(ack.msgid));
     applyReaction(msg, {emoji: emoji, on: on, replaced: on ? mine : '', userid: me.id});
   });
