@@ -206,6 +206,25 @@ def test_a_reply_carries_a_quote_of_the_message_it_answers(pair, connect, client
                             'recalled': 1}
 
 
+def test_a_reply_read_back_from_the_database_keeps_its_quote(pair, connect, app):
+    """What the gap filler, a late commit's delivery and a join's catch-up release from
+    the database carries the quote as the live message did."""
+    from imchat.service.bus.gaps import read_message
+    from imchat.service.writer_gaps import read_messages
+
+    alice, bob = pair
+    a, b = connect(alice), connect(bob)
+    [asked] = a.send_texts(bob.id, ['shall we?'])
+    b.recv()
+    reply = sent(b, cmd=10, dstid=alice.id, media=1, content='yes', replyto=asked)['msgid']
+    live = a.recv()
+    db = app.extensions['imchat'].db
+    assert read_message(db, reply)['reply'] == live['reply']
+    [released] = [w for w in read_messages(db, asked, reply) if w['msgid'] == reply]
+    assert released['reply'] == live['reply'] == {
+        'msgid': asked, 'userid': alice.id, 'media': 1, 'content': 'shall we?', 'recalled': 0}
+
+
 def test_a_reply_to_another_conversation_is_refused(pair, connect, auth, group_of_three):
     alice, bob = pair
     carol = auth.register()

@@ -7,12 +7,17 @@ from typing import List
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, reply_quote
 
 
-def decorate(db, user_id: int, wires: List[dict]) -> List[dict]:
-    """In a db_session: add `reply` and `reactions` to the messages among `wires`."""
-    messages = [w for w in wires if w['cmd'] in (CMD_SINGLE_MSG, CMD_ROOM_MSG)
-                and not w.get('recalled')]
-    if not messages:
-        return wires
+def _messages(wires):
+    return [w for w in wires if w['cmd'] in (CMD_SINGLE_MSG, CMD_ROOM_MSG)
+            and not w.get('recalled')]
+
+
+def add_quotes(db, wires: List[dict]) -> List[dict]:
+    """In a db_session: add the `reply` quote to the messages among `wires` (read back
+    from the database) that answer another, as the writer gave it when it stored them:
+    a message released from the database (a gap filled, a late commit) reaches its
+    recipients as the live one would have."""
+    messages = _messages(wires)
     quoted = sorted({w['replyto'] for w in messages if w.get('replyto')})
     if quoted:
         found = {row[0]: reply_quote(*row) for row in db.select(
@@ -21,6 +26,15 @@ def decorate(db, user_id: int, wires: List[dict]) -> List[dict]:
         for wire in messages:
             if wire.get('replyto') in found:
                 wire['reply'] = found[wire['replyto']]
+    return wires
+
+
+def decorate(db, user_id: int, wires: List[dict]) -> List[dict]:
+    """In a db_session: add `reply` and `reactions` to the messages among `wires`."""
+    messages = _messages(wires)
+    if not messages:
+        return wires
+    add_quotes(db, messages)
     ids = ', '.join(str(int(w['msgid'])) for w in messages)
     # Counted here, not by GROUP BY: MySQL's utf8mb4 collations hold most emoji equal
     # ('👍' = '😂'), so only Python tells them apart.

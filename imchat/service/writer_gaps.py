@@ -29,6 +29,7 @@ import gevent
 from pony.orm import db_session, select
 
 from imchat.service.delivery import Committed
+from imchat.service.rich_read import add_quotes
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,9 @@ def read_messages(db, after: int, upto: int) -> List[dict]:
     found = []
     while after < upto:
         with db_session:
-            page = [row.to_wire() for row in select(
+            page = add_quotes(db, [row.to_wire() for row in select(
                 m for m in db.Message if m.id > after and m.id <= upto
-            ).order_by(lambda m: m.id)[:FILL_PAGE]]
+            ).order_by(lambda m: m.id)[:FILL_PAGE]])
         found.extend(page)
         if len(page) < FILL_PAGE:
             break

@@ -23,6 +23,7 @@ from imchat.service.bus.gaps import JoinItem, read_message, stream_position
 from imchat.service.bus.sequencer import Sequencer
 from imchat.service.bus.transport import Transport, announce
 from imchat.service.delivery import Committed, Envelope, LocalDelivery, envelope
+from imchat.service.rich_read import add_quotes
 from imchat.transport.codec import OutgoingFrame
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,8 @@ class BusDelivery:
                 found = select(m for m in self.db.Message if m.dstid == community_id
                                and m.id > position and (m.cmd == CMD_ROOM_MSG or (
                                    m.cmd in STORED_EVENTS and m.media == CMD_ROOM_MSG)))[:]
-                rows = [(m.id, m.to_wire()) for m in found]
+                rows = [(wire['msgid'], wire)
+                        for wire in add_quotes(self.db, [m.to_wire() for m in found])]
         except Exception:
             log.exception('bus: reading community %s after a join failed', community_id)
         self.sequencer.resume([(msgid, envelope(wire)) for msgid, wire in rows])

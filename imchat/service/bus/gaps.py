@@ -15,6 +15,7 @@ from imchat.service.bus.faults import Dependency
 from imchat.service.bus.sequencer import Sequencer
 from imchat.service.bus.transport import Transport
 from imchat.service.delivery import envelope
+from imchat.service.rich_read import add_quotes
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def read_message(db, msgid: int) -> Optional[dict]:
     """A stored message's message_wire, or None when there is no such row."""
     with db_session:
         row = db.Message.get(id=msgid)
-        return row.to_wire() if row is not None else None
+        return add_quotes(db, [row.to_wire()])[0] if row is not None else None
 
 
 class GapFiller:
@@ -90,7 +91,8 @@ class GapFiller:
             with db_session:
                 rows = select(m for m in self.db.Message if m.id > start and m.id <= upto
                               ).order_by(lambda m: m.id)[:FILL_PAGE]
-                page = [(row.id, row.to_wire()) for row in rows]
+                page = [(row.id, wire) for row, wire in zip(
+                    rows, add_quotes(self.db, [row.to_wire() for row in rows]))]
                 end = upto if len(page) < FILL_PAGE else page[-1][0]
                 # Joins take ids too (ContactService): the ones in the gap.
                 joins = [JoinItem(position, user_id, community_id)
