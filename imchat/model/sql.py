@@ -14,12 +14,15 @@ Pony is pinned (requirements.txt), and tests/test_message_store.py drives both o
 backends: an upgrade that changes them fails there.
 """
 import sqlite3
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import pymysql
+from pony import orm
 from pymysql.constants import ER
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import _escape_table as BACKSLASH_ESCAPES
+
+from imchat.util.clock import now_ms
 
 # The MySQL session variable holding the last id a batch of messages took
 # (model.stream.insert_messages); a MessageId is written as this less its place.
@@ -132,3 +135,36 @@ def mysql_literal_writer(connection) -> Callable[[Optional[object]], str]:
             return value.sql
         raise TypeError('cannot write a {} into SQL'.format(kind.__name__))
     return literal
+
+
+def upsert_sql(db, table: str, columns: Sequence[str], keys: Sequence[str],
+               update: Sequence[str], count: int) -> str:
+    """An INSERT of `count` rows of `columns` (? marks) that, where a row with the same
+    `keys` exists, sets its `update` columns to the new row's values instead. A node
+    writing only its own rows this way, in key order, never reads them first: writers
+    on several nodes neither wait on each other nor deadlock."""
+    row = '(' + ', '.join(['?'] * len(columns)) + ')'
+    if db.provider.dialect == 'MySQL':
+        tail = ' ON DUPLICATE KEY UPDATE ' + ', '.join(
+            '{0} = VALUES({0})'.format(column) for column in update)
+    else:
+        tail = ' ON CONFLICT ({}) DO UPDATE SET '.format(', '.join(keys)) + ', '.join(
+            '{0} = excluded.{0}'.format(column) for column in update)
+    return 'INSERT INTO {} ({}) VALUES {}{}'.format(
+        table, ', '.join(columns), ', '.join([row] * count), tail)
+
+
+def remove_expired(db, table: str, most: int) -> None:
+    """Rows of `table` (keyed by userid and node, with an `expireat`) of nodes that
+    died (no refresh within their ttl): found without locking, then deleted one by one
+    by their key, still only if expired, so a range lock never meets another node's
+    upsert. At most `most` a call."""
+    now = now_ms()
+    with orm.db_session:
+        expired = sorted(execute_sql(
+            db, 'SELECT userid, node FROM {} WHERE expireat <= ?'.format(table), [now]
+        ).fetchall())
+    for user_id, node in expired[:most]:
+        with orm.db_session:
+            execute_sql(db, 'DELETE FROM {} WHERE userid = ? AND node = ? AND expireat <= ?'
+                        .format(table), [user_id, node, now], write=True)

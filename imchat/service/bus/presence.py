@@ -10,7 +10,7 @@ from typing import Callable, Iterable, List, Set
 import gevent
 from pony.orm import db_session, select
 
-from imchat.model.sql import execute_sql
+from imchat.model.sql import execute_sql, remove_expired, upsert_sql
 from imchat.service.bus.faults import Dependency
 from imchat.util.clock import now_ms
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # Rows written (or expired rows removed) per statement.
 UPSERT_PAGE = 500
+KEY = ('userid', 'node')
 
 
 class DeploymentPresence:
@@ -97,10 +98,6 @@ class DeploymentPresence:
         first, so refreshes on several nodes (or workers) never wait on each other,
         deadlock, or fail an optimistic check."""
         expireat = now_ms() + int(self.ttl * 1000)
-        if self.db.provider.dialect == 'MySQL':
-            tail = ' ON DUPLICATE KEY UPDATE expireat = VALUES(expireat)'
-        else:
-            tail = ' ON CONFLICT (userid, node) DO UPDATE SET expireat = excluded.expireat'
         user_ids = sorted(user_ids)
         for start in range(0, len(user_ids), UPSERT_PAGE):
             page = user_ids[start:start + UPSERT_PAGE]
@@ -108,22 +105,11 @@ class DeploymentPresence:
             for user_id in page:
                 values += [user_id, self.node, expireat]
             with db_session:
-                execute_sql(self.db, 'INSERT INTO presence (userid, node, expireat) VALUES '
-                            + ', '.join(['(?, ?, ?)'] * len(page)) + tail, values, write=True)
+                execute_sql(self.db, upsert_sql(self.db, 'presence', KEY + ('expireat',), KEY,
+                                                ('expireat',), len(page)), values, write=True)
 
     def _remove_expired(self) -> None:
-        """Rows of nodes that died (no refresh within ttl): found without locking, then
-        deleted one by one by their key, still only if expired, so a range lock never
-        meets another node's upsert."""
-        now = now_ms()
-        with db_session:
-            expired = sorted(execute_sql(
-                self.db, 'SELECT userid, node FROM presence WHERE expireat <= ?', [now]
-            ).fetchall())
-        for user_id, node in expired[:UPSERT_PAGE]:
-            with db_session:
-                execute_sql(self.db, 'DELETE FROM presence WHERE userid = ? AND node = ? '
-                            'AND expireat <= ?', [user_id, node, now], write=True)
+        remove_expired(self.db, 'presence', UPSERT_PAGE)
 
     def _keep(self):
         while True:
@@ -135,3 +121,4 @@ class DeploymentPresence:
                 self.database.failed('refreshing presence', error)
             else:
                 self.database.answered()
+

@@ -24,10 +24,17 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 from pony.orm import db_session, select
 
+from imchat.model.sql import execute_sql, remove_expired, upsert_sql
 from imchat.util.clock import now_ms
 from imchat.util.greenlets import stop_gently
 
 log = logging.getLogger(__name__)
+
+TABLE = 'push_attention'
+KEY = ('userid', 'node')
+COLUMNS = KEY + ('shownat', 'hiddenat', 'expireat')
+# Rows written in one statement at most.
+UPSERT_PAGE = 500
 
 # Changes of one user's looking remembered: enough for a page hidden and shown again
 # while a message waits for the planner.
@@ -130,8 +137,17 @@ class Attention:
         stop_gently([self._writer])
         node = self.node
         try:
+            # By key, as the writer writes: a range delete could deadlock with another
+            # node's upserts.
             with db_session:
-                select(a for a in self.db.PushAttention if a.node == node).delete(bulk=True)
+                keys = sorted(execute_sql(self.db, 'SELECT userid FROM {} WHERE node = ?'
+                                          .format(TABLE), [node]).fetchall())
+            for start in range(0, len(keys), UPSERT_PAGE):
+                page = [user_id for (user_id,) in keys[start:start + UPSERT_PAGE]]
+                with db_session:
+                    execute_sql(self.db, 'DELETE FROM {} WHERE node = ? AND userid IN ({})'
+                                .format(TABLE, ', '.join(['?'] * len(page))), [node] + page,
+                                write=True)
         except Exception:
             log.exception('push: could not clear the attention rows of node %s', node)
 
@@ -182,28 +198,48 @@ class Attention:
             self._write_rows(dirty)
 
     def _write_rows(self, dirty):
-        node, now = self.node, now_ms()
+        """This node's rows of the users in `dirty`, and (every third of the ttl) of
+        every user looking here: upserts in user order and updates by key, never a read
+        of the rows first or a range of them locked, so the nodes' writers never
+        deadlock (a read-then-write per row did, now and then, on MariaDB)."""
+        node, now, db = self.node, now_ms(), self.db
         expireat = now + self.ttl * 1000
-        with db_session:
-            Attention = self.db.PushAttention
-            for user_id in dirty:
-                history = self._histories.get(user_id)
-                since, looking = history.now if history is not None else (now, False)
-                row = Attention.get(userid=user_id, node=node)
-                if row is None:
-                    if looking:
-                        Attention(userid=user_id, node=node, shownat=since, hiddenat=0,
-                                  expireat=expireat)
-                elif looking:
-                    row.set(shownat=since, hiddenat=0, expireat=expireat)
-                elif not row.hiddenat:
-                    # Kept until it expires: a message stored before `since` on
-                    # another node is still judged by it.
-                    row.hiddenat = since
-                (self._recorded.add if looking else self._recorded.discard)(user_id)
-            if time.monotonic() >= self._refresh_at:
-                # Keep this node's looking rows alive; forget expired ones.
-                self._refresh_at = time.monotonic() + max(0.2, self.ttl / 3)
-                for row in Attention.select(lambda a: a.node == node and a.hiddenat == 0):
-                    row.expireat = expireat
-                Attention.select(lambda a: a.expireat <= now).delete(bulk=True)
+        shown, hidden = [], []
+        for user_id in sorted(dirty):
+            since, looking = self._now_of(user_id, now)
+            (shown if looking else hidden).append((user_id, since))
+        refresh = time.monotonic() >= self._refresh_at
+        if refresh:
+            self._refresh_at = time.monotonic() + max(0.2, self.ttl / 3)
+            # The rows of those still looking here are kept alive (their shownat as is).
+            kept = sorted(self._recorded - set(dirty))
+        self._upsert([(user_id, since) for user_id, since in shown], expireat,
+                     ('shownat', 'hiddenat', 'expireat'))
+        for user_id, since in hidden:
+            # Kept until it expires: a message stored before `since` on another node is
+            # still judged by it.
+            with db_session:
+                execute_sql(db, 'UPDATE {} SET hiddenat = ? WHERE userid = ? AND node = ? '
+                            'AND hiddenat = 0'.format(TABLE), [since, user_id, node],
+                            write=True)
+        self._recorded.update(user_id for user_id, _ in shown)
+        self._recorded.difference_update(user_id for user_id, _ in hidden)
+        if refresh:
+            self._upsert([(user_id, self._now_of(user_id, now)[0]) for user_id in kept],
+                         expireat, ('expireat',))
+            remove_expired(db, TABLE, UPSERT_PAGE)
+
+    def _upsert(self, rows, expireat, update):
+        for start in range(0, len(rows), UPSERT_PAGE):
+            page = rows[start:start + UPSERT_PAGE]
+            values = []
+            for user_id, since in page:
+                values += [user_id, self.node, since, 0, expireat]
+            with db_session:
+                execute_sql(self.db, upsert_sql(self.db, TABLE, COLUMNS, KEY, update,
+                                                len(page)), values, write=True)
+
+    def _now_of(self, user_id, now):
+        """(since when, looking) of a user here, as this node's history has it."""
+        history = self._histories.get(user_id)
+        return history.now if history is not None else (now, False)
