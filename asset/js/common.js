@@ -82,7 +82,15 @@
       block: '拉黑', unblock: '取消拉黑', blocked_people: '黑名单',
       block_confirm: '拉黑「{name}」？对方将不能给你发消息、加你为好友或看到你是否在线，你们的好友关系也会解除。对方不会收到通知。',
       unblock_confirm: '把「{name}」移出黑名单？好友关系不会恢复。',
-      blocked_done: '已拉黑', unblocked_done: '已移出黑名单', notifications: '通知', sound_hidden: '页面隐藏时播放提示音'
+      blocked_done: '已拉黑', unblocked_done: '已移出黑名单', notifications: '通知', sound_hidden: '页面隐藏时播放提示音',
+      mute: '免打扰', muted: '已开启免打扰', mute_question: '「{name}」免打扰多久？',
+      mute_1h: '1 小时', mute_8h: '8 小时', mute_week: '1 周', mute_always: '一直',
+      unmute: '取消免打扰', muted_done: '已开启免打扰', unmuted_done: '已取消免打扰',
+      report: '举报', report_user: '举报此人', report_message: '举报这条消息',
+      report_user_title: '举报「{name}」', report_reason: '举报原因',
+      reason_spam: '垃圾广告', reason_abuse: '骚扰或辱骂', reason_illegal: '违法内容', reason_other: '其他',
+      report_memo_hint: '补充说明（可不填）', report_send: '提交举报',
+      report_sent: '举报已提交，谢谢。管理员会尽快处理。'
     },
     en: {
       tagline: 'Chat with friends and groups',
@@ -172,7 +180,15 @@
       block_confirm: 'Block “{name}”? They can no longer message you, ask to be your friend or see when you are online, and your friendship ends. They are not told.',
       unblock_confirm: 'Unblock “{name}”? The friendship does not come back.',
       blocked_done: 'Blocked', unblocked_done: 'Unblocked',
-      notifications: 'Notifications', sound_hidden: 'Sound while imchat is hidden'
+      notifications: 'Notifications', sound_hidden: 'Sound while imchat is hidden',
+      mute: 'Mute', muted: 'Muted', mute_question: 'Mute “{name}” for how long?',
+      mute_1h: '1 hour', mute_8h: '8 hours', mute_week: '1 week', mute_always: 'Always',
+      unmute: 'Unmute', muted_done: 'Muted', unmuted_done: 'Unmuted',
+      report: 'Report', report_user: 'Report this person', report_message: 'Report this message',
+      report_user_title: 'Report “{name}”', report_reason: 'Why are you reporting it?',
+      reason_spam: 'Spam', reason_abuse: 'Harassment or abuse', reason_illegal: 'Illegal content',
+      reason_other: 'Something else', report_memo_hint: 'Tell us more (optional)',
+      report_send: 'Send report', report_sent: 'Report sent. Thank you: an operator will look at it.'
     }
   };
 

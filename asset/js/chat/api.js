@@ -65,6 +65,10 @@ export const changePassword = (passwd, newpasswd) =>
 export const updateGroup = (groupId, fields) =>
   post('/contact/updatecommunity', Object.assign({dstid: groupId}, fields)).then(data);
 export const logout = () => post('/user/logout');
+// Issue 22. `until`: ms since the epoch, -1 for ever, 0 to unmute.
+export const mute = (c, until) => post('/chat/mute', {target: c.cmd, dstid: c.dstid, until: until});
+// {dstid: a user} or {msgid}, with {reason, memo}.
+export const report = (fields) => post('/report', fields);
 
 // A file to the upload store; resolves with its URL (`path` /attach/file: with
 // {url, name, size}). `onProgress(percent)` follows the bytes going out

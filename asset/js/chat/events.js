@@ -15,6 +15,8 @@ const NAMES = {
   'conversation': 'a conversation\'s row changed (last message, unread count): it',
   'conversations': 'many conversations changed at once (no detail)',
   'forgotten': 'a conversation left the lists (unfriended, left the group): it',
+  // mutes.js
+  'muted': 'a conversation was muted or unmuted here: it',
   // contacts.js
   'friends': 'the friend list was loaded again (no detail)',
   'groups': 'the group list was loaded again (no detail)',

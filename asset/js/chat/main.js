@@ -38,6 +38,9 @@ import {mountRoute} from './route.js';
 import {mountRequests} from './requestsview.js';
 import {startNotify, connected, readHere} from './notify.js';
 import {mountSearch} from './search.js';
+import {muteConversation} from './mutes.js';
+import {report} from './reports.js';
+import {mountMute, askReport} from './safetyview.js';
 
 const app = document.getElementById('app');
 
@@ -132,8 +135,11 @@ function mountViews() {
       media: msg.media, content: msg.content, url: msg.url, pic: msg.pic, memo: msg.memo,
       amount: msg.amount, forwarded: 1})),
     copy: (msg) => copy(String(msg.content || msg.url || '')),
-    recall: recall
+    recall: recall,
+    report: (msg) => askReport(t('report_message')).then((why) => (
+      why ? report(Object.assign({msgid: msg.msgid}, why)) : false))
   });
+  mountMute({mute: muteConversation});
   mountRichComposer({
     sendFile: (file) => rich.uploadFile(file).then((data) => send({
       media: MEDIA.FILE, url: data.url, content: data.name, amount: data.size}), () => {}),
@@ -180,7 +186,9 @@ function mountViews() {
     block: (id, name) => askThen(t('block_confirm', {name: name}), t('block'),
                                  () => requests.block(id)),
     unblock: (id, name) => askThen(t('unblock_confirm', {name: name}), t('unblock'),
-                                   () => requests.unblock(id))
+                                   () => requests.unblock(id)),
+    report: (id, name) => askReport(t('report_user_title', {name: name})).then((why) => (
+      why ? report(Object.assign({dstid: id}, why)) : false))
   }, () => (state.open && state.open.cmd === CMD.USER ? userOf(state.open.dstid) : null));
   mountSearch({
     search: api.search,
