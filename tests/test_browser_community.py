@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
-    ServerProcess, back_to_lists, browser, bubbles, expect, login_in_browser, new_mobile,
+    DESKTOP, ServerProcess, back_to_lists, browser, bubbles, expect, login_in_browser, new_mobile,
     open_friend_chat, open_group_chat, people, send_and_ack, send_text, shot)
 from tests.conftest import SAFETY_DEFAULTS
 
@@ -186,4 +186,155 @@ def test_a_message_and_a_person_reported_with_a_reason(people, server):
     theirs = [r for r in stored_reports(server) if r[0] == alice['id']]
     assert [(r[1], r[2], r[3], r[4]) for r in theirs] == [(bob['id'], 0, 'abuse', '')]
     for page in (pa, pb):
+        assert page.errors == []
+
+
+def members_panel(page, group_id):
+    open_group_chat(page, group_id)
+    page.click('#members-btn')
+    expect(page.locator('#members-panel')).to_be_visible()
+
+
+def member_row(page, user):
+    return page.locator('#member-list [data-user-id="{}"]'.format(user['id']))
+
+
+def test_owner_sets_rules_appoints_an_admin_who_approves_a_join_and_mutes(people, server):
+    """Three people: Olga owns the group, Ada becomes its admin, Ned asks to join."""
+    olga = server.register(new_mobile(), 'Olga')
+    ada = server.register(new_mobile(), 'Ada')
+    ned = server.register(new_mobile(), 'Ned')
+    status, body = server.call('/contact/createcommunity', olga['token'], name='Hikers',
+                               joinmode='open')
+    group = body['data']['id']
+    assert server.call('/contact/joincommunity', ada['token'], dstid=group)[0] == 200
+    po, pa, pn = people('en-US', DESKTOP), people('zh-CN', DESKTOP), people('en-US')
+    for page, user in ((po, olga), (pa, ada), (pn, ned)):
+        login_in_browser(page, user['mobile'])
+
+    # A plain member sees roles but no settings.
+    members_panel(pa, group)
+    expect(member_row(pa, olga).locator('.owner-tag')).to_have_text('群主')
+    expect(pa.locator('#group-settings')).to_be_hidden()
+    expect(pa.locator('#member-list .member-kick')).to_have_count(0)
+
+    # The owner makes joining need an admin's approval.
+    members_panel(po, group)
+    expect(po.locator('#join-mode')).to_have_value('open')
+    po.select_option('#join-mode', 'approval')
+    expect(po.locator('#toast')).to_have_text('Group settings saved')
+    assert server.call('/contact/community', ned['token'], dstid=group)[1]['data']['joinmode'] == \
+        'approval'
+
+    # ... and Ada an admin: her tag on the owner's list, and on Ada's open panel, live,
+    # the settings appear.
+    member_row(po, ada).locator('.member-admin').click()
+    expect(po.locator('#toast')).to_have_text('Ada is an admin now')
+    expect(member_row(po, ada).locator('.admin-tag')).to_have_text('Admin')
+    expect(pa.locator('#toast')).to_have_text('你已成为「Hikers」的管理员')
+    expect(pa.locator('#group-settings')).to_be_visible()
+    expect(member_row(pa, ada).locator('.admin-tag')).to_have_text('管理员')
+
+    # Ned asks to join by the id; he is not in yet.
+    back_to_lists(pn)
+    pn.click('.tabbar .tab[data-tab=groups]')
+    pn.click('#list-action')
+    pn.fill('#join-group-form input[name=dstid]', str(group))
+    pn.click('#join-group-form button[type=submit]')
+    expect(pn.locator('#toast')).to_have_text('Request sent: an admin of the group will answer')
+    expect(pn.locator('#group-list [data-conv="11:{}"]'.format(group))).to_have_count(0)
+
+    # Ada sees the request live, in her open panel, and approves it.
+    asking = pa.locator('#join-request-list [data-join-request="{}"]'.format(ned['id']))
+    expect(asking.locator('.list-name')).to_have_text('Ned')
+    shot(pa, 'group-join-request-zh')
+    asking.locator('.join-approve').click()
+    expect(pa.locator('#toast')).to_have_text('已同意 Ned 入群')
+    expect(pa.locator('#join-requests')).to_be_hidden()
+    expect(pa.locator('#member-list .list-item')).to_have_count(3)
+    # Ned hears at once and finds the group in his list.
+    expect(pn.locator('#toast')).to_have_text('You have joined “Hikers”')
+    expect(pn.locator('#group-list [data-conv="11:{}"]'.format(group))).to_be_visible()
+
+    # Announcements only: Ned's message is refused with the reason.
+    po.check('#announce-switch')
+    expect(po.locator('#toast')).to_have_text('Group settings saved')
+    open_group_chat(pn, group)
+    send_text(pn, 'hello all')
+    refused = pn.locator('#msg-list .msg.mine', has_text='hello all')
+    expect(refused).to_have_attribute('data-state', 'failed')
+    expect(refused).to_contain_text('Only the admins post in this group')
+    po.uncheck('#announce-switch')
+    expect(po.locator('#toast')).to_have_text('Group settings saved')
+
+    # Ada (an admin) mutes Ned for an hour; she cannot act on the owner.
+    expect(member_row(pa, olga).locator('.member-mute')).to_have_count(0)
+    member_row(pa, ned).locator('.member-mute').click()
+    expect(pa.locator('#mute-text')).to_have_text('禁言「Ned」多久？')
+    pa.click('#mute-dialog button[value="3600000"]')
+    expect(pa.locator('#toast')).to_have_text('已禁言 Ned')
+    expect(pn.locator('#toast')).to_contain_text('An admin muted you in “Hikers” until')
+    send_text(pn, 'may I speak?')
+    muted = pn.locator('#msg-list .msg.mine', has_text='may I speak?')
+    expect(muted).to_have_attribute('data-state', 'failed')
+    expect(muted).to_contain_text('An admin muted you in this group for now')
+
+    # The owner takes Ada's role back: Ada's panel loses the settings, live.
+    member_row(po, ada).locator('.member-unadmin').click()
+    expect(po.locator('#toast')).to_have_text('Ada is no longer an admin')
+    expect(pa.locator('#toast')).to_have_text('你不再是「Hikers」的管理员')
+    expect(pa.locator('#group-settings')).to_be_hidden()
+    expect(pa.locator('#member-list .member-mute')).to_have_count(0)
+    for page in (po, pa, pn):
+        assert page.errors == []
+
+
+def test_a_member_invites_a_friend_who_sees_the_public_profile_and_joins(people, server):
+    olga = server.register(new_mobile(), 'Olga')
+    ada = server.register(new_mobile(), 'Ada')
+    ned = server.register(new_mobile(), 'Ned')
+    friends(server, ada, ned)
+    status, body = server.call('/contact/createcommunity', olga['token'], name='Book club',
+                               joinmode='invite')
+    group = body['data']['id']
+    # Ada came in through an invitation of the owner's.
+    friends(server, olga, ada)
+    assert server.call('/contact/invite', olga['token'], dstid=group, memberid=ada['id'])[0] == 200
+    assert server.call('/contact/joincommunity', ada['token'], dstid=group)[0] == 200
+    pa, pn = people('en-US', DESKTOP), people('zh-CN')
+    login_in_browser(pa, ada['mobile'])
+    login_in_browser(pn, ned['mobile'])
+
+    # Without an invitation, Ned cannot join by the id.
+    pn.click('.tabbar .tab[data-tab=groups]')
+    pn.click('#list-action')
+    pn.fill('#join-group-form input[name=dstid]', str(group))
+    pn.click('#join-group-form button[type=submit]')
+    expect(pn.locator('#toast')).to_have_text('这个群只能受邀加入')
+    expect(pn.locator('#invitations')).to_be_hidden()
+
+    # Ada, a plain member, invites her friend Ned.
+    members_panel(pa, group)
+    expect(pa.locator('#group-settings')).to_be_hidden()
+    expect(pa.locator('#invite-form')).to_be_visible()
+    pa.select_option('#invite-form select[name=friend]', str(ned['id']))
+    pa.click('#invite-form button[type=submit]')
+    expect(pa.locator('#toast')).to_have_text('Ned is invited')
+
+    # Ned sees it live, with the group's public profile (2 members), and joins.
+    expect(pn.locator('#toast')).to_have_text('Ada 邀请你加入「Book club」')
+    card = pn.locator('#invitation-list [data-invitation="{}"]'.format(group))
+    expect(card.locator('.list-name')).to_have_text('Book club')
+    expect(card.locator('.invitation-about')).to_have_text('Ada 邀请你加入 · 2 位成员')
+    shot(pn, 'group-invitation-zh')
+    card.locator('.invitation-accept').click()
+    expect(pn.locator('#toast')).to_have_text('已加入群')
+    expect(pn.locator('#invitations')).to_be_hidden()
+    expect(pn.locator('#group-list [data-conv="11:{}"]'.format(group))).to_be_visible()
+    # Ada's panel lists him (opened again), and her form has no one left to invite.
+    pa.click('#members-close')
+    pa.click('#members-btn')
+    expect(member_row(pa, ned)).to_be_visible()
+    expect(pa.locator('#invite-form')).to_be_hidden()
+    for page in (pa, pn):
         assert page.errors == []

@@ -24,6 +24,10 @@ const NAMES = {
   // requests.js
   'requests': 'the pending friend requests (to me and from me) changed (no detail)',
   'blocked': 'the people I block changed (no detail)',
+  // community.js
+  'join-requests': 'the requests to join a group arrived: the group id',
+  'invitations': 'the groups I am invited to changed (no detail)',
+  'roles': 'my role in a group changed: the group id',
   // messages.js
   'message': 'a message joined a conversation (received, or sent here): {c, msg}',
   'message-state': 'one of my messages was acknowledged or refused: the message',

@@ -40,7 +40,9 @@ import {startNotify, connected, readHere} from './notify.js';
 import {mountSearch} from './search.js';
 import {muteConversation} from './mutes.js';
 import {report} from './reports.js';
-import {mountMute, askReport} from './safetyview.js';
+import {mountMute, askReport, askMuteUntil} from './safetyview.js';
+import * as community from './community.js';
+import {mountCommunity} from './communityview.js';
 
 const app = document.getElementById('app');
 
@@ -158,9 +160,24 @@ function mountViews() {
                           () => contacts.leaveGroup(c)),
     unfriend: (c) => askThen(t('unfriend_confirm', {name: titleOf(c)}), t('unfriend'),
                              () => contacts.unfriend(c)),
+    setRole: community.setRole,
+    muteMember: (c, user, name) => askMuteUntil(t('mute_member_question', {name: name}), true)
+      .then((until) => (until === null ? false : community.muteMember(c, user, name, until))),
     mustTransfer: () => confirmFirst(t('owner_leave'), t('choose_owner')),
     rename: (c, name) => contacts.updateGroup(c, {name: name}, t('group_renamed')),
     changeIcon: changeGroupIcon
+  });
+  mountCommunity({
+    setJoinMode: community.setJoinMode,
+    setAnnounce: community.setAnnounce,
+    loadJoinRequests: community.loadJoinRequests,
+    approve: community.approve,
+    reject: (c, userId, name) => askThen(t('reject_confirm', {name: name}), t('decline'),
+                                         () => community.reject(c, userId)),
+    invite: community.invite,
+    showMembers: contacts.loadMembers,
+    acceptInvitation: community.acceptInvitation,
+    dismissInvitation: community.dismissInvitation
   });
   mountComposer({
     sendText: (text) => sendDrafted({media: MEDIA.TEXT, content: text}),

@@ -18,6 +18,8 @@ export const state = {
   groups: [],              // communities
   requests: [],            // pending friend requests, /contact/requests rows (in and out)
   blocked: [],             // public profiles of the people I block
+  joinRequests: {},        // group id -> requests to join it (/contact/joinrequests rows)
+  invitations: [],         // groups I am invited to: {groupId, inviterId, inviterName, profile}
   users: {},               // id -> public profile, everyone we have seen
   convs: {},               // 'cmd:dstid' -> conversation
   open: null,              // the conversation on screen
