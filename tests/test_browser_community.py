@@ -338,3 +338,34 @@ def test_a_member_invites_a_friend_who_sees_the_public_profile_and_joins(people,
     expect(pa.locator('#invite-form')).to_be_hidden()
     for page in (pa, pn):
         assert page.errors == []
+
+
+def test_a_declined_join_request_is_asked_first_and_the_asker_told(people, server):
+    olga = server.register(new_mobile(), 'Olga')
+    ned = server.register(new_mobile(), 'Ned')
+    status, body = server.call('/contact/createcommunity', olga['token'], name='Quiet')
+    group = body['data']['id']  # approval, the default
+    po, pn = people('zh-CN', DESKTOP), people('en-US')
+    login_in_browser(po, olga['mobile'])
+    login_in_browser(pn, ned['mobile'])
+    members_panel(po, group)
+    expect(po.locator('#join-mode')).to_have_value('approval')
+    assert server.call('/contact/joincommunity', ned['token'], dstid=group,
+                       memo='I read a lot')[1]['data'] == {'status': 'requested'}
+    expect(po.locator('#toast')).to_have_text('Ned 申请加入「Quiet」')
+    asking = po.locator('#join-request-list [data-join-request="{}"]'.format(ned['id']))
+    expect(asking.locator('.list-sub')).to_have_text('I read a lot')
+    asking.locator('.join-reject').click()
+    expect(po.locator('#confirm-text')).to_have_text('拒绝「Ned」的入群申请？')
+    po.click('#confirm button[value=cancel]')
+    expect(asking).to_be_visible()
+    assert len(server.call('/contact/joinrequests', olga['token'], dstid=group)[1]['rows']) == 1
+    asking.locator('.join-reject').click()
+    po.click('#confirm-ok')
+    expect(po.locator('#join-requests')).to_be_hidden()
+    expect(pn.locator('#toast')).to_have_text('Your request to join “Quiet” was declined')
+    assert server.call('/contact/joinrequests', olga['token'], dstid=group)[1]['rows'] == []
+    pn.click('.tabbar .tab[data-tab=groups]')
+    expect(pn.locator('#group-list [data-conv="11:{}"]'.format(group))).to_have_count(0)
+    for page in (po, pn):
+        assert page.errors == []

@@ -69,8 +69,13 @@ export function invite(c, friend, name) {
 
 /* ---------- join requests (state.joinRequests: group id -> rows) ---------- */
 
+// Loads may overlap (the panel opened, a request came live): only the latest counts.
+const joinRequestLoads = {};
+
 export function loadJoinRequests(groupId) {
+  const load = joinRequestLoads[groupId] = (joinRequestLoads[groupId] || 0) + 1;
   return api.joinRequests(groupId).then((rows) => {
+    if (load !== joinRequestLoads[groupId]) return;
     state.joinRequests[groupId] = rows;
     emit('join-requests', groupId);
   }, api.fail);
@@ -153,7 +158,9 @@ export function onGroupEvent(frame) {
       loadGroups().then(() => emit('notice', t('join_approved', {group: groupName(groupId)})));
       return true;
     case 'rejected':
-      emit('notice', t('join_rejected', {group: group}));
+      // Not a member: the name comes from the group's public profile.
+      api.groupProfile(groupId).then((profile) => profile.name, () => group)
+        .then((name) => emit('notice', t('join_rejected', {group: name || group})));
       return true;
     case 'role': {
       const role = frame.role === ROLE.OWNER ? 'role_now_owner'
