@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from tests.browserkit import (  # noqa: F401  (fixtures are found by name)
-    DESKTOP, ServerProcess, back_to_lists, browser, bubbles, expect, login_in_browser, new_mobile,
-    open_friend_chat, open_group_chat, people, send_and_ack, send_text, shot)
+    DESKTOP, ServerProcess, axe_violations, back_to_lists, browser, bubbles, expect,
+    login_in_browser, new_mobile, open_friend_chat, open_group_chat, people, send_and_ack,
+    send_text, shot)
 from tests.conftest import SAFETY_DEFAULTS
 
 pytestmark = pytest.mark.browser
@@ -182,7 +183,8 @@ def test_a_message_and_a_person_reported_with_a_reason(people, server):
     expect(pa.locator('#report-dialog')).to_be_visible()
     pa.check('#report-dialog input[value=abuse]')
     pa.click('#report-ok')
-    expect(pa.locator('#toast')).to_have_text('Report sent. Thank you: an operator will look at it.')
+    expect(pa.locator('#toast')).to_have_text(
+        'Report sent. Thank you: an operator will look at it.')
     theirs = [r for r in stored_reports(server) if r[0] == alice['id']]
     assert [(r[1], r[2], r[3], r[4]) for r in theirs] == [(bob['id'], 0, 'abuse', '')]
     for page in (pa, pb):
@@ -248,6 +250,7 @@ def test_owner_sets_rules_appoints_an_admin_who_approves_a_join_and_mutes(people
     asking = pa.locator('#join-request-list [data-join-request="{}"]'.format(ned['id']))
     expect(asking.locator('.list-name')).to_have_text('Ned')
     shot(pa, 'group-join-request-zh')
+    assert axe_violations(pa) == []  # the settings, the request, the roles
     asking.locator('.join-approve').click()
     expect(pa.locator('#toast')).to_have_text('已同意 Ned 入群')
     expect(pa.locator('#join-requests')).to_be_hidden()
@@ -327,6 +330,7 @@ def test_a_member_invites_a_friend_who_sees_the_public_profile_and_joins(people,
     expect(card.locator('.list-name')).to_have_text('Book club')
     expect(card.locator('.invitation-about')).to_have_text('Ada 邀请你加入 · 2 位成员')
     shot(pn, 'group-invitation-zh')
+    assert axe_violations(pn) == []
     card.locator('.invitation-accept').click()
     expect(pn.locator('#toast')).to_have_text('已加入群')
     expect(pn.locator('#invitations')).to_be_hidden()

@@ -150,7 +150,8 @@ export function onGroupEvent(frame) {
       invited(frame);
       return true;
     case 'joinrequest':
-      emit('notice', t('join_request_came', {name: frame.nickname || '#' + frame.userid, group: group}));
+      emit('notice', t('join_request_came', {name: frame.nickname || '#' + frame.userid,
+                                             group: group}));
       loadJoinRequests(groupId);
       return true;
     case 'approved':

@@ -42,7 +42,8 @@ export function mountCommunity(handlers) {
   });
   // My role changed (another device of the owner, or the owner's page): the panel follows.
   on('roles', (groupId) => {
-    if (shown.c && shown.c.dstid === groupId && !$('members-panel').hidden) handlers.showMembers(shown.c);
+    const open = shown.c && shown.c.dstid === groupId && !$('members-panel').hidden;
+    if (open) handlers.showMembers(shown.c);
   });
   on('invitations', () => drawInvitations(handlers));
   on('open', () => { shown = {c: null, role: null, memberIds: []}; });
@@ -100,7 +101,9 @@ function drawInviteForm() {
   const select = form.elements.friend;
   const chosen = select.value;
   select.textContent = '';
-  friends.forEach((f) => select.appendChild(h('option', {value: String(f.id), text: displayName(f)})));
+  friends.forEach((f) => {
+    select.appendChild(h('option', {value: String(f.id), text: displayName(f)}));
+  });
   if (friends.some((f) => String(f.id) === chosen)) select.value = chosen;
 }
 

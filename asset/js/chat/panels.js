@@ -92,7 +92,8 @@ function drawMembers(c, rows, handlers) {
     if (iOwn && u.id !== me.id) {
       button(' member-transfer', t('transfer'), () => handlers.transfer(c, u, name));
       if (role === ROLE.ADMIN) {
-        button(' member-unadmin', t('remove_admin'), () => handlers.setRole(c, u, name, ROLE.MEMBER));
+        button(' member-unadmin', t('remove_admin'),
+               () => handlers.setRole(c, u, name, ROLE.MEMBER));
       } else {
         button(' member-admin', t('make_admin'), () => handlers.setRole(c, u, name, ROLE.ADMIN));
       }
