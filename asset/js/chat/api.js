@@ -47,7 +47,8 @@ export const unblock = (userId) => post('/contact/unblock', {dstid: userId});
 export const loadBlocked = () => get('/contact/blocked').then(rows);
 export const unfriend = (userId) => post('/contact/delfriend', {dstid: userId});
 export const createGroup = (name) => post('/contact/createcommunity', {name: name}).then(data);
-export const joinGroup = (groupId) => post('/contact/joincommunity', {dstid: groupId});
+// Resolves with {status: 'joined'} or {status: 'requested'} (a group whose admins approve).
+export const joinGroup = (groupId) => post('/contact/joincommunity', {dstid: groupId}).then(data);
 export const leaveGroup = (groupId) => post('/contact/quitcommunity', {dstid: groupId});
 // Web Push (docs/push.md): the server's VAPID key (null when push is off), and this
 // login's browser subscriptions.
@@ -65,6 +66,20 @@ export const changePassword = (passwd, newpasswd) =>
 export const updateGroup = (groupId, fields) =>
   post('/contact/updatecommunity', Object.assign({dstid: groupId}, fields)).then(data);
 export const logout = () => post('/user/logout');
+// Issue 22. `until`: ms since the epoch, -1 for ever, 0 to unmute.
+export const mute = (c, until) => post('/chat/mute', {target: c.cmd, dstid: c.dstid, until: until});
+// A group's public profile, for anyone: {id, name, icon, memo, members (a count), joinmode}.
+export const groupProfile = (groupId) => get('/contact/community', {dstid: groupId}).then(data);
+export const joinRequests = (groupId) => get('/contact/joinrequests', {dstid: groupId}).then(rows);
+export const approveJoin = (groupId, userId) => post('/contact/approve', {dstid: groupId, memberid: userId});
+export const rejectJoin = (groupId, userId) => post('/contact/reject', {dstid: groupId, memberid: userId});
+export const setRole = (groupId, userId, role) =>
+  post('/contact/setrole', {dstid: groupId, memberid: userId, role: role});
+export const muteMember = (groupId, userId, until) =>
+  post('/contact/mutemember', {dstid: groupId, memberid: userId, until: until});
+export const invite = (groupId, userId) => post('/contact/invite', {dstid: groupId, memberid: userId});
+// {dstid: a user} or {msgid}, with {reason, memo}.
+export const report = (fields) => post('/report', fields);
 
 // A file to the upload store; resolves with its URL (`path` /attach/file: with
 // {url, name, size}). `onProgress(percent)` follows the bytes going out

@@ -44,8 +44,13 @@ export function createGroup(name) {
   }, api.fail);
 }
 
+// Resolves true once joined, or asked to join (a group whose admins approve).
 export function joinGroup(groupId) {
-  return api.joinGroup(groupId).then(() => {
+  return api.joinGroup(groupId).then((reply) => {
+    if (reply && reply.status === 'requested') {
+      emit('notice', t('join_requested'));
+      return true;
+    }
     emit('notice', t('group_joined'));
     loadGroups();
     return true;

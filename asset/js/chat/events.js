@@ -15,6 +15,8 @@ const NAMES = {
   'conversation': 'a conversation\'s row changed (last message, unread count): it',
   'conversations': 'many conversations changed at once (no detail)',
   'forgotten': 'a conversation left the lists (unfriended, left the group): it',
+  // mutes.js
+  'muted': 'a conversation was muted or unmuted here: it',
   // contacts.js
   'friends': 'the friend list was loaded again (no detail)',
   'groups': 'the group list was loaded again (no detail)',
@@ -22,6 +24,10 @@ const NAMES = {
   // requests.js
   'requests': 'the pending friend requests (to me and from me) changed (no detail)',
   'blocked': 'the people I block changed (no detail)',
+  // community.js
+  'join-requests': 'the requests to join a group arrived: the group id',
+  'invitations': 'the groups I am invited to changed (no detail)',
+  'roles': 'my role in a group changed: the group id',
   // messages.js
   'message': 'a message joined a conversation (received, or sent here): {c, msg}',
   'message-state': 'one of my messages was acknowledged or refused: the message',

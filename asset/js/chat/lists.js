@@ -3,7 +3,7 @@
  * count on the Chats tab and in the page's title. A change to one conversation redraws
  * its row in each list and nothing else. */
 import {t, h, $, CMD, avatar, displayName, formatTime} from './util.js';
-import {state, me, userOf, convKey, groupOf, titleOf, totalUnread, draftOf} from './state.js';
+import {state, me, userOf, convKey, groupOf, titleOf, totalUnread, draftOf, isMuted} from './state.js';
 import {summary} from './bubbles.js';
 import {on} from './events.js';
 import {keyedList} from './rows.js';
@@ -27,7 +27,7 @@ export function mountLists(pick, addFriend) {
   };
   const all = () => synced(chats, friends, groups);
 
-  on('mentioned', (c) => updated(c.key));
+  on('mentioned', (c) => { updated(c.key); drawBadges(); });
   // No chats: someone with friends picks one; someone without learns how to get one,
   // with their own id and mobile to share.
   let friendsKnown = false;
@@ -125,6 +125,7 @@ function row(key, who, title, subtitle) {
   const unread = state.unread[key] || 0;
   const active = !!state.open && state.open.key === key;
   const draft = draftOf(c);
+  const muted = !!c && isMuted(c);
   // A row is a button's content: phrasing elements only.
   const sub = draft ? [h('span', {className: 'list-draft', text: t('draft') + ' '}), draft.replace(/\s+/g, ' ')]
     : [last ? senderPrefix(c, last) + preview(last) : subtitle];
@@ -133,13 +134,16 @@ function row(key, who, title, subtitle) {
     h('span', {className: 'list-main'}, [
       h('span', {className: 'list-title-row'}, [
         h('span', {className: 'list-name', text: title}),
+        muted ? h('span', {className: 'muted-mark', role: 'img', title: t('muted'),
+                           'aria-label': t('muted'), text: '\u{1F515}'}) : null,
         h('span', {className: 'list-time', text: last ? formatTime(last.createat) : ''})
       ]),
       h('span', {className: 'list-sub'}, [
         c && c.mentioned ? h('span', {className: 'list-mentioned', text: t('mentioned_me')}) : null
       ].concat(sub))
     ]),
-    unread ? h('span', {className: 'badge', text: unread > 99 ? '99+' : unread}) : null
+    unread ? h('span', {className: 'badge' + (muted ? ' badge-muted' : ''),
+                        text: unread > 99 ? '99+' : unread}) : null
   ]);
 }
 

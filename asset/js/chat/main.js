@@ -38,6 +38,11 @@ import {mountRoute} from './route.js';
 import {mountRequests} from './requestsview.js';
 import {startNotify, connected, readHere} from './notify.js';
 import {mountSearch} from './search.js';
+import {muteConversation} from './mutes.js';
+import {report} from './reports.js';
+import {mountMute, askReport, askMuteUntil} from './safetyview.js';
+import * as community from './community.js';
+import {mountCommunity} from './communityview.js';
 
 const app = document.getElementById('app');
 
@@ -132,8 +137,11 @@ function mountViews() {
       media: msg.media, content: msg.content, url: msg.url, pic: msg.pic, memo: msg.memo,
       amount: msg.amount, forwarded: 1})),
     copy: (msg) => copy(String(msg.content || msg.url || '')),
-    recall: recall
+    recall: recall,
+    report: (msg) => askReport(t('report_message')).then((why) => (
+      why ? report(Object.assign({msgid: msg.msgid}, why)) : false))
   });
+  mountMute({mute: muteConversation});
   mountRichComposer({
     sendFile: (file) => rich.uploadFile(file).then((data) => send({
       media: MEDIA.FILE, url: data.url, content: data.name, amount: data.size}), () => {}),
@@ -152,9 +160,24 @@ function mountViews() {
                           () => contacts.leaveGroup(c)),
     unfriend: (c) => askThen(t('unfriend_confirm', {name: titleOf(c)}), t('unfriend'),
                              () => contacts.unfriend(c)),
+    setRole: community.setRole,
+    muteMember: (c, user, name) => askMuteUntil(t('mute_member_question', {name: name}), true)
+      .then((until) => (until === null ? false : community.muteMember(c, user, name, until))),
     mustTransfer: () => confirmFirst(t('owner_leave'), t('choose_owner')),
     rename: (c, name) => contacts.updateGroup(c, {name: name}, t('group_renamed')),
     changeIcon: changeGroupIcon
+  });
+  mountCommunity({
+    setJoinMode: community.setJoinMode,
+    setAnnounce: community.setAnnounce,
+    loadJoinRequests: community.loadJoinRequests,
+    approve: community.approve,
+    reject: (c, userId, name) => askThen(t('reject_confirm', {name: name}), t('decline'),
+                                         () => community.reject(c, userId)),
+    invite: community.invite,
+    showMembers: contacts.loadMembers,
+    acceptInvitation: community.acceptInvitation,
+    dismissInvitation: community.dismissInvitation
   });
   mountComposer({
     sendText: (text) => sendDrafted({media: MEDIA.TEXT, content: text}),
@@ -180,7 +203,9 @@ function mountViews() {
     block: (id, name) => askThen(t('block_confirm', {name: name}), t('block'),
                                  () => requests.block(id)),
     unblock: (id, name) => askThen(t('unblock_confirm', {name: name}), t('unblock'),
-                                   () => requests.unblock(id))
+                                   () => requests.unblock(id)),
+    report: (id, name) => askReport(t('report_user_title', {name: name})).then((why) => (
+      why ? report(Object.assign({dstid: id}, why)) : false))
   }, () => (state.open && state.open.cmd === CMD.USER ? userOf(state.open.dstid) : null));
   mountSearch({
     search: api.search,

@@ -1,10 +1,11 @@
-/* A message's menu: Reply, React, Edit (my text, within the limit), Forward, Copy and
- * Recall (mine, within its limit), on a right click, a long press on a touch screen, or
- * from the keyboard (the context-menu key, Shift+F10 or Enter on a focused message;
+/* A message's menu: Reply, React, Edit (my text, within the limit), Forward, Copy,
+ * Recall (mine, within its limit) and Report (someone else's), on a right click, a long
+ * press on a touch screen, or from the keyboard (the context-menu key, Shift+F10 or Enter on a focused message;
  * arrows move between the items). What each item does is a handler from main.js. */
 import {t, h, $} from './util.js';
 import {canRecall} from './messages.js';
 import {canEdit} from './rich.js';
+import {me} from './state.js';
 
 const LONG_PRESS_MS = 550;
 let menuFor = null;
@@ -17,10 +18,12 @@ const ITEMS = [
   ['edit', 'edit', canEdit],
   ['forward', 'forward', (msg) => !!msg.msgid && !msg.recalled],
   ['copy', 'copy', (msg) => !msg.recalled && !!(msg.content || msg.url)],
-  ['recall', 'recall', canRecall]
+  ['recall', 'recall', canRecall],
+  ['report', 'report', (msg) => !!msg.msgid && !msg.recalled && Number(msg.userid) !== Number(me.id)]
 ];
 
-// given: reply(msg), react(msg, x, y), edit(msg), forward(msg), copy(msg), recall(msg)
+// given: reply(msg), react(msg, x, y), edit(msg), forward(msg), copy(msg), recall(msg),
+// report(msg)
 export function mountMenu(given) {
   actions = given;
   const menu = $('msg-menu');

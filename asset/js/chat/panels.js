@@ -1,15 +1,17 @@
-/* The panels over the conversation: a group's members (with add, hand over and remove)
- * and leaving it, a friend's profile and unfriending; and the yes-or-no question asked
- * before any of those. */
+/* The panels over the conversation: a group's members with their roles (add, hand over,
+ * appoint an admin, mute, remove) and leaving it, a friend's profile and unfriending;
+ * and the yes-or-no question asked before any of those. */
 import {t, h, $, CMD, avatar, displayName} from './util.js';
 import {state, me, userOf, isFriend, groupOf} from './state.js';
 import {on} from './events.js';
+import {ROLE, roleIn, canManage} from './community.js';
 
 // The members last drawn, so that leaving knows whether the owner must hand over first.
 let drawnMembers = {c: null, rows: []};
 
 /* handlers: showMembers(c) (loads them: 'members' draws), addFriend(id),
- * transfer(c, user, name), kick(c, user, name), leave(c), unfriend(c),
+ * transfer(c, user, name), kick(c, user, name), setRole(c, user, name, role),
+ * muteMember(c, user, name), leave(c), unfriend(c),
  * mustTransfer() -> a promise (says the owner must hand over first), rename(c, name),
  * changeIcon(c, file) */
 export function mountPanels(handlers) {
@@ -70,9 +72,10 @@ function drawMembers(c, rows, handlers) {
   const group = groupOf(c.dstid);
   const owner = group ? Number(group.ownerid) : 0;
   const iOwn = owner === Number(me.id);
+  const myRole = iOwn ? ROLE.OWNER : roleIn(rows, me.id);
   drawnMembers = {c: c, rows: rows};
-  $('group-settings').hidden = !iOwn;
-  if (iOwn && group) $('rename-group-form').elements.name.value = group.name || '';
+  $('group-settings').hidden = !canManage(myRole);
+  if (canManage(myRole) && group) $('rename-group-form').elements.name.value = group.name || '';
   const leave = $('leave-btn');
   leave.setAttribute('data-i18n', iOwn && rows.length > 1 ? 'choose_owner' : 'leave_group');
   leave.textContent = t(leave.getAttribute('data-i18n'));
@@ -85,8 +88,19 @@ function drawMembers(c, rows, handlers) {
     if (u.id !== me.id && !isFriend(u.id)) {
       button('', t('add_as_friend'), () => handlers.addFriend(u.id));
     }
+    const role = u.id === owner ? ROLE.OWNER : (u.role || ROLE.MEMBER);
     if (iOwn && u.id !== me.id) {
       button(' member-transfer', t('transfer'), () => handlers.transfer(c, u, name));
+      if (role === ROLE.ADMIN) {
+        button(' member-unadmin', t('remove_admin'),
+               () => handlers.setRole(c, u, name, ROLE.MEMBER));
+      } else {
+        button(' member-admin', t('make_admin'), () => handlers.setRole(c, u, name, ROLE.ADMIN));
+      }
+    }
+    // The owner acts on anyone else; an admin on plain members.
+    if (u.id !== me.id && (iOwn || (myRole === ROLE.ADMIN && role === ROLE.MEMBER))) {
+      button(' member-mute', t('mute_member'), () => handlers.muteMember(c, u, name));
       button(' btn-danger member-kick', t('kick'), () => handlers.kick(c, u, name));
     }
     list.appendChild(h('li', {className: 'list-item', dataset: {userId: String(u.id)}}, [
@@ -94,7 +108,8 @@ function drawMembers(c, rows, handlers) {
       h('div', {className: 'list-main'}, [
         h('div', {className: 'list-name'}, [
           name + (u.id === me.id ? ' (' + t('you') + ')' : ''),
-          u.id === owner ? h('span', {className: 'owner-tag', text: t('owner')}) : null
+          role === ROLE.OWNER ? h('span', {className: 'owner-tag', text: t('owner')}) : null,
+          role === ROLE.ADMIN ? h('span', {className: 'owner-tag admin-tag', text: t('admin')}) : null
         ]),
         h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ' + t('online') : '')})
       ]),

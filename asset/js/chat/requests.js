@@ -7,6 +7,7 @@ import * as api from './api.js';
 import {emit} from './events.js';
 import {state, forget, conv, convKey, refreshUser} from './state.js';
 import {loadFriends, loadGroups} from './contacts.js';
+import {onGroupEvent} from './community.js';
 
 export function loadRequests() {
   return api.loadRequests().then((rows) => {
@@ -84,6 +85,7 @@ export function unblock(userId) {
 
 // A contact event (cmd 17): what it changes is loaded again.
 export function onContact(frame) {
+  if (onGroupEvent(frame)) return;
   switch (frame.event) {
     case 'request':
       emit('notice', t('request_came', {name: frame.nickname || ('#' + frame.userid)}));
@@ -93,9 +95,6 @@ export function onContact(frame) {
       return loadFriends();
     case 'removed':
       return loadFriends();
-    case 'approved':
-    case 'kicked':
-    case 'role':
     case 'community':  // renamed, or a new picture
       return loadGroups();
     case 'profile':    // a friend's or fellow member's new name or picture

@@ -1,12 +1,13 @@
 /* Draws who may reach me: the friend requests above the friend list (accept or decline
  * one to me; one from me waits), their count on the Friends tab, and on the Me tab the
  * people I block (unblock). The profile panel's Block / Unblock buttons show which
- * applies. */
+ * applies; its Report button reports the person. */
 import {t, h, $, avatar, displayName} from './util.js';
 import {state} from './state.js';
 import {on} from './events.js';
 
-/* handlers: accept(userId), decline(userId), block(userId, name), unblock(userId, name);
+/* handlers: accept(userId), decline(userId), block(userId, name), unblock(userId, name),
+ * report(userId, name);
  * the profile panel's user comes from profileUser() (null when none is shown). */
 export function mountRequests(handlers, profileUser) {
   on('requests', drawRequests.bind(null, handlers));
@@ -27,6 +28,10 @@ export function mountRequests(handlers, profileUser) {
   $('unblock-btn').addEventListener('click', () => {
     const user = profileUser();
     if (user) handlers.unblock(user.id, displayName(user));
+  });
+  $('report-user-btn').addEventListener('click', () => {
+    const user = profileUser();
+    if (user) handlers.report(user.id, displayName(user));
   });
 }
 

@@ -18,6 +18,8 @@ export const state = {
   groups: [],              // communities
   requests: [],            // pending friend requests, /contact/requests rows (in and out)
   blocked: [],             // public profiles of the people I block
+  joinRequests: {},        // group id -> requests to join it (/contact/joinrequests rows)
+  invitations: [],         // groups I am invited to: {groupId, inviterId, inviterName, profile}
   users: {},               // id -> public profile, everyone we have seen
   convs: {},               // 'cmd:dstid' -> conversation
   open: null,              // the conversation on screen
@@ -84,8 +86,19 @@ export function setUnread(c, count) {
   touched(c);
 }
 
+// Muted (issue 22): until a time in ms, or for ever (-1); 0 is not muted.
+export function isMuted(c) {
+  const until = Number(c && c.muteuntil) || 0;
+  return until === -1 || until > Date.now();
+}
+
+// A muted conversation's unread messages show on its row only, unless they mention me.
 export function totalUnread() {
-  return Object.keys(state.unread).reduce((sum, key) => sum + (state.unread[key] || 0), 0);
+  return Object.keys(state.unread).reduce((sum, key) => {
+    const c = state.convs[key];
+    if (c && isMuted(c) && !c.mentioned) return sum;
+    return sum + (state.unread[key] || 0);
+  }, 0);
 }
 
 // After unfriending or leaving: the conversation leaves the lists (its history stays
