@@ -267,8 +267,7 @@
       'reaction.not_found': '找不到这条消息', 'reaction.recalled': '撤回的消息不能回应',
       'reaction.too_many': '这条消息的表情回应太多了',
       'reply.not_found': '找不到要回复的消息', 'forward.not_found': '找不到要转发的消息',
-      'forward.recalled': '撤回的消息不能转发', 'mention.everyone_not_allowed': '只有群主和管理员可以@所有人',
-      'community.muted': '你已被管理员禁言', 'community.announce_only': '只有管理员可以在这个群发言'
+      'forward.recalled': '撤回的消息不能转发', 'mention.everyone_not_allowed': '只有群主和管理员可以@所有人'
     },
     en: {
       bad_request: 'The request was not understood', invalid: 'Something you entered is not right',
@@ -314,8 +313,7 @@
       'reaction.too_many': 'That message has too many different reactions',
       'reply.not_found': 'The message replied to was not found', 'forward.not_found': 'The message to forward was not found',
       'forward.recalled': 'A recalled message cannot be forwarded',
-      'mention.everyone_not_allowed': 'Only the owner and admins can mention everyone',
-      'community.muted': 'An admin muted you in this group', 'community.announce_only': 'Only admins post in this group'
+      'mention.everyone_not_allowed': 'Only the owner and admins can mention everyone'
     }
   };
   var STATUS_REASONS = {400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found',
