@@ -31,6 +31,8 @@ CMD_BACKLOG_SKIPPED = 16
 CMD_CONTACT = 17
 CONTACT_EVENTS = ('request', 'accepted', 'removed', 'invited', 'joinrequest', 'approved',
                   'rejected', 'kicked', 'role', 'muted', 'banned',
+                  # my own mute of a conversation (/chat/mute), to my other devices
+                  'mute',
                   # a user's profile (dstid: the user) or a community's name or picture
                   # changed: the lists showing them load again.
                   'profile', 'community')

@@ -58,6 +58,13 @@ def test_a_muted_conversation_counts_on_its_row_but_not_in_the_total(people, ser
     say(server, alice, 10, bob['id'], ['first'])
     pb = people('en-US')
     login_in_browser(pb, bob['mobile'])
+    # Bob's other device (a phone) shows his Chats list.
+    phone = people('en-US')
+    login_in_browser(phone, bob['mobile'])
+    phone.click('.tabbar .tab[data-tab=chats]')
+    on_phone = phone.locator('#chat-list [data-conv="10:{}"]'.format(alice['id']))
+    expect(on_phone).to_be_visible()
+    expect(on_phone.locator('.muted-mark')).to_be_hidden()
     open_friend_chat(pb, alice['id'])
     expect(bubbles(pb, 'first')).to_have_count(1)
 
@@ -73,6 +80,7 @@ def test_a_muted_conversation_counts_on_its_row_but_not_in_the_total(people, ser
     pb.click('.tabbar .tab[data-tab=chats]')
     row = pb.locator('#chat-list [data-conv="10:{}"]'.format(alice['id']))
     expect(row.locator('.muted-mark')).to_be_visible()
+    expect(on_phone.locator('.muted-mark')).to_be_visible()  # live, on his other device
 
     # Alice's next messages count on the row, not on the tab or in the title.
     say(server, alice, 10, bob['id'], ['second', 'third'])
@@ -98,9 +106,10 @@ def test_a_muted_conversation_counts_on_its_row_but_not_in_the_total(people, ser
     back_to_lists(pb)
     pb.click('.tabbar .tab[data-tab=chats]')
     expect(row.locator('.muted-mark')).to_have_count(0)
+    expect(on_phone.locator('.muted-mark')).to_have_count(0)
     say(server, alice, 10, bob['id'], ['fourth'])
     expect(total).to_have_text('1')
-    assert pb.errors == []
+    assert pb.errors == [] and phone.errors == []
 
 
 def test_a_mention_in_a_muted_group_still_counts(people, server):

@@ -188,10 +188,15 @@ def test_unblock_restores_only_the_possibility(client, auth):
 def test_mute_a_conversation(app, client, auth, connect):
     alice, bob = auth.register(), auth.register()
     befriend(client, alice, bob)
-    ws_bob = connect(bob)
+    ws_bob, ws_alice = connect(bob), connect(alice)
     ws_bob.text(alice.id, 'hi')
     assert ws_bob.recv_ack()['code'] == 0
+    ws_alice.recv()  # bob's hi
     assert call(client, '/chat/mute', alice, target=10, dstid=bob.id, until=-1).status_code == 200
+    # Alice's other devices follow (bob is not told).
+    assert ws_alice.recv() == {'cmd': 17, 'event': 'mute', 'userid': alice.id,
+                               'dstid': bob.id, 'target': 10, 'until': -1}
+    ws_bob.expect_nothing(0.3)
     row = call(client, '/chat/conversations', alice).json['rows'][0]
     assert row['muteuntil'] == -1 and row['unread'] == 1
     mutes = app.extensions['imchat'].mutes
@@ -200,6 +205,7 @@ def test_mute_a_conversation(app, client, auth, connect):
     assert not mutes.is_muted(bob.id, 10, alice.id, False)
     call(client, '/chat/mute', alice, target=10, dstid=bob.id, until=0)
     assert call(client, '/chat/conversations', alice).json['rows'][0]['muteuntil'] == 0
+    assert ws_alice.recv()['until'] == 0
     bad = call(client, '/chat/mute', alice, target=12, dstid=bob.id, until=-1)
     assert bad.status_code == 400 and bad.json['field'] == 'target'
 

@@ -6,7 +6,7 @@ code)."""
 from pony.orm import db_session, select
 
 from imchat.model.safety import FOREVER
-from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG
+from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, contact_event
 from imchat.service.errors import BadRequest
 from imchat.util.clock import now_ms
 
@@ -16,8 +16,10 @@ def muted_now(until, now):
 
 
 class ChatMutes:
-    def __init__(self, db):
+    def __init__(self, db, push=None):
         self.db = db
+        # push(user_ids, frame): my other devices follow my mutes (cmd 17 `mute`).
+        self.push = push
 
     def mute(self, owner_id: int, target: int, dstid: int, until: int) -> None:
         """Mute a conversation until `until` (ms since the epoch), for ever (-1), or
@@ -36,6 +38,9 @@ class ChatMutes:
                 self.db.ChatMute(ownerid=owner_id, target=target, dstid=dstid, until=until)
             else:
                 row.until = until
+        if self.push is not None:
+            self.push((owner_id,), contact_event('mute', owner_id, dstid, target=target,
+                                                 until=until))
 
     def mutes_of(self, owner_id: int) -> dict:
         """{(target, dstid): until} of the conversations `owner_id` has muted now."""

@@ -38,7 +38,7 @@ def build_safety(config, db, contacts, push) -> Safety:
         friend_requests=FriendRequests(
             db, contacts, blocks, push, config['FRIEND_REQUESTS'], config['REQUESTS_PER_DAY'],
             config['REQUEST_REPEATS'], config['NEW_ACCOUNT_REQUESTS']),
-        mutes=ChatMutes(db),
+        mutes=ChatMutes(db, push),
         roles=roles,
         joins=CommunityJoins(db, contacts, roles, push, config['JOINS_PER_HOUR']),
         reports=Reports(db, contacts))

@@ -4,7 +4,7 @@
 import {t} from './util.js';
 import * as api from './api.js';
 import {emit} from './events.js';
-import {touched} from './state.js';
+import {conv, convKey, touched} from './state.js';
 
 // `until`: ms since the epoch, -1 for ever, 0 to unmute. Resolves true once done.
 export function muteConversation(c, until) {
@@ -18,4 +18,12 @@ export function muteConversation(c, until) {
     api.fail(error);
     return false;
   });
+}
+
+// My mute set on another device of mine (cmd 17 `mute`): this page follows it.
+export function onMuteElsewhere(frame) {
+  const c = conv(convKey(Number(frame.target), Number(frame.dstid)));
+  c.muteuntil = Number(frame.until) || 0;
+  emit('muted', c);
+  touched(c);
 }

@@ -8,6 +8,7 @@ import {emit} from './events.js';
 import {state, forget, conv, convKey, refreshUser} from './state.js';
 import {loadFriends, loadGroups} from './contacts.js';
 import {onGroupEvent} from './community.js';
+import {onMuteElsewhere} from './mutes.js';
 
 export function loadRequests() {
   return api.loadRequests().then((rows) => {
@@ -100,5 +101,7 @@ export function onContact(frame) {
     case 'profile':    // a friend's or fellow member's new name or picture
       refreshUser(frame.userid);
       return loadFriends();
+    case 'mute':       // muted or unmuted on another device of mine
+      return onMuteElsewhere(frame);
   }
 }
