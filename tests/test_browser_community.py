@@ -353,6 +353,38 @@ def test_a_member_invites_a_friend_who_sees_the_public_profile_and_joins(people,
         assert page.errors == []
 
 
+def test_an_invitation_made_while_away_waits_and_a_dismissed_one_is_gone(people, server):
+    olga = server.register(new_mobile(), 'Olga')
+    ned = server.register(new_mobile(), 'Ned')
+    friends(server, olga, ned)
+    groups = []
+    for name in ('Chess', 'Choir'):
+        status, body = server.call('/contact/createcommunity', olga['token'], name=name,
+                                   joinmode='invite')
+        groups.append(body['data']['id'])
+        assert server.call('/contact/invite', olga['token'], dstid=groups[-1],
+                           memberid=ned['id'])[0] == 200
+    # Ned was not connected: his Groups tab shows both when he comes.
+    pn = people('en-US')
+    login_in_browser(pn, ned['mobile'])
+    pn.click('.tabbar .tab[data-tab=groups]')
+    chess, choir = [pn.locator('#invitation-list [data-invitation="{}"]'.format(g))
+                    for g in groups]
+    expect(chess.locator('.list-name')).to_have_text('Chess')
+    expect(choir.locator('.list-name')).to_have_text('Choir')
+    # Dismissed: gone, after a reload too; the other one stays.
+    choir.locator('.invitation-dismiss').click()
+    expect(choir).to_have_count(0)
+    pn.reload()
+    expect(pn.locator('#app')).to_have_attribute('data-conn', 'open')
+    pn.click('.tabbar .tab[data-tab=groups]')
+    expect(chess.locator('.list-name')).to_have_text('Chess')
+    expect(choir).to_have_count(0)
+    status, body = server.call('/contact/invitations', ned['token'])
+    assert [row['community']['id'] for row in body['rows']] == [groups[0]]
+    assert pn.errors == []
+
+
 def test_a_declined_join_request_is_asked_first_and_the_asker_told(people, server):
     olga = server.register(new_mobile(), 'Olga')
     ned = server.register(new_mobile(), 'Ned')

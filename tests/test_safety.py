@@ -267,6 +267,36 @@ def test_reject_and_invite_only(client, auth, connect):
     assert call(client, '/contact/members', stranger, dstid=community['id']).status_code == 403
 
 
+def test_an_invitation_waits_for_an_invitee_who_was_away_and_can_be_declined(client, auth):
+    owner, friend = auth.register(nickname='Olga'), auth.register()
+    befriend(client, owner, friend)
+    hikers = make_community(client, owner, joinmode='invite')
+    cyclists = make_community(client, owner, joinmode='invite')
+    for community in (hikers, cyclists):
+        assert call(client, '/contact/invite', owner, dstid=community['id'],
+                    memberid=friend.id).status_code == 200
+    # Not connected when invited: the invitations wait, newest first, with each
+    # community's public profile (a non-member sees no more) and who invited.
+    rows = call(client, '/contact/invitations', friend).json['rows']
+    assert [row['community']['id'] for row in rows] == [cyclists['id'], hikers['id']]
+    assert rows[0]['inviterid'] == owner.id and rows[0]['nickname'] == 'Olga'
+    assert rows[0]['community']['members'] == 1 and rows[0]['community']['joinmode'] == 'invite'
+    assert call(client, '/contact/invitations', owner).json['rows'] == []
+    # Declined: gone, and the community is closed to them again.
+    assert call(client, '/contact/declineinvite', friend,
+                dstid=cyclists['id']).status_code == 200
+    assert [row['community']['id'] for row in
+            call(client, '/contact/invitations', friend).json['rows']] == [hikers['id']]
+    refused = call(client, '/contact/joincommunity', friend, dstid=cyclists['id'])
+    assert refused.status_code == 403 and refused.json['reason'] == 'community.invite_only'
+    # Accepted by joining: gone too.
+    assert call(client, '/contact/joincommunity', friend,
+                dstid=hikers['id']).json['data'] == {'status': 'joined'}
+    assert call(client, '/contact/invitations', friend).json['rows'] == []
+    bad = call(client, '/contact/declineinvite', friend, dstid='x')
+    assert bad.status_code == 400 and bad.json['field'] == 'dstid'
+
+
 def open_community(client, auth, owner, count):
     community = make_community(client, owner, joinmode='open')
     members = [auth.register() for _ in range(count)]

@@ -90,6 +90,19 @@ def invite():
     return ok()
 
 
+@bp.route('/contact/invitations', methods=['GET', 'POST'])
+@login_required
+def invitations():
+    return ok_rows(services().joins.invitations(g.user_id))
+
+
+@bp.route('/contact/declineinvite', methods=['POST'])
+@login_required
+def decline_invitation():
+    services().joins.decline_invitation(g.user_id, bind_request(DSTID)['dstid'])
+    return ok()
+
+
 @bp.route('/contact/joinrequests', methods=['GET', 'POST'])
 @login_required
 def join_requests():

@@ -3,7 +3,7 @@ makes a join request the owner or an admin approves or rejects; `invite` admits 
 someone a member invited (a friend of theirs). Joins are limited an hour per user."""
 import logging
 
-from pony.orm import db_session, select
+from pony.orm import db_session, desc, select
 
 from imchat.model.entities import CONTACT_COMMUNITY, CONTACT_FRIEND
 from imchat.model.safety import JOIN_ASKED, JOIN_INVITED, ROLE_ADMIN
@@ -97,6 +97,34 @@ class CommunityJoins:
             frame = contact_event('invited', inviter_id, community_id, name=community.name,
                                   icon=community.icon)
         self.push((member_id,), frame)
+
+    def invitations(self, user_id: int) -> list:
+        """The invitations waiting for `user_id`, newest first: each community's public
+        profile (a non-member sees nothing more) and who invited."""
+        with db_session:
+            rows = select(r for r in self.db.JoinRequest if r.userid == user_id
+                          and r.kind == JOIN_INVITED).order_by(lambda r: desc(r.createat))[:]
+            inviter_ids = list({r.inviterid for r in rows})
+            inviters = {u.id: u for u in self.db.User.select(lambda u: u.id in inviter_ids)}
+            found = []
+            for row in rows:
+                if self.db.Community.get(id=row.communityid) is None:
+                    continue  # the community was removed since
+                inviter = inviters.get(row.inviterid)
+                found.append({'community': self.roles.public_profile(row.communityid),
+                              'inviterid': row.inviterid,
+                              'nickname': inviter.nickname if inviter else '',
+                              'avatar': inviter.avatar if inviter else '',
+                              'createat': row.createat})
+            return found
+
+    def decline_invitation(self, user_id: int, community_id: int) -> None:
+        """Forget an invitation to `community_id` (none: nothing to do). The inviter is
+        not told, as a declined friend request tells nobody."""
+        with db_session:
+            self.db.JoinRequest.select(lambda r: r.communityid == community_id and
+                                       r.userid == user_id and r.kind == JOIN_INVITED
+                                       ).delete(bulk=True)
 
     def pending(self, actor_id: int, community_id: int) -> list:
         """Join requests waiting for the owner or an admin, oldest first."""

@@ -78,6 +78,9 @@ export const setRole = (groupId, userId, role) =>
 export const muteMember = (groupId, userId, until) =>
   post('/contact/mutemember', {dstid: groupId, memberid: userId, until: until});
 export const invite = (groupId, userId) => post('/contact/invite', {dstid: groupId, memberid: userId});
+// Invitations waiting for me: {community (its public profile), inviterid, nickname, avatar}.
+export const invitations = () => get('/contact/invitations').then(rows);
+export const declineInvitation = (groupId) => post('/contact/declineinvite', {dstid: groupId});
 // {dstid: a user} or {msgid}, with {reason, memo}.
 export const report = (fields) => post('/report', fields);
 

@@ -111,9 +111,25 @@ export function acceptInvitation(invitation) {
   });
 }
 
-// Only here: the server keeps no "declined" for an invitation.
+// Declined: the server forgets it (the inviter is not told).
 export function dismissInvitation(invitation) {
-  dropInvitation(invitation.groupId);
+  return api.declineInvitation(invitation.groupId).then(() => {
+    dropInvitation(invitation.groupId);
+    return true;
+  }, (error) => {
+    api.fail(error);
+    return false;
+  });
+}
+
+// The invitations that came while I was away (and those seen before a reload).
+export function loadInvitations() {
+  return api.invitations().then((rows) => {
+    state.invitations = rows.map((row) => ({
+      groupId: Number(row.community.id), inviterId: Number(row.inviterid),
+      inviterName: row.nickname || '#' + row.inviterid, profile: row.community}));
+    emit('invitations');
+  }, () => { /* keep what we have */ });
 }
 
 function invited(frame) {

@@ -53,7 +53,10 @@ function showTab(tab) {
     requests.loadRequests();
   }
   if (tab === 'me') requests.loadBlocked();
-  if (tab === 'groups') contacts.loadGroups();
+  if (tab === 'groups') {
+    contacts.loadGroups();
+    community.loadInvitations();
+  }
 }
 
 function openConversation(key) {
@@ -256,6 +259,7 @@ function start() {
   mountRoute({showTab: showTab, open: openConversation, close: () => setOpen(null)});
   contacts.loadFriends();
   contacts.loadGroups();
+  community.loadInvitations();
   requests.loadRequests();
   requests.loadBlocked();
   // Check the token before connecting: a stale one goes back to the login page.
