@@ -283,8 +283,10 @@ def test_owner_sets_rules_appoints_an_admin_who_approves_a_join_and_mutes(people
     expect(member_row(pa, olga).locator('.member-mute')).to_have_count(0)
     member_row(pa, ned).locator('.member-mute').click()
     expect(pa.locator('#mute-text')).to_have_text('禁言「Ned」多久？')
+    expect(pa.locator('#unmute-choice')).to_be_hidden()  # not muted yet
     pa.click('#mute-dialog button[value="3600000"]')
     expect(pa.locator('#toast')).to_have_text('已禁言 Ned')
+    expect(member_row(pa, ned).locator('.list-sub')).to_contain_text('已禁言')
     expect(pn.locator('#toast')).to_contain_text('An admin muted you in “Hikers” until')
     send_text(pn, 'may I speak?')
     muted = pn.locator('#msg-list .msg.mine', has_text='may I speak?')

@@ -354,8 +354,14 @@ def test_a_muted_member_and_announcements(client, auth, connect):
     ws_member.text(cid, 'second', cmd=11)
     refused = ws_member.recv_ack()
     assert refused['code'] == -1 and refused['reason'] == 'community.muted'
+    # The member list says who is muted (until when: -1 for ever).
+    mutes = {m['id']: m['muteuntil'] for m in
+             call(client, '/contact/members', admin, dstid=cid).json['rows']}
+    assert mutes == {owner.id: 0, admin.id: 0, member.id: -1}
     call(client, '/contact/mutemember', admin, dstid=cid, memberid=member.id, until=0)
     ws_member.recv()
+    assert {m['muteuntil'] for m in
+            call(client, '/contact/members', admin, dstid=cid).json['rows']} == {0}
     ws_member.text(cid, 'third', cmd=11)
     assert ws_member.recv_ack()['code'] == 0
     reply = call(client, '/contact/updatecommunity', admin, dstid=cid, announce=1)

@@ -76,8 +76,10 @@ def community_members():
     # Each member's role (issue 22). Whether they are online shows to friends only, so
     # never to someone they block.
     roles = services().roles.roles_of(fields['dstid'], member_ids)
+    muted = services().roles.mutes_of(fields['dstid'])
     for row in rows:
         row['role'] = roles[row['id']]
+        row['muteuntil'] = muted.get(row['id'], 0)
     return ok_rows(rows)
 
 

@@ -77,6 +77,14 @@ class CommunityRoles:
         roles[community.ownerid] = ROLE_OWNER
         return roles
 
+    def mutes_of(self, community_id: int) -> dict:
+        """{member id: muteuntil} of the members an admin has muted now (-1: for ever)."""
+        now = now_ms()
+        with db_session:
+            rows = select((r.userid, r.muteuntil) for r in self.db.MemberRole
+                          if r.communityid == community_id and r.muteuntil != 0)[:]
+        return {user_id: until for user_id, until in rows if until == -1 or until > now}
+
     def room_refusal(self, sender_id, community_id):
         """In the writer's transaction, for a member: why their message to the
         community is refused (a Refusal), or None."""

@@ -60,7 +60,10 @@ export function setRole(c, user, name, role) {
 // `until`: ms since the epoch, -1 for ever, 0 to let them post again.
 export function muteMember(c, user, name, until) {
   return act(() => api.muteMember(c.dstid, user.id, until),
-             t(until ? 'member_muted' : 'member_unmuted', {name: name}));
+             t(until ? 'member_muted' : 'member_unmuted', {name: name})).then((done) => {
+    if (done) loadMembers(c);  // the list says who is muted
+    return done;
+  });
 }
 
 export function invite(c, friend, name) {

@@ -164,7 +164,8 @@ function mountViews() {
     unfriend: (c) => askThen(t('unfriend_confirm', {name: titleOf(c)}), t('unfriend'),
                              () => contacts.unfriend(c)),
     setRole: community.setRole,
-    muteMember: (c, user, name) => askMuteUntil(t('mute_member_question', {name: name}), true)
+    muteMember: (c, user, name) => askMuteUntil(t('mute_member_question', {name: name}),
+                                                Boolean(Number(user.muteuntil)))
       .then((until) => (until === null ? false : community.muteMember(c, user, name, until))),
     mustTransfer: () => confirmFirst(t('owner_leave'), t('choose_owner')),
     rename: (c, name) => contacts.updateGroup(c, {name: name}, t('group_renamed')),

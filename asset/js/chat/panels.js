@@ -111,7 +111,8 @@ function drawMembers(c, rows, handlers) {
           role === ROLE.OWNER ? h('span', {className: 'owner-tag', text: t('owner')}) : null,
           role === ROLE.ADMIN ? h('span', {className: 'owner-tag admin-tag', text: t('admin')}) : null
         ]),
-        h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ' + t('online') : '')})
+        h('div', {className: 'list-sub', text: 'ID ' + u.id + (u.online ? ' · ' + t('online') : '') +
+                  (Number(u.muteuntil) ? ' · ' + t('muted_mark') : '')})
       ]),
       actions
     ]));
