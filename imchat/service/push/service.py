@@ -23,6 +23,7 @@ from pony.orm import db_session, select
 
 from imchat.protocol import CMD_ROOM_MSG, CMD_SINGLE_MSG, MEDIA_RECALLED
 from imchat.service.errors import BadRequest
+from imchat.service.limits import after_connected_work
 from imchat.service.push import payload
 from imchat.service.push.attention import Attention
 from imchat.service.push.keys import Vapid, load_or_create
@@ -187,6 +188,11 @@ class PushService:
                 self._wake.clear()
                 self._wake.wait()
                 continue
+            # After the frames of the people connected: the planner wakes in the turn
+            # that stored the message, before its acks and copies were written, and a
+            # plan's first queries made each sender wait for them (2 ms at p50 on
+            # SQLite, whose statements hold the event loop).
+            after_connected_work()
             job = jobs.popleft()
             try:
                 getattr(self, '_plan_' + job[0])(*job[1:])
@@ -222,7 +228,7 @@ class PushService:
         payloads = {}  # one payload per message and conversation, not per recipient
         for start in range(0, len(wanted), PLAN_CHUNK):
             if start:
-                gevent.sleep(0)
+                after_connected_work()
             chunk = wanted[start:start + PLAN_CHUNK]
             # As of each message's storing: the planner may come to it after the page
             # that showed it was hidden.
@@ -281,7 +287,7 @@ class PushService:
                     self._flush_merge(key, senders)
                 except Exception:
                     log.exception('push: sending a merged push failed')
-            gevent.sleep(0)  # the sockets, between chunks
+            after_connected_work()  # the sockets, between chunks
 
     def _flush_merge(self, key, senders):
         """Send what a merge held, as one push (its window ended)."""
