@@ -20,6 +20,18 @@ export function fail(error) {
   emit('notice', error && error.message ? error.message : String(error));
 }
 
+// An action: `call()` made, then `doneMessage` said; resolves true once done, false
+// when it failed (and the failure was said).
+export function act(call, doneMessage) {
+  return call().then(() => {
+    emit('notice', doneMessage);
+    return true;
+  }, (error) => {
+    fail(error);
+    return false;
+  });
+}
+
 /* ---------- loading ---------- */
 
 export const findMe = () => get('/user/find').then(data);

@@ -21,16 +21,6 @@ export function canManage(role) {
   return role === ROLE.OWNER || role === ROLE.ADMIN;
 }
 
-// Resolves true once done: `call` made, `doneMessage` said.
-function act(call, doneMessage) {
-  return call().then(() => {
-    emit('notice', doneMessage);
-    return true;
-  }, (error) => {
-    api.fail(error);
-    return false;
-  });
-}
 
 function groupName(groupId, given) {
   const group = groupOf(Number(groupId));
@@ -51,7 +41,7 @@ export function setAnnounce(c, on) {
 
 export function setRole(c, user, name, role) {
   const said = t(role === ROLE.ADMIN ? 'made_admin' : 'removed_admin', {name: name});
-  return act(() => api.setRole(c.dstid, user.id, role), said).then((done) => {
+  return api.act(() => api.setRole(c.dstid, user.id, role), said).then((done) => {
     if (done) loadMembers(c);
     return done;
   });
@@ -59,7 +49,7 @@ export function setRole(c, user, name, role) {
 
 // `until`: ms since the epoch, -1 for ever, 0 to let them post again.
 export function muteMember(c, user, name, until) {
-  return act(() => api.muteMember(c.dstid, user.id, until),
+  return api.act(() => api.muteMember(c.dstid, user.id, until),
              t(until ? 'member_muted' : 'member_unmuted', {name: name})).then((done) => {
     if (done) loadMembers(c);  // the list says who is muted
     return done;
@@ -67,7 +57,7 @@ export function muteMember(c, user, name, until) {
 }
 
 export function invite(c, friend, name) {
-  return act(() => api.invite(c.dstid, friend.id), t('invited_done', {name: name}));
+  return api.act(() => api.invite(c.dstid, friend.id), t('invited_done', {name: name}));
 }
 
 /* ---------- join requests (state.joinRequests: group id -> rows) ---------- */
@@ -85,7 +75,7 @@ export function loadJoinRequests(groupId) {
 }
 
 export function approve(c, userId, name) {
-  return act(() => api.approveJoin(c.dstid, userId), t('join_approved_by_me', {name: name}))
+  return api.act(() => api.approveJoin(c.dstid, userId), t('join_approved_by_me', {name: name}))
     .then((done) => {
       loadJoinRequests(c.dstid);
       if (done) loadMembers(c);
@@ -94,7 +84,7 @@ export function approve(c, userId, name) {
 }
 
 export function reject(c, userId) {
-  return act(() => api.rejectJoin(c.dstid, userId), t('join_rejected_by_me')).then((done) => {
+  return api.act(() => api.rejectJoin(c.dstid, userId), t('join_rejected_by_me')).then((done) => {
     loadJoinRequests(c.dstid);
     return done;
   });

@@ -57,19 +57,9 @@ export function joinGroup(groupId) {
   }, api.fail);
 }
 
-// Resolves true once done: `call` made, `doneMessage` said.
-function act(call, doneMessage) {
-  return call().then(() => {
-    emit('notice', doneMessage);
-    return true;
-  }, (error) => {
-    api.fail(error);
-    return false;
-  });
-}
 
 export function unfriend(c) {
-  return act(() => api.unfriend(c.dstid), t('unfriended')).then((done) => {
+  return api.act(() => api.unfriend(c.dstid), t('unfriended')).then((done) => {
     if (!done) return;
     forget(c);
     loadFriends();
@@ -77,7 +67,7 @@ export function unfriend(c) {
 }
 
 export function leaveGroup(c) {
-  return act(() => api.leaveGroup(c.dstid), t('left_group')).then((done) => {
+  return api.act(() => api.leaveGroup(c.dstid), t('left_group')).then((done) => {
     if (!done) return;
     forget(c);
     loadGroups();
@@ -85,25 +75,26 @@ export function leaveGroup(c) {
 }
 
 export function kick(c, user, name) {
-  return act(() => api.kick(c.dstid, user.id), t('kicked', {name: name})).then((done) => {
+  return api.act(() => api.kick(c.dstid, user.id), t('kicked', {name: name})).then((done) => {
     if (done) loadMembers(c);
   });
 }
 
 export function transfer(c, user, name) {
-  return act(() => api.transfer(c.dstid, user.id), t('transferred', {name: name})).then((done) => {
+  const said = t('transferred', {name: name});
+  return api.act(() => api.transfer(c.dstid, user.id), said).then((done) => {
     if (done) loadMembers(c);
   });
 }
 
 // Resolves true once the password is changed (my other logins end; this one stays).
 export function changePassword(passwd, newpasswd) {
-  return act(() => api.changePassword(passwd, newpasswd), t('password_changed'));
+  return api.act(() => api.changePassword(passwd, newpasswd), t('password_changed'));
 }
 
 // {name} or {icon}; resolves true once the group has them.
 export function updateGroup(c, fields, message) {
-  return act(() => api.updateGroup(c.dstid, fields), message).then((done) => {
+  return api.act(() => api.updateGroup(c.dstid, fields), message).then((done) => {
     if (done) loadGroups();
     return done;
   });

@@ -38,19 +38,9 @@ export function isBlocked(userId) {
   return state.blocked.some((u) => Number(u.id) === Number(userId));
 }
 
-// Resolves true once done: `call` made, `doneMessage` said.
-function act(call, doneMessage) {
-  return call().then(() => {
-    emit('notice', doneMessage);
-    return true;
-  }, (error) => {
-    api.fail(error);
-    return false;
-  });
-}
 
 export function accept(userId) {
-  return act(() => api.acceptRequest(userId), t('request_accepted')).then((done) => {
+  return api.act(() => api.acceptRequest(userId), t('request_accepted')).then((done) => {
     loadRequests();
     if (done) loadFriends();
     return done;
@@ -58,7 +48,7 @@ export function accept(userId) {
 }
 
 export function decline(userId) {
-  return act(() => api.declineRequest(userId), t('request_declined')).then((done) => {
+  return api.act(() => api.declineRequest(userId), t('request_declined')).then((done) => {
     loadRequests();
     return done;
   });
@@ -66,7 +56,7 @@ export function decline(userId) {
 
 // Blocking a friend ends the friendship: their conversation leaves the lists.
 export function block(userId) {
-  return act(() => api.block(userId), t('blocked_done')).then((done) => {
+  return api.act(() => api.block(userId), t('blocked_done')).then((done) => {
     if (!done) return false;
     const key = convKey(CMD.USER, Number(userId));
     if (state.convs[key]) forget(conv(key));
@@ -78,7 +68,7 @@ export function block(userId) {
 }
 
 export function unblock(userId) {
-  return act(() => api.unblock(userId), t('unblocked_done')).then((done) => {
+  return api.act(() => api.unblock(userId), t('unblocked_done')).then((done) => {
     loadBlocked();
     return done;
   });
