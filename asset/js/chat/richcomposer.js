@@ -59,7 +59,12 @@ export function mountRichComposer(given) {
     members = [];
     drawReply(c);
     if (c && c.cmd === CMD.GROUP) {
-      handlers.members(c).then((rows) => { if (state.open === c) members = rows; }, () => {});
+      handlers.members(c).then((rows) => {
+        if (state.open !== c) return;
+        members = rows;
+        // An `@` typed before the list came: its suggestions show now.
+        if (document.activeElement === $('text-input')) suggest();
+      }, () => {});
     }
   });
 }
