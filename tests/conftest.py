@@ -74,6 +74,12 @@ def pytest_ignore_collect(collection_path, config):
     return True
 
 
+def pytest_addoption(parser):
+    parser.addoption('--shard', default=None, metavar='K/N',
+                     help='run only the K-th of N equal shares of the selected tests '
+                          '(tests/fast.py runs N of them at once)')
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         used = set(getattr(item, 'fixturenames', ()))
@@ -81,6 +87,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
         if used & PROCESS_FIXTURES or item.get_closest_marker('browser'):
             item.add_marker(pytest.mark.process)
+    shard = config.getoption('shard')
+    if shard:
+        index, count = (int(part) for part in shard.split('/'))
+        if not 1 <= index <= count:
+            raise pytest.UsageError('--shard K/N needs 1 <= K <= N, not {}'.format(shard))
+        # Every N-th test, so each share gets its part of every module's slow tests.
+        kept = [item for n, item in enumerate(items) if n % count == index - 1]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)

@@ -525,6 +525,7 @@ def test_a_reconnect_replays_at_most_the_cap_and_says_what_it_skipped(app, pair,
 
 # --- the door ------------------------------------------------------------------------
 
+@pytest.mark.slow  # waits the header timeout
 @settings(HEADER_TIMEOUT=1)
 def test_a_request_whose_headers_never_finish_is_dropped(app, live_server):
     sock = socket.create_connection(('127.0.0.1', live_server.port))

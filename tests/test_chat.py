@@ -465,6 +465,7 @@ def test_silent_connection_is_closed_after_the_idle_timeout(app_config, auth, li
     sock.close()
 
 
+@pytest.mark.slow  # waits several idle timeouts
 def test_a_client_answering_pings_stays_connected(auth, live_server, pair):
     live_server.hub.ping_interval = 0.2
     live_server.hub.idle_timeout = 1.0
@@ -568,6 +569,7 @@ def test_a_database_failure_at_connect_closes_with_a_server_error(app, live_serv
     assert not live_server.hub.is_online(alice.id)
 
 
+@pytest.mark.slow  # waits the token bucket refilling
 def test_a_sender_over_the_rate_is_refused_and_stays_connected(pair, connect, live_server):
     live_server.hub.message_rate = 1  # slow, so the burst below cannot earn a token back
     live_server.hub.message_burst = 3
@@ -618,6 +620,7 @@ def test_logout_closes_that_logins_websockets_only(pair, connect, auth, client, 
     assert wait_for(lambda: len(live_server.hub.users.get(alice.id, ())) == 1)
 
 
+@pytest.mark.slow  # waits a token's lifetime
 def test_a_connection_ends_when_its_token_expires(app, auth, live_server):
     live_server.hub.ping_interval = 0.2
     app.extensions['imchat'].users.token_ttl_ms = 1500

@@ -229,6 +229,7 @@ def listening(connect, account):
     return ws
 
 
+@pytest.mark.slow  # waits two seconds of typing limit
 def test_typing_reaches_the_friends_connections_at_most_every_two_seconds(pair, connect, auth):
     alice, bob = pair
     b1, b2 = listening(connect, bob), listening(connect, auth.login(bob))
@@ -270,6 +271,7 @@ def test_typing_to_an_offline_friend_costs_nothing(pair, connect, live_server):
     assert not live_server.hub.is_online(bob.id)
 
 
+@pytest.mark.slow  # waits the presence grace
 def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_when_last_closes(
         auth, live_server):
     live_server.app.extensions['imchat'].events.presence_grace = 1
@@ -300,6 +302,7 @@ def test_presence_goes_to_friends_when_first_connection_opens_and_after_grace_wh
             ws.close()
 
 
+@pytest.mark.slow  # waits the presence grace, twice
 def test_a_quick_reconnect_does_not_flap(auth, live_server):
     # Long enough for a reconnect on a loaded machine.
     live_server.app.extensions['imchat'].events.presence_grace = 5
@@ -517,6 +520,7 @@ def test_leaving_and_passing_ownership(group_of_three, connect, auth, client):
     assert gone.status_code == 404  # the last member left: the community is gone
 
 
+@pytest.mark.slow  # waits the database timeout
 def test_a_read_while_the_database_is_locked_is_refused_and_the_connection_stays(tmp_path):
     import sqlite3
 

@@ -5,6 +5,7 @@ import struct
 import time
 
 import gevent
+import pytest
 
 from imchat.protocol import encode
 from tests.harness import wait_for
@@ -73,6 +74,7 @@ def test_messages_fanned_out_together_leave_in_one_write(auth, live_server):
     b.close()
 
 
+@pytest.mark.slow  # waits the write deadline
 def test_a_reader_that_stops_reading_during_catch_up_is_cut_off_at_the_deadline(
         auth, live_server):
     hub = live_server.hub
@@ -96,6 +98,7 @@ def test_a_reader_that_stops_reading_during_catch_up_is_cut_off_at_the_deadline(
     a.close()
 
 
+@pytest.mark.slow  # waits the write deadline
 def test_a_live_reader_that_stops_reading_is_cut_off_at_the_deadline(auth, live_server):
     hub = live_server.hub
     hub.message_rate = 0
@@ -131,6 +134,7 @@ def test_a_live_reader_that_stops_reading_is_cut_off_at_the_deadline(auth, live_
     c.close()
 
 
+@pytest.mark.slow  # waits the sweep's idle timeout
 def test_the_sweep_pings_and_closes_a_silent_peer_with_1008(auth, live_server):
     hub = live_server.hub
     hub.ping_interval = 0.2
@@ -151,6 +155,7 @@ def test_the_sweep_pings_and_closes_a_silent_peer_with_1008(auth, live_server):
     sock.close()
 
 
+@pytest.mark.slow  # waits past the idle timeout
 def test_pongs_keep_a_connection_open_past_the_idle_timeout(auth, live_server):
     hub = live_server.hub
     hub.ping_interval = 0.2

@@ -200,6 +200,7 @@ def test_a_database_that_is_down_is_logged_once_and_recovered_from(proxied_mysql
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r not in began]
 
 
+@pytest.mark.slow  # waits each refusal waits out the database timeout
 def test_a_locked_sqlite_database_refuses_instead_of_holding(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger='imchat')
     path = tmp_path / 'imchat.db'

@@ -245,6 +245,7 @@ def test_a_long_text_is_cut_to_fit(client, auth, service, live_server):
 MERGE_SECONDS = 3.0
 
 
+@pytest.mark.slow  # waits a merge window
 @pytest.mark.parametrize('app_config', [{'PUSH_MERGE_SECONDS': MERGE_SECONDS}], indirect=True)
 def test_messages_in_quick_succession_are_merged(client, auth, service, live_server):
     a, b = friends(auth)

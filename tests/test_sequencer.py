@@ -139,6 +139,7 @@ def test_each_worker_of_a_udp_bus_gets_its_own_port_and_its_siblings_as_peers(ur
         assert params['bind'][1] == int(url.split(':')[2].split('?')[0]) + index - 1
 
 
+@pytest.mark.slow  # waits an outage and its recovery
 def test_a_database_outage_while_filling_gaps_is_one_line_each_way(caplog):
     """Issue 25: a 75-line traceback about once a second during a database outage."""
     import logging

@@ -46,6 +46,7 @@ class ChatClient:
             # websocket-client answers a ping itself, then hands it to us: skip it.
             opcode, frame = self.ws.recv_data_frame(True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self._answer_close(frame.data)
                 raise ConnectionClosed(frame.data)
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 message = json.loads(frame.data.decode('utf-8'))
@@ -85,8 +86,20 @@ class ChatClient:
             frame = self.ws.recv_frame()
             if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
                 data = frame.data
+                self._answer_close(data)
                 code = int.from_bytes(data[:2], 'big') if len(data) >= 2 else None
                 return code, data[2:].decode('utf-8', 'replace')
+
+    def _answer_close(self, data):
+        """Answer the server's close frame as a browser does (RFC 6455 5.5.1: echo its
+        code) and end the connection: a server waits a while for that answer before it
+        lets the connection go, and a test would wait with it."""
+        try:
+            self.ws.send_close(int.from_bytes(data[:2], 'big') if len(data) >= 2
+                               else websocket.STATUS_NORMAL)
+        except Exception:
+            pass  # the server already went
+        self.ws.shutdown()
 
     def close(self):
         try:
