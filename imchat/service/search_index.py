@@ -20,13 +20,11 @@ from itertools import chain
 from typing import Iterable, Optional, Sequence, Tuple
 
 import gevent
-from gevent import monkey
 from gevent.event import Event
 from pony.orm import db_session
 
 from imchat.model.sql import execute_sql
 from imchat.service.availability import pool_exhausted, unavailable_cause
-from imchat.service.limits import after_connected_work
 from imchat.protocol import (CMD_EDIT, CMD_RECALL, CMD_ROOM_MSG, CMD_SINGLE_MSG,
                              MEDIA_CONTACT, MEDIA_FILE, MEDIA_LINK, MEDIA_NEWS, MEDIA_TEXT)
 from imchat.util.greenlets import stop_gently
@@ -39,10 +37,10 @@ STREAM = 'search'
 # behind it (SQLite's write lock, the event loop) waits a few milliseconds, large
 # enough that a backfill of a million messages takes some thousands of transactions.
 BATCH = 200
-# The share of the process's time the follower takes at most while it has work and the
-# event loop is never idle (a server at full load): sending keeps 95% of it, and the
-# index falls behind until the load drops. Whenever the loop is idle the follower goes
-# on at once, so below full load it catches up at the speed of the database.
+# The share of the time the follower takes at most while it has work and messages are
+# still being stored: sending keeps 95% of it, and under a sustained burst the index
+# falls behind. Once nothing new is stored the follower goes on at once and catches up
+# at the speed of the database.
 DUTY = 0.05
 # Index rows written in one INSERT (3 values each: within SQLite's 32,766 marks).
 ROWS_PER_INSERT = 1000
@@ -185,6 +183,7 @@ class SearchIndexer:
         self._greenlet = None
         self._stopping = False
         self._stopped = Event()  # wakes the follower from its poll wait to stop
+        self.head = 0  # the newest message id stored, as the last pass read it
 
     def start(self):
         self._ensure_position()
@@ -227,6 +226,7 @@ class SearchIndexer:
         batch = batch or self.batch
         with db_session:
             head, position = self._positions()
+        self.head = head
         if position >= head:
             return False
         with db_session:
@@ -267,31 +267,31 @@ class SearchIndexer:
                     raise
                 gevent.sleep(0.1)
 
-    @staticmethod
-    def _pause(wait_max):
-        if monkey.is_module_patched('socket'):
-            after_connected_work(wait_max)
-        else:
-            gevent.sleep(wait_max)  # no event loop to watch (the Flask dev server's threads)
-
     def _run(self):
         while not self._stopping:
             try:
+                heads = []
                 while not self._stopping:
                     started = time.monotonic()
                     more = self.index_next()
-                    # The follower shares the process with the message writer (and on
-                    # SQLite every statement holds the event loop): after each pass it
-                    # waits for an idle event loop, or, on a server that never idles,
-                    # long enough to stay within DUTY of the process's time. A busy
-                    # server falls behind on indexing rather than on sending, and
-                    # catches up when the load drops. (A fixed share of a fifth cost
-                    # the pairs phase of bench/chat_bench.py a fifth of its messages/s
-                    # on SQLite: the follower took it whether the loop had time or not.)
                     busy = time.monotonic() - started
                     if not more:
                         break
-                    self._pause(busy * (1 - DUTY) / DUTY)
+                    # The follower shares the machine with the message writer (on
+                    # SQLite its statements hold the event loop; on MySQL they take the
+                    # database's CPU). While messages are still being stored it waits
+                    # long enough after each pass to stay within DUTY of the time, so a
+                    # busy server falls behind on indexing rather than on sending; once
+                    # nothing new was stored since its last pass it goes on at once and
+                    # catches up. (A share of a fifth cost the pairs phase of
+                    # bench/chat_bench.py a fifth of its messages/s; going on whenever
+                    # the event loop idled cost more on MariaDB, whose answers leave
+                    # the loop idle while the database is busy.)
+                    heads = heads[-1:] + [self.head]
+                    if heads[0] != heads[-1] or len(heads) == 1:
+                        self._stopped.wait(busy * (1 - DUTY) / DUTY)
+                    else:
+                        gevent.sleep(0)
             except Exception as error:
                 # A database outage is logged once, by whoever meets it serving a request
                 # (service.availability); the follower only waits it out.
