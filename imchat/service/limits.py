@@ -280,15 +280,15 @@ HANDSHAKE_ENVIRON_KEY = 'imchat.handshake'
 IDLE_WAIT_MAX = 0.1
 
 
-def after_connected_work(wait_max: float = IDLE_WAIT_MAX) -> None:
-    """Wait until the event loop has nothing else to do, or `wait_max` seconds: a
+def after_connected_work() -> None:
+    """Wait until the event loop has nothing else to do, or IDLE_WAIT_MAX: a
     handshake's (and a catch-up's) database work runs after the frames of the people
     already connected, so a reconnect storm slows the reconnecting, not them; and it
     still goes on, at worst a step every IDLE_WAIT_MAX, when they never stop talking.
     Under a server that does not run on gevent (the Flask dev server's threads) there
     is no loop to wait for."""
     if monkey.is_module_patched('socket'):
-        with gevent.Timeout(wait_max, False):
+        with gevent.Timeout(IDLE_WAIT_MAX, False):
             gevent.idle()
 
 
