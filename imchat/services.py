@@ -154,6 +154,11 @@ class Services:
         self.friend_requests.requested.connect(push.friend_requested)
         # Only where the logout happened: the subscriptions are in the shared database.
         self.users.logged_out.connect(push.login_ended, relayed=False)
+        # The community subscriptions the planner keeps: read again after a membership
+        # or a logout, here or (relayed) on another node.
+        self.contacts.joined.connect(push.subscriptions.forget)
+        self.contacts.left.connect(push.subscriptions.forget)
+        self.users.logged_out.connect(push.subscriptions.forget)
         if bus is not None:
             # This node hears the channels its connections need.
             hub.connected.connect(bus.attach)

@@ -231,6 +231,39 @@ def test_community_members_away_get_it_the_sender_not(client, auth, service, liv
     assert {p.payload['msgid'] for p in pushes} == {msgid}
 
 
+def test_a_communitys_pushes_follow_joins_leaves_and_logouts(client, auth, service,
+                                                             live_server):
+    """The planner keeps a community's subscriptions between messages
+    (push/subscriptions.py): a join, a leave, a new subscription and a logout each
+    change who the very next message is pushed to."""
+    owner, bob, carol, dave = [auth.register(nickname='p{}'.format(i)) for i in range(4)]
+    community = auth.create_community(owner)
+    for member in (bob, dave):
+        auth.join(member, community['id'])
+    to_bob, to_dave = service.subscription(), service.subscription()
+    subscribe(client, bob, to_bob)
+    subscribe(client, dave, to_dave)
+    send_texts(live_server, owner, community['id'], ['one'], cmd=11)
+    service.wait(2)
+
+    auth.join(carol, community['id'])
+    carol_login = auth.login(carol)
+    to_carol = service.subscription()
+    subscribe(client, carol_login, to_carol)
+    send_texts(live_server, owner, community['id'], ['two'], cmd=11)
+    service.wait(5)
+    assert [p['text'] for p in service.to(to_carol)] == ['two']
+
+    assert client.post('/contact/quitcommunity', data={'dstid': community['id']},
+                       headers=bob.headers).status_code == 200
+    assert client.post('/user/logout', headers=carol_login.headers).json['code'] == 0
+    send_texts(live_server, owner, community['id'], ['three'], cmd=11)
+    service.wait(6)
+    assert [p['text'] for p in service.to(to_dave)] == ['one', 'two', 'three']
+    assert [p['text'] for p in service.to(to_bob)] == ['one', 'two']
+    assert [p['text'] for p in service.to(to_carol)] == ['two']
+
+
 def test_a_long_text_is_cut_to_fit(client, auth, service, live_server):
     a, b = friends(auth)
     subscribe(client, b, service.subscription())

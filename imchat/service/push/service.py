@@ -58,12 +58,14 @@ def _mentioned(user_id, wire):
 
 class _Merge:
     """Pushes about one conversation to one person: the first goes at once, the ones
-    within the merge window after it wait and leave as one (at `due`)."""
-    __slots__ = ('sent_at', 'held', 'due')
+    within the merge window after it wait and leave as one (at `due`): their number
+    and the last of them, which the merged push shows."""
+    __slots__ = ('sent_at', 'held', 'last', 'due')
 
     def __init__(self):
         self.sent_at = 0.0
-        self.held = []
+        self.held = 0
+        self.last = None  # (wire, subscriptions)
         self.due = None
 
 
@@ -206,7 +208,7 @@ class PushService:
         with db_session:
             direct = self.subscriptions.of_users(
                 w['dstid'] for w in wires if w['cmd'] == CMD_SINGLE_MSG)
-            communities = {dstid: self.subscriptions.of_community(dstid) for dstid in rooms}
+        communities = {dstid: self.subscriptions.of_community(dstid) for dstid in rooms}
         muting = {dstid: self.mutes.muting(CMD_ROOM_MSG, dstid) for dstid in rooms}
         wanted = []  # (recipient, target, dstid, wire, subscriptions)
         for wire in wires:
@@ -259,7 +261,8 @@ class PushService:
                 data = payloads[cached] = self._message_payload(target, dstid, wire, senders, 1)
             self._send(subs, data, self.ttl, _urgency(target), payload.topic(target, dstid))
             return True
-        merge.held.append((wire, subs))
+        merge.held += 1
+        merge.last = (wire, subs)
         if merge.due is None:
             merge.due = merge.sent_at + self.merge_seconds
             heapq.heappush(self._due, (merge.due, next(self._due_order), key, senders))
@@ -296,11 +299,11 @@ class PushService:
             if merge is not None:
                 merge.due = None
             return
-        held, merge.held, merge.due = merge.held, [], None
+        held, (wire, subs) = merge.held, merge.last
+        merge.held, merge.last, merge.due = 0, None, None
         merge.sent_at = time.monotonic()
-        wire, subs = held[-1]
         user_id, target, dstid = key
-        self._send(subs, self._message_payload(target, dstid, wire, senders, len(held)),
+        self._send(subs, self._message_payload(target, dstid, wire, senders, held),
                    self.ttl, _urgency(target), payload.topic(target, dstid))
         self.notified.remember({key: wire['msgid']})
 
