@@ -3,7 +3,7 @@ login that subscribed it, at most MAX_PER_USER per person (the oldest go).
 
 The subscriptions of a community's members are read for every group message the
 planner pushes: a thousand rows, about 5 ms of SQLite holding the event loop, each
-time. So they are kept (`CommunityCache`) until something changes them: a subscription
+time. So `of_community` keeps them until something changes them: a subscription
 made or removed here, a member joining or leaving, a logout (the last two on any node:
 the bus relays them). What another node changes without an event this one hears (a
 subscription made there, a join there) is read again after COMMUNITY_TTL.
