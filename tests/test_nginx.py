@@ -79,11 +79,14 @@ def start_nodes(tmp_path, database_url, nginx_binary):
     def start(count, **settings):
         nodes = []
         for index in range(count):
-            # Through nginx every test user comes from 127.0.0.1: no per-address
-            # registration or login limit.
+            # Through nginx every test user comes from 127.0.0.1, and so do the tests'
+            # direct polls of each node's /metrics (20 a second while a test waits for
+            # a count): no per-address registration, login or connection-rate limit
+            # (IMCHAT_CONNECT_RATE's 50 a second refused a poll with 429 in one run).
             node = ServerProcess(tmp_path / 'node{}'.format(index), database_url,
                                  IMCHAT_DB_POOL_SIZE=5, IMCHAT_PROXY_COUNT=1,
                                  IMCHAT_REGISTER_RATE=0, IMCHAT_LOGIN_RATE=0,
+                                 IMCHAT_CONNECT_RATE=0,
                                  **settings).spawn()
             started.append(node)
             nodes.append(node)
