@@ -47,6 +47,7 @@ from imchat.service.writer_gaps import LateCommits
 from imchat.service.writer_turns import Turn as _Turn
 from imchat.service.rich_store import rich_statements, rich_wire
 from imchat.util.clock import now_ms
+from imchat.util.greenlets import kill
 from imchat.util.signal import Signal
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class MessageWriter:
         self._stopping = True
         self.wait_until_idle(timeout)
         if self._writers is not None:
-            gevent.killall(self._writers, block=True, timeout=1)
+            kill(self._writers)
         if self._late is not None:
             self._late.stop()
         # Only when storing took longer than `timeout`:
