@@ -10,8 +10,15 @@ import {loadFriends, loadGroups} from './contacts.js';
 import {onGroupEvent} from './community.js';
 import {onMuteElsewhere} from './mutes.js';
 
+// Loads of the requests started: only the answer to the latest is kept. An earlier
+// one answered late (started by opening the tab, answered after an accept's own
+// reload) put the accepted request back, and its badge with it.
+let requestLoads = 0;
+
 export function loadRequests() {
+  const load = ++requestLoads;
   return api.loadRequests().then((rows) => {
+    if (load !== requestLoads) return;
     state.requests = rows;
     rows.forEach((r) => {
       if (!state.users[r.userid]) {
